@@ -1,0 +1,57 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let package = Package(
+    name: "custos",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "custos", targets: ["custos"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/groue/GRDB.swift", exact: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", exact: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-crypto", exact: "3.12.3"),
+        .package(url: "https://github.com/hummingbird-project/swift-mustache", exact: "2.1.1"),
+        .package(url: "https://github.com/weichsel/ZIPFoundation", exact: "0.9.20"),
+    ],
+    targets: [
+        // Pure model: canonical encoding, hashing, Merkle math, review rules. No I/O, no clock.
+        .target(
+            name: "CustosCore",
+            dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
+        // migrations/, templates/ and the sample data, compiled into the binary so that a
+        // copied `custos` needs no files beside it.
+        .target(
+            name: "CustosResources",
+            exclude: ["samples"],
+            plugins: [.plugin(name: "EmbedFilesPlugin")]),
+        .target(
+            name: "CustosStore",
+            dependencies: [
+                "CustosCore", "CustosResources",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ]),
+        .target(
+            name: "CustosPackets",
+            dependencies: [
+                "CustosCore", "CustosResources",
+                .product(name: "Mustache", package: "swift-mustache"),
+                .product(name: "ZIPFoundation", package: "ZIPFoundation"),
+            ]),
+        .executableTarget(
+            name: "custos",
+            dependencies: [
+                "CustosCore", "CustosStore", "CustosPackets", "CustosResources",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
+        .executableTarget(name: "EmbedFiles", path: "Sources/EmbedFiles"),
+        .plugin(
+            name: "EmbedFilesPlugin",
+            capability: .buildTool(),
+            dependencies: ["EmbedFiles"]),
+        .testTarget(name: "CustosCoreTests", dependencies: ["CustosCore"], resources: [.copy("vectors")]),
+        .testTarget(name: "CustosStoreTests", dependencies: ["CustosStore", "CustosCore"]),
+        .testTarget(name: "CustosPacketsTests", dependencies: ["CustosPackets", "CustosStore", "CustosCore"]),
+        .testTarget(name: "CustosCLITests", dependencies: ["CustosCore"]),
+    ]
+)

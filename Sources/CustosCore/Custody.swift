@@ -1,0 +1,87 @@
+import Crypto
+import Foundation
+
+/// One entry of the chain-of-custody log (docs/custody-log.md).
+///
+/// Its canonical bytes are the RFC 8785 JSON object
+/// `{"action","actor","at","details","evidence_hash"?,"os_user","seq","subject_id","subject_type"}`;
+/// the entry is leaf `seq` of an RFC 9162 Merkle tree, leaf hash = SHA-256(0x00 || bytes).
+/// `chain` = SHA-256(previous chain || leaf hash) (32 zero bytes before entry 0) links each
+/// entry to everything before it, for a reader who holds the whole log.
+public struct CustodyEntry: Equatable, Sendable {
+    public var seq: Int64
+    /// UTC, RFC 3339 with milliseconds.
+    public var at: String
+    /// Who acted: the OS login, or the name asserted with `--actor`.
+    public var actor: String
+    /// The OS login that ran the command (equal to `actor` unless `--actor` was used).
+    public var osUser: String
+    public var action: String
+    public var subjectType: String
+    public var subjectID: String
+    /// Canonical JSON object text.
+    public var details: String
+    public var evidenceHash: String?
+
+    public init(seq: Int64, at: String, actor: String, osUser: String, action: String, subjectType: String,
+                subjectID: String, details: String, evidenceHash: String?) {
+        self.seq = seq; self.at = at; self.actor = actor; self.osUser = osUser; self.action = action
+        self.subjectType = subjectType; self.subjectID = subjectID; self.details = details
+        self.evidenceHash = evidenceHash
+    }
+
+    /// The exact bytes the Merkle leaf hashes. Member order is already RFC 8785 order;
+    /// `details` is embedded as stored (Custos stores it canonical, so an edit shows).
+    public var canonicalBytes: Data {
+        var s = "{\"action\":"
+        s.reserveCapacity(200 + details.utf8.count)
+        JSONValue.writeCanonical(string: action, into: &s)
+        s += ",\"actor\":"
+        JSONValue.writeCanonical(string: actor, into: &s)
+        s += ",\"at\":"
+        JSONValue.writeCanonical(string: at, into: &s)
+        s += ",\"details\":"
+        s += details
+        if let evidenceHash {
+            s += ",\"evidence_hash\":"
+            JSONValue.writeCanonical(string: evidenceHash, into: &s)
+        }
+        s += ",\"os_user\":"
+        JSONValue.writeCanonical(string: osUser, into: &s)
+        s += ",\"seq\":"
+        s += String(seq)
+        s += ",\"subject_id\":"
+        JSONValue.writeCanonical(string: subjectID, into: &s)
+        s += ",\"subject_type\":"
+        JSONValue.writeCanonical(string: subjectType, into: &s)
+        s += "}"
+        return Data(s.utf8)
+    }
+
+    public var leafHash: [UInt8] { Merkle.leafHash(canonicalBytes) }
+
+    public static func chain(previous: [UInt8], leaf: [UInt8]) -> [UInt8] {
+        var h = SHA256()
+        h.update(data: previous)
+        h.update(data: leaf)
+        return Array(h.finalize())
+    }
+
+    public static let genesisChain = [UInt8](repeating: 0, count: 32)
+
+    /// Reads an entry back from its canonical bytes (a packet's custody.jsonl line).
+    public init(canonical: Data) throws(RecordError) {
+        let json: JSONValue
+        do { json = try JSONValue.parse(canonical) } catch { throw RecordError("", "\(error)") }
+        guard case .object(let o) = json else { throw RecordError("", "expected an object") }
+        func str(_ k: String) throws(RecordError) -> String {
+            guard let v = o[k]?.stringValue else { throw RecordError(k, "missing") }
+            return v
+        }
+        guard let seq = o["seq"]?.intValue else { throw RecordError("seq", "missing") }
+        guard let details = o["details"], case .object = details else { throw RecordError("details", "missing") }
+        self.init(seq: seq, at: try str("at"), actor: try str("actor"), osUser: try str("os_user"),
+                  action: try str("action"), subjectType: try str("subject_type"), subjectID: try str("subject_id"),
+                  details: details.canonicalString, evidenceHash: o["evidence_hash"]?.stringValue)
+    }
+}

@@ -1,0 +1,288 @@
+import CustosCore
+import Foundation
+import GRDB
+
+public struct CaseSummary: Sendable {
+    public let caseID: String
+    public let state: String
+    public let platform: String
+    public let reportedAccounts: [String]
+    public let agencies: [(code: String, served: Bool, reason: String)]
+    public let flagCount: Int
+    public let createdAt: String
+}
+
+public struct Agency: Sendable {
+    public let code: String
+    public let name: String
+    public let jurisdictions: [String]
+    public let profile: String
+    public let route: String
+    public let retentionDays: Int
+}
+
+/// Everything about a case, for `custos case show` and for export.
+public struct CaseDetail: Sendable {
+    public let summary: CaseSummary
+    public let reported: [Participant]
+    public let victims: [Participant]
+    public let flags: [StoredFlag]
+    public let decisions: [Store.DecisionRecord]
+    public let timeline: [CustodyEntry]
+    public let category: String?
+    public let annotations: [String]
+    public let urgentReasons: [String]
+}
+
+public enum CaseID {
+    public static func format(_ id: Int64) -> String { "C-" + String(format: "%06d", id) }
+    public static func parse(_ s: String) -> Int64? {
+        let t = s.uppercased().hasPrefix("C-") ? String(s.dropFirst(2)) : s
+        return Int64(t).flatMap { $0 > 0 ? $0 : nil }
+    }
+}
+
+extension Store {
+    /// Files a finally confirmed flag into the open case for its reported account(s) on the
+    /// same platform, or a new case; then routes the case.
+    func fileIntoCase(rowID: Int64, key: String, db: Database, log: CustodyLog) throws -> String {
+        let flag = try loadFlag(rowID: rowID, db: db)
+        let reported = Store.reportedParticipants(flag.conversation).map(\.userID)
+        var caseRow: Int64?
+        if !reported.isEmpty {
+            caseRow = try Int64.fetchOne(db, sql: """
+                SELECT c.id FROM cases c JOIN case_accounts a ON a.case_id = c.id
+                WHERE c.state = 'open' AND c.platform = ? AND a.user_id IN (\(reported.map { _ in "?" }.joined(separator: ",")))
+                ORDER BY c.id LIMIT 1
+                """, arguments: StatementArguments([flag.platform] + reported))
+        }
+        let caseID: Int64
+        if let caseRow {
+            caseID = caseRow
+        } else {
+            try db.execute(sql: "INSERT INTO cases(platform, state, created_at) VALUES (?, 'open', ?)", arguments: [flag.platform, log.now])
+            caseID = db.lastInsertedRowID
+            try log.append(action: "case.open", subjectType: "case", subjectID: CaseID.format(caseID),
+                           details: .object(["platform": .string(flag.platform), "reported_accounts": .array(reported.map { .string($0) })]))
+        }
+        for user in reported {
+            try db.execute(sql: "INSERT OR IGNORE INTO case_accounts(case_id, user_id) VALUES (?, ?)", arguments: [caseID, user])
+        }
+        try db.execute(sql: "INSERT INTO case_flags(flag, case_id) VALUES (?, ?)", arguments: [rowID, caseID])
+        try log.append(action: "case.add_flag", subjectType: "case", subjectID: CaseID.format(caseID),
+                       details: .object(["flag": .string(key)]), evidenceHash: flag.evidenceHash)
+        try route(caseID: caseID, db: db, log: log)
+        return CaseID.format(caseID)
+    }
+
+    /// The suspected adult participants; without role hints, everyone not marked a minor.
+    static func reportedParticipants(_ c: Conversation) -> [Participant] {
+        let adults = c.participants.filter { $0.roleHint == .suspectedAdult }
+        if !adults.isEmpty { return adults }
+        return c.participants.filter { $0.roleHint != .suspectedMinor }
+    }
+
+    static func victims(_ c: Conversation) -> [Participant] {
+        c.participants.filter { $0.roleHint == .suspectedMinor }
+    }
+
+    /// Applies the routing rules (agencies.route) to a case: 'always' agencies, plus those
+    /// whose jurisdiction holds a reported person's or a victim's country.
+    func route(caseID: Int64, db: Database, log: CustodyLog) throws {
+        var countries = Set<String>()
+        for flagRow in try Int64.fetchAll(db, sql: "SELECT flag FROM case_flags WHERE case_id = ?", arguments: [caseID]) {
+            let c = try loadFlag(rowID: flagRow, db: db).conversation
+            for p in Store.reportedParticipants(c) + Store.victims(c) { if let cc = p.country { countries.insert(cc) } }
+        }
+        for a in try agencies(db: db) {
+            var reason: String?
+            if a.route == "always" { reason = "routing rule: every case" }
+            else if a.route == "jurisdiction", let cc = countries.sorted().first(where: { a.jurisdictions.contains($0) }) {
+                reason = "routing rule: a participant in \(cc)"
+            }
+            guard let reason else { continue }
+            try db.execute(sql: "INSERT OR IGNORE INTO case_agencies(case_id, agency, reason) VALUES (?, ?, ?)", arguments: [caseID, a.code, reason])
+            if db.changesCount > 0 {
+                try log.append(action: "case.route", subjectType: "case", subjectID: CaseID.format(caseID),
+                               details: .object(["agency": .string(a.code), "reason": .string(reason)]))
+            }
+        }
+    }
+
+    func agencies(db: Database) throws -> [Agency] {
+        try Row.fetchAll(db, sql: "SELECT * FROM agencies ORDER BY code").map {
+            Agency(code: $0["code"], name: $0["name"], jurisdictions: ($0["jurisdictions"] as String).split(separator: ",").map(String.init),
+                   profile: $0["profile"], route: $0["route"], retentionDays: $0["retention_days"])
+        }
+    }
+
+    public func agencies() throws -> [Agency] { try read { db in try agencies(db: db) } }
+
+    public func addAgency(code: String, name: String, jurisdictions: [String], profile: String, route: String, retentionDays: Int) throws {
+        try validateAgency(code: code, jurisdictions: jurisdictions, profile: profile, route: route, retentionDays: retentionDays)
+        try write { db, log in
+            try requireRole(db: db, log: log, .manageAgencies)
+            if try Bool.fetchOne(db, sql: "SELECT 1 FROM agencies WHERE code = ?", arguments: [code]) == true {
+                throw StoreError("agency \(quoted(code)) already exists; use `custos agency set`")
+            }
+            try db.execute(sql: "INSERT INTO agencies VALUES (?, ?, ?, ?, ?, ?)",
+                           arguments: [code, name, jurisdictions.joined(separator: ","), profile, route, retentionDays])
+            try log.append(action: "agency.add", subjectType: "agency", subjectID: code, details: .object([
+                "name": .string(name), "jurisdictions": .array(jurisdictions.map { .string($0) }), "profile": .string(profile),
+                "route": .string(route), "retention_days": .integer(Int64(retentionDays))]))
+        }
+    }
+
+    public func setAgency(code: String, name: String?, jurisdictions: [String]?, profile: String?, route: String?, retentionDays: Int?) throws {
+        try write { db, log in
+            try requireRole(db: db, log: log, .manageAgencies)
+            guard let a = try agencies(db: db).first(where: { $0.code == code }) else { throw StoreError("no agency \(quoted(code))") }
+            let j = jurisdictions ?? a.jurisdictions, p = profile ?? a.profile, r = route ?? a.route, d = retentionDays ?? a.retentionDays
+            try validateAgency(code: code, jurisdictions: j, profile: p, route: r, retentionDays: d)
+            try db.execute(sql: "UPDATE agencies SET name = ?, jurisdictions = ?, profile = ?, route = ?, retention_days = ? WHERE code = ?",
+                           arguments: [name ?? a.name, j.joined(separator: ","), p, r, d, code])
+            try log.append(action: "agency.set", subjectType: "agency", subjectID: code, details: .object([
+                ("name", name.map { .string($0) }), ("jurisdictions", jurisdictions.map { .array($0.map { .string($0) }) }),
+                ("profile", profile.map { .string($0) }), ("route", route.map { .string($0) }),
+                ("retention_days", retentionDays.map { .integer(Int64($0)) })]))
+        }
+    }
+
+    private func validateAgency(code: String, jurisdictions: [String], profile: String, route: String, retentionDays: Int) throws {
+        guard !code.isEmpty, code.utf8.count <= 32, code.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-") }) else {
+            throw StoreError("agency code \(quoted(code)) must be 1–32 letters, digits or '-'")
+        }
+        for j in jurisdictions where !(j.utf8.count == 2 && j.allSatisfy { $0.isASCII && $0.isUppercase }) {
+            throw StoreError("jurisdiction \(quoted(j)) is not an ISO 3166-1 alpha-2 code")
+        }
+        guard ["cybertipline", "generic"].contains(profile) else { throw StoreError("profile must be cybertipline or generic") }
+        guard ["always", "jurisdiction", "never"].contains(route) else { throw StoreError("route must be always, jurisdiction or never") }
+        guard retentionDays >= 1 else { throw StoreError("retention days must be at least 1") }
+    }
+
+    // MARK: cases
+
+    public func cases() throws -> [CaseSummary] {
+        try read { db in try Int64.fetchAll(db, sql: "SELECT id FROM cases ORDER BY id").map { try caseSummary($0, db: db) } }
+    }
+
+    func caseSummary(_ id: Int64, db: Database) throws -> CaseSummary {
+        guard let c = try Row.fetchOne(db, sql: "SELECT * FROM cases WHERE id = ?", arguments: [id]) else {
+            throw StoreError("no case \(CaseID.format(id))")
+        }
+        let accounts = try String.fetchAll(db, sql: "SELECT user_id FROM case_accounts WHERE case_id = ? ORDER BY user_id", arguments: [id])
+        let agencies = try Row.fetchAll(db, sql: "SELECT agency, served, reason FROM case_agencies WHERE case_id = ? ORDER BY agency", arguments: [id])
+            .map { (code: $0["agency"] as String, served: ($0["served"] as Int64) != 0, reason: $0["reason"] as String) }
+        let flags = try Int.fetchOne(db, sql: "SELECT count(*) FROM case_flags WHERE case_id = ?", arguments: [id]) ?? 0
+        return CaseSummary(caseID: CaseID.format(id), state: c["state"], platform: c["platform"], reportedAccounts: accounts,
+                           agencies: agencies, flagCount: flags, createdAt: c["created_at"])
+    }
+
+    func resolveCase(_ name: String, db: Database) throws -> Int64 {
+        guard let id = CaseID.parse(name), try Bool.fetchOne(db, sql: "SELECT 1 FROM cases WHERE id = ?", arguments: [id]) == true else {
+            throw StoreError("no case \(quoted(name))")
+        }
+        return id
+    }
+
+    /// The whole case; reading its evidence is logged (one entry per flag read).
+    public func caseDetail(_ name: String, purpose: String = "case show") throws -> CaseDetail {
+        try write { db, log in
+            try requireReader(db: db, log: log)
+            let id = try resolveCase(name, db: db)
+            let detail = try caseDetail(id: id, db: db)
+            for f in detail.flags {
+                try log.append(action: "evidence.view", subjectType: "flag", subjectID: f.key,
+                               details: .object(["purpose": .string(purpose), "case": .string(CaseID.format(id))]),
+                               evidenceHash: f.evidenceHash)
+            }
+            return detail
+        }
+    }
+
+    func caseDetail(id: Int64, db: Database) throws -> CaseDetail {
+        let summary = try caseSummary(id, db: db)
+        let flagRows = try Int64.fetchAll(db, sql: "SELECT flag FROM case_flags WHERE case_id = ? ORDER BY flag", arguments: [id])
+        let flags = try flagRows.map { try loadFlag(rowID: $0, db: db) }
+        var reported: [String: Participant] = [:], victims: [String: Participant] = [:]
+        for f in flags {
+            for p in Store.reportedParticipants(f.conversation) where reported[p.userID] == nil { reported[p.userID] = p }
+            for p in Store.victims(f.conversation) where victims[p.userID] == nil { victims[p.userID] = p }
+        }
+        let decisions = try decisions(flagRowIDs: flagRows, db: db)
+        let subjects = [summary.caseID] + flags.map(\.key)
+        let timeline = try Row.fetchAll(db, sql: "SELECT * FROM custody WHERE subject_id IN (\(subjects.map { _ in "?" }.joined(separator: ","))) ORDER BY seq",
+                                        arguments: StatementArguments(subjects)).map(Store.entry(from:))
+        let states = try Row.fetchAll(db, sql: "SELECT category, annotations, urgent_reason FROM flag_state WHERE flag IN (\(flagRows.map { String($0) }.joined(separator: ",")))")
+        let category = states.compactMap { $0["category"] as String? }.first
+        let annotations = Set(states.flatMap { r in (r["annotations"] as String?).flatMap { try? JSONValue.parse(Data($0.utf8)) }?.arrayValue?.compactMap(\.stringValue) ?? [] })
+        return CaseDetail(summary: summary, reported: reported.values.sorted { $0.userID < $1.userID },
+                          victims: victims.values.sorted { $0.userID < $1.userID }, flags: flags, decisions: decisions,
+                          timeline: timeline, category: category, annotations: annotations.sorted(),
+                          urgentReasons: states.compactMap { $0["urgent_reason"] as String? })
+    }
+
+    /// Moves B's flags and accounts into A; B is marked merged.
+    public func mergeCases(_ a: String, _ b: String) throws {
+        try write { db, log in
+            try requireRole(db: db, log: log, .manageCases)
+            let ia = try resolveCase(a, db: db), ib = try resolveCase(b, db: db)
+            guard ia != ib else { throw StoreError("cannot merge a case into itself") }
+            for id in [ia, ib] {
+                let state = try String.fetchOne(db, sql: "SELECT state FROM cases WHERE id = ?", arguments: [id]) ?? ""
+                guard state == "open" else { throw StoreError("case \(CaseID.format(id)) is \(state); only open cases merge") }
+            }
+            let moved = try Int64.fetchAll(db, sql: "SELECT flag FROM case_flags WHERE case_id = ?", arguments: [ib])
+            try db.execute(sql: "UPDATE case_flags SET case_id = ? WHERE case_id = ?", arguments: [ia, ib])
+            try db.execute(sql: "INSERT OR IGNORE INTO case_accounts(case_id, user_id) SELECT ?, user_id FROM case_accounts WHERE case_id = ?", arguments: [ia, ib])
+            try db.execute(sql: "UPDATE cases SET state = 'merged', merged_into = ? WHERE id = ?", arguments: [ia, ib])
+            let keys = try moved.map { try flagKey($0, db: db) }
+            try log.append(action: "case.merge", subjectType: "case", subjectID: CaseID.format(ia),
+                           details: .object(["merged": .string(CaseID.format(ib)), "flags": .array(keys.map { .string($0) })]))
+            try log.append(action: "case.merged_into", subjectType: "case", subjectID: CaseID.format(ib),
+                           details: .object(["into": .string(CaseID.format(ia))]))
+            try route(caseID: ia, db: db, log: log)
+        }
+    }
+
+    /// Moves the named flags out of a case into a new one.
+    public func splitCase(_ name: String, flags names: [String]) throws -> String {
+        try write { db, log in
+            try requireRole(db: db, log: log, .manageCases)
+            let id = try resolveCase(name, db: db)
+            let state = try String.fetchOne(db, sql: "SELECT state FROM cases WHERE id = ?", arguments: [id]) ?? ""
+            guard state == "open" else { throw StoreError("case \(CaseID.format(id)) is \(state); only an open case can be split") }
+            let all = try Int64.fetchAll(db, sql: "SELECT flag FROM case_flags WHERE case_id = ?", arguments: [id])
+            var moving: [(Int64, String)] = []
+            for n in names {
+                let (row, key) = try resolveFlag(n, db: db)
+                guard all.contains(row) else { throw StoreError("flag \(quoted(key)) is not in case \(CaseID.format(id))") }
+                moving.append((row, key))
+            }
+            guard !moving.isEmpty, moving.count < all.count else {
+                throw StoreError("a split must leave at least one flag in each case (case has \(all.count))")
+            }
+            let platform = try String.fetchOne(db, sql: "SELECT platform FROM cases WHERE id = ?", arguments: [id]) ?? ""
+            try db.execute(sql: "INSERT INTO cases(platform, state, created_at) VALUES (?, 'open', ?)", arguments: [platform, log.now])
+            let newID = db.lastInsertedRowID
+            for (row, _) in moving {
+                try db.execute(sql: "UPDATE case_flags SET case_id = ? WHERE flag = ?", arguments: [newID, row])
+            }
+            // Each case keeps the reported accounts of the flags it now holds.
+            for cid in [id, newID] {
+                try db.execute(sql: "DELETE FROM case_accounts WHERE case_id = ?", arguments: [cid])
+                for f in try Int64.fetchAll(db, sql: "SELECT flag FROM case_flags WHERE case_id = ?", arguments: [cid]) {
+                    for p in Store.reportedParticipants(try loadFlag(rowID: f, db: db).conversation) {
+                        try db.execute(sql: "INSERT OR IGNORE INTO case_accounts(case_id, user_id) VALUES (?, ?)", arguments: [cid, p.userID])
+                    }
+                }
+            }
+            try log.append(action: "case.split", subjectType: "case", subjectID: CaseID.format(id),
+                           details: .object(["new_case": .string(CaseID.format(newID)), "flags": .array(moving.map { .string($0.1) })]))
+            try log.append(action: "case.open", subjectType: "case", subjectID: CaseID.format(newID),
+                           details: .object(["split_from": .string(CaseID.format(id))]))
+            try route(caseID: newID, db: db, log: log)
+            return CaseID.format(newID)
+        }
+    }
+}

@@ -1,0 +1,184 @@
+import CustosCore
+import Crypto
+import Foundation
+import GRDB
+
+/// The custody log bound to one open write transaction: entries appended here commit or
+/// roll back together with the change they record.
+public final class CustodyLog {
+    let db: Database
+    public let actor: Actor
+    /// The transaction's time, UTC RFC 3339 with milliseconds.
+    public let now: String
+    private var tail: (seq: Int64, chain: [UInt8])?
+
+    init(db: Database, actor: Actor, now: String) {
+        self.db = db
+        self.actor = actor
+        self.now = now
+    }
+
+    /// Appends one entry: its leaf, its chain link and the Merkle nodes it completes.
+    @discardableResult
+    public func append(action: String, subjectType: String, subjectID: String, details: JSONValue = .object([:]),
+                       evidenceHash: String? = nil) throws -> Int64 {
+        if tail == nil {
+            if let row = try Row.fetchOne(db, sql: "SELECT seq, chain_hash FROM custody ORDER BY seq DESC LIMIT 1") {
+                tail = (row["seq"], Array(row["chain_hash"] as Data))
+            } else {
+                tail = (-1, CustodyEntry.genesisChain)
+            }
+        }
+        let seq = tail!.seq + 1
+        let entry = CustodyEntry(seq: seq, at: now, actor: actor.name, osUser: actor.osUser, action: action,
+                                 subjectType: subjectType, subjectID: subjectID, details: details.canonicalString,
+                                 evidenceHash: evidenceHash)
+        let leaf = entry.leafHash
+        let chain = CustodyEntry.chain(previous: tail!.chain, leaf: leaf)
+        try db.execute(sql: """
+            INSERT INTO custody(seq, at, actor, os_user, action, subject_type, subject_id, details, evidence_hash, leaf_hash, chain_hash)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """, arguments: [seq, entry.at, entry.actor, entry.osUser, action, subjectType, subjectID, entry.details,
+                             evidenceHash, Data(leaf), Data(chain)])
+        // Complete the perfect subtrees this leaf closes (amortised O(1), at most log n).
+        var h = leaf
+        var idx = seq
+        var level = 0
+        while idx & 1 == 1 {
+            let sibling = try MerkleNodes.node(db, level: level, index: idx - 1)
+            h = Merkle.nodeHash(sibling, h)
+            level += 1
+            idx >>= 1
+            try db.execute(sql: "INSERT INTO merkle_nodes(level, idx, hash) VALUES (?, ?, ?)",
+                           arguments: [level, idx, Data(h)])
+        }
+        tail = (seq, chain)
+        return seq
+    }
+}
+
+enum MerkleNodes {
+    static func node(_ db: Database, level: Int, index: Int64) throws -> Merkle.Hash {
+        let data: Data?
+        if level == 0 {
+            data = try Data.fetchOne(db, sql: "SELECT leaf_hash FROM custody WHERE seq = ?", arguments: [index])
+        } else {
+            data = try Data.fetchOne(db, sql: "SELECT hash FROM merkle_nodes WHERE level = ? AND idx = ?", arguments: [level, index])
+        }
+        guard let data, data.count == 32 else { throw StoreError("merkle node (level \(level), index \(index)) is missing") }
+        return Array(data)
+    }
+
+    static func source(_ db: Database) -> Merkle.NodeSource {
+        { level, index in try node(db, level: level, index: index) }
+    }
+}
+
+/// A stored custody entry as read back.
+public struct StoredCustodyEntry: Sendable {
+    public let entry: CustodyEntry
+    public var seq: Int64 { entry.seq }
+}
+
+public struct StoredCheckpoint: Sendable {
+    public let id: Int64
+    public let size: Int64
+    public let root: [UInt8]
+    public let note: String
+    public let createdAt: String
+}
+
+extension Store {
+    static func entry(from row: Row) -> CustodyEntry {
+        CustodyEntry(seq: row["seq"], at: row["at"], actor: row["actor"], osUser: row["os_user"], action: row["action"],
+                     subjectType: row["subject_type"], subjectID: row["subject_id"], details: row["details"],
+                     evidenceHash: row["evidence_hash"])
+    }
+
+    /// The timeline, optionally only the entries whose subject id is one of `subjects`.
+    public func custodyEntries(subjects: [String]? = nil, limit: Int? = nil) throws -> [CustodyEntry] {
+        try read { db in
+            var sql = "SELECT * FROM custody"
+            var args: StatementArguments = []
+            if let subjects {
+                sql += " WHERE subject_id IN (\(subjects.map { _ in "?" }.joined(separator: ",")))"
+                args = StatementArguments(subjects)
+            }
+            sql += " ORDER BY seq"
+            if let limit { sql += " LIMIT \(limit)" }
+            return try Row.fetchAll(db, sql: sql, arguments: args).map(Store.entry(from:))
+        }
+    }
+
+    public func custodyEntry(seq: Int64) throws -> CustodyEntry {
+        try read { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM custody WHERE seq = ?", arguments: [seq]) else {
+                throw StoreError("no custody entry \(seq)")
+            }
+            return Store.entry(from: row)
+        }
+    }
+
+    public func custodySize() throws -> Int64 {
+        try read { db in try Int64.fetchOne(db, sql: "SELECT count(*) FROM custody") ?? 0 }
+    }
+
+    // MARK: checkpoints and proofs
+
+    /// Signs the current tree head as a C2SP checkpoint, stores it and logs it.
+    @discardableResult
+    public func makeCheckpoint(key: Curve25519.Signing.PrivateKey) throws -> StoredCheckpoint {
+        let org = try organisation()
+        return try write { db, log in
+            let size = try Int64.fetchOne(db, sql: "SELECT count(*) FROM custody") ?? 0
+            let root = try Merkle.root(size: size, nodes: MerkleNodes.source(db))
+            let checkpoint = Checkpoint(origin: org.origin, size: size, root: root)
+            let note = try SignedNote.sign(text: checkpoint.text, name: org.origin, key: key)
+            try db.execute(sql: "INSERT INTO checkpoints(size, root, note, created_at) VALUES (?, ?, ?, ?)",
+                           arguments: [size, Data(root), note, log.now])
+            let id = db.lastInsertedRowID
+            try log.append(action: "audit.checkpoint", subjectType: "checkpoint", subjectID: String(id),
+                           details: .object(["size": .integer(size), "root": .string(Data(root).base64EncodedString())]))
+            return StoredCheckpoint(id: id, size: size, root: root, note: note, createdAt: log.now)
+        }
+    }
+
+    public func checkpoints() throws -> [StoredCheckpoint] {
+        try read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM checkpoints ORDER BY id").map(Store.checkpoint(from:))
+        }
+    }
+
+    public func checkpoint(id: Int64?) throws -> StoredCheckpoint {
+        try read { db in
+            let row = try id.map { try Row.fetchOne(db, sql: "SELECT * FROM checkpoints WHERE id = ?", arguments: [$0]) }
+                ?? Row.fetchOne(db, sql: "SELECT * FROM checkpoints ORDER BY id DESC LIMIT 1")
+            guard let row else {
+                throw StoreError(id.map { "no checkpoint \($0)" } ?? "no checkpoint yet: run `custos audit checkpoint`")
+            }
+            return Store.checkpoint(from: row)
+        }
+    }
+
+    static func checkpoint(from row: Row) -> StoredCheckpoint {
+        StoredCheckpoint(id: row["id"], size: row["size"], root: Array(row["root"] as Data), note: row["note"],
+                         createdAt: row["created_at"])
+    }
+
+    /// A C2SP tlog-proof for entry `seq` against a stored checkpoint.
+    public func inclusionProof(seq: Int64, checkpoint: StoredCheckpoint) throws -> TlogProof {
+        guard seq >= 0, seq < checkpoint.size else {
+            throw StoreError("entry \(seq) is not covered by checkpoint \(checkpoint.id) (size \(checkpoint.size))")
+        }
+        let path = try read { db in try Merkle.inclusionProof(index: seq, size: checkpoint.size, nodes: MerkleNodes.source(db)) }
+        return TlogProof(index: seq, path: path, checkpointNote: checkpoint.note)
+    }
+
+    public func consistencyProof(from a: StoredCheckpoint, to b: StoredCheckpoint) throws -> [Merkle.Hash] {
+        guard a.size > 0, a.size <= b.size else {
+            throw StoreError("a consistency proof needs 0 < size1 ≤ size2 (checkpoint \(a.id) has \(a.size), \(b.id) has \(b.size))")
+        }
+        if a.size == b.size { return [] }
+        return try read { db in try Merkle.consistencyProof(size1: a.size, size2: b.size, nodes: MerkleNodes.source(db)) }
+    }
+}

@@ -1,0 +1,232 @@
+import CustosCore
+import Foundation
+import GRDB
+
+/// What happened to one record offered for ingest.
+public enum IngestResult: Equatable, Sendable {
+    case ingested(evidenceHash: String)
+    case duplicate
+    /// Same (detector, flag_id) with different content: rejected, the stored record untouched.
+    case conflict(storedRecordHash: String)
+}
+
+/// A stored flag as listed by `custos flags`.
+public struct FlagSummary: Sendable {
+    public let key: String
+    public let flagID: String
+    public let detector: String
+    public let score: Double?
+    public let status: String
+    public let platform: String
+    public let messageCount: Int
+    public let evidenceHash: String
+    public let detectedAt: String
+    public let urgent: Bool
+}
+
+/// A stored flag with its conversation, for reading and export.
+public struct StoredFlag: Sendable {
+    public let rowID: Int64
+    public let key: String
+    public let flagID: String
+    public let detector: String
+    public let modelVersion: String?
+    public let score: Double?
+    public let detectedAt: String
+    public let detectedMillis: Int64
+    public let platform: String
+    public let surface: String?
+    public let signals: [String]
+    public let evidenceHash: String
+    public let conversation: Conversation
+    public let canonicalConversation: Data
+}
+
+extension FlagRecord {
+    /// The flag's subject id in the custody log: `detector:flag_id`.
+    public var key: String { FlagKey.make(detector: detector, flagID: flagID) }
+}
+
+public enum FlagKey {
+    public static func make(detector: String, flagID: String) -> String { detector + ":" + flagID }
+}
+
+extension Store {
+    /// Stores one validated record (with the attachment bytes the caller read and checked)
+    /// inside the caller's transaction, appending its custody entry.
+    func insert(_ record: FlagRecord, blobs: [String: Data], source: String, db: Database, log: CustodyLog) throws -> IngestResult {
+        if let existing = try String.fetchOne(db, sql: "SELECT record_hash FROM flags WHERE detector = ? AND flag_id = ?",
+                                              arguments: [record.detector, record.flagID]) {
+            return existing == record.recordHash ? .duplicate : .conflict(storedRecordHash: existing)
+        }
+        let c = record.conversation
+        let evidenceHash = Evidence.hash(c)
+        var conversationID = try Int64.fetchOne(db, sql: "SELECT id FROM conversations WHERE evidence_hash = ?", arguments: [evidenceHash])
+        if conversationID == nil {
+            let times = c.messages.map(\.sentAt.epochMillis)
+            try db.execute(sql: """
+                INSERT INTO conversations(platform, external_id, evidence_hash, extra, message_count, first_ms, last_ms)
+                VALUES (?, ?, ?, ?, ?, ?, ?)
+                """, arguments: [c.platform, c.id, evidenceHash, Store.json(c.extra), c.messages.count,
+                                 times.min() ?? 0, times.max() ?? 0])
+            let id = db.lastInsertedRowID
+            conversationID = id
+            let pStmt = try db.cachedStatement(sql: """
+                INSERT INTO participants(conversation_id, seq, user_id, screen_name, display_name, role_hint, stated_age,
+                    country, emails, ip_events, extra) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """)
+            for (i, p) in c.participants.enumerated() {
+                let emails: String? = p.emails.isEmpty ? nil : JSONValue.array(p.emails.map { .string($0) }).canonicalString
+                let events: String? = p.ipEvents.isEmpty ? nil : JSONValue.array(p.ipEvents.map(Evidence.ipEventObject)).canonicalString
+                try pStmt.execute(arguments: [id, i, p.userID, p.screenName, p.displayName, p.roleHint?.rawValue,
+                                              p.statedAge, p.country, emails, events, Store.json(p.extra)])
+            }
+            let mStmt = try db.cachedStatement(sql: """
+                INSERT INTO messages(conversation_id, seq, message_id, sender, sent_at, sent_ms, offset_min, text, attachments, extra)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """)
+            for (i, m) in c.messages.enumerated() {
+                let attachments: String? = m.attachments.isEmpty ? nil
+                    : JSONValue.array(m.attachments.map(Evidence.attachmentObject)).canonicalString
+                try mStmt.execute(arguments: [id, i, m.id, m.sender, m.sentAt.text, m.sentAt.epochMillis,
+                                              m.sentAt.offsetMinutes, m.text, attachments, Store.json(m.extra)])
+            }
+        }
+        for (sha, bytes) in blobs {
+            try db.execute(sql: "INSERT OR IGNORE INTO blobs(sha256, size, bytes) VALUES (?, ?, ?)",
+                           arguments: [sha, bytes.count, bytes])
+        }
+        let signals: String? = record.signals.isEmpty ? nil : JSONValue.array(record.signals.map { .string($0) }).canonicalString
+        try db.execute(sql: """
+            INSERT INTO flags(detector, flag_id, model_version, score, detected_at, detected_ms, platform, surface, signals,
+                extra, conversation_id, record_hash, ingested_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """, arguments: [record.detector, record.flagID, record.modelVersion, record.score, record.detectedAt.text,
+                             record.detectedAt.epochMillis, record.platform, record.surface, signals,
+                             Store.json(record.extra), conversationID, record.recordHash, log.now])
+        try afterIngest(flagRowID: db.lastInsertedRowID, record: record, db: db)
+        try log.append(action: "flag.ingest", subjectType: "flag", subjectID: record.key,
+                       details: .object([
+                           ("detector", .string(record.detector)), ("flag_id", .string(record.flagID)),
+                           ("model_version", record.modelVersion.map { .string($0) }),
+                           ("record_sha256", .string(record.recordHash)), ("source", .string(source)),
+                           ("platform", .string(record.platform)), ("conversation_id", .string(c.id)),
+                           ("messages", .integer(Int64(c.messages.count))),
+                           ("attachments", blobs.isEmpty ? nil : .array(blobs.keys.sorted().map { .string($0) })),
+                       ]),
+                       evidenceHash: evidenceHash)
+        return .ingested(evidenceHash: evidenceHash)
+    }
+
+    static func json(_ members: [String: JSONValue]) -> String? {
+        members.isEmpty ? nil : JSONValue.object(members).canonicalString
+    }
+
+    // MARK: reading
+
+    /// Resolves a flag named as `detector:flag_id` or as a bare flag_id that is unique.
+    public func resolveFlag(_ name: String, db: Database) throws -> (rowID: Int64, key: String) {
+        if let row = try Row.fetchOne(db, sql: "SELECT id, detector, flag_id FROM flags WHERE detector || ':' || flag_id = ?", arguments: [name]) {
+            return (row["id"], FlagKey.make(detector: row["detector"], flagID: row["flag_id"]))
+        }
+        let rows = try Row.fetchAll(db, sql: "SELECT id, detector, flag_id FROM flags WHERE flag_id = ? LIMIT 5", arguments: [name])
+        if rows.count == 1 { return (rows[0]["id"], FlagKey.make(detector: rows[0]["detector"], flagID: rows[0]["flag_id"])) }
+        if rows.isEmpty { throw StoreError("no flag \(quoted(name))") }
+        let keys = rows.map { FlagKey.make(detector: $0["detector"], flagID: $0["flag_id"]) }
+        throw StoreError("flag id \(quoted(name)) is used by several detectors; name one of: \(keys.joined(separator: ", "))")
+    }
+
+    public func flags(limit: Int? = nil) throws -> [FlagSummary] {
+        try read { db in
+            var sql = """
+                SELECT f.detector, f.flag_id, f.score, f.platform, f.detected_at, c.message_count, c.evidence_hash,
+                       coalesce(s.status, 'open') AS status, coalesce(s.urgent, 0) AS urgent
+                FROM flags f JOIN conversations c ON c.id = f.conversation_id
+                LEFT JOIN flag_state s ON s.flag = f.id
+                ORDER BY f.id
+                """
+            if let limit { sql += " LIMIT \(limit)" }
+            return try Row.fetchAll(db, sql: sql).map { r in
+                FlagSummary(key: FlagKey.make(detector: r["detector"], flagID: r["flag_id"]), flagID: r["flag_id"],
+                            detector: r["detector"], score: r["score"], status: r["status"], platform: r["platform"],
+                            messageCount: r["message_count"], evidenceHash: r["evidence_hash"], detectedAt: r["detected_at"],
+                            urgent: (r["urgent"] as Int64) != 0)
+            }
+        }
+    }
+
+    /// Reads a flag's evidence and logs the read (who saw evidence is part of the chain of
+    /// custody), in one transaction.
+    public func readFlag(_ name: String, purpose: String) throws -> StoredFlag {
+        try write { db, log in
+            let (rowID, key) = try resolveFlag(name, db: db)
+            try requireReader(db: db, log: log)
+            let flag = try loadFlag(rowID: rowID, db: db)
+            try log.append(action: "evidence.view", subjectType: "flag", subjectID: key,
+                           details: .object(["purpose": .string(purpose)]), evidenceHash: flag.evidenceHash)
+            return flag
+        }
+    }
+
+    func loadFlag(rowID: Int64, db: Database) throws -> StoredFlag {
+        guard let f = try Row.fetchOne(db, sql: "SELECT * FROM flags WHERE id = ?", arguments: [rowID]) else {
+            throw StoreError("no flag with row id \(rowID)")
+        }
+        let conversationID: Int64 = f["conversation_id"]
+        let (doc, hash) = try conversationDocument(id: conversationID, db: db)
+        let conversation = try Evidence.conversation(fromDocument: doc)
+        let signals = try (f["signals"] as String?).map { try JSONValue.parse(Data($0.utf8)).arrayValue?.compactMap(\.stringValue) ?? [] } ?? []
+        return StoredFlag(rowID: rowID, key: FlagKey.make(detector: f["detector"], flagID: f["flag_id"]),
+                          flagID: f["flag_id"], detector: f["detector"], modelVersion: f["model_version"], score: f["score"],
+                          detectedAt: f["detected_at"], detectedMillis: f["detected_ms"], platform: f["platform"],
+                          surface: f["surface"], signals: signals, evidenceHash: hash, conversation: conversation,
+                          canonicalConversation: doc.canonicalData)
+    }
+
+    /// Rebuilds a conversation's canonical document from its rows, and the hash it was stored under.
+    func conversationDocument(id: Int64, db: Database) throws -> (JSONValue, String) {
+        guard let c = try Row.fetchOne(db, sql: "SELECT * FROM conversations WHERE id = ?", arguments: [id]) else {
+            throw StoreError("conversation \(id) is missing")
+        }
+        func parse(_ text: String?, _ what: String) throws -> JSONValue? {
+            guard let text else { return nil }
+            do { return try JSONValue.parse(Data(text.utf8)) } catch {
+                throw StoreError("conversation \(id): stored \(what) is not valid JSON")
+            }
+        }
+        var participants: [JSONValue] = []
+        for p in try Row.fetchAll(db, sql: "SELECT * FROM participants WHERE conversation_id = ? ORDER BY seq", arguments: [id]) {
+            var o = try parse(p["extra"], "participant extra")?.objectValue ?? [:]
+            o["user_id"] = .string(p["user_id"])
+            if let v: String = p["screen_name"] { o["screen_name"] = .string(v) }
+            if let v: String = p["display_name"] { o["display_name"] = .string(v) }
+            if let v: String = p["role_hint"] { o["role_hint"] = .string(v) }
+            if let v: Int64 = p["stated_age"] { o["stated_age"] = .integer(v) }
+            if let v: String = p["country"] { o["country"] = .string(v) }
+            if let v = try parse(p["emails"], "emails") { o["emails"] = v }
+            if let v = try parse(p["ip_events"], "ip_events") { o["ip_events"] = v }
+            participants.append(.object(o))
+        }
+        var messages: [JSONValue] = []
+        let cursor = try Row.fetchCursor(db, sql: "SELECT * FROM messages WHERE conversation_id = ? ORDER BY seq", arguments: [id])
+        while let m = try cursor.next() {
+            var o = try parse(m["extra"], "message extra")?.objectValue ?? [:]
+            o["id"] = .string(m["message_id"])
+            o["sender"] = .string(m["sender"])
+            o["sent_at"] = .string(m["sent_at"])
+            o["text"] = .string(m["text"])
+            if let v = try parse(m["attachments"], "attachments") { o["attachments"] = v }
+            messages.append(.object(o))
+        }
+        var conv = try parse(c["extra"], "conversation extra")?.objectValue ?? [:]
+        conv["id"] = .string(c["external_id"])
+        conv["participants"] = .array(participants)
+        conv["messages"] = .array(messages)
+        let doc: JSONValue = .object(["format": .string(Evidence.format), "platform": .string(c["platform"]),
+                                      "conversation": .object(conv)])
+        return (doc, c["evidence_hash"])
+    }
+
+    public func blob(sha256: String) throws -> Data? {
+        try read { db in try Data.fetchOne(db, sql: "SELECT bytes FROM blobs WHERE sha256 = ?", arguments: [sha256]) }
+    }
+}

@@ -1,0 +1,201 @@
+import CustosCore
+import Foundation
+import GRDB
+
+/// Reads a byte stream line by line with a bounded buffer, so memory stays flat.
+public final class LineReader {
+    private let handle: FileHandle
+    private var buffer = [UInt8]()
+    private var start = 0
+    private var eof = false
+    public private(set) var lineNumber = 0
+    public private(set) var bytesRead: Int64 = 0
+    let maxLine: Int
+
+    public init(handle: FileHandle, maxLine: Int = RecordLimits.maxLineBytes) {
+        self.handle = handle
+        self.maxLine = maxLine
+    }
+
+    public enum Line {
+        case line([UInt8])
+        /// A line longer than the limit; its bytes were skipped.
+        case tooLong(Int)
+    }
+
+    public func next() -> Line? {
+        var skipped = 0
+        while true {
+            if let nl = buffer[start...].firstIndex(of: 0x0A) {
+                lineNumber += 1
+                defer { start = nl + 1 }
+                if skipped > 0 { return .tooLong(skipped + nl - start) }
+                var end = nl
+                if end > start && buffer[end - 1] == 0x0D { end -= 1 }
+                return .line(Array(buffer[start..<end]))
+            }
+            if eof {
+                guard start < buffer.count || skipped > 0 else { return nil }
+                lineNumber += 1
+                defer { start = buffer.count }
+                if skipped > 0 { return .tooLong(skipped + buffer.count - start) }
+                return .line(Array(buffer[start...]))
+            }
+            if buffer.count - start > maxLine {
+                skipped += buffer.count - start
+                buffer.removeAll(keepingCapacity: true)
+                start = 0
+            } else if start > 0 {
+                buffer.removeFirst(start)
+                start = 0
+            }
+            let chunk = handle.readData(ofLength: 1 << 20)
+            if chunk.isEmpty { eof = true } else { buffer.append(contentsOf: chunk); bytesRead += Int64(chunk.count) }
+        }
+    }
+}
+
+/// Counts and per-record outcomes of one ingest run.
+public struct IngestSummary: Sendable {
+    public var ingested = 0
+    public var duplicate = 0
+    public var rejected = 0
+}
+
+/// One rejected record: where, why, and its bytes as received.
+public struct Rejection: Sendable {
+    public let location: String
+    public let reason: String
+    public let raw: [UInt8]
+    public init(location: String, reason: String, raw: [UInt8]) { self.location = location; self.reason = reason; self.raw = raw }
+}
+
+/// Ingests flag records in batches: each record is validated fully (attachments read and
+/// checked) before anything is written; a batch commits its records and their custody
+/// entries together. A record is never half-stored.
+public final class Ingestor {
+    let store: Store
+    public var batchSize = 500
+    public var onReject: (Rejection) -> Void = { _ in }
+    public var onProgress: (_ records: Int, _ bytes: Int64) -> Void = { _, _ in }
+    public private(set) var summary = IngestSummary()
+
+    private var pending: [(record: FlagRecord, blobs: [String: Data], location: String, raw: [UInt8])] = []
+    private var pendingKeys = Set<String>()
+
+    public init(store: Store) { self.store = store }
+
+    /// Ingests a JSON Lines stream. `name` is used in messages; `baseDirectory` resolves
+    /// attachment paths.
+    public func ingestJSONLines(_ handle: FileHandle, name: String, baseDirectory: URL?) throws {
+        let reader = LineReader(handle: handle)
+        var count = 0
+        while let line = reader.next() {
+            let location = "\(name):\(reader.lineNumber)"
+            switch line {
+            case .tooLong(let n):
+                reject(Rejection(location: location, reason: "line of \(n) bytes exceeds the limit of \(RecordLimits.maxLineBytes)", raw: []))
+            case .line(let bytes):
+                if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { continue }
+                let json: JSONValue
+                do { json = try JSONValue.parse(bytes) } catch {
+                    reject(Rejection(location: location, reason: "\(error)", raw: bytes))
+                    continue
+                }
+                try offer(json: json, location: location, raw: bytes, baseDirectory: baseDirectory, source: name)
+            }
+            count += 1
+            if count % 1000 == 0 { onProgress(count, reader.bytesRead) }
+        }
+        try flush()
+    }
+
+    /// Validates one parsed record and queues it for the next batch.
+    public func offer(json: JSONValue, location: String, raw: [UInt8], baseDirectory: URL?, source: String) throws {
+        let record: FlagRecord
+        do { record = try FlagRecord.validate(json) } catch {
+            reject(Rejection(location: location, reason: error.description, raw: raw))
+            return
+        }
+        var blobs: [String: Data] = [:]
+        for (i, m) in record.conversation.messages.enumerated() {
+            for (j, a) in m.attachments.enumerated() {
+                guard let path = a.path else { continue }
+                let where_ = "conversation.messages[\(i)].attachments[\(j)]"
+                switch Ingestor.readAttachment(path: path, base: baseDirectory, expectedSHA: a.sha256, expectedSize: a.size) {
+                case .success(let data): blobs[a.sha256] = data
+                case .failure(let e):
+                    reject(Rejection(location: location, reason: "\(where_): \(e.description)", raw: raw))
+                    return
+                }
+            }
+        }
+        if pendingKeys.contains(record.key) {
+            // The same key twice in one batch: settle the first before judging the second.
+            try flush()
+        }
+        pending.append((record, blobs, location, raw))
+        pendingKeys.insert(record.key)
+        if pending.count >= batchSize { try flush() }
+    }
+
+    static func readAttachment(path: String, base: URL?, expectedSHA: String, expectedSize: Int64) -> Result<Data, StoreError> {
+        guard let base else { return .failure(StoreError("attachment path \(quoted(path)) given, but the input is stdin; attachments need a file input")) }
+        let url = base.appendingPathComponent(path).standardizedFileURL
+        let root = base.standardizedFileURL.path
+        // Refuse anything that resolves (through symlinks too) outside the input's folder.
+        let resolved = url.resolvingSymlinksInPath().path
+        let resolvedRoot = URL(fileURLWithPath: root).resolvingSymlinksInPath().path
+        guard resolved.hasPrefix(resolvedRoot.hasSuffix("/") ? resolvedRoot : resolvedRoot + "/") else {
+            return .failure(StoreError("attachment path \(quoted(path)) leaves the input file's folder"))
+        }
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: resolved, isDirectory: &isDir), !isDir.boolValue else {
+            return .failure(StoreError("attachment file \(quoted(path)) not found"))
+        }
+        if let attrs = try? FileManager.default.attributesOfItem(atPath: resolved),
+           let size = (attrs[.size] as? NSNumber)?.int64Value, size != expectedSize {
+            return .failure(StoreError("attachment size mismatch: file has \(size) bytes, record says \(expectedSize)"))
+        }
+        guard let data = FileManager.default.contents(atPath: resolved) else {
+            return .failure(StoreError("cannot read attachment file \(quoted(path))"))
+        }
+        guard data.count == expectedSize else {
+            return .failure(StoreError("attachment size mismatch: file has \(data.count) bytes, record says \(expectedSize)"))
+        }
+        let actual = SHA256Hex.of(data)
+        guard actual == expectedSHA else {
+            return .failure(StoreError("attachment sha256 mismatch: file hashes to \(actual), record says \(expectedSHA)"))
+        }
+        return .success(data)
+    }
+
+    public func reject(_ r: Rejection) {
+        summary.rejected += 1
+        onReject(r)
+    }
+
+    /// Writes the queued records in one transaction.
+    public func flush() throws {
+        guard !pending.isEmpty else { return }
+        let batch = pending
+        pending.removeAll(keepingCapacity: true)
+        pendingKeys.removeAll(keepingCapacity: true)
+        let results = try store.write { db, log in
+            try store.requireRole(db: db, log: log, .ingest)
+            return try batch.map { item in
+                try store.insert(item.record, blobs: item.blobs, source: item.location, db: db, log: log)
+            }
+        }
+        for (item, result) in zip(batch, results) {
+            switch result {
+            case .ingested: summary.ingested += 1
+            case .duplicate: summary.duplicate += 1
+            case .conflict(let stored):
+                reject(Rejection(location: item.location,
+                                 reason: "conflict: flag \(quoted(item.record.key)) is already stored with different content (stored record sha256 \(stored.prefix(16))…, this one \(item.record.recordHash.prefix(16))…); the stored record is unchanged",
+                                 raw: item.raw))
+            }
+        }
+    }
+}

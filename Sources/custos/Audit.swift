@@ -1,0 +1,139 @@
+import ArgumentParser
+import CustosCore
+import CustosStore
+import Foundation
+
+struct Audit: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "The custody log: verify, timeline, signed checkpoints and proofs.",
+        subcommands: [AuditVerify.self, AuditLog.self, AuditCheckpoint.self, AuditCheckpoints.self, AuditProve.self,
+                      AuditShow.self, AuditConsistency.self, AuditVerifyProof.self])
+}
+
+struct AuditVerify: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "verify", abstract: "Recompute the whole log, every checkpoint and every evidence hash; exit 1 naming the first discrepancy.")
+    @OptionGroup var global: GlobalOptions
+    func run() throws {
+        try guarded {
+            let r = try global.open().verify()
+            print("custody entries \(r.entries), checkpoints \(r.checkpoints), conversations \(r.conversations), attachments \(r.blobs)")
+            if r.ok { print("OK: the custody log, its checkpoints and all evidence verify"); return }
+            for p in r.problems { print("FAIL: \(terminalSafe(p))") }
+            throw ExitCode(1)
+        }
+    }
+}
+
+struct AuditLog: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "log", abstract: "Print the custody timeline.")
+    @OptionGroup var global: GlobalOptions
+    @Option(help: "Only entries about this subject (a flag detector:flag_id, a case C-000001, a user…).") var subject: String?
+    @Flag(help: "JSON Lines: each line is the entry's canonical bytes.") var json = false
+    func run() throws {
+        try guarded {
+            for e in try global.open().custodyEntries(subjects: subject.map { [$0] }) {
+                if json { FileHandle.standardOutput.write(e.canonicalBytes + Data([0x0A])); continue }
+                print("#\(e.seq) \(e.at) \(terminalSafe(e.actor))\(e.actor != e.osUser ? " (asserted by \(terminalSafe(e.osUser)))" : "") \(e.action) \(e.subjectType) \(terminalSafe(e.subjectID)) \(terminalSafe(e.details))\(e.evidenceHash.map { " evidence " + $0.prefix(16) } ?? "")")
+            }
+        }
+    }
+}
+
+struct AuditCheckpoint: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "checkpoint", abstract: "Sign the current tree head as a C2SP checkpoint and store it.")
+    @OptionGroup var global: GlobalOptions
+    @Option(help: "The signing key file (default: the one init wrote, or $CUSTOS_KEY).") var key: String?
+    func run() throws {
+        try guarded {
+            let store = try global.open()
+            let cp = try store.makeCheckpoint(key: try store.signingKey(path: key))
+            print("checkpoint \(cp.id): \(cp.size) entries")
+            print(cp.note, terminator: "")
+        }
+    }
+}
+
+struct AuditCheckpoints: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "checkpoints", abstract: "List stored checkpoints.")
+    @OptionGroup var global: GlobalOptions
+    @Flag var json = false
+    func run() throws {
+        try guarded {
+            let list = try global.open().checkpoints()
+            if json {
+                printJSON(.array(list.map { .object(["id": .integer($0.id), "size": .integer($0.size), "root": .string(Data($0.root).base64EncodedString()),
+                                                     "created_at": .string($0.createdAt), "note": .string($0.note)]) }))
+                return
+            }
+            for c in list { print("\(c.id)\t\(c.size)\t\(Data(c.root).base64EncodedString())\t\(c.createdAt)") }
+        }
+    }
+}
+
+struct AuditProve: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "prove", abstract: "Print a C2SP tlog-proof@v1 for entry N (latest checkpoint by default).")
+    @OptionGroup var global: GlobalOptions
+    @Argument var n: Int64
+    @Option var checkpoint: Int64?
+    func run() throws {
+        try guarded {
+            let store = try global.open()
+            print(try store.inclusionProof(seq: n, checkpoint: try store.checkpoint(id: checkpoint)).text, terminator: "")
+        }
+    }
+}
+
+struct AuditShow: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "show", abstract: "Show entry N; --canonical writes its exact leaf bytes.")
+    @OptionGroup var global: GlobalOptions
+    @Argument var n: Int64
+    @Flag var canonical = false
+    func run() throws {
+        try guarded {
+            let e = try global.open().custodyEntry(seq: n)
+            if canonical { FileHandle.standardOutput.write(e.canonicalBytes); return }
+            print(String(decoding: e.canonicalBytes, as: UTF8.self))
+            print("leaf hash \(Hex.encode(e.leafHash))")
+        }
+    }
+}
+
+struct AuditConsistency: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "consistency", abstract: "Print an RFC 9162 consistency proof between checkpoints K1 and K2.")
+    @OptionGroup var global: GlobalOptions
+    @Argument var k1: Int64
+    @Argument var k2: Int64
+    func run() throws {
+        try guarded {
+            let store = try global.open()
+            let a = try store.checkpoint(id: k1), b = try store.checkpoint(id: k2)
+            let proof = try store.consistencyProof(from: a, to: b)
+            print("size1 \(a.size)")
+            print("size2 \(b.size)")
+            print("root1 \(Data(a.root).base64EncodedString())")
+            print("root2 \(Data(b.root).base64EncodedString())")
+            for h in proof { print(Data(h).base64EncodedString()) }
+        }
+    }
+}
+
+struct AuditVerifyProof: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "verify-proof", abstract: "Check a tlog-proof offline, with no store: signature, then inclusion of the entry.")
+    @Argument(help: "The .tlog-proof file.") var proof: String
+    @Option(help: "The organisation's public key (PEM).") var key: String
+    @Option(help: "The entry's canonical bytes (from `custos audit show N --canonical`).") var entry: String
+    func run() throws {
+        try guarded {
+            guard let proofText = FileManager.default.contents(atPath: proof).flatMap({ String(data: $0, encoding: .utf8) }) else { throw CLIError("cannot read \(proof)") }
+            guard let pem = FileManager.default.contents(atPath: key).flatMap({ String(data: $0, encoding: .utf8) }) else { throw CLIError("cannot read \(key)") }
+            guard let bytes = FileManager.default.contents(atPath: entry) else { throw CLIError("cannot read \(entry)") }
+            do {
+                let p = try TlogProof(text: proofText)
+                let cp = try p.verify(entry: bytes, key: try KeyEncoding.publicKey(pem: pem))
+                print("OK: entry \(p.index) is in the log \(cp.origin) at size \(cp.size), signed by the given key")
+            } catch {
+                throw CLIError("proof does not verify: \(error)")
+            }
+        }
+    }
+}
