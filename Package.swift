@@ -52,6 +52,6 @@ let package = Package(
         .testTarget(name: "CustosCoreTests", dependencies: ["CustosCore"], resources: [.copy("vectors")]),
         .testTarget(name: "CustosStoreTests", dependencies: ["CustosStore", "CustosCore"]),
         .testTarget(name: "CustosPacketsTests", dependencies: ["CustosPackets", "CustosStore", "CustosCore"]),
-        .testTarget(name: "CustosCLITests", dependencies: ["CustosCore"]),
+        .testTarget(name: "CustosCLITests", dependencies: ["CustosCore", "custos"]),
     ]
 )

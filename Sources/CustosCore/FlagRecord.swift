@@ -121,6 +121,13 @@ public struct FlagRecord: Equatable, Sendable {
     public var recordHash: String
 
     public var platform: String { conversation.platform }
+
+    /// The flag's name in the CLI and its subject id in the custody log: `detector:flag_id`.
+    public var key: String { FlagKey.make(detector: detector, flagID: flagID) }
+}
+
+public enum FlagKey {
+    public static func make(detector: String, flagID: String) -> String { detector + ":" + flagID }
 }
 
 /// Limits that keep one hostile record from exhausting memory.

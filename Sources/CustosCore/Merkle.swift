@@ -119,9 +119,9 @@ public enum Merkle {
 
     /// RFC 9162 2.1.4.2: verifies that the tree `root2` of `size2` extends `root1` of `size1`.
     public static func verifyConsistency(size1: Int64, size2: Int64, root1: Hash, root2: Hash, proof: [Hash]) -> Bool {
-        guard size1 > 0, size1 <= size2, root1.count == 32, root2.count == 32,
-              proof.allSatisfy({ $0.count == 32 }) else { return false }
+        guard size1 > 0, size1 <= size2 else { return false }  // a proof from the empty tree proves nothing
         if size1 == size2 { return proof.isEmpty && root1 == root2 }
+        guard size1 > 0, root1.count == 32, root2.count == 32, proof.allSatisfy({ $0.count == 32 }) else { return false }
         guard !proof.isEmpty else { return false }
         var path = proof
         if size1 & (size1 - 1) == 0 { path.insert(root1, at: 0) }

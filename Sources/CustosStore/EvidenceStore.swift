@@ -42,14 +42,6 @@ public struct StoredFlag: Sendable {
     public let canonicalConversation: Data
 }
 
-extension FlagRecord {
-    /// The flag's subject id in the custody log: `detector:flag_id`.
-    public var key: String { FlagKey.make(detector: detector, flagID: flagID) }
-}
-
-public enum FlagKey {
-    public static func make(detector: String, flagID: String) -> String { detector + ":" + flagID }
-}
 
 extension Store {
     /// Stores one validated record (with the attachment bytes the caller read and checked)

@@ -1,0 +1,103 @@
+import CustosCore
+import Foundation
+import Testing
+
+func mutated(_ edit: (inout [String: Any]) -> Void) throws -> String {
+    var obj = try JSONSerialization.jsonObject(with: Data(workedExample.utf8)) as! [String: Any]
+    edit(&obj)
+    return String(data: try JSONSerialization.data(withJSONObject: obj), encoding: .utf8)!
+}
+
+func rejection(_ text: String) -> RecordError? {
+    do { _ = try record(text); return nil } catch let e as RecordError { return e } catch { return RecordError("", "\(error)") }
+}
+
+@Suite struct FlagRecordValidation {
+    @Test func acceptsTheContractExample() throws {
+        let r = try record(workedExample)
+        #expect(r.key == "doc:doc-1")
+        #expect(r.score == nil)
+        #expect(r.conversation.messages.count == 2)
+    }
+
+    @Test func rejectsEachKindOfBadRecordNamingTheField() throws {
+        func conv(_ o: [String: Any]) -> [String: Any] { o["conversation"] as! [String: Any] }
+        let cases: [(String, String, String)] = [
+            (try mutated { $0.removeValue(forKey: "flag_id") }, "flag_id", "missing"),
+            (try mutated { $0["flag_id"] = 7 }, "flag_id", "expected a string"),
+            (try mutated { $0["score"] = 1.5 }, "score", "outside [0, 1]"),
+            (try mutated { $0["score"] = true }, "score", "expected a number"),
+            (try mutated { $0["detected_at"] = "last tuesday" }, "detected_at", "RFC 3339"),
+            (try mutated { var c = conv($0); var m = c["messages"] as! [[String: Any]]; m[0]["sender"] = "u-9"; c["messages"] = m; $0["conversation"] = c },
+             "conversation.messages[0].sender", "unknown sender"),
+            (try mutated { var c = conv($0); var m = c["messages"] as! [[String: Any]]; m[1]["sent_at"] = "2026-13-01T00:00:00Z"; c["messages"] = m; $0["conversation"] = c },
+             "conversation.messages[1].sent_at", "RFC 3339"),
+            (try mutated { var c = conv($0); c["messages"] = [Any](); $0["conversation"] = c }, "conversation.messages", "at least one"),
+            (try mutated { var c = conv($0); var p = c["participants"] as! [[String: Any]]; p[0]["country"] = "Britain"; c["participants"] = p; $0["conversation"] = c },
+             "conversation.participants[0].country", "ISO 3166-1"),
+            (try mutated { var c = conv($0); var p = c["participants"] as! [[String: Any]]; p[1]["user_id"] = "u-1"; c["participants"] = p; $0["conversation"] = c },
+             "conversation.participants[1].user_id", "duplicate participant"),
+            (try mutated { var c = conv($0); var m = c["messages"] as! [[String: Any]]; var a = m[1]["attachments"] as! [[String: Any]]; a[0]["path"] = "../../etc/passwd"; m[1]["attachments"] = a; c["messages"] = m; $0["conversation"] = c },
+             "conversation.messages[1].attachments[0].path", "may not leave"),
+            (try mutated { var c = conv($0); var m = c["messages"] as! [[String: Any]]; var a = m[1]["attachments"] as! [[String: Any]]; a[0]["path"] = "/etc/passwd"; m[1]["attachments"] = a; c["messages"] = m; $0["conversation"] = c },
+             "conversation.messages[1].attachments[0].path", "relative"),
+            (try mutated { var c = conv($0); var m = c["messages"] as! [[String: Any]]; m[0]["text"] = String(repeating: "x", count: RecordLimits.maxTextBytes + 1); c["messages"] = m; $0["conversation"] = c },
+             "conversation.messages[0].text", "exceed the limit"),
+        ]
+        for (text, path, reason) in cases {
+            let e = try #require(rejection(text), "expected \(path) to be rejected")
+            #expect(e.path == path, "\(e)")
+            #expect(e.reason.contains(reason), "\(e)")
+        }
+    }
+
+    @Test func errorMessagesQuoteHostileTextSafely() throws {
+        let text = try mutated { $0["detected_at"] = "\u{202E}\u{1B}[31mevil" }
+        let e = try #require(rejection(text))
+        #expect(!e.description.unicodeScalars.contains { $0.value == 0x202E || $0.value == 0x1B })
+    }
+}
+
+@Suite struct Pan12Import {
+    func read(_ xml: String, date: String = "2026-11-20") -> [Pan12Reader.Item] {
+        var items: [Pan12Reader.Item] = []
+        let reader = Pan12Reader(platform: "PAN", date: Timestamp.parseDate(date)!) { items.append($0) }
+        _ = reader.parse(stream: InputStream(data: Data(xml.utf8)))
+        return items
+    }
+
+    @Test func rollsPastMidnightDecodesEntitiesAndCDATAAndKeepsEmptyText() throws {
+        let xml = """
+        <conversations><conversation id="c1">
+        <message line="1"><author>a</author><time>23:58</time><text>x &amp; y &lt;z&gt;</text></message>
+        <message line="2"><author>b</author><time>00:01</time><text><![CDATA[<b>raw</b> & ]]></text></message>
+        <message line="3"><author>a</author><time>00:00</time><text></text></message>
+        <message line="4"><author>b</author><time>00:02</time></message>
+        </conversation></conversations>
+        """
+        let items = read(xml)
+        #expect(items.count == 1)
+        let r = try FlagRecord.validate(try items[0].result.get())
+        let m = r.conversation.messages
+        #expect(r.flagID == "c1" && r.detector == "pan12" && r.score == nil)
+        #expect(r.conversation.participants.map(\.userID) == ["a", "b"])
+        #expect(m[0].text == "x & y <z>")
+        #expect(m[1].text == "<b>raw</b> & ")
+        #expect(m[2].text == "" && m[3].text == "")
+        #expect(m[0].sentAt.text == "2026-11-20T23:58:00Z")
+        #expect(m[1].sentAt.text == "2026-11-21T00:01:00Z")
+        // The clock went back again (00:01 → 00:00): another day.
+        #expect(m[2].sentAt.text == "2026-11-22T00:00:00Z")
+    }
+
+    @Test func aConversationWithoutAnAuthorIsRejectedAndOthersStillRead() {
+        let xml = """
+        <conversations><conversation id="bad"><message line="1"><time>10:00</time><text>x</text></message></conversation>
+        <conversation id="good"><message line="1"><author>a</author><time>10:00</time><text>x</text></message></conversation></conversations>
+        """
+        let items = read(xml)
+        #expect(items.count == 2)
+        if case .failure(let e) = items[0].result { #expect(e.path.contains("author")) } else { Issue.record("expected a rejection") }
+        if case .failure = items[1].result { Issue.record("expected success") }
+    }
+}
