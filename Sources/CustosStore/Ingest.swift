@@ -25,11 +25,13 @@ public final class LineReader {
 
     public func next() -> Line? {
         var skipped = 0
+        var scanFrom = start
         while true {
-            if let nl = buffer[start...].firstIndex(of: 0x0A) {
+            if let nl = buffer[scanFrom...].firstIndex(of: 0x0A) {
                 lineNumber += 1
                 defer { start = nl + 1 }
-                if skipped > 0 { return .tooLong(skipped + nl - start) }
+                let length = skipped + nl - start
+                if length > maxLine { return .tooLong(length) }
                 var end = nl
                 if end > start && buffer[end - 1] == 0x0D { end -= 1 }
                 return .line(Array(buffer[start..<end]))
@@ -38,10 +40,12 @@ public final class LineReader {
                 guard start < buffer.count || skipped > 0 else { return nil }
                 lineNumber += 1
                 defer { start = buffer.count }
-                if skipped > 0 { return .tooLong(skipped + buffer.count - start) }
+                let length = skipped + buffer.count - start
+                if length > maxLine { return .tooLong(length) }
                 return .line(Array(buffer[start...]))
             }
             if buffer.count - start > maxLine {
+                // Too long already: drop what we have and keep counting until the newline.
                 skipped += buffer.count - start
                 buffer.removeAll(keepingCapacity: true)
                 start = 0
@@ -49,6 +53,7 @@ public final class LineReader {
                 buffer.removeFirst(start)
                 start = 0
             }
+            scanFrom = buffer.count
             let chunk = handle.readData(ofLength: 1 << 20)
             if chunk.isEmpty { eof = true } else { buffer.append(contentsOf: chunk); bytesRead += Int64(chunk.count) }
         }

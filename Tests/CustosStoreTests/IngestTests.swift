@@ -1,0 +1,178 @@
+import CustosCore
+@testable import CustosStore
+import Foundation
+import Testing
+
+@Suite struct IngestBehaviour {
+    @Test func storesGoodRecordsAndLogsEachOne() throws {
+        let f = try Fixture()
+        let (s, rejects) = try f.ingest([flagLine(id: "a"), flagLine(id: "b", score: nil)].joined(separator: "\n") + "\n")
+        #expect(s.ingested == 2 && s.rejected == 0 && rejects.isEmpty)
+        let flags = try f.store().flags()
+        #expect(flags.map(\.key) == ["det:a", "det:b"])
+        let entries = try f.store().custodyEntries().filter { $0.action == "flag.ingest" }
+        #expect(entries.map(\.subjectID) == ["det:a", "det:b"])
+        #expect(entries[0].evidenceHash == flags[0].evidenceHash)
+        #expect(try f.store().verify().ok)
+    }
+
+    @Test func idempotentAndConflictsLeaveTheStoredRecordUntouched() throws {
+        let f = try Fixture()
+        try f.ingest(flagLine(id: "a") + "\n")
+        let before = try f.sqlite("SELECT * FROM messages; SELECT * FROM flags;").1
+        let entries = try f.store().custodySize()
+        let (s, _) = try f.ingest(flagLine(id: "a") + "\n")
+        #expect(s.duplicate == 1 && s.ingested == 0 && s.rejected == 0)
+        let (s2, rejects) = try f.ingest(flagLine(id: "a", text: "changed") + "\n")
+        #expect(s2.rejected == 1)
+        #expect(rejects[0].reason.contains("conflict"))
+        #expect(try f.sqlite("SELECT * FROM messages; SELECT * FROM flags;").1 == before)
+        #expect(try f.store().custodySize() == entries)
+    }
+
+    @Test func theAcceptanceMixStoresExactlyTheGoodOnesAndNamesEachBadLine() throws {
+        let f = try Fixture()
+        try f.ingest(flagLine(id: "existing") + "\n")
+        _ = try f.write("blob.bin", "abc")
+        let goodSHA = SHA256Hex.of(Data("abc".utf8))
+        let lines = [
+            flagLine(id: "good1"),                                                              // 1
+            "{\"flag_id\": ",                                                                   // 2 malformed JSON
+            flagLine(id: "x").replacingOccurrences(of: "\"flag_id\":\"x\",", with: ""),         // 3 missing flag_id
+            flagLine(id: "s").replacingOccurrences(of: "\"sender\":\"u-2\"", with: "\"sender\":\"u-9\""), // 4 unknown sender
+            flagLine(id: "t", detected: "20/11/2026"),                                          // 5 bad timestamp
+            flagLine(id: "sc", score: 1.5),                                                     // 6 score
+            flagLine(id: "att", attachments: ",\"attachments\":[{\"sha256\":\"\(String(repeating: "0", count: 64))\",\"size\":3,\"path\":\"blob.bin\"}]"), // 7
+            flagLine(id: "good2", attachments: ",\"attachments\":[{\"name\":\"b\",\"sha256\":\"\(goodSHA)\",\"size\":3,\"path\":\"blob.bin\"}]"),  // 8
+            flagLine(id: "existing"),                                                           // 9 duplicate
+            flagLine(id: "existing", text: "other"),                                            // 10 conflict
+            "",                                                                                 // 11 blank: skipped
+            "\u{FF}\u{FE}",                                                                     // 12 not UTF-8? (valid UTF-8 chars, not JSON)
+        ]
+        let (s, rejects) = try f.ingest(lines.joined(separator: "\n") + "\n", name: "mix.jsonl")
+        #expect(s.ingested == 2 && s.duplicate == 1)
+        #expect(s.rejected == 8)
+        let byLine = Dictionary(uniqueKeysWithValues: rejects.map { ($0.location, $0.reason) })
+        #expect(byLine["mix.jsonl:2"]?.contains("malformed JSON") == true)
+        #expect(byLine["mix.jsonl:3"]?.contains("flag_id: missing") == true)
+        #expect(byLine["mix.jsonl:4"]?.contains("unknown sender") == true)
+        #expect(byLine["mix.jsonl:5"]?.contains("detected_at") == true)
+        #expect(byLine["mix.jsonl:6"]?.contains("outside [0, 1]") == true)
+        #expect(byLine["mix.jsonl:7"]?.contains("sha256 mismatch") == true)
+        #expect(byLine["mix.jsonl:10"]?.contains("conflict") == true)
+        #expect(byLine["mix.jsonl:12"] != nil)
+        #expect(rejects.first { $0.location == "mix.jsonl:4" }?.raw == Array(lines[3].utf8))
+        #expect(try f.store().flags().map(\.flagID).sorted() == ["existing", "good1", "good2"])
+        #expect(try f.store().blob(sha256: goodSHA) == Data("abc".utf8))
+        // Again: nothing changes.
+        let size = try f.store().custodySize()
+        let (again, _) = try f.ingest(lines.joined(separator: "\n") + "\n", name: "mix.jsonl")
+        #expect(again.ingested == 0 && again.duplicate == 3 && again.rejected == 8)
+        #expect(try f.store().custodySize() == size)
+    }
+
+    @Test func invalidUTF8AndHugeLinesAreRejectedWithTheirLine() throws {
+        let f = try Fixture()
+        var bytes = Array((flagLine(id: "ok") + "\n").utf8)
+        bytes += Array("{\"flag_id\":\"".utf8) + [0xC3, 0x28] + Array("\"}\n".utf8)
+        bytes += [UInt8](repeating: 0x78, count: RecordLimits.maxLineBytes + 10) + [0x0A]
+        bytes += Array((flagLine(id: "ok2") + "\n").utf8)
+        let url = f.dir.appendingPathComponent("bad.jsonl")
+        try Data(bytes).write(to: url)
+        let ing = Ingestor(store: try f.store())
+        var rejects: [Rejection] = []
+        ing.onReject = { rejects.append($0) }
+        try ing.ingestJSONLines(FileHandle(forReadingAtPath: url.path)!, name: "bad.jsonl", baseDirectory: f.dir)
+        #expect(ing.summary.ingested == 2)
+        try #require(rejects.map(\.location) == ["bad.jsonl:2", "bad.jsonl:3"], "\(rejects.map { "\($0.location) \($0.reason)" })")
+        #expect(rejects[0].reason.contains("UTF-8"))
+        #expect(rejects[1].reason.contains("exceeds the limit"))
+    }
+
+    @Test func attachmentPathsCannotEscapeThroughSymlinks() throws {
+        let f = try Fixture()
+        let outside = FileManager.default.temporaryDirectory.appendingPathComponent("custos-secret-\(UUID().uuidString)")
+        try Data("abc".utf8).write(to: outside)
+        defer { try? FileManager.default.removeItem(at: outside) }
+        try FileManager.default.createSymbolicLink(at: f.dir.appendingPathComponent("link.bin"), withDestinationURL: outside)
+        let sha = SHA256Hex.of(Data("abc".utf8))
+        let (s, rejects) = try f.ingest(flagLine(id: "l", attachments: ",\"attachments\":[{\"sha256\":\"\(sha)\",\"size\":3,\"path\":\"link.bin\"}]") + "\n")
+        #expect(s.rejected == 1)
+        #expect(rejects[0].reason.contains("leaves the input file's folder"))
+    }
+
+    @Test func textIsStoredByteExact() throws {
+        let f = try Fixture()
+        let hostile = "emoji 😊👩‍👩‍👧 rtl \u{202E}txet\u{202C} <script>alert(1)</script> ]]> & \"quotes\" 'single' \u{200B}\ttab\r\nline"
+        let long = String(repeating: "ä", count: 60_000)  // 120 KB of UTF-8
+        try f.ingest(flagLine(id: "h", text: hostile) + "\n" + flagLine(id: "long", text: long) + "\n")
+        let h = try f.store().readFlag("det:h", purpose: "test")
+        #expect(Array(h.conversation.messages[0].text.utf8) == Array(hostile.utf8))
+        #expect(try f.store().readFlag("long", purpose: "test").conversation.messages[0].text == long)
+        // The bytes in SQLite are exactly the UTF-8 received.
+        let hex = try f.sqlite("SELECT hex(text) FROM messages WHERE message_id = 'm1' AND text LIKE 'emoji%'").1.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(hex == Hex.encode(Array(hostile.utf8)).uppercased())
+    }
+
+    @Test func readingEvidenceIsLogged() throws {
+        let f = try Fixture()
+        try f.ingest(flagLine(id: "a") + "\n")
+        _ = try f.store().readFlag("a", purpose: "triage")
+        let last = try #require(try f.store().custodyEntries().last)
+        #expect(last.action == "evidence.view" && last.subjectID == "det:a" && last.details.contains("triage"))
+    }
+}
+
+@Suite struct StoreLifecycle {
+    @Test func initRefusesToOverwriteAndRecordsItsSteps() throws {
+        let f = try Fixture()
+        #expect(throws: StoreError.self) {
+            _ = try Store.create(path: f.db, keyPath: nil, org: "x", contactEmail: "a@b.c", actor: Actor(name: "a", osUser: "a"))
+        }
+        let actions = try f.store().custodyEntries().map(\.action)
+        #expect(actions == ["store.init", "key.create", "user.add"])
+        let keyPath = Store.defaultKeyPath(forStore: f.db)
+        let attrs = try FileManager.default.attributesOfItem(atPath: keyPath)
+        #expect((attrs[.posixPermissions] as? NSNumber)?.intValue == 0o600)
+        #expect(throws: StoreError.self) {
+            _ = try Store.create(path: f.dir.appendingPathComponent("other.db").path, keyPath: keyPath, org: "x", contactEmail: "a@b.c", actor: Actor(name: "a", osUser: "a"))
+        }
+        #expect(!FileManager.default.fileExists(atPath: f.dir.appendingPathComponent("other.db").path))
+    }
+
+    @Test func storeUsesWALAndForeignKeys() throws {
+        let f = try Fixture()
+        #expect(try f.sqlite("PRAGMA journal_mode").1.contains("wal"))
+    }
+
+    @Test func aStoreFromANewerSchemaIsRefusedAndUnchanged() throws {
+        let f = try Fixture()
+        try f.sqlite("INSERT INTO schema_migrations VALUES (999, '0999_future.sql', 'x', 'then')")
+        let before = try Data(contentsOf: URL(fileURLWithPath: f.db))
+        do { _ = try f.store(); Issue.record("expected refusal") } catch {
+            #expect("\(error)".contains("newer than this custos"))
+        }
+        #expect(try Data(contentsOf: URL(fileURLWithPath: f.db)) == before)
+    }
+
+    @Test func anEditedMigrationIsRefused() throws {
+        let f = try Fixture()
+        try f.sqlite("UPDATE schema_migrations SET sha256 = 'tampered' WHERE version = 1")
+        #expect(throws: StoreError.self) { _ = try f.store() }
+    }
+
+    @Test func upgradingASchema1StoreBuildsTheMerkleTreeWithoutRewritingEntries() throws {
+        let f = try Fixture()
+        try f.ingest((0..<9).map { flagLine(id: "f\($0)") }.joined(separator: "\n") + "\n")
+        let entriesBefore = try f.sqlite("SELECT * FROM custody ORDER BY seq").1
+        let size = try f.store().custodySize()
+        let rootBefore = try f.store().read { db in try Merkle.root(size: size, nodes: MerkleNodes.source(db)) }
+        // Turn the store back into a schema-1 store: no Merkle tables, migration 2 not applied.
+        try f.sqlite("DROP TABLE merkle_nodes; DROP TABLE checkpoints; DELETE FROM schema_migrations WHERE version = 2;")
+        let s = try f.store()
+        #expect(try f.sqlite("SELECT * FROM custody ORDER BY seq").1 == entriesBefore)
+        let rootAfter = try s.read { db in try Merkle.root(size: size, nodes: MerkleNodes.source(db)) }
+        #expect(rootAfter == rootBefore)
+        #expect(try s.verify().ok)
+    }
+}

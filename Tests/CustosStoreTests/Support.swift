@@ -1,0 +1,70 @@
+import CustosCore
+@testable import CustosStore
+import Foundation
+import Testing
+
+/// A fresh store in a temporary folder, created by OS user "admin".
+final class Fixture {
+    let dir: URL
+    let db: String
+    var now: Int64 = 1_795_183_141_000
+    init() throws {
+        dir = FileManager.default.temporaryDirectory.appendingPathComponent("custos-test-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        db = dir.appendingPathComponent("t.db").path
+        _ = try Store.create(path: db, keyPath: nil, org: "Test Org", contactEmail: "t@example.com", actor: Actor(name: "admin", osUser: "admin"))
+    }
+    deinit { try? FileManager.default.removeItem(at: dir) }
+
+    func store(_ actor: String = "admin") throws -> Store {
+        let s = try Store.open(path: db, actor: Actor(name: actor, osUser: "admin"))
+        let t = now
+        s.clock = { t }
+        return s
+    }
+
+    func write(_ name: String, _ text: String) throws -> URL {
+        let url = dir.appendingPathComponent(name)
+        try Data(text.utf8).write(to: url)
+        return url
+    }
+
+    /// Ingests JSON Lines text; returns the summary and the rejections.
+    @discardableResult
+    func ingest(_ text: String, name: String = "in.jsonl") throws -> (IngestSummary, [Rejection]) {
+        let url = try write(name, text)
+        let ing = Ingestor(store: try store())
+        var rejects: [Rejection] = []
+        ing.onReject = { rejects.append($0) }
+        try ing.ingestJSONLines(FileHandle(forReadingAtPath: url.path)!, name: name, baseDirectory: dir)
+        return (ing.summary, rejects)
+    }
+
+    /// Runs SQL with the sqlite3 shell, as someone editing the file behind Custos's back would.
+    @discardableResult
+    func sqlite(_ sql: String) throws -> (Int32, String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/sqlite3")
+        p.arguments = [db, sql]
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = out
+        try p.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
+    func count(_ table: String) throws -> Int { Int(try sqlite("SELECT count(*) FROM \(table)").1.trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1 }
+}
+
+/// A valid flag record as one JSON line.
+func flagLine(id: String, score: Double? = 0.9, detected: String = "2026-11-20T14:03:00Z", text: String = "hello",
+              adult: String = "u-1", adultCountry: String = "US", minorCountry: String = "US", platform: String = "ExampleChat",
+              attachments: String = "") -> String {
+    let s = score.map { "\"score\":\($0)," } ?? ""
+    let t = String(data: try! JSONSerialization.data(withJSONObject: [text], options: [.fragmentsAllowed]), encoding: .utf8)!.dropFirst().dropLast()
+    return """
+    {"flag_id":"\(id)","source":{"detector":"det","model_version":"1"},\(s)"detected_at":"\(detected)","service":{"platform":"\(platform)"},"conversation":{"id":"conv-\(id)","participants":[{"user_id":"\(adult)","role_hint":"suspected_adult","country":"\(adultCountry)","screen_name":"grown"},{"user_id":"u-2","role_hint":"suspected_minor","stated_age":13,"country":"\(minorCountry)"}],"messages":[{"id":"m1","sender":"\(adult)","sent_at":"2026-11-20T13:59:01Z","text":\(t)\(attachments)},{"id":"m2","sender":"u-2","sent_at":"2026-11-20T13:59:40+01:00","text":"hi"}]}}
+    """
+}
