@@ -1,0 +1,123 @@
+import Crypto
+import CustosCore
+@testable import CustosStore
+import Foundation
+import Testing
+
+@Suite struct CustodyLogIntegrity {
+    func populated() throws -> Fixture {
+        let f = try Fixture()
+        try f.ingest((0..<6).map { flagLine(id: "f\($0)", text: "message \($0)") }.joined(separator: "\n") + "\n")
+        let s = try f.store()
+        try s.makeCheckpoint(key: try s.signingKey())
+        return f
+    }
+
+    func problems(_ f: Fixture) throws -> [String] { try f.store().verify().problems }
+
+    @Test func triggersRefuseUpdateAndDelete() throws {
+        let f = try populated()
+        for sql in ["UPDATE custody SET actor = 'x' WHERE seq = 1", "DELETE FROM custody WHERE seq = 1",
+                    "UPDATE messages SET text = 'x'", "DELETE FROM messages", "UPDATE flags SET score = 0",
+                    "DELETE FROM checkpoints", "UPDATE merkle_nodes SET hash = x'00'"] {
+            let (status, out) = try f.sqlite(sql)
+            #expect(status != 0, "\(sql) was allowed")
+            #expect(out.contains("refused") || out.contains("append-only"), "\(out)")
+        }
+        #expect(try problems(f).isEmpty)
+    }
+
+    @Test func anUntouchedStoreVerifies() throws {
+        let r = try populated().store().verify()
+        #expect(r.ok && r.entries > 8 && r.checkpoints == 1 && r.conversations == 6)
+    }
+
+    @Test func aMessageEditedWithTheShellIsNamed() throws {
+        let f = try populated()
+        try f.sqlite("DROP TRIGGER messages_no_update; UPDATE messages SET text = 'message 9' WHERE text = 'message 3';")
+        let p = try problems(f)
+        #expect(p.count == 1)
+        #expect(p[0].contains("det:f3") && p[0].contains("evidence was changed"))
+    }
+
+    @Test func aCustodyRowEditedAfterDroppingTheTriggersIsNamed() throws {
+        let f = try populated()
+        try f.sqlite("DROP TRIGGER custody_no_update; UPDATE custody SET actor = 'mallory' WHERE seq = 4;")
+        let p = try problems(f)
+        #expect(p.first?.contains("custody entry 4") == true)
+    }
+
+    @Test func aRewrittenAndRechainedHistoryFailsAgainstTheSignedCheckpoint() throws {
+        let f = try populated()
+        // Rewrite entry 4 and recompute its leaf, its chain and every later chain link and Merkle
+        // node, as someone with the code but without the signing key could.
+        let s = try f.store()
+        let entries = try s.custodyEntries()
+        var chain = CustodyEntry.genesisChain
+        var sql = "DROP TRIGGER custody_no_update; DROP TRIGGER merkle_nodes_no_delete; DELETE FROM merkle_nodes;"
+        var builder = Merkle.FrontierBuilder()
+        for var e in entries {
+            if e.seq == 4 { e.actor = "mallory" }
+            let leaf = e.leafHash
+            chain = CustodyEntry.chain(previous: chain, leaf: leaf)
+            sql += "UPDATE custody SET actor = '\(e.actor)', leaf_hash = x'\(Hex.encode(leaf))', chain_hash = x'\(Hex.encode(chain))' WHERE seq = \(e.seq);"
+            for n in builder.append(leaf) { sql += "INSERT INTO merkle_nodes VALUES (\(n.level), \(n.index), x'\(Hex.encode(n.hash))');" }
+        }
+        let (status, out) = try f.sqlite(sql)
+        #expect(status == 0, "\(out)")
+        let p = try problems(f)
+        #expect(p.count == 1)
+        #expect(p.first?.contains("checkpoint 1") == true && p.first?.contains("rewritten") == true)
+    }
+
+    @Test func aTruncatedLogFailsAgainstTheLastCheckpoint() throws {
+        let f = try populated()
+        try f.sqlite("DROP TRIGGER custody_no_delete; DELETE FROM custody WHERE seq >= 7;")
+        let p = try problems(f)
+        #expect(p.contains { $0.contains("truncated") })
+    }
+
+    @Test func reorderedEntriesAreNamed() throws {
+        let f = try populated()
+        try f.sqlite("""
+            DROP TRIGGER custody_no_update;
+            UPDATE custody SET seq = -1 WHERE seq = 3; UPDATE custody SET seq = 3 WHERE seq = 4; UPDATE custody SET seq = 4 WHERE seq = -1;
+            """)
+        let p = try problems(f)
+        #expect(p.first?.contains("custody entry 3") == true)
+    }
+
+    @Test func aFlagInsertedBehindTheLogsBackIsNamed() throws {
+        let f = try populated()
+        try f.sqlite("INSERT INTO flags(detector, flag_id, detected_at, detected_ms, platform, conversation_id, record_hash, ingested_at) VALUES ('det', 'ghost', 'x', 0, 'p', 1, 'h', 'now')")
+        #expect(try problems(f).contains { $0.contains("det:ghost") })
+    }
+
+    @Test func proofsFromTheStoreVerifyOfflineAndConsistencyHolds() throws {
+        let f = try populated()
+        let s = try f.store()
+        let first = try s.checkpoint(id: nil)
+        try f.ingest(flagLine(id: "later") + "\n")
+        let second = try s.makeCheckpoint(key: try s.signingKey())
+        let key = try s.publicKey()
+        for seq in [Int64(0), 3, first.size - 1] {
+            let proof = try s.inclusionProof(seq: seq, checkpoint: second)
+            let entry = try s.custodyEntry(seq: seq).canonicalBytes
+            #expect(try TlogProof(text: proof.text).verify(entry: entry, key: key).size == second.size)
+        }
+        let cproof = try s.consistencyProof(from: first, to: second)
+        #expect(Merkle.verifyConsistency(size1: first.size, size2: second.size, root1: first.root, root2: second.root, proof: cproof))
+        #expect(try s.checkpoints().count == 2)
+        #expect(try s.verify().ok)
+    }
+
+    @Test func aCheckpointSignedByAnotherKeyFails() throws {
+        let f = try populated()
+        let s = try f.store()
+        let cp = try s.checkpoint(id: nil)
+        let forged = try SignedNote.sign(text: Checkpoint(origin: try s.organisation().origin, size: cp.size, root: cp.root).text,
+                                         name: try s.organisation().origin, key: Curve25519.Signing.PrivateKey())
+        try f.sqlite("INSERT INTO checkpoints(size, root, note, created_at) VALUES (\(cp.size), x'\(Hex.encode(cp.root))', '\(forged)', 'now')")
+        #expect(try problems(f).contains { $0.contains("checkpoint 2") })
+    }
+}
