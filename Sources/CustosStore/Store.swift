@@ -79,6 +79,8 @@ public final class Store: @unchecked Sendable {
         }
         let store = Store(path: path, actor: actor, db: queue)
         try store.migrate()
+        // Every command acts as a known, enabled user.
+        _ = try store.read { db in try store.currentRole(db: db) }
         return store
     }
 
