@@ -29,6 +29,8 @@ public final class Pan12Reader: NSObject, XMLParserDelegate {
     private var field: String?
     private var buffer = ""
     private var problem: RecordError?
+    private var depth = 0
+    private var sawRoot = false
     public private(set) var xmlError: String?
 
     public init(platform: String, date startDayMillis: Int64, onConversation: @escaping (Item) -> Void) {
@@ -43,7 +45,12 @@ public final class Pan12Reader: NSObject, XMLParserDelegate {
         p.delegate = self
         p.shouldResolveExternalEntities = false
         parser = p
-        let ok = p.parse()
+        var ok = p.parse()
+        // The stream parser does not always report a document cut short; check it closed.
+        if ok && (depth != 0 || !sawRoot) {
+            ok = false
+            xmlError = "line \(p.lineNumber): malformed XML: the document ends before its elements are closed"
+        }
         if !ok, xmlError == nil {
             xmlError = "line \(p.lineNumber): malformed XML: \(p.parserError.map { "\($0)" } ?? "unknown error")"
         }
@@ -52,6 +59,7 @@ public final class Pan12Reader: NSObject, XMLParserDelegate {
 
     public func parser(_ parser: XMLParser, didStartElement name: String, namespaceURI: String?, qualifiedName: String?,
                        attributes: [String: String] = [:]) {
+        depth += 1
         switch name {
         case "conversation":
             conversationID = attributes["id"]
@@ -79,6 +87,8 @@ public final class Pan12Reader: NSObject, XMLParserDelegate {
     }
 
     public func parser(_ parser: XMLParser, didEndElement name: String, namespaceURI: String?, qualifiedName: String?) {
+        depth -= 1
+        if depth == 0 { sawRoot = true }
         switch name {
         case "author": current?.author = buffer; field = nil
         case "time": current?.time = buffer; field = nil

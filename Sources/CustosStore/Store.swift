@@ -253,4 +253,3 @@ public final class Store: @unchecked Sendable {
     }
 }
 
-extension KeyError: @retroactive @unchecked Sendable {}
