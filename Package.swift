@@ -35,6 +35,7 @@ let package = Package(
             name: "CustosPackets",
             dependencies: [
                 "CustosCore", "CustosResources",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Mustache", package: "swift-mustache"),
                 .product(name: "ZIPFoundation", package: "ZIPFoundation"),
             ]),
@@ -43,6 +44,7 @@ let package = Package(
             dependencies: [
                 "CustosCore", "CustosStore", "CustosPackets", "CustosResources",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ]),
         .executableTarget(name: "EmbedFiles", path: "Sources/EmbedFiles"),
         .plugin(

@@ -1,5 +1,6 @@
 import ArgumentParser
 import CustosCore
+import CustosPackets
 import CustosResources
 import CustosStore
 import Foundation
@@ -89,13 +90,27 @@ struct Demo: ParsableCommand {
             _ = try proof.verify(entry: try store.custodyEntry(seq: 0).canonicalBytes, key: try store.publicKey())
             print("  wrote entry-0.tlog-proof; it verifies offline against custos-key.pem")
 
+            step("export C-000001 --agency NCMEC --out \(root.path)/packet-C-000001-NCMEC --zip --actor cora")
+            let packetDir = root.appendingPathComponent("packet-C-000001-NCMEC")
+            let cora = try open(as: "cora")
+            let exported = try export(store: cora, caseID: "C-000001", agency: "NCMEC", out: packetDir, zip: true, templates: nil, xsd: nil,
+                                      key: try cora.signingKey())
+            print("  packet \(exported.packetID): \(exported.directory.path) (and .zip)")
+
+            step("verify-packet \(packetDir.path).zip --key \(root.path)/custos-key.pem   (no store needed)")
+            let checks = try PacketVerifier(pinnedKeyPEM: KeyEncoding.publicKeyPEM(try store.publicKey()))
+                .verify(path: packetDir.deletingLastPathComponent().appendingPathComponent(packetDir.lastPathComponent + ".zip"))
+            for c in checks { print("  \(c.ok ? "PASS" : "FAIL") \(pad(c.name, 17)) \(c.detail)") }
+
             step("audit verify")
             let report = try store.verify()
             print("  custody entries \(report.entries), checkpoints \(report.checkpoints), conversations \(report.conversations): \(report.ok ? "OK" : report.problems.joined(separator: "; "))")
             print("\nDemo store: \(db)")
+            print("Referral packet: \(packetDir.path)")
+            print("Open the report in a browser: \(packetDir.appendingPathComponent("data/report.html").path)")
             print("Try: custos --db \(db) case show C-000001")
             print("     custos audit verify-proof \(root.path)/entry-0.tlog-proof --key \(root.path)/custos-key.pem --entry \(root.path)/entry-0.json")
-            if !report.ok { throw ExitCode(1) }
+            if !report.ok || checks.contains(where: { !$0.ok }) { throw ExitCode(1) }
         }
     }
 }

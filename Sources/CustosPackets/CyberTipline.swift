@@ -1,0 +1,94 @@
+import CustosCore
+import Foundation
+
+/// The NCMEC CyberTipline `<report>` (../shared/spec/cybertipline.xsd), element order as the
+/// schema's sequences require.
+public enum CyberTiplineReport {
+    public static func xml(_ s: ReferralSnapshot) -> String {
+        var x = XMLWriter()
+        x.raw("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n")
+        x.open("report")
+        x.open("incidentSummary")
+        x.leaf("incidentType", Report.incidentType(s))
+        x.leaf("platform", s.platform)
+        if !s.urgentReasons.isEmpty { x.leaf("escalateToHighPriority", s.urgentReasons.joined(separator: "; ")) }
+        let annotations = Set(s.annotations)
+        if !annotations.isEmpty {
+            x.open("reportAnnotations")
+            for a in Annotation.allCases where annotations.contains(a) { x.leaf(a.cyberTiplineElement, "true") }
+            x.close("reportAnnotations")
+        }
+        let times = s.flags.flatMap { $0.conversation.messages.map(\.sentAt.epochMillis) }
+        x.leaf("incidentDateTime", Timestamp.format(millis: times.min() ?? 0, offsetMinutes: 0))
+        x.leaf("incidentDateTimeDescription", "Time of the earliest message in the reported conversations (UTC); every message's time is in the content.")
+        x.close("incidentSummary")
+        for f in s.flags {
+            x.open("internetDetails")
+            x.open("chatImIncident")
+            x.leaf("chatClient", f.platform)
+            x.leaf("chatRoomName", f.conversation.id)
+            x.leaf("content", Report.transcript(f))
+            x.leaf("additionalInfo", "Flag \(f.key) detected \(f.detectedAt) by \(f.detector)\(f.modelVersion.map { " \($0)" } ?? ""). Complete conversation as canonical JSON in the referral packet at \(Report.conversationFile(f)); SHA-256 \(f.evidenceHash).")
+            x.close("chatImIncident")
+            x.close("internetDetails")
+        }
+        x.open("reporter")
+        x.open("reportingPerson")
+        x.leaf("email", s.organisation.contactEmail)
+        x.close("reportingPerson")
+        x.close("reporter")
+        for p in s.reported {
+            x.open("personOrUserReported")
+            if !p.emails.isEmpty {
+                x.open("personOrUserReportedPerson")
+                for e in p.emails { x.leaf("email", e) }
+                x.close("personOrUserReportedPerson")
+            }
+            participantIdentity(&x, p, platform: s.platform)
+            x.close("personOrUserReported")
+        }
+        for v in s.victims {
+            x.open("victim")
+            x.open("victimPerson")
+            for e in v.emails { x.leaf("email", e) }
+            if let age = v.statedAge { x.leaf("age", String(age)) }
+            x.close("victimPerson")
+            participantIdentity(&x, v, platform: s.platform)
+            x.close("victim")
+        }
+        x.leaf("additionalInfo", "Referral packet \(s.packetID) for case \(s.caseID) from \(s.organisation.name), made with Custos. \(s.supplements.map { "Supplements packet \($0). " } ?? "")The packet is a signed BagIt bag with the complete conversations, each reviewer's decision and the chain of custody with offline-verifiable proofs.")
+        x.close("report")
+        return x.text
+    }
+
+    static func participantIdentity(_ x: inout XMLWriter, _ p: Participant, platform: String) {
+        x.leaf("espIdentifier", p.userID)
+        x.leaf("espService", platform)
+        if let s = p.screenName { x.leaf("screenName", s) }
+        if let d = p.displayName { x.leaf("displayName", d) }
+        for e in p.ipEvents {
+            x.open("ipCaptureEvent")
+            x.leaf("ipAddress", e.ip)
+            let known = ["Login", "Registration", "Purchase", "Upload", "Other", "Unknown"]
+            if let ev = e.event { x.leaf("eventName", known.first { $0.lowercased() == ev.lowercased() } ?? "Other") }
+            if let at = e.at { x.leaf("dateTime", at) }
+            x.close("ipCaptureEvent")
+        }
+        if let age = p.statedAge, p.roleHint != .suspectedMinor {
+            x.leaf("additionalInfo", "Stated age: \(age)")
+        } else if let c = p.country {
+            x.leaf("additionalInfo", "Country: \(c)")
+        }
+    }
+}
+
+struct XMLWriter {
+    var text = ""
+    var depth = 0
+    mutating func raw(_ s: String) { text += s }
+    mutating func open(_ name: String) { text += String(repeating: "  ", count: depth) + "<\(name)>\n"; depth += 1 }
+    mutating func close(_ name: String) { depth -= 1; text += String(repeating: "  ", count: depth) + "</\(name)>\n" }
+    mutating func leaf(_ name: String, _ value: String) {
+        text += String(repeating: "  ", count: depth) + "<\(name)>" + Escape.xml(value) + "</\(name)>\n"
+    }
+}

@@ -1,0 +1,175 @@
+import Crypto
+import CustosCore
+import CustosResources
+import Foundation
+import Mustache
+import ZIPFoundation
+
+public struct PacketError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+    public init(_ d: String) { description = d }
+}
+
+/// HTML escaping per Unicode scalar for report templates (`{{% CONTENT_TYPE: STRICT_HTML}}`).
+struct StrictHTML: MustacheContentType {
+    func escapeText(_ text: String) -> String { Escape.html(text) }
+}
+
+/// Writes a referral packet: a BagIt 1.0 bag (RFC 8493) signed with the organisation's key.
+public struct PacketWriter {
+    public var templatesDirectory: URL?
+    public var xsdPath: String?
+
+    public init(templatesDirectory: URL? = nil, xsdPath: String? = nil) {
+        self.templatesDirectory = templatesDirectory
+        self.xsdPath = xsdPath
+    }
+
+    public struct Result: Sendable {
+        public let directory: URL
+        public let zip: URL?
+        public let tagManifestSHA256: String
+        public let files: Int
+    }
+
+    public static let signatureFile = "tagmanifest-sha256.txt.sig"
+    public static let keyFile = "custos-signing-key.pem"
+
+    /// Writes the bag into `out` (which must not exist, or be an empty folder).
+    public func write(_ s: ReferralSnapshot, to out: URL, key: Curve25519.Signing.PrivateKey, zip: Bool) throws -> Result {
+        let fm = FileManager.default
+        if fm.fileExists(atPath: out.path) {
+            guard (try? fm.contentsOfDirectory(atPath: out.path))?.isEmpty == true else {
+                throw PacketError("\(out.path) exists and is not an empty folder; choose a new --out")
+            }
+        }
+        guard KeyEncoding.publicKeyPEM(key.publicKey) == s.organisation.publicKeyPEM else {
+            throw PacketError("the signing key does not match the store's public key")
+        }
+        let data = out.appendingPathComponent("data")
+        try fm.createDirectory(at: data, withIntermediateDirectories: true)
+        var payload: [(path: String, sha256: String, size: Int)] = []
+        func put(_ path: String, _ bytes: Data) throws {
+            let url = out.appendingPathComponent(path)
+            try fm.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+            try bytes.write(to: url, options: .withoutOverwriting)
+            payload.append((path, SHA256Hex.of(bytes), bytes.count))
+        }
+
+        for f in s.flags {
+            try put(Report.conversationFile(f), f.canonical)
+            try put(Report.transcriptFile(f), Data(Report.transcript(f).utf8))
+        }
+        for (sha, bytes) in s.attachments.sorted(by: { $0.key < $1.key }) { try put(Report.attachmentFile(sha), bytes) }
+        try put("data/custody/custody.jsonl", Data(s.custody.map { String(decoding: $0.canonicalBytes, as: UTF8.self) + "\n" }.joined().utf8))
+        try put("data/custody/checkpoint.txt", Data(s.checkpointNote.utf8))
+        for p in s.proofs { try put(Report.proofFile(p.index), Data(p.text.utf8)) }
+        try put("data/report.json", Data((Report.json(s).canonicalString + "\n").utf8))
+        if s.agency.profile == "cybertipline" {
+            let xml = CyberTiplineReport.xml(s)
+            try put("data/cybertipline-report.xml", Data(xml.utf8))
+            if let problem = SchemaCheck.validate(xml: out.appendingPathComponent("data/cybertipline-report.xml"), xsdPath: xsdPath) {
+                try? fm.removeItem(at: out)
+                throw PacketError("the CyberTipline report does not validate against the schema: \(problem)")
+            }
+        }
+        try put("data/report.html", Data(try renderHTML(s, files: payload).utf8))
+        try put("data/provenance.jsonld", Data((Provenance.document(s, files: payload).canonicalString + "\n").utf8))
+
+        // Tag files.
+        payload.sort { $0.path < $1.path }
+        let manifest = payload.map { "\($0.sha256)  \($0.path)\n" }.joined()
+        let oxum = "\(payload.reduce(0) { $0 + $1.size }).\(payload.count)"
+        func field(_ v: String) -> String { v.replacingOccurrences(of: "\r", with: " ").replacingOccurrences(of: "\n", with: " ") }
+        var info = """
+            Source-Organization: \(field(s.organisation.name))
+            Contact-Email: \(field(s.organisation.contactEmail))
+            External-Identifier: \(s.packetID)
+            Bagging-Date: \(s.createdAt.prefix(10))
+            Payload-Oxum: \(oxum)
+            Custos-Signing-Key-Fingerprint: SHA256:\(KeyEncoding.fingerprint(key.publicKey))
+            Custos-Case: \(s.caseID)
+            Custos-Agency: \(s.agency.code)
+
+            """
+        if let earlier = s.supplements { info += "Custos-Supplements: \(earlier)\n" }
+        let tags: [(String, Data)] = [
+            ("bagit.txt", Data("BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n".utf8)),
+            ("bag-info.txt", Data(info.utf8)),
+            ("manifest-sha256.txt", Data(manifest.utf8)),
+            (Self.keyFile, Data(s.organisation.publicKeyPEM.utf8)),
+        ]
+        for (name, bytes) in tags { try bytes.write(to: out.appendingPathComponent(name), options: .withoutOverwriting) }
+        let tagManifest = Data(tags.map { "\(SHA256Hex.of($0.1))  \($0.0)\n" }.joined().utf8)
+        try tagManifest.write(to: out.appendingPathComponent("tagmanifest-sha256.txt"), options: .withoutOverwriting)
+        try Data(try key.signature(for: tagManifest)).write(to: out.appendingPathComponent(Self.signatureFile), options: .withoutOverwriting)
+
+        var zipURL: URL?
+        if zip {
+            let z = out.deletingLastPathComponent().appendingPathComponent(out.lastPathComponent + ".zip")
+            if fm.fileExists(atPath: z.path) { throw PacketError("\(z.path) already exists") }
+            try fm.zipItem(at: out, to: z, shouldKeepParent: true)
+            zipURL = z
+        }
+        return Result(directory: out, zip: zipURL, tagManifestSHA256: SHA256Hex.of(tagManifest), files: payload.count)
+    }
+
+    func renderHTML(_ s: ReferralSnapshot, files: [(path: String, sha256: String, size: Int)]) throws -> String {
+        MustacheContentTypes.register(StrictHTML(), named: "STRICT_HTML")
+        var templates: [String: String] = [:]
+        for name in EmbeddedResources.names(in: "templates") where name.hasSuffix(".mustache") {
+            templates[String(name.dropFirst("templates/".count).dropLast(".mustache".count))] = EmbeddedResources.text(name)
+        }
+        if let dir = templatesDirectory {
+            guard let names = try? FileManager.default.contentsOfDirectory(atPath: dir.path) else {
+                throw PacketError("cannot read the templates folder \(dir.path)")
+            }
+            for n in names where n.hasSuffix(".mustache") {
+                templates[String(n.dropLast(".mustache".count))] = try String(contentsOf: dir.appendingPathComponent(n), encoding: .utf8)
+            }
+        }
+        var library = MustacheLibrary()
+        for (name, text) in templates {
+            do { library.register(try MustacheTemplate(string: text), named: name) } catch {
+                throw PacketError("template \(name).mustache: \(error)")
+            }
+        }
+        let profile = s.agency.profile + ".html"
+        guard let html = library.render(Report.context(s, files: files), withTemplate: profile) else {
+            throw PacketError("no template \(profile).mustache for agency profile \(s.agency.profile)")
+        }
+        return html
+    }
+}
+
+/// XSD validation with xmllint (libxml2-utils): the schema is NCMEC's, and only a real
+/// schema validator can judge it.
+public enum SchemaCheck {
+    /// Returns nil when valid, else what is wrong.
+    public static func validate(xml: URL, xsdPath: String?) -> String? {
+        var xsd = xsdPath
+        var temp: URL?
+        if xsd == nil {
+            let t = FileManager.default.temporaryDirectory.appendingPathComponent("custos-\(UUID().uuidString).xsd")
+            guard let bytes = EmbeddedResources.data("templates/cybertipline.xsd"), (try? bytes.write(to: t)) != nil else {
+                return "the built-in schema is missing"
+            }
+            temp = t
+            xsd = t.path
+        }
+        defer { if let temp { try? FileManager.default.removeItem(at: temp) } }
+        guard let xmllint = ["/usr/bin/xmllint", "/usr/local/bin/xmllint"].first(where: FileManager.default.isExecutableFile(atPath:)) else {
+            return "xmllint is not installed (Debian: apt-get install libxml2-utils)"
+        }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: xmllint)
+        p.arguments = ["--noout", "--nonet", "--schema", xsd!, xml.path]
+        let err = Pipe()
+        p.standardError = err
+        p.standardOutput = Pipe()
+        do { try p.run() } catch { return "cannot run xmllint: \(error)" }
+        let msg = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        return p.terminationStatus == 0 ? nil : msg.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+}

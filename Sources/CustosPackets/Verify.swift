@@ -1,0 +1,199 @@
+import Crypto
+import CustosCore
+import Foundation
+import ZIPFoundation
+
+/// Checks a referral packet offline, with no store: `custos verify-packet`.
+public struct PacketVerifier {
+    public struct Check: Sendable {
+        public let name: String
+        public let ok: Bool
+        public let detail: String
+    }
+
+    public var pinnedKeyPEM: String?
+    public var xsdPath: String?
+
+    public init(pinnedKeyPEM: String? = nil, xsdPath: String? = nil) {
+        self.pinnedKeyPEM = pinnedKeyPEM
+        self.xsdPath = xsdPath
+    }
+
+    /// Verifies a bag folder or a zip holding one.
+    public func verify(path: URL) throws -> [Check] {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path.path, isDirectory: &isDir) else { throw PacketError("no packet at \(path.path)") }
+        if isDir.boolValue { return verify(bag: path) }
+        let temp = FileManager.default.temporaryDirectory.appendingPathComponent("custos-verify-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: temp) }
+        do { try FileManager.default.unzipItem(at: path, to: temp) } catch { throw PacketError("\(path.lastPathComponent) is not a readable zip: \(error)") }
+        let entries = (try? FileManager.default.contentsOfDirectory(at: temp, includingPropertiesForKeys: nil)) ?? []
+        let bag = entries.count == 1 && FileManager.default.fileExists(atPath: entries[0].appendingPathComponent("bagit.txt").path) ? entries[0] : temp
+        return verify(bag: bag)
+    }
+
+    func read(_ bag: URL, _ name: String) -> Data? { FileManager.default.contents(atPath: bag.appendingPathComponent(name).path) }
+
+    /// `sha256  path` lines.
+    func manifest(_ data: Data?) -> [(sha: String, path: String)]? {
+        guard let data, let text = String(data: data, encoding: .utf8) else { return nil }
+        var out: [(String, String)] = []
+        for line in text.split(separator: "\n") {
+            let parts = line.split(separator: " ", maxSplits: 1)
+            guard parts.count == 2 else { return nil }
+            out.append((String(parts[0]), String(parts[1]).trimmingCharacters(in: CharacterSet(charactersIn: " *"))))
+        }
+        return out
+    }
+
+    func verify(bag: URL) -> [Check] {
+        var checks: [Check] = []
+        func check(_ name: String, _ problems: [String], _ okDetail: String) {
+            checks.append(Check(name: name, ok: problems.isEmpty, detail: problems.isEmpty ? okDetail : problems.prefix(5).joined(separator: "; ") + (problems.count > 5 ? "; and \(problems.count - 5) more" : "")))
+        }
+
+        // 1. BagIt: declaration, payload manifest complete and every hash, Payload-Oxum.
+        var bagProblems: [String] = []
+        if read(bag, "bagit.txt").flatMap({ String(data: $0, encoding: .utf8) })?.hasPrefix("BagIt-Version: 1.0\n") != true {
+            bagProblems.append("bagit.txt is missing or not BagIt 1.0")
+        }
+        let listed = manifest(read(bag, "manifest-sha256.txt"))
+        if listed == nil { bagProblems.append("manifest-sha256.txt is missing or malformed") }
+        var onDisk = Set<String>()
+        if let e = FileManager.default.enumerator(at: bag.appendingPathComponent("data"), includingPropertiesForKeys: [.isRegularFileKey]) {
+            for case let url as URL in e where (try? url.resourceValues(forKeys: [.isRegularFileKey]).isRegularFile) == true {
+                onDisk.insert("data/" + url.path.dropFirst(bag.appendingPathComponent("data").path.count + 1))
+            }
+        }
+        var bytes = 0
+        for (sha, path) in listed ?? [] {
+            guard path.hasPrefix("data/"), !path.split(separator: "/").contains("..") else { bagProblems.append("manifest names \(path) outside data/"); continue }
+            guard let d = read(bag, path) else { bagProblems.append("\(path) is listed but missing"); continue }
+            bytes += d.count
+            if SHA256Hex.of(d) != sha.lowercased() { bagProblems.append("\(path) does not match its SHA-256") }
+        }
+        for extra in onDisk.subtracting((listed ?? []).map(\.path)).sorted() { bagProblems.append("\(extra) is not in the manifest") }
+        let info = read(bag, "bag-info.txt").flatMap { String(data: $0, encoding: .utf8) } ?? ""
+        let infoFields = Dictionary(info.split(separator: "\n").compactMap { l -> (String, String)? in
+            guard let c = l.firstIndex(of: ":") else { return nil }
+            return (String(l[..<c]), l[l.index(after: c)...].trimmingCharacters(in: .whitespaces))
+        }, uniquingKeysWith: { a, _ in a })
+        if let oxum = infoFields["Payload-Oxum"], listed != nil, oxum != "\(bytes).\(listed!.count)" {
+            bagProblems.append("Payload-Oxum \(oxum) does not match the payload (\(bytes).\(listed!.count))")
+        }
+        check("bag", bagProblems, "BagIt 1.0, \(listed?.count ?? 0) payload files, every SHA-256 matches")
+
+        // 2. Tag manifest.
+        var tagProblems: [String] = []
+        let tagData = read(bag, "tagmanifest-sha256.txt")
+        let tags = manifest(tagData)
+        if tags == nil { tagProblems.append("tagmanifest-sha256.txt is missing or malformed") }
+        for required in ["bagit.txt", "bag-info.txt", "manifest-sha256.txt", PacketWriter.keyFile] where !(tags ?? []).contains(where: { $0.path == required }) {
+            tagProblems.append("\(required) is not in the tag manifest")
+        }
+        for (sha, path) in tags ?? [] {
+            guard let d = read(bag, path) else { tagProblems.append("\(path) is missing"); continue }
+            if SHA256Hex.of(d) != sha.lowercased() { tagProblems.append("\(path) does not match its SHA-256") }
+        }
+        check("tag manifest", tagProblems, "bagit.txt, bag-info.txt, manifest and key match")
+
+        // 3. Signature over the tag manifest.
+        var sigProblems: [String] = []
+        let packetPEM = read(bag, PacketWriter.keyFile).flatMap { String(data: $0, encoding: .utf8) }
+        var key: Curve25519.Signing.PublicKey?
+        do {
+            if let pinned = pinnedKeyPEM {
+                key = try KeyEncoding.publicKey(pem: pinned)
+                if let packetPEM, (try? KeyEncoding.publicKey(pem: packetPEM))?.rawRepresentation != key?.rawRepresentation {
+                    sigProblems.append("the packet's key is not the pinned key")
+                }
+            } else if let packetPEM {
+                key = try KeyEncoding.publicKey(pem: packetPEM)
+            } else {
+                sigProblems.append("no public key in the packet and none pinned with --key")
+            }
+        } catch { sigProblems.append("public key: \(error)") }
+        if let key, let tagData {
+            if let sig = read(bag, PacketWriter.signatureFile), key.isValidSignature(sig, for: tagData) {} else {
+                sigProblems.append("tagmanifest-sha256.txt.sig is missing or does not verify")
+            }
+        }
+        if let key, let fp = infoFields["Custos-Signing-Key-Fingerprint"], fp != "SHA256:" + KeyEncoding.fingerprint(key) {
+            sigProblems.append("bag-info's key fingerprint is not the verifying key's")
+        }
+        check("signature", sigProblems, "Ed25519 signature over the tag manifest verifies" + (pinnedKeyPEM != nil ? " with the pinned key" : " with the packet's key (pin one with --key)"))
+
+        // 4. Evidence hashes: each conversation file is canonical and hashes to its name.
+        var evidenceProblems: [String] = []
+        var conversationHashes = Set<String>()
+        let convDir = bag.appendingPathComponent("data/conversations")
+        for name in ((try? FileManager.default.contentsOfDirectory(atPath: convDir.path)) ?? []).sorted() where name.hasSuffix(".json") {
+            let stem = String(name.dropLast(5))
+            guard let d = read(bag, "data/conversations/" + name) else { continue }
+            let hash = SHA256Hex.of(d)
+            if hash != stem { evidenceProblems.append("\(name) hashes to \(hash.prefix(16))…, not its evidence hash"); continue }
+            guard let doc = try? JSONValue.parse(d), doc.canonicalData == d else {
+                evidenceProblems.append("\(name) is not canonical JSON"); continue
+            }
+            do { _ = try Evidence.conversation(fromDocument: doc) } catch {
+                evidenceProblems.append("\(name): \(error)"); continue
+            }
+            conversationHashes.insert(hash)
+        }
+        let report = read(bag, "data/report.json").flatMap { try? JSONValue.parse($0) }
+        for f in report?["flags"]?.arrayValue ?? [] {
+            if let h = f["evidence_hash"]?.stringValue, !conversationHashes.contains(h) {
+                evidenceProblems.append("report.json names evidence \(h.prefix(16))… that no valid conversation file has")
+            }
+        }
+        if conversationHashes.isEmpty && evidenceProblems.isEmpty { evidenceProblems.append("no conversation files") }
+        check("evidence hashes", evidenceProblems, "\(conversationHashes.count) conversations recompute to their evidence hashes")
+
+        // 5. Custody: every entry canonical, and proven against the signed checkpoint.
+        var custodyProblems: [String] = []
+        let checkpointNote = read(bag, "data/custody/checkpoint.txt").flatMap { String(data: $0, encoding: .utf8) }
+        var entries = 0
+        if let key, let checkpointNote {
+            let origin = checkpointNote.split(separator: "\n").first.map(String.init) ?? ""
+            do { _ = try SignedNote.verify(note: checkpointNote, name: origin, key: key) } catch {
+                custodyProblems.append("checkpoint.txt: \(error)")
+            }
+            let lines = (read(bag, "data/custody/custody.jsonl") ?? Data()).split(separator: 0x0A, omittingEmptySubsequences: false).dropLast()
+            let expected = Set((report?["custody"]?["entries"]?.arrayValue ?? []).compactMap { $0["seq"]?.intValue })
+            var seen = Set<Int64>()
+            for line in lines {
+                let bytes = Data(line)
+                guard let entry = try? CustodyEntry(canonical: bytes), entry.canonicalBytes == bytes else {
+                    custodyProblems.append("custody.jsonl line \(entries + 1) is not a canonical custody entry"); continue
+                }
+                entries += 1
+                seen.insert(entry.seq)
+                guard let proofText = read(bag, Report.proofFile(entry.seq)).flatMap({ String(data: $0, encoding: .utf8) }),
+                      let proof = try? TlogProof(text: proofText) else {
+                    custodyProblems.append("entry \(entry.seq) has no readable proof"); continue
+                }
+                if proof.index != entry.seq || proof.checkpointNote != checkpointNote {
+                    custodyProblems.append("entry \(entry.seq)'s proof is for another entry or checkpoint"); continue
+                }
+                do { _ = try proof.verify(entry: bytes, key: key, origin: origin) } catch {
+                    custodyProblems.append("entry \(entry.seq): \(error)")
+                }
+                if entry.action == "flag.ingest", let h = entry.evidenceHash, !conversationHashes.contains(h) {
+                    custodyProblems.append("entry \(entry.seq) records evidence \(h.prefix(16))… that the packet does not hold")
+                }
+            }
+            for missing in expected.subtracting(seen).sorted() { custodyProblems.append("entry \(missing) is listed in report.json but missing from custody.jsonl") }
+        } else {
+            custodyProblems.append(checkpointNote == nil ? "data/custody/checkpoint.txt is missing" : "no key to check the checkpoint")
+        }
+        check("custody proofs", custodyProblems, "\(entries) custody entries proven against the signed checkpoint")
+
+        // 6. The CyberTipline XML against the schema.
+        let xml = bag.appendingPathComponent("data/cybertipline-report.xml")
+        if FileManager.default.fileExists(atPath: xml.path) {
+            let problem = SchemaCheck.validate(xml: xml, xsdPath: xsdPath)
+            check("cybertipline xml", problem.map { [$0] } ?? [], "valid against \(xsdPath ?? "the CyberTipline schema")")
+        }
+        return checks
+    }
+}

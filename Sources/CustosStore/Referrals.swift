@@ -1,0 +1,154 @@
+import CustosCore
+import Crypto
+import Foundation
+import GRDB
+
+public struct Hold: Sendable {
+    public let packetID: String
+    public let caseID: String
+    public let agency: String
+    public let referredAt: String
+    public let holdUntil: String
+    public let active: Bool
+}
+
+extension Store {
+    /// Reads a case for export in one transaction: checks the exporter and the case, logs the
+    /// evidence reads, signs a checkpoint covering them, and gathers the custody entries about
+    /// the case with an inclusion proof for each.
+    public func prepareReferral(caseName: String, agencyCode: String, key: Curve25519.Signing.PrivateKey) throws -> ReferralSnapshot {
+        let org = try organisation()
+        let now = clock()
+        return try write { db, log in
+            try requireRole(db: db, log: log, .export)
+            let caseRow = try resolveCase(caseName, db: db)
+            let caseID = CaseID.format(caseRow)
+            let state = try String.fetchOne(db, sql: "SELECT state FROM cases WHERE id = ?", arguments: [caseRow]) ?? ""
+            guard state == "open" || state == "referred" else { throw StoreError("case \(caseID) is \(state); it cannot be exported") }
+            guard let agency = try agencies(db: db).first(where: { $0.code == agencyCode }) else {
+                throw StoreError("no agency \(quoted(agencyCode)) (see `custos agency list`)")
+            }
+            guard try Bool.fetchOne(db, sql: "SELECT 1 FROM case_agencies WHERE case_id = ? AND agency = ?", arguments: [caseRow, agency.code]) == true else {
+                let routed = try String.fetchAll(db, sql: "SELECT agency FROM case_agencies WHERE case_id = ?", arguments: [caseRow])
+                throw StoreError("case \(caseID) is not routed to \(agency.code) (routed to: \(routed.joined(separator: ", ")))")
+            }
+            let unconfirmed = try Int.fetchOne(db, sql: """
+                SELECT count(*) FROM case_flags c JOIN flag_state s ON s.flag = c.flag WHERE c.case_id = ? AND s.status <> 'confirmed'
+                """, arguments: [caseRow]) ?? 0
+            let flagCount = try Int.fetchOne(db, sql: "SELECT count(*) FROM case_flags WHERE case_id = ?", arguments: [caseRow]) ?? 0
+            guard flagCount > 0, unconfirmed == 0 else {
+                throw StoreError("case \(caseID) needs final confirmations on all its flags before export (\(unconfirmed) of \(flagCount) are not confirmed)")
+            }
+            let earlier = try String.fetchAll(db, sql: "SELECT packet_id FROM referrals WHERE case_id = ? AND agency = ? ORDER BY created_ms, packet_id",
+                                              arguments: [caseRow, agency.code])
+            let packetID = "\(caseID)-\(agency.code)-\(earlier.count + 1)"
+            let detail = try caseDetail(id: caseRow, db: db)
+            for f in detail.flags {
+                try log.append(action: "evidence.view", subjectType: "flag", subjectID: f.key,
+                               details: .object(["purpose": .string("export"), "packet": .string(packetID), "case": .string(caseID)]),
+                               evidenceHash: f.evidenceHash)
+            }
+            // The checkpoint covers every entry so far, including the reads just logged.
+            let size = try Int64.fetchOne(db, sql: "SELECT count(*) FROM custody") ?? 0
+            let root = try Merkle.root(size: size, nodes: MerkleNodes.source(db))
+            let note = try SignedNote.sign(text: Checkpoint(origin: org.origin, size: size, root: root).text, name: org.origin, key: key)
+            try db.execute(sql: "INSERT INTO checkpoints(size, root, note, created_at) VALUES (?, ?, ?, ?)", arguments: [size, Data(root), note, log.now])
+            let checkpointID = db.lastInsertedRowID
+            let subjects = [caseID] + detail.flags.map(\.key)
+            let custody = try Row.fetchAll(db, sql: "SELECT * FROM custody WHERE subject_id IN (\(subjects.map { _ in "?" }.joined(separator: ","))) AND seq < ? ORDER BY seq",
+                                           arguments: StatementArguments(subjects + [size])).map(Store.entry(from:))
+            let proofs = try custody.map { e in
+                TlogProof(index: e.seq, path: try Merkle.inclusionProof(index: e.seq, size: size, nodes: MerkleNodes.source(db)), checkpointNote: note)
+            }
+            try log.append(action: "audit.checkpoint", subjectType: "checkpoint", subjectID: String(checkpointID),
+                           details: .object(["size": .integer(size), "root": .string(Data(root).base64EncodedString()), "packet": .string(packetID)]))
+            var attachments: [String: Data] = [:]
+            for f in detail.flags {
+                for m in f.conversation.messages {
+                    for a in m.attachments where attachments[a.sha256] == nil {
+                        if let bytes = try Data.fetchOne(db, sql: "SELECT bytes FROM blobs WHERE sha256 = ?", arguments: [a.sha256]) {
+                            attachments[a.sha256] = bytes
+                        }
+                    }
+                }
+            }
+            return ReferralSnapshot(
+                packetID: packetID, supplements: earlier.last, caseID: caseID, platform: detail.summary.platform,
+                agency: .init(code: agency.code, name: agency.name, profile: agency.profile, retentionDays: agency.retentionDays),
+                organisation: .init(name: org.name, contactEmail: org.contactEmail, logOrigin: org.origin, publicKeyPEM: org.publicKeyPEM),
+                createdAt: Timestamp.utcString(millis: now), exportedBy: actor.name,
+                category: detail.category.flatMap(Category.init(rawValue:)),
+                annotations: detail.annotations.compactMap(Annotation.init(rawValue:)), urgentReasons: detail.urgentReasons,
+                reported: detail.reported, victims: detail.victims,
+                flags: detail.flags.map { f in
+                    .init(key: f.key, detector: f.detector, flagID: f.flagID, modelVersion: f.modelVersion, score: f.score,
+                          detectedAt: f.detectedAt, platform: f.platform, surface: f.surface, signals: f.signals,
+                          evidenceHash: f.evidenceHash, conversation: f.conversation, canonical: f.canonicalConversation)
+                },
+                decisions: detail.decisions.map {
+                    .init(flagKey: $0.flagKey, reviewer: $0.reviewer, stage: $0.stage, outcome: $0.outcome, reason: $0.reason,
+                          category: $0.category, annotations: $0.annotations, urgentReason: $0.urgentReason, at: $0.at, final: $0.final)
+                },
+                custody: custody, proofs: proofs, checkpointNote: note, attachments: attachments)
+        }
+    }
+
+    /// Records a written packet: the custody entry, the referral and its preservation hold;
+    /// the case is referred once every agency it is routed to has been served.
+    public func recordReferral(_ s: ReferralSnapshot, tagManifestSHA256: String) throws {
+        let now = clock()
+        try write { db, log in
+            try requireRole(db: db, log: log, .export)
+            let caseRow = try resolveCase(s.caseID, db: db)
+            let holdUntil = now + Int64(s.agency.retentionDays) * 86_400_000
+            try db.execute(sql: """
+                INSERT INTO referrals(packet_id, case_id, agency, supplements, tagmanifest_sha256, created_at, created_ms, created_by, hold_until_ms)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """, arguments: [s.packetID, caseRow, s.agency.code, s.supplements, tagManifestSHA256, log.now, now, actor.name, holdUntil])
+            try db.execute(sql: "UPDATE case_agencies SET served = 1 WHERE case_id = ? AND agency = ?", arguments: [caseRow, s.agency.code])
+            let unserved = try Int.fetchOne(db, sql: "SELECT count(*) FROM case_agencies WHERE case_id = ? AND served = 0", arguments: [caseRow]) ?? 0
+            if unserved == 0 { try db.execute(sql: "UPDATE cases SET state = 'referred' WHERE id = ?", arguments: [caseRow]) }
+            try log.append(action: "case.export", subjectType: "case", subjectID: s.caseID, details: .object([
+                ("packet", .string(s.packetID)), ("agency", .string(s.agency.code)), ("tagmanifest_sha256", .string(tagManifestSHA256)),
+                ("supplements", s.supplements.map { .string($0) }), ("flags", .array(s.flags.map { .string($0.key) })),
+                ("hold_until", .string(Timestamp.utcString(millis: holdUntil))),
+            ]))
+        }
+    }
+
+    public func recordReceipt(caseName: String, agency: String, reference: String) throws {
+        guard !reference.trimmingCharacters(in: .whitespaces).isEmpty, reference.utf8.count <= 256,
+              !reference.unicodeScalars.contains(where: { $0.value < 0x20 }) else {
+            throw StoreError("--reference must be 1–256 characters without control characters")
+        }
+        try write { db, log in
+            try requireRole(db: db, log: log, .manageCases)
+            let caseRow = try resolveCase(caseName, db: db)
+            guard try Bool.fetchOne(db, sql: "SELECT 1 FROM referrals WHERE case_id = ? AND agency = ?", arguments: [caseRow, agency]) == true else {
+                throw StoreError("case \(CaseID.format(caseRow)) has not been exported to \(quoted(agency)); export it first")
+            }
+            try db.execute(sql: "INSERT INTO receipts(case_id, agency, reference, recorded_at, recorded_by) VALUES (?, ?, ?, ?, ?)",
+                           arguments: [caseRow, agency, reference, log.now, actor.name])
+            try log.append(action: "referral.receipt", subjectType: "case", subjectID: CaseID.format(caseRow),
+                           details: .object(["agency": .string(agency), "reference": .string(reference)]))
+        }
+    }
+
+    /// Preservation holds: one per referral, from the referral for the agency's retention period.
+    public func holds() throws -> [Hold] {
+        let now = clock()
+        return try read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM referrals ORDER BY hold_until_ms").map {
+                Hold(packetID: $0["packet_id"], caseID: CaseID.format($0["case_id"]), agency: $0["agency"], referredAt: $0["created_at"],
+                     holdUntil: Timestamp.utcString(millis: $0["hold_until_ms"]), active: ($0["hold_until_ms"] as Int64) > now)
+            }
+        }
+    }
+
+    public func receipts(caseName: String) throws -> [(agency: String, reference: String, at: String)] {
+        try read { db in
+            let id = try resolveCase(caseName, db: db)
+            return try Row.fetchAll(db, sql: "SELECT * FROM receipts WHERE case_id = ? ORDER BY id", arguments: [id]).map { ($0["agency"], $0["reference"], $0["recorded_at"]) }
+        }
+    }
+}

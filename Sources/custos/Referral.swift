@@ -1,0 +1,110 @@
+import ArgumentParser
+import Crypto
+import CustosCore
+import CustosPackets
+import CustosStore
+import Foundation
+
+struct Export: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Export a case for an agency as a signed BagIt referral packet (compliance).")
+    @OptionGroup var global: GlobalOptions
+    @Argument(help: "The case, e.g. C-000001.") var caseID: String
+    @Option(help: "The agency code (see `custos agency list`).") var agency: String
+    @Option(help: "The packet folder to create.") var out: String
+    @Flag(help: "Also write OUT.zip.") var zip = false
+    @Option(help: "A folder of Mustache templates overriding the built-in ones.") var templates: String?
+    @Option(help: "A newer CyberTipline schema to validate against.") var xsd: String?
+    @Option(help: "The signing key file (default: the one init wrote, or $CUSTOS_KEY).") var key: String?
+
+    func run() throws {
+        try guarded {
+            let store = try global.open()
+            let signing = try store.signingKey(path: key)
+            let result = try export(store: store, caseID: caseID, agency: agency, out: URL(fileURLWithPath: out), zip: zip,
+                                    templates: templates.map { URL(fileURLWithPath: $0) }, xsd: xsd, key: signing)
+            print("packet \(result.packetID) for \(agency) written to \(result.directory.path)")
+            if let z = result.zip { print("zip: \(z.path)") }
+            print("tag manifest SHA-256 \(result.tagManifestSHA256)")
+            print("open the report: \(result.directory.appendingPathComponent("data/report.html").path)")
+        }
+    }
+}
+
+struct ExportResult {
+    let packetID: String
+    let directory: URL
+    let zip: URL?
+    let tagManifestSHA256: String
+}
+
+/// Snapshot from the store, write the bag, record the referral: the one export path.
+func export(store: Store, caseID: String, agency: String, out: URL, zip: Bool, templates: URL?, xsd: String?,
+            key: Curve25519.Signing.PrivateKey) throws -> ExportResult {
+    let snapshot = try store.prepareReferral(caseName: caseID, agencyCode: agency, key: key)
+    let written = try PacketWriter(templatesDirectory: templates, xsdPath: xsd).write(snapshot, to: out, key: key, zip: zip)
+    try store.recordReferral(snapshot, tagManifestSHA256: written.tagManifestSHA256)
+    return ExportResult(packetID: snapshot.packetID, directory: written.directory, zip: written.zip, tagManifestSHA256: written.tagManifestSHA256)
+}
+
+struct VerifyPacket: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "verify-packet",
+        abstract: "Check a referral packet (folder or zip) offline: bag, hashes, signature, evidence, custody proofs, XML schema.",
+        discussion: "Needs no store. Exit status 0 when every check passes, 1 when any fails (each is named).")
+    @Argument var path: String
+    @Option(help: "Pin the organisation's public key (PEM) instead of trusting the one in the packet.") var key: String?
+    @Option(help: "Validate the CyberTipline XML against this schema instead of the built-in one.") var xsd: String?
+
+    func run() throws {
+        try guarded {
+            var pinned: String?
+            if let key {
+                guard let d = FileManager.default.contents(atPath: key), let s = String(data: d, encoding: .utf8) else { throw CLIError("cannot read \(key)") }
+                pinned = s
+            }
+            let checks = try PacketVerifier(pinnedKeyPEM: pinned, xsdPath: xsd).verify(path: URL(fileURLWithPath: path))
+            for c in checks { print("\(c.ok ? "PASS" : "FAIL") \(pad(c.name, 17)) \(terminalSafe(c.detail))") }
+            let failed = checks.filter { !$0.ok }.map(\.name)
+            if failed.isEmpty { print("VERIFIED: \(path)") } else {
+                print("NOT VERIFIED: \(failed.joined(separator: ", ")) failed")
+                throw ExitCode(1)
+            }
+        }
+    }
+}
+
+struct ReferralCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "referral", abstract: "Referral lifecycle.", subcommands: [ReferralReceipt.self])
+}
+
+struct ReferralReceipt: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "receipt", abstract: "Record an agency's acknowledgement (e.g. a CyberTipline report number).")
+    @OptionGroup var global: GlobalOptions
+    @Argument var caseID: String
+    @Option var agency: String
+    @Option(help: "The agency's reference, e.g. the CyberTipline report number.") var reference: String
+    func run() throws {
+        try guarded {
+            try global.open().recordReceipt(caseName: caseID, agency: agency, reference: reference)
+            print("recorded \(agency) receipt \(terminalSafe(reference)) for \(caseID)")
+        }
+    }
+}
+
+struct Holds: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Preservation holds: one per referral, for the agency's retention period (NCMEC: one year, 18 U.S.C. 2258A(h)).")
+    @OptionGroup var global: GlobalOptions
+    @Flag var json = false
+    func run() throws {
+        try guarded {
+            let holds = try global.open().holds()
+            if json {
+                printJSON(.array(holds.map { .object(["packet_id": .string($0.packetID), "case_id": .string($0.caseID), "agency": .string($0.agency),
+                                                      "referred_at": .string($0.referredAt), "hold_until": .string($0.holdUntil), "active": .bool($0.active)]) }))
+                return
+            }
+            if holds.isEmpty { print("no holds"); return }
+            for h in holds { print(pad(h.packetID, 24) + pad(h.caseID, 10) + pad(h.agency, 8) + "held until \(h.holdUntil)" + (h.active ? "" : " (ended)")) }
+        }
+    }
+}
