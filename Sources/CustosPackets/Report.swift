@@ -99,7 +99,7 @@ public enum Report {
             ] }
         }
         return [
-            "packet_id": s.packetID, "supplements": s.supplements ?? "", "case_id": s.caseID, "created_at": s.createdAt,
+            "packet_id": s.packetID, "supplements": s.supplements.map { $0 as Any } ?? false, "case_id": s.caseID, "created_at": s.createdAt,
             "exported_by": s.exportedBy, "agency_name": s.agency.name, "agency_code": s.agency.code,
             "organisation": s.organisation.name, "contact_email": s.organisation.contactEmail,
             "platform": s.platform, "category": s.category?.rawValue ?? "", "incident_type": incidentType(s),

@@ -1,0 +1,258 @@
+import Crypto
+import CustosCore
+@testable import CustosPackets
+import CustosStore
+import Foundation
+import Testing
+
+let hostile = "<script>document.title='PWNED'</script><img src=x onerror=\"document.body.setAttribute('data-pwned','1')\"> ]]> & \u{202E}evil\u{202C} \"q\" 'a'"
+let longLine = String(repeating: "long line ", count: 10_240)  // 100 KB
+
+/// Runs a tool; returns its exit status and output.
+@discardableResult
+func tool(_ args: [String], cwd: URL? = nil) throws -> (Int32, String) {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    p.arguments = args
+    if let cwd { p.currentDirectoryURL = cwd }
+    let out = Pipe()
+    p.standardOutput = out
+    p.standardError = out
+    try p.run()
+    let data = out.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+}
+
+/// A store with a confirmed, hostile case exported to NCMEC.
+final class PacketFixture {
+    let dir: URL
+    let db: String
+    let packet: URL
+    let snapshot: ReferralSnapshot
+    var keyPEM: String
+
+    init(zip: Bool = false) throws {
+        dir = FileManager.default.temporaryDirectory.appendingPathComponent("custos-packet-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        db = dir.appendingPathComponent("p.db").path
+        _ = try Store.create(path: db, keyPath: nil, org: "Packet <Org> & Co", contactEmail: "ts@example.com", actor: Actor(name: "admin", osUser: "admin"))
+        let admin = try Store.open(path: db, actor: Actor(name: "admin", osUser: "admin"))
+        for (n, r) in [("alice", Role.moderator), ("bob", .moderator), ("cora", .compliance)] { try admin.addUser(name: n, role: r) }
+        let blob = Data("not really a picture".utf8)
+        try blob.write(to: dir.appendingPathComponent("pic.bin"))
+        let text = String(data: try JSONSerialization.data(withJSONObject: [hostile]), encoding: .utf8)!.dropFirst().dropLast()
+        let long = String(data: try JSONSerialization.data(withJSONObject: [longLine]), encoding: .utf8)!.dropFirst().dropLast()
+        let line = """
+        {"flag_id":"h1","source":{"detector":"det"},"score":0.9,"detected_at":"2026-11-20T14:03:00Z","service":{"platform":"Chat<&>"},"conversation":{"id":"conv/../../etc","participants":[{"user_id":"adult<1>","screen_name":"x]]>y","role_hint":"suspected_adult","country":"US","emails":["a@example.net"],"ip_events":[{"ip":"203.0.113.5","event":"login","at":"2026-11-20T13:00:00Z"}]},{"user_id":"kid","role_hint":"suspected_minor","stated_age":12,"country":"US"}],"messages":[{"id":"m1","sender":"adult<1>","sent_at":"2026-11-20T13:59:01-05:00","text":\(text)},{"id":"m2","sender":"kid","sent_at":"2026-11-20T19:00:00Z","text":\(long),"attachments":[{"name":"<pic>.bin","media_type":"image/png","sha256":"\(SHA256Hex.of(blob))","size":\(blob.count),"path":"pic.bin"}]}]}}
+        """
+        try Data((line + "\n").utf8).write(to: dir.appendingPathComponent("in.jsonl"))
+        let ing = Ingestor(store: admin)
+        try ing.ingestJSONLines(FileHandle(forReadingAtPath: dir.appendingPathComponent("in.jsonl").path)!, name: "in.jsonl", baseDirectory: dir)
+        precondition(ing.summary.ingested == 1)
+        let dbPath = db
+        func s(_ n: String) throws -> Store { try Store.open(path: dbPath, actor: Actor(name: n, osUser: "admin")) }
+        _ = try s("alice").claim("h1")
+        _ = try s("alice").decide("h1", outcome: .confirm, reason: "secrecy <and> meeting", category: .grooming, urgent: "meeting tonight & alone", annotations: [.csamSolicitation])
+        _ = try s("bob").claim("h1")
+        _ = try s("bob").decide("h1", outcome: .confirm, reason: "agree", category: .grooming, urgent: nil, annotations: [])
+        let cora = try s("cora")
+        let key = try cora.signingKey()
+        keyPEM = KeyEncoding.publicKeyPEM(key.publicKey)
+        snapshot = try cora.prepareReferral(caseName: "C-000001", agencyCode: "NCMEC", key: key)
+        let out = dir.appendingPathComponent("packet")
+        packet = out
+        let written = try PacketWriter().write(snapshot, to: out, key: key, zip: zip)
+        try cora.recordReferral(snapshot, tagManifestSHA256: written.tagManifestSHA256)
+    }
+
+    deinit { try? FileManager.default.removeItem(at: dir) }
+
+    func store(_ n: String) throws -> Store { try Store.open(path: db, actor: Actor(name: n, osUser: "admin")) }
+    func file(_ p: String) throws -> String { try String(contentsOf: packet.appendingPathComponent(p), encoding: .utf8) }
+    func verify(_ path: URL? = nil) throws -> [PacketVerifier.Check] { try PacketVerifier().verify(path: path ?? packet) }
+    func failed(_ path: URL? = nil) throws -> [String] { try verify(path).filter { !$0.ok }.map(\.name) }
+}
+
+@Suite struct PacketLayout {
+    @Test func aPacketHasEveryPartAndVerifies() throws {
+        let f = try PacketFixture(zip: true)
+        let fm = FileManager.default
+        for p in ["bagit.txt", "bag-info.txt", "manifest-sha256.txt", "tagmanifest-sha256.txt", "tagmanifest-sha256.txt.sig",
+                  "custos-signing-key.pem", "data/report.html", "data/report.json", "data/cybertipline-report.xml",
+                  "data/provenance.jsonld", "data/custody/custody.jsonl", "data/custody/checkpoint.txt"] {
+            #expect(fm.fileExists(atPath: f.packet.appendingPathComponent(p).path), "\(p)")
+        }
+        let hash = f.snapshot.flags[0].evidenceHash
+        #expect(fm.fileExists(atPath: f.packet.appendingPathComponent("data/conversations/\(hash).json").path))
+        #expect(fm.fileExists(atPath: f.packet.appendingPathComponent("data/attachments/\(SHA256Hex.of(Data("not really a picture".utf8)))").path))
+        let info = try f.file("bag-info.txt")
+        for field in ["Source-Organization: Packet <Org> & Co", "Contact-Email: ts@example.com", "External-Identifier: C-000001-NCMEC-1",
+                      "Bagging-Date: ", "Payload-Oxum: ", "Custos-Signing-Key-Fingerprint: SHA256:"] {
+            #expect(info.contains(field), "\(field)")
+        }
+        let report = try JSONValue.parse(Data(try f.file("data/report.json").utf8))
+        #expect(report["schema"]?.stringValue == Report.schema)
+        #expect(report["incident_type"]?.stringValue == "Online Enticement of Children for Sexual Acts")
+        #expect(report["urgent_reasons"]?.arrayValue?.first?.stringValue == "meeting tonight & alone")
+        #expect(report["decisions"]?.arrayValue?.count == 2)
+        // Every custody entry about the case, proven.
+        let actions = f.snapshot.custody.map(\.action)
+        #expect(actions.contains("flag.ingest") && actions.contains("flag.decide") && actions.contains("case.open") && actions.contains("evidence.view"))
+        let failures = try f.verify().filter { !$0.ok }
+        #expect(failures.isEmpty, "\(failures)")
+        #expect(try f.failed(f.dir.appendingPathComponent("packet.zip")).isEmpty)
+        // The export is logged and the case referred for NCMEC (its only agency), with a hold.
+        let s = try f.store("cora")
+        #expect(try s.custodyEntries(subjects: ["C-000001"]).last?.action == "case.export")
+        #expect(try s.cases()[0].state == "referred")
+        let holds = try s.holds()
+        #expect(holds.count == 1 && holds[0].active && holds[0].agency == "NCMEC")
+        #expect(try s.verify().ok)
+    }
+
+    @Test func aSecondExportIsASupplementNamingTheFirst() throws {
+        let f = try PacketFixture()
+        let cora = try f.store("cora")
+        let again = try cora.prepareReferral(caseName: "C-000001", agencyCode: "NCMEC", key: try cora.signingKey())
+        #expect(again.packetID == "C-000001-NCMEC-2" && again.supplements == "C-000001-NCMEC-1")
+        let out = f.dir.appendingPathComponent("packet2")
+        _ = try PacketWriter().write(again, to: out, key: try cora.signingKey(), zip: false)
+        #expect(try String(contentsOf: out.appendingPathComponent("bag-info.txt"), encoding: .utf8).contains("Custos-Supplements: C-000001-NCMEC-1"))
+        #expect(try JSONValue.parse(Data(contentsOf: out.appendingPathComponent("data/report.json")))["supplements"]?.stringValue == "C-000001-NCMEC-1")
+    }
+
+    @Test func receiptsAreRecordedAndOnlyForExportedAgencies() throws {
+        let f = try PacketFixture()
+        try f.store("cora").recordReceipt(caseName: "C-000001", agency: "NCMEC", reference: "TIP-123456")
+        #expect(try f.store("cora").receipts(caseName: "C-000001").map(\.reference) == ["TIP-123456"])
+        #expect(throws: StoreError.self) { try f.store("cora").recordReceipt(caseName: "C-000001", agency: "NCA", reference: "x") }
+        #expect(throws: StoreError.self) { try f.store("alice").recordReceipt(caseName: "C-000001", agency: "NCMEC", reference: "x") }
+    }
+
+    @Test func aModeratorCannotExport() throws {
+        let f = try PacketFixture()
+        let alice = try f.store("alice")
+        let before = try alice.custodySize()
+        do { _ = try alice.prepareReferral(caseName: "C-000001", agencyCode: "NCMEC", key: try alice.signingKey()); Issue.record("expected refusal") } catch {
+            #expect("\(error)".contains("alice is a moderator"))
+        }
+        #expect(try alice.custodySize() == before)
+    }
+}
+
+@Suite struct HostileContent {
+    @Test func htmlAndXMLShowTheConversationLiterally() throws {
+        let f = try PacketFixture()
+        let html = try f.file("data/report.html")
+        #expect(!html.contains("<script>document.title"))
+        #expect(!html.contains("<img src=x"))
+        #expect(html.contains("&lt;script&gt;document.title=&#39;PWNED&#39;&lt;/script&gt;"))
+        #expect(html.contains("Packet &lt;Org&gt; &amp; Co"))
+        #expect(html.contains(longLine))
+        #expect(html.contains("Content-Security-Policy"))
+        let xml = try f.file("data/cybertipline-report.xml")
+        #expect(xml.contains("]]&gt; &amp; \u{202E}evil"))
+        #expect(xml.contains("&lt;script&gt;"))
+        #expect(!xml.contains("<script>"))
+        // The conversation file is the exact evidence.
+        let conv = try f.file("data/conversations/\(f.snapshot.flags[0].evidenceHash).json")
+        #expect(try Evidence.conversation(fromDocument: JSONValue.parse(Data(conv.utf8))).messages[0].text == hostile)
+    }
+
+    @Test func escapingIsPerScalarSoCombiningMarksCannotHideMarkup() {
+        #expect(Escape.html("<\u{301}script>") == "&lt;\u{301}script&gt;")
+        #expect(Escape.xml("a\u{1}b") == "a[U+0001]b")
+        #expect(Escape.fileName("../../etc/passwd") == "_.._etc_passwd")
+    }
+
+    @Test func aRealBrowserShowsMessageTextLiterally() throws {
+        let browser = ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"].first { FileManager.default.isExecutableFile(atPath: $0) }
+        let path = try #require(browser, "headless Chromium is needed (Debian: apt-get install chromium); .ci/run installs it")
+        let f = try PacketFixture()
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: path)
+        p.arguments = ["--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", f.packet.appendingPathComponent("data/report.html").absoluteString]
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        let dom = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 0)
+        #expect(dom.contains("<body"))
+        #expect(!dom.contains("<body data-pwned"))
+        #expect(!dom.contains("<title>PWNED"))
+        #expect(dom.contains("&lt;script&gt;document.title='PWNED'&lt;/script&gt;"))
+        #expect(dom.contains("&lt;img src=x onerror="))
+    }
+}
+
+@Suite struct PublicTools {
+    static let xsd = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("templates/cybertipline.xsd").path
+
+    @Test func bagitXmllintCaseValidateAndOpenSSLAccept() throws {
+        let f = try PacketFixture()
+        let bagit = try tool(["bagit.py", "--validate", f.packet.path])
+        #expect(bagit.0 == 0, "\(bagit.1)")
+        let xml = try tool(["xmllint", "--noout", "--schema", Self.xsd, f.packet.appendingPathComponent("data/cybertipline-report.xml").path])
+        #expect(xml.0 == 0, "\(xml.1)")
+        let cv = try tool(["case_validate", f.packet.appendingPathComponent("data/provenance.jsonld").path])
+        #expect(cv.0 == 0, "\(cv.1.suffix(2000))")
+        let sig = try tool(["openssl", "pkeyutl", "-verify", "-pubin", "-inkey", "custos-signing-key.pem", "-rawin",
+                            "-in", "tagmanifest-sha256.txt", "-sigfile", "tagmanifest-sha256.txt.sig"], cwd: f.packet)
+        #expect(sig.0 == 0, "\(sig.1)")
+    }
+
+    @Test func aChangedByteInATranscriptFailsVerifyPacketAndBagit() throws {
+        let f = try PacketFixture()
+        let t = f.packet.appendingPathComponent("data/conversations/\(f.snapshot.flags[0].evidenceHash).txt")
+        var d = try Data(contentsOf: t)
+        d[d.count / 2] ^= 0x01
+        try d.write(to: t)
+        #expect(try f.failed().contains("bag"))
+        #expect(try tool(["bagit.py", "--validate", f.packet.path]).0 != 0)
+    }
+
+    @Test func aChangedConversationFailsEvenWithAMatchingManifest() throws {
+        let f = try PacketFixture()
+        // Re-hash the manifest after editing the evidence: the bag is consistent, the signature and evidence are not.
+        let name = "data/conversations/\(f.snapshot.flags[0].evidenceHash).json"
+        let edited = try f.file(name).replacingOccurrences(of: "PWNED", with: "OWNED")
+        try Data(edited.utf8).write(to: f.packet.appendingPathComponent(name))
+        let manifest = try f.file("manifest-sha256.txt").split(separator: "\n").map { line -> String in
+            line.hasSuffix(name) ? "\(SHA256Hex.of(Data(edited.utf8)))  \(name)" : String(line)
+        }.joined(separator: "\n") + "\n"
+        try Data(manifest.utf8).write(to: f.packet.appendingPathComponent("manifest-sha256.txt"))
+        let failed = try f.failed()
+        #expect(failed.contains("evidence hashes") && failed.contains("tag manifest"))
+    }
+
+    @Test func aRemovedCustodyLineFails() throws {
+        let f = try PacketFixture()
+        let path = f.packet.appendingPathComponent("data/custody/custody.jsonl")
+        let lines = try String(contentsOf: path, encoding: .utf8).split(separator: "\n")
+        try Data((lines.dropFirst().joined(separator: "\n") + "\n").utf8).write(to: path)
+        let failed = try f.failed()
+        #expect(failed.contains("custody proofs") && failed.contains("bag"))
+    }
+
+    @Test func aSwappedSignatureFailsVerifyPacketAndOpenSSL() throws {
+        let f = try PacketFixture()
+        let other = Curve25519.Signing.PrivateKey()
+        let tm = try Data(contentsOf: f.packet.appendingPathComponent("tagmanifest-sha256.txt"))
+        try Data(try other.signature(for: tm)).write(to: f.packet.appendingPathComponent("tagmanifest-sha256.txt.sig"))
+        #expect(try f.failed().contains("signature"))
+        #expect(try tool(["openssl", "pkeyutl", "-verify", "-pubin", "-inkey", "custos-signing-key.pem", "-rawin",
+                          "-in", "tagmanifest-sha256.txt", "-sigfile", "tagmanifest-sha256.txt.sig"], cwd: f.packet).0 != 0)
+    }
+
+    @Test func aPinnedKeyRejectsAPacketResignedWithAnotherKey() throws {
+        let f = try PacketFixture()
+        let other = Curve25519.Signing.PrivateKey()
+        try Data(KeyEncoding.publicKeyPEM(other.publicKey).utf8).write(to: f.packet.appendingPathComponent("custos-signing-key.pem"))
+        let pinned = try PacketVerifier(pinnedKeyPEM: f.keyPEM).verify(path: f.packet)
+        #expect(pinned.contains { $0.name == "signature" && !$0.ok })
+    }
+}
