@@ -33,29 +33,31 @@ public struct CustodyEntry: Equatable, Sendable {
     /// The exact bytes the Merkle leaf hashes. Member order is already RFC 8785 order;
     /// `details` is embedded as stored (Custos stores it canonical, so an edit shows).
     public var canonicalBytes: Data {
-        var s = "{\"action\":"
+        var s = [UInt8]()
         s.reserveCapacity(200 + details.utf8.count)
+        func key(_ k: StaticString) { s.append(contentsOf: UnsafeBufferPointer(start: k.utf8Start, count: k.utf8CodeUnitCount)) }
+        key("{\"action\":")
         JSONValue.writeCanonical(string: action, into: &s)
-        s += ",\"actor\":"
+        key(",\"actor\":")
         JSONValue.writeCanonical(string: actor, into: &s)
-        s += ",\"at\":"
+        key(",\"at\":")
         JSONValue.writeCanonical(string: at, into: &s)
-        s += ",\"details\":"
-        s += details
+        key(",\"details\":")
+        s.append(contentsOf: details.utf8)
         if let evidenceHash {
-            s += ",\"evidence_hash\":"
+            key(",\"evidence_hash\":")
             JSONValue.writeCanonical(string: evidenceHash, into: &s)
         }
-        s += ",\"os_user\":"
+        key(",\"os_user\":")
         JSONValue.writeCanonical(string: osUser, into: &s)
-        s += ",\"seq\":"
-        s += String(seq)
-        s += ",\"subject_id\":"
+        key(",\"seq\":")
+        s.append(contentsOf: String(seq).utf8)
+        key(",\"subject_id\":")
         JSONValue.writeCanonical(string: subjectID, into: &s)
-        s += ",\"subject_type\":"
+        key(",\"subject_type\":")
         JSONValue.writeCanonical(string: subjectType, into: &s)
-        s += "}"
-        return Data(s.utf8)
+        key("}")
+        return Data(s)
     }
 
     public var leafHash: [UInt8] { Merkle.leafHash(canonicalBytes) }

@@ -51,70 +51,79 @@ public enum JSONValue: Equatable, Sendable {
     // MARK: canonical encoding
 
     /// RFC 8785 canonical bytes.
-    public var canonicalData: Data { Data(canonicalString.utf8) }
+    public var canonicalData: Data { Data(canonicalBytes) }
 
-    public var canonicalString: String {
-        var out = ""
+    public var canonicalBytes: [UInt8] {
+        var out = [UInt8]()
         out.reserveCapacity(256)
         writeCanonical(into: &out)
         return out
     }
 
-    public func writeCanonical(into out: inout String) {
+    public var canonicalString: String { String(decoding: canonicalBytes, as: UTF8.self) }
+
+    public func writeCanonical(into out: inout [UInt8]) {
         switch self {
-        case .null: out += "null"
-        case .bool(let b): out += b ? "true" : "false"
-        case .integer(let i): out += Self.canonicalInteger(i)
-        case .number(let d): out += Self.canonicalNumber(d)
+        case .null: out.append(contentsOf: "null".utf8)
+        case .bool(let b): out.append(contentsOf: (b ? "true" : "false").utf8)
+        case .integer(let i): out.append(contentsOf: Self.canonicalInteger(i).utf8)
+        case .number(let d): out.append(contentsOf: Self.canonicalNumber(d).utf8)
         case .string(let s): Self.writeCanonical(string: s, into: &out)
         case .array(let items):
-            out += "["
+            out.append(UInt8(ascii: "["))
             for (i, item) in items.enumerated() {
-                if i > 0 { out += "," }
+                if i > 0 { out.append(UInt8(ascii: ",")) }
                 item.writeCanonical(into: &out)
             }
-            out += "]"
+            out.append(UInt8(ascii: "]"))
         case .object(let members):
-            out += "{"
-            let keys = members.keys.sorted { $0.utf16.lexicographicallyPrecedes($1.utf16) }
+            out.append(UInt8(ascii: "{"))
+            let keys = members.count == 1 ? Array(members.keys)
+                : members.keys.sorted { $0.utf16.lexicographicallyPrecedes($1.utf16) }
             for (i, key) in keys.enumerated() {
-                if i > 0 { out += "," }
+                if i > 0 { out.append(UInt8(ascii: ",")) }
                 Self.writeCanonical(string: key, into: &out)
-                out += ":"
+                out.append(UInt8(ascii: ":"))
                 members[key]!.writeCanonical(into: &out)
             }
-            out += "}"
+            out.append(UInt8(ascii: "}"))
         }
     }
 
-    /// RFC 8785 section 3.2.2.2 string escaping.
-    public static func writeCanonical(string: String, into out: inout String) {
-        out += "\""
-        var needsEscape = false
-        for b in string.utf8 where b < 0x20 || b == 0x22 || b == 0x5C { needsEscape = true; break }
-        if !needsEscape {
-            out += string
-        } else {
-            for scalar in string.unicodeScalars {
-                switch scalar {
-                case "\"": out += "\\\""
-                case "\\": out += "\\\\"
-                case "\u{08}": out += "\\b"
-                case "\u{09}": out += "\\t"
-                case "\u{0A}": out += "\\n"
-                case "\u{0C}": out += "\\f"
-                case "\u{0D}": out += "\\r"
+    static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
+
+    /// RFC 8785 section 3.2.2.2 string escaping, on UTF-8 bytes.
+    public static func writeCanonical(string: String, into out: inout [UInt8]) {
+        out.append(0x22)
+        var s = string
+        s.withUTF8 { bytes in
+            var runStart = 0
+            for i in 0..<bytes.count {
+                let b = bytes[i]
+                guard b < 0x20 || b == 0x22 || b == 0x5C else { continue }
+                out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<i]))
+                runStart = i + 1
+                switch b {
+                case 0x22: out.append(contentsOf: [0x5C, 0x22])
+                case 0x5C: out.append(contentsOf: [0x5C, 0x5C])
+                case 0x08: out.append(contentsOf: [0x5C, UInt8(ascii: "b")])
+                case 0x09: out.append(contentsOf: [0x5C, UInt8(ascii: "t")])
+                case 0x0A: out.append(contentsOf: [0x5C, UInt8(ascii: "n")])
+                case 0x0C: out.append(contentsOf: [0x5C, UInt8(ascii: "f")])
+                case 0x0D: out.append(contentsOf: [0x5C, UInt8(ascii: "r")])
                 default:
-                    if scalar.value < 0x20 {
-                        let hex = String(scalar.value, radix: 16)
-                        out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                    } else {
-                        out.unicodeScalars.append(scalar)
-                    }
+                    out.append(contentsOf: [0x5C, UInt8(ascii: "u"), 0x30, 0x30, hexDigits[Int(b >> 4)], hexDigits[Int(b & 0x0F)]])
                 }
             }
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<bytes.count]))
         }
-        out += "\""
+        out.append(0x22)
+    }
+
+    public static func writeCanonical(string: String, into out: inout String) {
+        var bytes = [UInt8]()
+        writeCanonical(string: string, into: &bytes)
+        out += String(decoding: bytes, as: UTF8.self)
     }
 
     static func canonicalInteger(_ i: Int64) -> String {

@@ -35,10 +35,10 @@ public final class CustodyLog {
                                  evidenceHash: evidenceHash)
         let leaf = entry.leafHash
         let chain = CustodyEntry.chain(previous: tail!.chain, leaf: leaf)
-        try db.execute(sql: """
+        try db.cachedStatement(sql: """
             INSERT INTO custody(seq, at, actor, os_user, action, subject_type, subject_id, details, evidence_hash, leaf_hash, chain_hash)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """, arguments: [seq, entry.at, entry.actor, entry.osUser, action, subjectType, subjectID, entry.details,
+            """).execute(arguments: [seq, entry.at, entry.actor, entry.osUser, action, subjectType, subjectID, entry.details,
                              evidenceHash, Data(leaf), Data(chain)])
         // Complete the perfect subtrees this leaf closes (amortised O(1), at most log n).
         var h = leaf
@@ -49,8 +49,8 @@ public final class CustodyLog {
             h = Merkle.nodeHash(sibling, h)
             level += 1
             idx >>= 1
-            try db.execute(sql: "INSERT INTO merkle_nodes(level, idx, hash) VALUES (?, ?, ?)",
-                           arguments: [level, idx, Data(h)])
+            try db.cachedStatement(sql: "INSERT INTO merkle_nodes(level, idx, hash) VALUES (?, ?, ?)")
+                           .execute(arguments: [level, idx, Data(h)])
         }
         tail = (seq, chain)
         return seq
@@ -61,9 +61,9 @@ enum MerkleNodes {
     static func node(_ db: Database, level: Int, index: Int64) throws -> Merkle.Hash {
         let data: Data?
         if level == 0 {
-            data = try Data.fetchOne(db, sql: "SELECT leaf_hash FROM custody WHERE seq = ?", arguments: [index])
+            data = try Data.fetchOne(try db.cachedStatement(sql: "SELECT leaf_hash FROM custody WHERE seq = ?"), arguments: [index])
         } else {
-            data = try Data.fetchOne(db, sql: "SELECT hash FROM merkle_nodes WHERE level = ? AND idx = ?", arguments: [level, index])
+            data = try Data.fetchOne(try db.cachedStatement(sql: "SELECT hash FROM merkle_nodes WHERE level = ? AND idx = ?"), arguments: [level, index])
         }
         guard let data, data.count == 32 else { throw StoreError("merkle node (level \(level), index \(index)) is missing") }
         return Array(data)

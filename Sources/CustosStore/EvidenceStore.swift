@@ -46,20 +46,19 @@ public struct StoredFlag: Sendable {
 extension Store {
     /// Stores one validated record (with the attachment bytes the caller read and checked)
     /// inside the caller's transaction, appending its custody entry.
-    func insert(_ record: FlagRecord, blobs: [String: Data], source: String, db: Database, log: CustodyLog) throws -> IngestResult {
+    func insert(_ record: FlagRecord, evidenceHash: String, blobs: [String: Data], source: String, db: Database, log: CustodyLog) throws -> IngestResult {
         if let existing = try String.fetchOne(db, sql: "SELECT record_hash FROM flags WHERE detector = ? AND flag_id = ?",
                                               arguments: [record.detector, record.flagID]) {
             return existing == record.recordHash ? .duplicate : .conflict(storedRecordHash: existing)
         }
         let c = record.conversation
-        let evidenceHash = Evidence.hash(c)
-        var conversationID = try Int64.fetchOne(db, sql: "SELECT id FROM conversations WHERE evidence_hash = ?", arguments: [evidenceHash])
+        var conversationID = try Int64.fetchOne(try db.cachedStatement(sql: "SELECT id FROM conversations WHERE evidence_hash = ?"), arguments: [evidenceHash])
         if conversationID == nil {
             let times = c.messages.map(\.sentAt.epochMillis)
-            try db.execute(sql: """
+            try db.cachedStatement(sql: """
                 INSERT INTO conversations(platform, external_id, evidence_hash, extra, message_count, first_ms, last_ms)
                 VALUES (?, ?, ?, ?, ?, ?, ?)
-                """, arguments: [c.platform, c.id, evidenceHash, Store.json(c.extra), c.messages.count,
+                """).execute(arguments: [c.platform, c.id, evidenceHash, Store.json(c.extra), c.messages.count,
                                  times.min() ?? 0, times.max() ?? 0])
             let id = db.lastInsertedRowID
             conversationID = id
@@ -85,14 +84,14 @@ extension Store {
             }
         }
         for (sha, bytes) in blobs {
-            try db.execute(sql: "INSERT OR IGNORE INTO blobs(sha256, size, bytes) VALUES (?, ?, ?)",
-                           arguments: [sha, bytes.count, bytes])
+            try db.cachedStatement(sql: "INSERT OR IGNORE INTO blobs(sha256, size, bytes) VALUES (?, ?, ?)")
+                           .execute(arguments: [sha, bytes.count, bytes])
         }
         let signals: String? = record.signals.isEmpty ? nil : JSONValue.array(record.signals.map { .string($0) }).canonicalString
-        try db.execute(sql: """
+        try db.cachedStatement(sql: """
             INSERT INTO flags(detector, flag_id, model_version, score, detected_at, detected_ms, platform, surface, signals,
                 extra, conversation_id, record_hash, ingested_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """, arguments: [record.detector, record.flagID, record.modelVersion, record.score, record.detectedAt.text,
+            """).execute(arguments: [record.detector, record.flagID, record.modelVersion, record.score, record.detectedAt.text,
                              record.detectedAt.epochMillis, record.platform, record.surface, signals,
                              Store.json(record.extra), conversationID, record.recordHash, log.now])
         try afterIngest(flagRowID: db.lastInsertedRowID, record: record, db: db)

@@ -3,13 +3,17 @@ import Foundation
 import GRDB
 
 /// Reads a byte stream line by line with a bounded buffer, so memory stays flat.
-public final class LineReader {
+public final class LineReader: @unchecked Sendable {
     private let handle: FileHandle
     private var buffer = [UInt8]()
     private var start = 0
     private var eof = false
     public private(set) var lineNumber = 0
     public private(set) var bytesRead: Int64 = 0
+    private let lock = NSLock()
+    private var _bytesReadShared: Int64 = 0
+    /// Bytes read so far, readable from another thread.
+    public var bytesReadSoFar: Int64 { lock.withLock { _bytesReadShared } }
     let maxLine: Int
 
     public init(handle: FileHandle, maxLine: Int = RecordLimits.maxLineBytes) {
@@ -55,7 +59,12 @@ public final class LineReader {
             }
             scanFrom = buffer.count
             let chunk = handle.readData(ofLength: 1 << 20)
-            if chunk.isEmpty { eof = true } else { buffer.append(contentsOf: chunk); bytesRead += Int64(chunk.count) }
+            if chunk.isEmpty { eof = true } else {
+                buffer.append(contentsOf: chunk)
+                bytesRead += Int64(chunk.count)
+                let n = bytesRead
+                lock.withLock { _bytesReadShared = n }
+            }
         }
     }
 }
@@ -68,7 +77,7 @@ public struct IngestSummary: Sendable {
 }
 
 /// One rejected record: where, why, and its bytes as received.
-public struct Rejection: Sendable {
+public struct Rejection: Error, Sendable {
     public let location: String
     public let reason: String
     public let raw: [UInt8]
@@ -85,62 +94,99 @@ public final class Ingestor {
     public var onProgress: (_ records: Int, _ bytes: Int64) -> Void = { _, _ in }
     public private(set) var summary = IngestSummary()
 
-    private var pending: [(record: FlagRecord, blobs: [String: Data], location: String, raw: [UInt8])] = []
+    /// A record validated, its attachments read and checked, its evidence hash computed:
+    /// everything but the write.
+    public struct Prepared: Sendable {
+        let record: FlagRecord
+        let evidenceHash: String
+        let blobs: [String: Data]
+        let location: String
+        let raw: [UInt8]
+    }
+
+    private var pending: [Prepared] = []
     private var pendingKeys = Set<String>()
 
     public init(store: Store) { self.store = store }
 
     /// Ingests a JSON Lines stream. `name` is used in messages; `baseDirectory` resolves
-    /// attachment paths.
+    /// attachment paths. A second thread parses and validates while this one writes, with
+    /// at most a few chunks in flight, so memory stays flat.
     public func ingestJSONLines(_ handle: FileHandle, name: String, baseDirectory: URL?) throws {
+        let chunks = BoundedQueue<[Result<Prepared, Rejection>]>(capacity: 4)
         let reader = LineReader(handle: handle)
-        var count = 0
-        while let line = reader.next() {
-            let location = "\(name):\(reader.lineNumber)"
-            switch line {
-            case .tooLong(let n):
-                reject(Rejection(location: location, reason: "line of \(n) bytes exceeds the limit of \(RecordLimits.maxLineBytes)", raw: []))
-            case .line(let bytes):
-                if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { continue }
-                let json: JSONValue
-                do { json = try JSONValue.parse(bytes) } catch {
-                    reject(Rejection(location: location, reason: "\(error)", raw: bytes))
-                    continue
+        let producer = Thread {
+            var chunk: [Result<Prepared, Rejection>] = []
+            while let line = reader.next() {
+                let location = "\(name):\(reader.lineNumber)"
+                switch line {
+                case .tooLong(let n):
+                    chunk.append(.failure(Rejection(location: location, reason: "line of \(n) bytes exceeds the limit of \(RecordLimits.maxLineBytes)", raw: [])))
+                case .line(let bytes):
+                    if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { continue }
+                    do {
+                        chunk.append(Ingestor.prepare(json: try JSONValue.parse(bytes), location: location, raw: bytes, baseDirectory: baseDirectory))
+                    } catch {
+                        chunk.append(.failure(Rejection(location: location, reason: "\(error)", raw: bytes)))
+                    }
                 }
-                try offer(json: json, location: location, raw: bytes, baseDirectory: baseDirectory, source: name)
+                if chunk.count >= 256 { chunks.put(chunk); chunk = [] }
+                if chunks.cancelled { return }
             }
-            count += 1
-            if count % 1000 == 0 { onProgress(count, reader.bytesRead) }
+            chunks.put(chunk)
+            chunks.finish()
+        }
+        producer.start()
+        defer { chunks.cancel() }
+        var count = 0
+        while let chunk = chunks.take() {
+            for item in chunk {
+                switch item {
+                case .success(let p): try enqueue(p)
+                case .failure(let r): reject(r)
+                }
+            }
+            count += chunk.count
+            onProgress(count, reader.bytesReadSoFar)
         }
         try flush()
     }
 
-    /// Validates one parsed record and queues it for the next batch.
+    /// Validates one parsed record (from PAN12) and queues it for the next batch.
     public func offer(json: JSONValue, location: String, raw: [UInt8], baseDirectory: URL?, source: String) throws {
+        switch Ingestor.prepare(json: json, location: location, raw: raw, baseDirectory: baseDirectory) {
+        case .success(let p): try enqueue(p)
+        case .failure(let r): reject(r)
+        }
+    }
+
+    /// Everything about a record that does not touch the store. Thread-safe.
+    static func prepare(json: JSONValue, location: String, raw: [UInt8], baseDirectory: URL?) -> Result<Prepared, Rejection> {
         let record: FlagRecord
         do { record = try FlagRecord.validate(json) } catch {
-            reject(Rejection(location: location, reason: error.description, raw: raw))
-            return
+            return .failure(Rejection(location: location, reason: error.description, raw: raw))
         }
         var blobs: [String: Data] = [:]
         for (i, m) in record.conversation.messages.enumerated() {
             for (j, a) in m.attachments.enumerated() {
                 guard let path = a.path else { continue }
-                let where_ = "conversation.messages[\(i)].attachments[\(j)]"
                 switch Ingestor.readAttachment(path: path, base: baseDirectory, expectedSHA: a.sha256, expectedSize: a.size) {
                 case .success(let data): blobs[a.sha256] = data
                 case .failure(let e):
-                    reject(Rejection(location: location, reason: "\(where_): \(e.description)", raw: raw))
-                    return
+                    return .failure(Rejection(location: location, reason: "conversation.messages[\(i)].attachments[\(j)]: \(e.description)", raw: raw))
                 }
             }
         }
-        if pendingKeys.contains(record.key) {
+        return .success(Prepared(record: record, evidenceHash: Evidence.hash(record.conversation), blobs: blobs, location: location, raw: raw))
+    }
+
+    func enqueue(_ p: Prepared) throws {
+        if pendingKeys.contains(p.record.key) {
             // The same key twice in one batch: settle the first before judging the second.
             try flush()
         }
-        pending.append((record, blobs, location, raw))
-        pendingKeys.insert(record.key)
+        pending.append(p)
+        pendingKeys.insert(p.record.key)
         if pending.count >= batchSize { try flush() }
     }
 
@@ -189,7 +235,7 @@ public final class Ingestor {
         let results = try store.write { db, log in
             try store.requireRole(db: db, log: log, .ingest)
             return try batch.map { item in
-                try store.insert(item.record, blobs: item.blobs, source: item.location, db: db, log: log)
+                try store.insert(item.record, evidenceHash: item.evidenceHash, blobs: item.blobs, source: item.location, db: db, log: log)
             }
         }
         for (item, result) in zip(batch, results) {
@@ -202,5 +248,42 @@ public final class Ingestor {
                                  raw: item.raw))
             }
         }
+    }
+}
+
+/// A blocking queue of bounded capacity between one producer and one consumer.
+final class BoundedQueue<T>: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var items: [T] = []
+    private var finished = false
+    private var _cancelled = false
+    let capacity: Int
+
+    init(capacity: Int) { self.capacity = capacity }
+
+    var cancelled: Bool { condition.withLock { _cancelled } }
+
+    func put(_ item: T) {
+        condition.lock()
+        while items.count >= capacity && !_cancelled { condition.wait() }
+        if !_cancelled { items.append(item) }
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    func finish() { condition.withLock { finished = true; condition.broadcast() } }
+
+    /// Stops the producer (the consumer failed or returned early).
+    func cancel() { condition.withLock { _cancelled = true; items.removeAll(); condition.broadcast() } }
+
+    /// The next item, or nil once the producer has finished and everything was taken.
+    func take() -> T? {
+        condition.lock()
+        defer { condition.unlock() }
+        while items.isEmpty && !finished { condition.wait() }
+        if items.isEmpty { return nil }
+        let item = items.removeFirst()
+        condition.broadcast()
+        return item
     }
 }

@@ -128,8 +128,8 @@ extension Store {
     // MARK: queue and claims
 
     func afterIngest(flagRowID: Int64, record: FlagRecord, db: Database) throws {
-        try db.execute(sql: "INSERT INTO flag_state(flag, status, queue, score_rank, detected_ms) VALUES (?, 'open', 1, ?, ?)",
-                       arguments: [flagRowID, record.score ?? -1, record.detectedAt.epochMillis])
+        try db.cachedStatement(sql: "INSERT INTO flag_state(flag, status, queue, score_rank, detected_ms) VALUES (?, 'open', 1, ?, ?)")
+                       .execute(arguments: [flagRowID, record.score ?? -1, record.detectedAt.epochMillis])
     }
 
     /// Open, unclaimed flags in priority order: urgent, score (unscored last), oldest detection.
