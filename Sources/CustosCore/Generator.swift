@@ -6,8 +6,12 @@ public struct Generator {
     public var flags: Int
     public var messages: Int
     public var seed: UInt64
+    /// When set, every flag reports this account (on one platform), so they form one case.
+    public var reported: String?
 
-    public init(flags: Int, messages: Int, seed: UInt64) { self.flags = flags; self.messages = messages; self.seed = seed }
+    public init(flags: Int, messages: Int, seed: UInt64, reported: String? = nil) {
+        self.flags = flags; self.messages = messages; self.seed = seed; self.reported = reported
+    }
 
     /// SplitMix64: small, fast, and the same on every platform.
     struct RNG {
@@ -34,7 +38,7 @@ public struct Generator {
         var rng = RNG(state: seed)
         let base: Int64 = 1_790_000_000_000  // 2026-09
         for i in 0..<flags {
-            let adult = "u-\(100000 + rng.int(900000))"
+            let adult = reported ?? "u-\(100000 + rng.int(900000))"
             let minor = "u-\(100000 + rng.int(900000))"
             var participants: [JSONValue] = [
                 .object(["user_id": .string(adult), "screen_name": .string("user\(rng.int(99999))"),
@@ -63,7 +67,7 @@ public struct Generator {
                 ("source", .object(["detector": .string("gen"), "model_version": .string("1.0")])),
                 ("score", scored ? .number(Double(rng.int(1000)) / 1000) : nil),
                 ("detected_at", .string(Timestamp.format(millis: t + 1000, offsetMinutes: 0))),
-                ("service", .object(["platform": .string(Self.platforms[rng.int(Self.platforms.count)]), "surface": .string("direct_messages")])),
+                ("service", .object(["platform": .string(reported == nil ? Self.platforms[rng.int(Self.platforms.count)] : Self.platforms[0]), "surface": .string("direct_messages")])),
                 ("signals", .array([.string("age_gap")])),
                 ("conversation", .object(["id": .string("conv-\(i)"), "participants": .array(participants), "messages": .array(msgs)])),
             ])

@@ -175,49 +175,60 @@ extension Store {
 
     /// Rebuilds a conversation's canonical document from its rows, and the hash it was stored under.
     func conversationDocument(id: Int64, db: Database) throws -> (JSONValue, String) {
-        guard let c = try Row.fetchOne(db, sql: "SELECT * FROM conversations WHERE id = ?", arguments: [id]) else {
+        guard let c = try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM conversations WHERE id = ?"), arguments: [id]) else {
             throw StoreError("conversation \(id) is missing")
         }
-        func parse(_ text: String?, _ what: String) throws -> JSONValue? {
-            guard let text else { return nil }
-            do { return try JSONValue.parse(Data(text.utf8)) } catch {
-                throw StoreError("conversation \(id): stored \(what) is not valid JSON")
-            }
-        }
-        var participants: [JSONValue] = []
-        for p in try Row.fetchAll(db, sql: "SELECT * FROM participants WHERE conversation_id = ? ORDER BY seq", arguments: [id]) {
-            var o = try parse(p["extra"], "participant extra")?.objectValue ?? [:]
-            o["user_id"] = .string(p["user_id"])
-            if let v: String = p["screen_name"] { o["screen_name"] = .string(v) }
-            if let v: String = p["display_name"] { o["display_name"] = .string(v) }
-            if let v: String = p["role_hint"] { o["role_hint"] = .string(v) }
-            if let v: Int64 = p["stated_age"] { o["stated_age"] = .integer(v) }
-            if let v: String = p["country"] { o["country"] = .string(v) }
-            if let v = try parse(p["emails"], "emails") { o["emails"] = v }
-            if let v = try parse(p["ip_events"], "ip_events") { o["ip_events"] = v }
-            participants.append(.object(o))
-        }
+        let participants = try Row.fetchAll(db.cachedStatement(sql: "SELECT * FROM participants WHERE conversation_id = ? ORDER BY seq"), arguments: [id])
+            .map { try ConversationRows.participant($0, conversation: id) }
         var messages: [JSONValue] = []
-        let cursor = try Row.fetchCursor(db, sql: "SELECT * FROM messages WHERE conversation_id = ? ORDER BY seq", arguments: [id])
-        while let m = try cursor.next() {
-            var o = try parse(m["extra"], "message extra")?.objectValue ?? [:]
-            o["id"] = .string(m["message_id"])
-            o["sender"] = .string(m["sender"])
-            o["sent_at"] = .string(m["sent_at"])
-            o["text"] = .string(m["text"])
-            if let v = try parse(m["attachments"], "attachments") { o["attachments"] = v }
-            messages.append(.object(o))
-        }
-        var conv = try parse(c["extra"], "conversation extra")?.objectValue ?? [:]
-        conv["id"] = .string(c["external_id"])
-        conv["participants"] = .array(participants)
-        conv["messages"] = .array(messages)
-        let doc: JSONValue = .object(["format": .string(Evidence.format), "platform": .string(c["platform"]),
-                                      "conversation": .object(conv)])
-        return (doc, c["evidence_hash"])
+        let cursor = try Row.fetchCursor(db.cachedStatement(sql: "SELECT * FROM messages WHERE conversation_id = ? ORDER BY seq"), arguments: [id])
+        while let m = try cursor.next() { messages.append(try ConversationRows.message(m, conversation: id)) }
+        return (try ConversationRows.document(c, participants: participants, messages: messages), c["evidence_hash"])
     }
 
     public func blob(sha256: String) throws -> Data? {
         try read { db in try Data.fetchOne(db, sql: "SELECT bytes FROM blobs WHERE sha256 = ?", arguments: [sha256]) }
+    }
+}
+
+/// Turns stored rows back into the canonical conversation document (docs/evidence-hash.md).
+enum ConversationRows {
+    static func parse(_ text: String?, _ what: String, _ id: Int64) throws -> JSONValue? {
+        guard let text else { return nil }
+        do { return try JSONValue.parse(Array(text.utf8)) } catch {
+            throw StoreError("conversation \(id): stored \(what) is not valid JSON")
+        }
+    }
+
+    static func participant(_ p: Row, conversation id: Int64) throws -> JSONValue {
+        var o = try parse(p["extra"], "participant extra", id)?.objectValue ?? [:]
+        o["user_id"] = .string(p["user_id"])
+        if let v: String = p["screen_name"] { o["screen_name"] = .string(v) }
+        if let v: String = p["display_name"] { o["display_name"] = .string(v) }
+        if let v: String = p["role_hint"] { o["role_hint"] = .string(v) }
+        if let v: Int64 = p["stated_age"] { o["stated_age"] = .integer(v) }
+        if let v: String = p["country"] { o["country"] = .string(v) }
+        if let v = try parse(p["emails"], "emails", id) { o["emails"] = v }
+        if let v = try parse(p["ip_events"], "ip_events", id) { o["ip_events"] = v }
+        return .object(o)
+    }
+
+    static func message(_ m: Row, conversation id: Int64) throws -> JSONValue {
+        var o = try parse(m["extra"], "message extra", id)?.objectValue ?? [:]
+        o["id"] = .string(m["message_id"])
+        o["sender"] = .string(m["sender"])
+        o["sent_at"] = .string(m["sent_at"])
+        o["text"] = .string(m["text"])
+        if let v = try parse(m["attachments"], "attachments", id) { o["attachments"] = v }
+        return .object(o)
+    }
+
+    static func document(_ c: Row, participants: [JSONValue], messages: [JSONValue]) throws -> JSONValue {
+        let id: Int64 = c["id"]
+        var conv = try parse(c["extra"], "conversation extra", id)?.objectValue ?? [:]
+        conv["id"] = .string(c["external_id"])
+        conv["participants"] = .array(participants)
+        conv["messages"] = .array(messages)
+        return .object(["format": .string(Evidence.format), "platform": .string(c["platform"]), "conversation": .object(conv)])
     }
 }

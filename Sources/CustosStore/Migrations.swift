@@ -21,27 +21,38 @@ enum Migrations {
 
     static var latest: Int { all.last?.version ?? 0 }
 
-    /// Reads the store's schema version without writing anything; a newer one is refused.
-    static func refuseNewerSchema(path: String) throws {
-        let version: Int
-        do {
-            let q = try DatabaseQueue(path: path, configuration: Store.configuration(readonly: true))
-            defer { try? q.close() }
-            version = try q.read { db in
-                guard try db.tableExists("schema_migrations") else { return 0 }
-                return try Int.fetchOne(db, sql: "SELECT max(version) FROM schema_migrations") ?? 0
+    /// Checks the applied migrations against this binary's; returns how many are applied.
+    static func check(_ applied: [Row]) throws -> Int {
+        var count = 0
+        for row in applied {
+            let version: Int = row["version"]
+            guard let m = all.first(where: { $0.version == version }) else {
+                if version > latest {
+                    throw StoreError("the store has schema version \(version), newer than this custos understands (\(latest)); use a newer custos. Nothing was changed.")
+                }
+                throw StoreError("the store has a migration \(version) this custos does not know")
             }
-        } catch {
-            throw StoreError("cannot read the store at \(path): \(Store.describe(error))")
+            if SHA256Hex.of(m.sql) != (row["sha256"] as String) {
+                throw StoreError("migration \(m.name) differs from the one applied to this store; migrations are never edited once shipped")
+            }
+            count += 1
         }
-        if version > latest {
-            throw StoreError("the store at \(path) has schema version \(version), newer than this custos understands (\(latest)); use a newer custos. Nothing was changed.")
-        }
+        return count
     }
+
 }
 
 extension Store {
+    /// Applies the migrations this binary carries that the store lacks. A store from a newer
+    /// Custos, or one whose applied migrations differ from this binary's, is refused before
+    /// anything is written; an up-to-date store is only read.
     func migrate() throws {
+        let upToDate: Bool = try db.read { db in
+            guard try db.tableExists("schema_migrations") else { return false }
+            let applied = try Row.fetchAll(db, sql: "SELECT version, name, sha256 FROM schema_migrations")
+            return try Migrations.check(applied) == Migrations.all.count
+        }
+        if upToDate { return }
         try db.writeWithoutTransaction { db in
             try db.inTransaction(.immediate) {
                 try db.execute(sql: """
@@ -49,19 +60,10 @@ extension Store {
                         version INTEGER PRIMARY KEY, name TEXT NOT NULL, sha256 TEXT NOT NULL, applied_at TEXT NOT NULL)
                     """)
                 let applied = try Row.fetchAll(db, sql: "SELECT version, name, sha256 FROM schema_migrations")
-                var done: [Int: String] = [:]
-                for row in applied { done[row["version"]] = row["sha256"] }
-                if let newest = done.keys.max(), newest > Migrations.latest {
-                    throw StoreError("the store has schema version \(newest), newer than this custos understands (\(Migrations.latest))")
-                }
-                for m in Migrations.all {
+                _ = try Migrations.check(applied)
+                let done = Set(applied.map { $0["version"] as Int })
+                for m in Migrations.all where !done.contains(m.version) {
                     let sum = SHA256Hex.of(m.sql)
-                    if let recorded = done[m.version] {
-                        if recorded != sum {
-                            throw StoreError("migration \(m.name) differs from the one applied to this store; migrations are never edited once shipped")
-                        }
-                        continue
-                    }
                     try db.execute(sql: m.sql)
                     try afterMigration(m.version, db)
                     try db.execute(sql: "INSERT INTO schema_migrations(version, name, sha256, applied_at) VALUES (?, ?, ?, ?)",

@@ -70,7 +70,6 @@ public final class Store: @unchecked Sendable {
         guard FileManager.default.fileExists(atPath: path) else {
             throw StoreError("no store at \(path): run `custos init --org NAME --contact-email EMAIL` first, or pass --db PATH")
         }
-        try Migrations.refuseNewerSchema(path: path)
         let queue: DatabaseQueue
         do {
             queue = try DatabaseQueue(path: path, configuration: configuration())

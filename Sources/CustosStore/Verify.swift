@@ -17,7 +17,7 @@ extension Store {
     /// Recomputes the whole custody log (leaves, chain, Merkle nodes), checks every stored
     /// checkpoint's signature and root and the consistency of each with the next, and
     /// recomputes every conversation's evidence hash and every attachment's SHA-256.
-    public func verify() throws -> VerifyReport {
+    public func verify(evidence: Bool = true) throws -> VerifyReport {
         var report = VerifyReport()
         let key = try? publicKey()
         let origin = try? organisation().origin
@@ -26,21 +26,25 @@ extension Store {
             var chain = CustodyEntry.genesisChain
             var leaves = [UInt8]()
             leaves.reserveCapacity(Int(try Int64.fetchOne(db, sql: "SELECT count(*) FROM custody") ?? 0) * 32)
-            let rows = try Row.fetchCursor(db, sql: "SELECT * FROM custody ORDER BY seq")
+            let rows = try Row.fetchCursor(db, sql: """
+                SELECT seq, at, actor, os_user, action, subject_type, subject_id, details, evidence_hash, leaf_hash, chain_hash
+                FROM custody ORDER BY seq
+                """)
             var expected: Int64 = 0
             var firstBad: String?
             while let row = try rows.next() {
-                let entry = Store.entry(from: row)
+                let entry = CustodyEntry(seq: row[0], at: row[1], actor: row[2], osUser: row[3], action: row[4], subjectType: row[5],
+                                         subjectID: row[6], details: row[7], evidenceHash: row[8])
                 if entry.seq != expected {
                     firstBad = firstBad ?? "custody entry \(expected) is missing (next stored entry is \(entry.seq)): entries were deleted or renumbered"
                 }
                 let leaf = entry.leafHash
-                let storedLeaf = Array(row["leaf_hash"] as Data)
+                let storedLeaf = Array(row[9] as Data)
                 if leaf != storedLeaf {
                     firstBad = firstBad ?? "custody entry \(entry.seq) (\(entry.action) \(entry.subjectID)): its contents do not match its recorded leaf hash; the entry was edited"
                 }
                 chain = CustodyEntry.chain(previous: chain, leaf: storedLeaf)
-                if chain != Array(row["chain_hash"] as Data) {
+                if chain != Array(row[10] as Data) {
                     firstBad = firstBad ?? "custody entry \(entry.seq): chain hash does not link to the entries before it (inserted, removed or reordered entries)"
                 }
                 leaves.append(contentsOf: leaf)
@@ -125,18 +129,8 @@ extension Store {
 
             // 4. Evidence: every conversation's hash from its rows, every blob's SHA-256,
             //    every flag's ingest entry naming its conversation.
-            let ids = try Int64.fetchAll(db, sql: "SELECT id FROM conversations ORDER BY id")
-            for id in ids {
-                report.conversations += 1
-                let (doc, stored) = try conversationDocument(id: id, db: db)
-                let actual = SHA256Hex.of(doc.canonicalData)
-                if actual != stored {
-                    let flags = try Row.fetchAll(db, sql: "SELECT detector, flag_id FROM flags WHERE conversation_id = ?", arguments: [id])
-                        .map { FlagKey.make(detector: $0["detector"], flagID: $0["flag_id"]) }
-                    report.problems.append("flag \(flags.joined(separator: ", ")): conversation \(quoted(doc["conversation"]?["id"]?.stringValue ?? "?")) no longer hashes to its evidence hash \(stored.prefix(16))… (now \(actual.prefix(16))…): evidence was changed")
-                    break
-                }
-            }
+            guard evidence else { return }
+            if let bad = try firstChangedConversation(db: db, report: &report) { report.problems.append(bad) }
             let missing = try Row.fetchAll(db, sql: """
                 SELECT f.detector, f.flag_id FROM flags f JOIN conversations c ON c.id = f.conversation_id
                 WHERE NOT EXISTS (SELECT 1 FROM custody e WHERE e.subject_type = 'flag' AND e.action = 'flag.ingest'
@@ -157,5 +151,47 @@ extension Store {
             }
         }
         return report
+    }
+}
+
+extension Store {
+    /// Streams conversations, participants and messages in key order (three cursors, one
+    /// pass) and recomputes each evidence hash; names the first that no longer matches.
+    func firstChangedConversation(db: Database, report: inout VerifyReport) throws -> String? {
+        let conversations = try Row.fetchCursor(db, sql: "SELECT * FROM conversations ORDER BY id")
+        let participants = try Row.fetchCursor(db, sql: "SELECT * FROM participants ORDER BY conversation_id, seq")
+        let messages = try Row.fetchCursor(db, sql: "SELECT * FROM messages ORDER BY conversation_id, seq")
+        var nextParticipant: (Int64, JSONValue)?
+        var nextMessage: (Int64, JSONValue)?
+        func advanceParticipant() throws {
+            nextParticipant = try participants.next().map { r in (r["conversation_id"], try ConversationRows.participant(r, conversation: r["conversation_id"])) }
+        }
+        func advanceMessage() throws {
+            nextMessage = try messages.next().map { r in (r["conversation_id"], try ConversationRows.message(r, conversation: r["conversation_id"])) }
+        }
+        try advanceParticipant()
+        try advanceMessage()
+        while let c = try conversations.next() {
+            let id: Int64 = c["id"]
+            var ps: [JSONValue] = [], ms: [JSONValue] = []
+            while let (cid, p) = nextParticipant, cid <= id {
+                if cid == id { ps.append(p) }
+                try advanceParticipant()
+            }
+            while let (cid, m) = nextMessage, cid <= id {
+                if cid == id { ms.append(m) }
+                try advanceMessage()
+            }
+            report.conversations += 1
+            let doc = try ConversationRows.document(c, participants: ps, messages: ms)
+            let stored: String = c["evidence_hash"]
+            let actual = SHA256Hex.of(doc.canonicalBytes)
+            if actual != stored {
+                let flags = try Row.fetchAll(db, sql: "SELECT detector, flag_id FROM flags WHERE conversation_id = ?", arguments: [id])
+                    .map { FlagKey.make(detector: $0["detector"], flagID: $0["flag_id"]) }
+                return "flag \(flags.joined(separator: ", ")): conversation \(quoted(c["external_id"])) no longer hashes to its evidence hash \(stored.prefix(16))… (now \(actual.prefix(16))…): evidence was changed"
+            }
+        }
+        return nil
     }
 }

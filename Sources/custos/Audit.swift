@@ -13,9 +13,10 @@ struct Audit: ParsableCommand {
 struct AuditVerify: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "verify", abstract: "Recompute the whole log, every checkpoint and every evidence hash; exit 1 naming the first discrepancy.")
     @OptionGroup var global: GlobalOptions
+    @Flag(name: .customLong("log-only"), help: "Check only the custody log and its checkpoints, not the evidence.") var logOnly = false
     func run() throws {
         try guarded {
-            let r = try global.open().verify()
+            let r = try global.open().verify(evidence: !logOnly)
             print("custody entries \(r.entries), checkpoints \(r.checkpoints), conversations \(r.conversations), attachments \(r.blobs)")
             if r.ok { print("OK: the custody log, its checkpoints and all evidence verify"); return }
             for p in r.problems { print("FAIL: \(terminalSafe(p))") }

@@ -237,6 +237,7 @@ struct Gen: ParsableCommand {
     @Option(help: "How many flags.") var flags: Int
     @Option(help: "Messages per conversation.") var messages: Int = 20
     @Option(help: "Random seed.") var seed: UInt64 = 1
+    @Option(help: "Make every flag report this account id on one platform (one case).") var reported: String?
 
     func validate() throws {
         guard flags >= 0 else { throw ValidationError("--flags must be ≥ 0") }
@@ -246,7 +247,7 @@ struct Gen: ParsableCommand {
     func run() throws {
         var buffer = Data()
         buffer.reserveCapacity(1 << 20)
-        Generator(flags: flags, messages: messages, seed: seed).generate { line in
+        Generator(flags: flags, messages: messages, seed: seed, reported: reported).generate { line in
             buffer.append(contentsOf: line.utf8)
             buffer.append(0x0A)
             if buffer.count > 1 << 20 { FileHandle.standardOutput.write(buffer); buffer.removeAll(keepingCapacity: true) }
