@@ -147,29 +147,54 @@ public struct PacketWriter {
 public enum SchemaCheck {
     /// Returns nil when valid, else what is wrong.
     public static func validate(xml: URL, xsdPath: String?) -> String? {
+        start(xml: xml, xsdPath: xsdPath).wait()
+    }
+
+    /// A running xmllint, so a caller can do other checks meanwhile.
+    public final class Pending: @unchecked Sendable {
+        let process: Process?
+        let stderr: Pipe?
+        let temp: URL?
+        let failure: String?
+
+        init(process: Process?, stderr: Pipe?, temp: URL?, failure: String?) {
+            self.process = process; self.stderr = stderr; self.temp = temp; self.failure = failure
+        }
+
+        /// nil when the XML is valid, else what is wrong.
+        public func wait() -> String? {
+            defer { if let temp { try? FileManager.default.removeItem(at: temp) } }
+            if let failure { return failure }
+            guard let process, let stderr else { return "xmllint did not start" }
+            let msg = String(decoding: stderr.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            return process.terminationStatus == 0 ? nil : msg.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+    }
+
+    public static func start(xml: URL, xsdPath: String?) -> Pending {
         var xsd = xsdPath
         var temp: URL?
         if xsd == nil {
             let t = FileManager.default.temporaryDirectory.appendingPathComponent("custos-\(UUID().uuidString).xsd")
             guard let bytes = EmbeddedResources.data("templates/cybertipline.xsd"), (try? bytes.write(to: t)) != nil else {
-                return "the built-in schema is missing"
+                return Pending(process: nil, stderr: nil, temp: nil, failure: "the built-in schema is missing")
             }
             temp = t
             xsd = t.path
         }
-        defer { if let temp { try? FileManager.default.removeItem(at: temp) } }
         guard let xmllint = ["/usr/bin/xmllint", "/usr/local/bin/xmllint"].first(where: FileManager.default.isExecutableFile(atPath:)) else {
-            return "xmllint is not installed (Debian: apt-get install libxml2-utils)"
+            return Pending(process: nil, stderr: nil, temp: temp, failure: "xmllint is not installed (Debian: apt-get install libxml2-utils)")
         }
         let p = Process()
         p.executableURL = URL(fileURLWithPath: xmllint)
         p.arguments = ["--noout", "--nonet", "--schema", xsd!, xml.path]
         let err = Pipe()
         p.standardError = err
-        p.standardOutput = Pipe()
-        do { try p.run() } catch { return "cannot run xmllint: \(error)" }
-        let msg = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        return p.terminationStatus == 0 ? nil : msg.trimmingCharacters(in: .whitespacesAndNewlines)
+        p.standardOutput = FileHandle.nullDevice
+        do { try p.run() } catch {
+            return Pending(process: nil, stderr: nil, temp: temp, failure: "cannot run xmllint: \(error)")
+        }
+        return Pending(process: p, stderr: err, temp: temp, failure: nil)
     }
 }

@@ -4,7 +4,7 @@ import Foundation
 import ZIPFoundation
 
 /// Checks a referral packet offline, with no store: `custos verify-packet`.
-public struct PacketVerifier {
+public struct PacketVerifier: Sendable {
     public struct Check: Sendable {
         public let name: String
         public let ok: Bool
@@ -32,6 +32,19 @@ public struct PacketVerifier {
         return verify(bag: bag)
     }
 
+    /// A conversation file must hash to its name and be the canonical form of a conversation document.
+    static func checkConversation(name: String, data: Data?) -> (hash: String?, problem: String?) {
+        guard let d = data else { return (nil, "\(name) cannot be read") }
+        let stem = String(name.dropLast(5))
+        let hash = SHA256Hex.of(d)
+        if hash != stem { return (nil, "\(name) hashes to \(hash.prefix(16))…, not its evidence hash") }
+        guard let doc = try? JSONValue.parse(d), doc.canonicalData == d else { return (nil, "\(name) is not canonical JSON") }
+        guard doc["format"]?.stringValue == Evidence.format, doc["conversation"]?["messages"]?.arrayValue != nil else {
+            return (nil, "\(name) is not a \(Evidence.format) document")
+        }
+        return (hash, nil)
+    }
+
     func read(_ bag: URL, _ name: String) -> Data? { FileManager.default.contents(atPath: bag.appendingPathComponent(name).path) }
 
     /// `sha256  path` lines.
@@ -48,6 +61,9 @@ public struct PacketVerifier {
 
     func verify(bag: URL) -> [Check] {
         var checks: [Check] = []
+        // xmllint runs in its own process while the other checks run here.
+        let xml = bag.appendingPathComponent("data/cybertipline-report.xml")
+        let schema = FileManager.default.fileExists(atPath: xml.path) ? SchemaCheck.start(xml: xml, xsdPath: xsdPath) : nil
         func check(_ name: String, _ problems: [String], _ okDetail: String) {
             checks.append(Check(name: name, ok: problems.isEmpty, detail: problems.isEmpty ? okDetail : problems.prefix(5).joined(separator: "; ") + (problems.count > 5 ? "; and \(problems.count - 5) more" : "")))
         }
@@ -65,13 +81,24 @@ public struct PacketVerifier {
                 onDisk.insert("data/" + url.path.dropFirst(bag.appendingPathComponent("data").path.count + 1))
             }
         }
-        var bytes = 0
-        for (sha, path) in listed ?? [] {
-            guard path.hasPrefix("data/"), !path.split(separator: "/").contains("..") else { bagProblems.append("manifest names \(path) outside data/"); continue }
-            guard let d = read(bag, path) else { bagProblems.append("\(path) is listed but missing"); continue }
-            bytes += d.count
-            if SHA256Hex.of(d) != sha.lowercased() { bagProblems.append("\(path) does not match its SHA-256") }
+        // Hash the payload on every core; results land in manifest order.
+        let manifestEntries = listed ?? []
+        var results = [(problem: String?, size: Int)](repeating: (nil, 0), count: manifestEntries.count)
+        results.withUnsafeMutableBufferPointer { out in
+            nonisolated(unsafe) let out = out
+            DispatchQueue.concurrentPerform(iterations: manifestEntries.count) { i in
+                let (sha, path) = manifestEntries[i]
+                guard path.hasPrefix("data/"), !path.split(separator: "/").contains("..") else {
+                    out[i] = ("manifest names \(path) outside data/", 0); return
+                }
+                guard let d = FileManager.default.contents(atPath: bag.appendingPathComponent(path).path) else {
+                    out[i] = ("\(path) is listed but missing", 0); return
+                }
+                out[i] = (SHA256Hex.of(d) != sha.lowercased() ? "\(path) does not match its SHA-256" : nil, d.count)
+            }
         }
+        bagProblems += results.compactMap(\.problem)
+        let bytes = results.reduce(0) { $0 + $1.size }
         for extra in onDisk.subtracting((listed ?? []).map(\.path)).sorted() { bagProblems.append("\(extra) is not in the manifest") }
         let info = read(bag, "bag-info.txt").flatMap { String(data: $0, encoding: .utf8) } ?? ""
         let infoFields = Dictionary(info.split(separator: "\n").compactMap { l -> (String, String)? in
@@ -127,18 +154,17 @@ public struct PacketVerifier {
         var evidenceProblems: [String] = []
         var conversationHashes = Set<String>()
         let convDir = bag.appendingPathComponent("data/conversations")
-        for name in ((try? FileManager.default.contentsOfDirectory(atPath: convDir.path)) ?? []).sorted() where name.hasSuffix(".json") {
-            let stem = String(name.dropLast(5))
-            guard let d = read(bag, "data/conversations/" + name) else { continue }
-            let hash = SHA256Hex.of(d)
-            if hash != stem { evidenceProblems.append("\(name) hashes to \(hash.prefix(16))…, not its evidence hash"); continue }
-            guard let doc = try? JSONValue.parse(d), doc.canonicalData == d else {
-                evidenceProblems.append("\(name) is not canonical JSON"); continue
+        let names = ((try? FileManager.default.contentsOfDirectory(atPath: convDir.path)) ?? []).filter { $0.hasSuffix(".json") }.sorted()
+        var outcomes = [(hash: String?, problem: String?)](repeating: (nil, nil), count: names.count)
+        outcomes.withUnsafeMutableBufferPointer { out in
+            nonisolated(unsafe) let out = out
+            DispatchQueue.concurrentPerform(iterations: names.count) { i in
+                out[i] = PacketVerifier.checkConversation(name: names[i], data: FileManager.default.contents(atPath: convDir.appendingPathComponent(names[i]).path))
             }
-            do { _ = try Evidence.conversation(fromDocument: doc) } catch {
-                evidenceProblems.append("\(name): \(error)"); continue
-            }
-            conversationHashes.insert(hash)
+        }
+        for o in outcomes {
+            if let p = o.problem { evidenceProblems.append(p) }
+            if let h = o.hash { conversationHashes.insert(h) }
         }
         let report = read(bag, "data/report.json").flatMap { try? JSONValue.parse($0) }
         for f in report?["flags"]?.arrayValue ?? [] {
@@ -155,7 +181,9 @@ public struct PacketVerifier {
         var entries = 0
         if let key, let checkpointNote {
             let origin = checkpointNote.split(separator: "\n").first.map(String.init) ?? ""
-            do { _ = try SignedNote.verify(note: checkpointNote, name: origin, key: key) } catch {
+            // The signature once; then each proof's inclusion against the signed root.
+            var checkpoint: Checkpoint?
+            do { checkpoint = try Checkpoint(text: try SignedNote.verify(note: checkpointNote, name: origin, key: key)) } catch {
                 custodyProblems.append("checkpoint.txt: \(error)")
             }
             let lines = (read(bag, "data/custody/custody.jsonl") ?? Data()).split(separator: 0x0A, omittingEmptySubsequences: false).dropLast()
@@ -175,8 +203,9 @@ public struct PacketVerifier {
                 if proof.index != entry.seq || proof.checkpointNote != checkpointNote {
                     custodyProblems.append("entry \(entry.seq)'s proof is for another entry or checkpoint"); continue
                 }
-                do { _ = try proof.verify(entry: bytes, key: key, origin: origin) } catch {
-                    custodyProblems.append("entry \(entry.seq): \(error)")
+                if let checkpoint, !Merkle.verifyInclusion(index: proof.index, size: checkpoint.size, leaf: Merkle.leafHash(bytes),
+                                                             proof: proof.path, root: checkpoint.root) {
+                    custodyProblems.append("entry \(entry.seq) is not included in the signed checkpoint")
                 }
                 if entry.action == "flag.ingest", let h = entry.evidenceHash, !conversationHashes.contains(h) {
                     custodyProblems.append("entry \(entry.seq) records evidence \(h.prefix(16))… that the packet does not hold")
@@ -189,9 +218,8 @@ public struct PacketVerifier {
         check("custody proofs", custodyProblems, "\(entries) custody entries proven against the signed checkpoint")
 
         // 6. The CyberTipline XML against the schema.
-        let xml = bag.appendingPathComponent("data/cybertipline-report.xml")
-        if FileManager.default.fileExists(atPath: xml.path) {
-            let problem = SchemaCheck.validate(xml: xml, xsdPath: xsdPath)
+        if let schema {
+            let problem = schema.wait()
             check("cybertipline xml", problem.map { [$0] } ?? [], "valid against \(xsdPath ?? "the CyberTipline schema")")
         }
         return checks

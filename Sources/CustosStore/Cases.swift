@@ -89,9 +89,20 @@ extension Store {
     /// Applies the routing rules (agencies.route) to a case: 'always' agencies, plus those
     /// whose jurisdiction holds a reported person's or a victim's country.
     func route(caseID: Int64, db: Database, log: CustodyLog) throws {
+        // The countries of the case's reported persons and victims, from the participant rows
+        // alone (no messages are read).
+        var byConversation: [Int64: [Participant]] = [:]
+        for r in try Row.fetchAll(db, sql: """
+            SELECT p.conversation_id, p.user_id, p.role_hint, p.country FROM case_flags cf
+            JOIN flags f ON f.id = cf.flag JOIN participants p ON p.conversation_id = f.conversation_id
+            WHERE cf.case_id = ?
+            """, arguments: [caseID]) {
+            byConversation[r["conversation_id"], default: []].append(
+                Participant(userID: r["user_id"], roleHint: (r["role_hint"] as String?).flatMap(RoleHint.init(rawValue:)), country: r["country"]))
+        }
         var countries = Set<String>()
-        for flagRow in try Int64.fetchAll(db, sql: "SELECT flag FROM case_flags WHERE case_id = ?", arguments: [caseID]) {
-            let c = try loadFlag(rowID: flagRow, db: db).conversation
+        for ps in byConversation.values {
+            let c = Conversation(platform: "", id: "", participants: ps, messages: [])
             for p in Store.reportedParticipants(c) + Store.victims(c) { if let cc = p.country { countries.insert(cc) } }
         }
         for a in try agencies(db: db) {
