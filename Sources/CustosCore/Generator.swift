@@ -39,7 +39,8 @@ public struct Generator {
         let base: Int64 = 1_790_000_000_000  // 2026-09
         for i in 0..<flags {
             let adult = reported ?? "u-\(100000 + rng.int(900000))"
-            let minor = "u-\(100000 + rng.int(900000))"
+            var minor = "u-\(100000 + rng.int(900000))"
+            while minor == adult { minor = "u-\(100000 + rng.int(900000))" }
             var participants: [JSONValue] = [
                 .object(["user_id": .string(adult), "screen_name": .string("user\(rng.int(99999))"),
                          "role_hint": .string("suspected_adult"), "country": .string(Self.countries[rng.int(Self.countries.count)]),
@@ -49,7 +50,11 @@ public struct Generator {
                          "role_hint": .string("suspected_minor"), "stated_age": .integer(Int64(11 + rng.int(5))),
                          "country": .string(Self.countries[rng.int(Self.countries.count)])]),
             ]
-            if rng.int(10) == 0 { participants.append(.object(["user_id": .string("u-\(rng.int(999999))"), "role_hint": .string("unknown")])) }
+            if rng.int(10) == 0 {
+                var third = "u-\(rng.int(999999))"
+                while third == adult || third == minor { third = "u-\(rng.int(999999))" }
+                participants.append(.object(["user_id": .string(third), "role_hint": .string("unknown")]))
+            }
             let start = base + Int64(i) * 60_000
             var t = start
             var msgs: [JSONValue] = []

@@ -155,3 +155,42 @@ public final class Pan12Reader: NSObject, XMLParserDelegate {
         onConversation(Item(line: conversationLine, conversationID: id, result: .success(record)))
     }
 }
+
+/// Streaming UTF-8 validation, so malformed bytes are reported (with their line) before a
+/// parser that trusts its input sees them.
+public struct UTF8Validator {
+    public private(set) var line = 1
+    public private(set) var offset: Int64 = 0
+    private var need = 0          // continuation bytes still expected
+    private var lower: UInt8 = 0x80, upper: UInt8 = 0xBF  // allowed range of the next continuation byte
+
+    public init() {}
+
+    /// Feeds bytes; returns false at the first byte that cannot be UTF-8 (`line`/`offset` name it).
+    public mutating func feed<C: Collection>(_ bytes: C) -> Bool where C.Element == UInt8 {
+        for b in bytes {
+            if need == 0 {
+                switch b {
+                case 0x00...0x7F: if b == 0x0A { line += 1 }
+                case 0xC2...0xDF: need = 1; lower = 0x80; upper = 0xBF
+                case 0xE0: need = 2; lower = 0xA0; upper = 0xBF
+                case 0xE1...0xEC, 0xEE...0xEF: need = 2; lower = 0x80; upper = 0xBF
+                case 0xED: need = 2; lower = 0x80; upper = 0x9F
+                case 0xF0: need = 3; lower = 0x90; upper = 0xBF
+                case 0xF1...0xF3: need = 3; lower = 0x80; upper = 0xBF
+                case 0xF4: need = 3; lower = 0x80; upper = 0x8F
+                default: return false
+                }
+            } else {
+                guard b >= lower && b <= upper else { return false }
+                need -= 1
+                lower = 0x80; upper = 0xBF
+            }
+            offset += 1
+        }
+        return true
+    }
+
+    /// True when the input did not end inside a sequence.
+    public var complete: Bool { need == 0 }
+}

@@ -130,7 +130,33 @@ struct Ingest: ParsableCommand {
                 catch { failure = error }
             }
         }
-        let stream = InputStream(fileAtPath: name == "<stdin>" ? "/dev/stdin" : name)!
+        // FoundationXML trusts its input to be UTF-8 (and crashes on some that is not), so
+        // check the bytes first; stdin is spooled to a temporary file for the two passes.
+        var path = name
+        var spool: URL?
+        if name == "<stdin>" {
+            let t = FileManager.default.temporaryDirectory.appendingPathComponent("custos-stdin-\(UUID().uuidString).xml")
+            FileManager.default.createFile(atPath: t.path, contents: nil)
+            let out = try FileHandle(forWritingTo: t)
+            while case let chunk = handle.readData(ofLength: 1 << 20), !chunk.isEmpty { out.write(chunk) }
+            try out.close()
+            spool = t
+            path = t.path
+        }
+        defer { if let spool { try? FileManager.default.removeItem(at: spool) } }
+        guard let check = FileHandle(forReadingAtPath: path) else { throw CLIError("cannot read \(name)") }
+        var utf8 = UTF8Validator()
+        while case let chunk = check.readData(ofLength: 1 << 20), !chunk.isEmpty {
+            guard utf8.feed(chunk) else {
+                ingestor.reject(Rejection(location: "\(name):\(utf8.line)", reason: "invalid UTF-8 at byte \(utf8.offset + 1); the file was not read", raw: []))
+                return
+            }
+        }
+        guard utf8.complete else {
+            ingestor.reject(Rejection(location: "\(name):\(utf8.line)", reason: "the file ends inside a UTF-8 sequence; the file was not read", raw: []))
+            return
+        }
+        let stream = InputStream(fileAtPath: path)!
         let ok = reader.parse(stream: stream)
         if let failure { throw failure }
         try ingestor.flush()

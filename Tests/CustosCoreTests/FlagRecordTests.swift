@@ -101,3 +101,24 @@ func rejection(_ text: String) -> RecordError? {
         if case .failure = items[1].result { Issue.record("expected success") }
     }
 }
+
+@Suite struct UTF8Validation {
+    @Test(arguments: [
+        ([0x61, 0xFF, 0x62], false), ([0xC3, 0xA9], true), ([0xC0, 0xAF], false), ([0xED, 0xA0, 0x80], false),
+        ([0xF4, 0x90, 0x80, 0x80], false), ([0xF0, 0x9F, 0x98, 0x8A], true), ([0xE2, 0x80], true),
+    ] as [([UInt8], Bool)])
+    func acceptsOnlyUTF8(bytes: [UInt8], valid: Bool) {
+        var v = UTF8Validator()
+        #expect(v.feed(bytes) == valid)
+    }
+
+    @Test func sequencesMaySpanChunksAndLinesAreCounted() {
+        var v = UTF8Validator()
+        #expect(v.feed([0x61, 0x0A, 0xF0, 0x9F]))
+        #expect(!v.complete)
+        #expect(v.feed([0x98, 0x8A, 0x0A]))
+        #expect(v.complete && v.line == 3)
+        #expect(!v.feed([0x0A, 0x80]))
+        #expect(v.line == 4)
+    }
+}
