@@ -7,48 +7,44 @@ public enum Escape {
     /// (C0 controls other than tab, newline, carriage return; U+FFFE, U+FFFF) become a visible
     /// `[U+XXXX]`; the exact text stays in the conversation's canonical JSON.
     public static func xml(_ s: String) -> String {
-        var out = ""
-        out.reserveCapacity(s.utf8.count)
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "&": out += "&amp;"
-            case "<": out += "&lt;"
-            case ">": out += "&gt;"
-            case "\"": out += "&quot;"
-            case "'": out += "&apos;"
-            case "\t", "\n", "\r": out.unicodeScalars.append(scalar)
-            default:
-                if scalar.value < 0x20 || scalar.value == 0xFFFE || scalar.value == 0xFFFF {
-                    out += "[U+" + String(format: "%04X", scalar.value) + "]"
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
+        escape(s) { c in
+            switch c {
+            case "&": "&amp;"
+            case "<": "&lt;"
+            case ">": "&gt;"
+            case "\"": "&quot;"
+            case "'": "&apos;"
+            case "\t", "\n", "\r": nil
+            default: c.value < 0x20 || c.value == 0xFFFE || c.value == 0xFFFF ? visible(c) : nil
             }
         }
-        return out
     }
 
     /// HTML text and attribute values, escaped per Unicode scalar (a combining mark after `<`
     /// cannot hide it). Controls other than tab and newline are shown as `[U+XXXX]`.
     public static func html(_ s: String) -> String {
+        escape(s) { c in
+            switch c {
+            case "&": "&amp;"
+            case "<": "&lt;"
+            case ">": "&gt;"
+            case "\"": "&quot;"
+            case "'": "&#39;"
+            case "`": "&#96;"
+            case "\t", "\n": nil
+            default: c.value < 0x20 || c.value == 0x7F || (0x80..<0xA0).contains(c.value) ? visible(c) : nil
+            }
+        }
+    }
+
+    static func visible(_ c: Unicode.Scalar) -> String { "[U+" + String(format: "%04X", c.value) + "]" }
+
+    /// Replaces each scalar for which `replacement` gives a string; keeps the others.
+    static func escape(_ s: String, _ replacement: (Unicode.Scalar) -> String?) -> String {
         var out = ""
         out.reserveCapacity(s.utf8.count)
         for scalar in s.unicodeScalars {
-            switch scalar {
-            case "&": out += "&amp;"
-            case "<": out += "&lt;"
-            case ">": out += "&gt;"
-            case "\"": out += "&quot;"
-            case "'": out += "&#39;"
-            case "`": out += "&#96;"
-            case "\t", "\n": out.unicodeScalars.append(scalar)
-            default:
-                if scalar.value < 0x20 || scalar.value == 0x7F || (0x80..<0xA0).contains(scalar.value) {
-                    out += "[U+" + String(format: "%04X", scalar.value) + "]"
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
-            }
+            if let r = replacement(scalar) { out += r } else { out.unicodeScalars.append(scalar) }
         }
         return out
     }
