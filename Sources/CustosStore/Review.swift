@@ -152,9 +152,10 @@ extension Store {
 
     /// Claims the named flag, or the next one in the actor's queue, under a lease. The
     /// IMMEDIATE transaction makes claims exclusive across processes.
-    public func claim(_ name: String?) throws -> Claim {
+    public func claim(_ name: String?, for assignee: String? = nil) throws -> Claim {
         let now = clock()
         return try write { db, log in
+            if let assignee { return try reassign(name, to: assignee, now: now, db: db, log: log) }
             let role = try requireRole(db: db, log: log, .claim)
             let lease = Int64(try setting("lease-minutes", db: db)) ?? 15
             let rowID: Int64
@@ -197,6 +198,38 @@ extension Store {
                            details: .object(["lease_expires": .string(Timestamp.utcString(millis: expires)), "status": .string(status)]))
             return Claim(key: key, holder: actor.name, expiresAt: Timestamp.utcString(millis: expires), status: status)
         }
+    }
+
+    /// A lead hands a flag to a reviewer: any current claim ends, the assignee holds it under a
+    /// new lease. Logged with the previous holder.
+    private func reassign(_ name: String?, to assignee: String, now: Int64, db: Database, log: CustodyLog) throws -> Claim {
+        try requireRole(db: db, log: log, .reassign)
+        guard let name else { throw StoreError("name the flag to reassign: custos claim FLAG --for USER") }
+        guard let row = try Row.fetchOne(db, sql: "SELECT role, disabled FROM users WHERE name = ?", arguments: [assignee]),
+              (row["disabled"] as Int64) == 0, let role = Role(rawValue: row["role"]), Permission.claim.roles.contains(role) else {
+            throw StoreError("\(quoted(assignee)) is not an enabled moderator or lead")
+        }
+        let (rowID, key) = try resolveFlag(name, db: db)
+        guard let s = try Row.fetchOne(db, sql: "SELECT status, queue, claimed_by, claim_expires_ms, first_reviewer FROM flag_state WHERE flag = ?", arguments: [rowID]),
+              let queue = s["queue"] as Int64? else {
+            throw StoreError("flag \(quoted(key)) is decided; there is nothing to reassign")
+        }
+        if queue == 2 && role != .lead { throw StoreError("flag \(quoted(key)) is in lead_review; only a lead can hold it") }
+        if (s["status"] as String) == FlagStatus.secondReview.rawValue, (s["first_reviewer"] as String?) == assignee {
+            throw StoreError("\(assignee) gave the first confirmation of \(quoted(key)); another reviewer must give the second")
+        }
+        let previous: String? = (s["claim_expires_ms"] as Int64? ?? 0) > now ? s["claimed_by"] : nil
+        let lease = Int64(try setting("lease-minutes", db: db)) ?? 15
+        let expires = now + lease * 60_000
+        try db.execute(sql: "UPDATE flag_state SET claimed_by = ?, claim_expires_ms = ? WHERE flag = ?", arguments: [assignee, expires, rowID])
+        if let previous {
+            try log.append(action: "flag.release", subjectType: "flag", subjectID: key,
+                           details: .object(["holder": .string(previous), "reason": .string("reassigned to \(assignee)")]))
+        }
+        try log.append(action: "flag.claim", subjectType: "flag", subjectID: key, details: .object([
+            "lease_expires": .string(Timestamp.utcString(millis: expires)), "status": .string(s["status"]),
+            "assigned_by": .string(actor.name), "holder": .string(assignee)]))
+        return Claim(key: key, holder: assignee, expiresAt: Timestamp.utcString(millis: expires), status: s["status"])
     }
 
     /// Releases a claim: the holder's own, or anyone's for a lead.

@@ -93,14 +93,15 @@ struct Queue: ParsableCommand {
 }
 
 struct ClaimCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "claim", abstract: "Claim the next flag in your queue, or the named one, under a lease.")
+    static let configuration = CommandConfiguration(commandName: "claim", abstract: "Claim the next flag in your queue, or the named one, under a lease; a lead can hand one to a reviewer with --for.")
     @OptionGroup var global: GlobalOptions
     @Argument var flag: String?
+    @Option(name: .customLong("for"), help: "Leads: hand the named flag to this reviewer (reassign).") var assignee: String?
     @Flag var json = false
 
     func run() throws {
         try guarded {
-            let c = try global.open().claim(flag)
+            let c = try global.open().claim(flag, for: assignee)
             if json {
                 printJSON(.object(["flag_id": .string(c.key), "holder": .string(c.holder), "lease_expires": .string(c.expiresAt), "status": .string(c.status)]))
             } else {

@@ -81,6 +81,22 @@ func state(_ f: Fixture, _ flag: String) throws -> String {
     }
 }
 
+@Suite struct Reassignment {
+    @Test func aLeadHandsAClaimedFlagToAnotherReviewer() throws {
+        let f = try team()
+        try f.ingest(flagLine(id: "a") + "\n")
+        _ = try f.store("alice").claim("a")
+        #expect(throws: StoreError.self) { try f.store("alice").claim("a", for: "bob") }
+        let c = try f.store("lee").claim("a", for: "bob")
+        #expect(c.holder == "bob")
+        #expect(throws: StoreError.self) { try f.store("alice").decide("a", outcome: .dismiss, reason: "x", category: nil, urgent: nil, annotations: []) }
+        #expect(try f.store("bob").decide("a", outcome: .dismiss, reason: "benign", category: nil, urgent: nil, annotations: []).status == .dismissed)
+        let log = try f.store().custodyEntries(subjects: ["det:a"]).map(\.action)
+        #expect(log == ["flag.ingest", "flag.claim", "flag.release", "flag.claim", "flag.decide"])
+        #expect(throws: StoreError.self) { try f.store("lee").claim("a", for: "cora") }
+    }
+}
+
 extension Store {
     /// Test helper: a lead sends an escalated flag back to moderators by dismissing and reopening.
     func reopenEscalationForTest(_ flag: String) throws {
