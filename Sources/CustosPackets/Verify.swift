@@ -32,19 +32,6 @@ public struct PacketVerifier: Sendable {
         return verify(bag: bag)
     }
 
-    /// A conversation file must hash to its name and be the canonical form of a conversation document.
-    static func checkConversation(name: String, data: Data?) -> (hash: String?, problem: String?) {
-        guard let d = data else { return (nil, "\(name) cannot be read") }
-        let stem = String(name.dropLast(5))
-        let hash = SHA256Hex.of(d)
-        if hash != stem { return (nil, "\(name) hashes to \(hash.prefix(16))…, not its evidence hash") }
-        guard let doc = try? JSONValue.parse(d), doc.canonicalData == d else { return (nil, "\(name) is not canonical JSON") }
-        guard doc["format"]?.stringValue == Evidence.format, doc["conversation"]?["messages"]?.arrayValue != nil else {
-            return (nil, "\(name) is not a \(Evidence.format) document")
-        }
-        return (hash, nil)
-    }
-
     func read(_ bag: URL, _ name: String) -> Data? { FileManager.default.contents(atPath: bag.appendingPathComponent(name).path) }
 
     /// `sha256  path` lines.
@@ -83,21 +70,24 @@ public struct PacketVerifier: Sendable {
         }
         // Hash the payload on every core; results land in manifest order.
         let manifestEntries = listed ?? []
-        var results = [(problem: String?, size: Int)](repeating: (nil, 0), count: manifestEntries.count)
+        var results = [(problem: String?, size: Int, sha: String?)](repeating: (nil, 0, nil), count: manifestEntries.count)
         results.withUnsafeMutableBufferPointer { out in
             nonisolated(unsafe) let out = out
             DispatchQueue.concurrentPerform(iterations: manifestEntries.count) { i in
                 let (sha, path) = manifestEntries[i]
                 guard path.hasPrefix("data/"), !path.split(separator: "/").contains("..") else {
-                    out[i] = ("manifest names \(path) outside data/", 0); return
+                    out[i] = ("manifest names \(path) outside data/", 0, nil); return
                 }
                 guard let d = FileManager.default.contents(atPath: bag.appendingPathComponent(path).path) else {
-                    out[i] = ("\(path) is listed but missing", 0); return
+                    out[i] = ("\(path) is listed but missing", 0, nil); return
                 }
-                out[i] = (SHA256Hex.of(d) != sha.lowercased() ? "\(path) does not match its SHA-256" : nil, d.count)
+                let actual = SHA256Hex.of(d)
+                out[i] = (actual != sha.lowercased() ? "\(path) does not match its SHA-256" : nil, d.count, actual)
             }
         }
         bagProblems += results.compactMap(\.problem)
+        var hashed: [String: String] = [:]
+        for (i, r) in results.enumerated() { if let sha = r.sha { hashed[manifestEntries[i].path] = sha } }
         let bytes = results.reduce(0) { $0 + $1.size }
         for extra in onDisk.subtracting((listed ?? []).map(\.path)).sorted() { bagProblems.append("\(extra) is not in the manifest") }
         let info = read(bag, "bag-info.txt").flatMap { String(data: $0, encoding: .utf8) } ?? ""
@@ -154,17 +144,17 @@ public struct PacketVerifier: Sendable {
         var evidenceProblems: [String] = []
         var conversationHashes = Set<String>()
         let convDir = bag.appendingPathComponent("data/conversations")
-        let names = ((try? FileManager.default.contentsOfDirectory(atPath: convDir.path)) ?? []).filter { $0.hasSuffix(".json") }.sorted()
-        var outcomes = [(hash: String?, problem: String?)](repeating: (nil, nil), count: names.count)
-        outcomes.withUnsafeMutableBufferPointer { out in
-            nonisolated(unsafe) let out = out
-            DispatchQueue.concurrentPerform(iterations: names.count) { i in
-                out[i] = PacketVerifier.checkConversation(name: names[i], data: FileManager.default.contents(atPath: convDir.appendingPathComponent(names[i]).path))
+        // A conversation file's SHA-256 is its evidence hash: the file must hash to its name.
+        // (The payload was hashed once above; files outside the manifest are hashed here.)
+        for name in ((try? FileManager.default.contentsOfDirectory(atPath: convDir.path)) ?? []).filter({ $0.hasSuffix(".json") }).sorted() {
+            let path = "data/conversations/" + name
+            guard let hash = hashed[path] ?? read(bag, path).map({ SHA256Hex.of($0) }) else {
+                evidenceProblems.append("\(name) cannot be read"); continue
             }
-        }
-        for o in outcomes {
-            if let p = o.problem { evidenceProblems.append(p) }
-            if let h = o.hash { conversationHashes.insert(h) }
+            if hash != String(name.dropLast(5)) {
+                evidenceProblems.append("\(name) hashes to \(hash.prefix(16))…, not its evidence hash"); continue
+            }
+            conversationHashes.insert(hash)
         }
         let report = read(bag, "data/report.json").flatMap { try? JSONValue.parse($0) }
         for f in report?["flags"]?.arrayValue ?? [] {
@@ -189,6 +179,7 @@ public struct PacketVerifier: Sendable {
             let lines = (read(bag, "data/custody/custody.jsonl") ?? Data()).split(separator: 0x0A, omittingEmptySubsequences: false).dropLast()
             let expected = Set((report?["custody"]?["entries"]?.arrayValue ?? []).compactMap { $0["seq"]?.intValue })
             var seen = Set<Int64>()
+            var ingested = Set<String>()
             for line in lines {
                 let bytes = Data(line)
                 guard let entry = try? CustodyEntry(canonical: bytes), entry.canonicalBytes == bytes else {
@@ -207,11 +198,17 @@ public struct PacketVerifier: Sendable {
                                                              proof: proof.path, root: checkpoint.root) {
                     custodyProblems.append("entry \(entry.seq) is not included in the signed checkpoint")
                 }
-                if entry.action == "flag.ingest", let h = entry.evidenceHash, !conversationHashes.contains(h) {
-                    custodyProblems.append("entry \(entry.seq) records evidence \(h.prefix(16))… that the packet does not hold")
+                if entry.action == "flag.ingest", let h = entry.evidenceHash {
+                    ingested.insert(h)
+                    if !conversationHashes.contains(h) {
+                        custodyProblems.append("entry \(entry.seq) records evidence \(h.prefix(16))… that the packet does not hold")
+                    }
                 }
             }
             for missing in expected.subtracting(seen).sorted() { custodyProblems.append("entry \(missing) is listed in report.json but missing from custody.jsonl") }
+            for h in conversationHashes.subtracting(ingested).sorted() {
+                custodyProblems.append("conversation \(h.prefix(16))… is not recorded by any proven ingest entry")
+            }
         } else {
             custodyProblems.append(checkpointNote == nil ? "data/custody/checkpoint.txt is missing" : "no key to check the checkpoint")
         }

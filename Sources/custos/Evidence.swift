@@ -69,7 +69,7 @@ struct Ingest: ParsableCommand {
             let store = try global.open()
             var rejectsHandle: FileHandle?
             if let rejects {
-                if !FileManager.default.fileExists(atPath: rejects) { FileManager.default.createFile(atPath: rejects, contents: nil) }
+                if !FileManager.default.fileExists(atPath: rejects) { _ = FileManager.default.createFile(atPath: rejects, contents: nil) }
                 guard let h = FileHandle(forWritingAtPath: rejects) else { throw CLIError("cannot write the rejects file \(rejects)") }
                 h.seekToEndOfFile()
                 rejectsHandle = h
@@ -136,7 +136,7 @@ struct Ingest: ParsableCommand {
         var spool: URL?
         if name == "<stdin>" {
             let t = FileManager.default.temporaryDirectory.appendingPathComponent("custos-stdin-\(UUID().uuidString).xml")
-            FileManager.default.createFile(atPath: t.path, contents: nil)
+            _ = FileManager.default.createFile(atPath: t.path, contents: nil)
             let out = try FileHandle(forWritingTo: t)
             while case let chunk = handle.readData(ofLength: 1 << 20), !chunk.isEmpty { out.write(chunk) }
             try out.close()
