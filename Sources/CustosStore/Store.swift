@@ -195,10 +195,10 @@ public final class Store: @unchecked Sendable {
     static func describe(_ error: Error) -> String {
         if let e = error as? DatabaseError {
             switch e.resultCode {
-            case .SQLITE_FULL: return "the disk is full; nothing was written (\(e.message ?? ""))"
+            case .SQLITE_FULL: return "the disk is full; this transaction was rolled back and records committed before it stay (free space and run the command again: it picks up where it stopped)"
             case .SQLITE_READONLY: return "the store is read-only; nothing was written (\(e.message ?? ""))"
             case .SQLITE_BUSY, .SQLITE_LOCKED: return "the store stayed busy for 120 s; nothing was written"
-            case .SQLITE_CANTOPEN: return "cannot open the store file (\(e.message ?? ""))"
+            case .SQLITE_CANTOPEN: return "the store file cannot be opened for writing (is it or its folder read-only?)"
             case .SQLITE_NOTADB, .SQLITE_CORRUPT: return "the file is not a valid Custos store (\(e.message ?? ""))"
             default: return e.message ?? "\(e)"
             }
