@@ -52,8 +52,9 @@ let package = Package(
             capability: .buildTool(),
             dependencies: ["EmbedFiles"]),
         .testTarget(name: "CustosCoreTests", dependencies: ["CustosCore"], resources: [.copy("vectors")]),
-        .testTarget(name: "CustosStoreTests", dependencies: ["CustosStore", "CustosCore"]),
-        .testTarget(name: "CustosPacketsTests", dependencies: ["CustosPackets", "CustosStore", "CustosCore"]),
+        .target(name: "CustosTestSupport", path: "Tests/CustosTestSupport"),
+        .testTarget(name: "CustosStoreTests", dependencies: ["CustosStore", "CustosCore", "CustosTestSupport"]),
+        .testTarget(name: "CustosPacketsTests", dependencies: ["CustosPackets", "CustosStore", "CustosCore", "CustosTestSupport"]),
         .testTarget(name: "CustosCLITests", dependencies: ["CustosCore", "custos"]),
     ]
 )

@@ -2,27 +2,12 @@ import Crypto
 import CustosCore
 @testable import CustosPackets
 import CustosStore
+import CustosTestSupport
 import Foundation
 import Testing
 
 let hostile = "<script>document.title='PWNED'</script><img src=x onerror=\"document.body.setAttribute('data-pwned','1')\"> ]]> & \u{202E}evil\u{202C} \"q\" 'a'"
 let longLine = String(repeating: "long line ", count: 10_240)  // 100 KB
-
-/// Runs a tool; returns its exit status and output.
-@discardableResult
-func tool(_ args: [String], cwd: URL? = nil) throws -> (Int32, String) {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    p.arguments = args
-    if let cwd { p.currentDirectoryURL = cwd }
-    let out = Pipe()
-    p.standardOutput = out
-    p.standardError = out
-    try p.run()
-    let data = out.fileHandleForReading.readDataToEndOfFile()
-    p.waitUntilExit()
-    return (p.terminationStatus, String(decoding: data, as: UTF8.self))
-}
 
 /// A store with a confirmed, hostile case exported to NCMEC.
 final class PacketFixture {
@@ -194,13 +179,13 @@ final class PacketFixture {
 
     @Test func bagitXmllintCaseValidateAndOpenSSLAccept() throws {
         let f = try PacketFixture()
-        let bagit = try tool(["bagit.py", "--validate", f.packet.path])
+        let bagit = try runTool(["bagit.py", "--validate", f.packet.path])
         #expect(bagit.0 == 0, "\(bagit.1)")
-        let xml = try tool(["xmllint", "--noout", "--schema", Self.xsd, f.packet.appendingPathComponent("data/cybertipline-report.xml").path])
+        let xml = try runTool(["xmllint", "--noout", "--schema", Self.xsd, f.packet.appendingPathComponent("data/cybertipline-report.xml").path])
         #expect(xml.0 == 0, "\(xml.1)")
-        let cv = try tool(["case_validate", f.packet.appendingPathComponent("data/provenance.jsonld").path])
+        let cv = try runTool(["case_validate", f.packet.appendingPathComponent("data/provenance.jsonld").path])
         #expect(cv.0 == 0, "\(cv.1.suffix(2000))")
-        let sig = try tool(["openssl", "pkeyutl", "-verify", "-pubin", "-inkey", "custos-signing-key.pem", "-rawin",
+        let sig = try runTool(["openssl", "pkeyutl", "-verify", "-pubin", "-inkey", "custos-signing-key.pem", "-rawin",
                             "-in", "tagmanifest-sha256.txt", "-sigfile", "tagmanifest-sha256.txt.sig"], cwd: f.packet)
         #expect(sig.0 == 0, "\(sig.1)")
     }
@@ -212,7 +197,7 @@ final class PacketFixture {
         d[d.count / 2] ^= 0x01
         try d.write(to: t)
         #expect(try f.failed().contains("bag"))
-        #expect(try tool(["bagit.py", "--validate", f.packet.path]).0 != 0)
+        #expect(try runTool(["bagit.py", "--validate", f.packet.path]).0 != 0)
     }
 
     @Test func aChangedConversationFailsEvenWithAMatchingManifest() throws {
@@ -244,7 +229,7 @@ final class PacketFixture {
         let tm = try Data(contentsOf: f.packet.appendingPathComponent("tagmanifest-sha256.txt"))
         try Data(try other.signature(for: tm)).write(to: f.packet.appendingPathComponent("tagmanifest-sha256.txt.sig"))
         #expect(try f.failed().contains("signature"))
-        #expect(try tool(["openssl", "pkeyutl", "-verify", "-pubin", "-inkey", "custos-signing-key.pem", "-rawin",
+        #expect(try runTool(["openssl", "pkeyutl", "-verify", "-pubin", "-inkey", "custos-signing-key.pem", "-rawin",
                           "-in", "tagmanifest-sha256.txt", "-sigfile", "tagmanifest-sha256.txt.sig"], cwd: f.packet).0 != 0)
     }
 

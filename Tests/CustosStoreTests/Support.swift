@@ -1,4 +1,5 @@
 import CustosCore
+import CustosTestSupport
 @testable import CustosStore
 import Foundation
 import Testing
@@ -43,16 +44,8 @@ final class Fixture {
     /// Runs SQL with the sqlite3 shell, as someone editing the file behind Custos's back would.
     @discardableResult
     func sqlite(_ sql: String) throws -> (Int32, String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/sqlite3")
-        p.arguments = [db, sql]
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = out
-        try p.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+        let r = try runTool(["sqlite3", db, sql])
+        return (r.status, r.output)
     }
 
     func count(_ table: String) throws -> Int { Int(try sqlite("SELECT count(*) FROM \(table)").1.trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1 }
