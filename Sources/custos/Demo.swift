@@ -108,9 +108,9 @@ struct Demo: ParsableCommand {
             print("\nDemo store: \(db)")
             print("Referral packet: \(packetDir.path)")
             print("Open the report in a browser: \(packetDir.appendingPathComponent("data/report.html").path)")
-            let me = URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL.path
-            print("Try: \(me) --db \(db) case show C-000001")
-            print("     \(me) audit verify-proof \(root.path)/entry-0.tlog-proof --key \(root.path)/custos-key.pem --entry \(root.path)/entry-0.json")
+            let binary = URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL.path
+            print("Try: \(binary) --db \(db) case show C-000001")
+            print("     \(binary) audit verify-proof \(root.path)/entry-0.tlog-proof --key \(root.path)/custos-key.pem --entry \(root.path)/entry-0.json")
             if !report.ok || checks.contains(where: { !$0.ok }) { throw ExitCode(1) }
         }
     }
