@@ -50,7 +50,8 @@ let package = Package(
         .plugin(
             name: "EmbedFilesPlugin",
             capability: .buildTool(),
-            dependencies: ["EmbedFiles"]),
+            dependencies: ["EmbedFiles"],
+            path: "Sources/EmbedFilesPlugin"),
         .testTarget(name: "CustosCoreTests", dependencies: ["CustosCore"], resources: [.copy("vectors")]),
         .target(name: "CustosTestSupport", path: "Tests/CustosTestSupport"),
         .testTarget(name: "CustosStoreTests", dependencies: ["CustosStore", "CustosCore", "CustosTestSupport"]),
