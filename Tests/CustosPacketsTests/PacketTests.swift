@@ -190,6 +190,27 @@ final class PacketFixture {
         #expect(sig.0 == 0, "\(sig.1)")
     }
 
+    /// The custody proofs verify with a second implementation written from the specs in Python
+    /// (scripts/check-tlog-proof: hashlib + cryptography, no Custos code).
+    @Test func custodyProofsVerifyWithAnIndependentChecker() throws {
+        let f = try PacketFixture()
+        let checker = URL(fileURLWithPath: Self.xsd).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("scripts/check-tlog-proof").path
+        let lines = try f.file("data/custody/custody.jsonl").split(separator: "\n")
+        #expect(lines.count > 5)
+        for line in lines {
+            let entry = try CustodyEntry(canonical: Data(line.utf8))
+            let entryFile = f.dir.appendingPathComponent("entry-\(entry.seq).json")
+            try Data(line.utf8).write(to: entryFile)
+            let r = try runTool(["python3", checker, f.packet.appendingPathComponent(Report.proofFile(entry.seq)).path, entryFile.path,
+                                 f.packet.appendingPathComponent("custos-signing-key.pem").path])
+            #expect(r.status == 0, "\(r.output)")
+            try Data(line.utf8.map { $0 == UInt8(ascii: "a") ? UInt8(ascii: "b") : $0 }).write(to: entryFile)
+            #expect(try runTool(["python3", checker, f.packet.appendingPathComponent(Report.proofFile(entry.seq)).path, entryFile.path,
+                                 f.packet.appendingPathComponent("custos-signing-key.pem").path]).status != 0)
+        }
+    }
+
     @Test func aChangedByteInATranscriptFailsVerifyPacketAndBagit() throws {
         let f = try PacketFixture()
         let t = f.packet.appendingPathComponent("data/conversations/\(f.snapshot.flags[0].evidenceHash).txt")
