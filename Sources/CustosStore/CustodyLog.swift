@@ -128,19 +128,25 @@ extension Store {
     /// Signs the current tree head as a C2SP checkpoint, stores it and logs it.
     @discardableResult
     public func makeCheckpoint(key: Curve25519.Signing.PrivateKey) throws -> StoredCheckpoint {
-        let org = try organisation()
-        return try write { db, log in
-            let size = try Int64.fetchOne(db, sql: "SELECT count(*) FROM custody") ?? 0
-            let root = try Merkle.root(size: size, nodes: MerkleNodes.source(db))
-            let checkpoint = Checkpoint(origin: org.origin, size: size, root: root)
-            let note = try SignedNote.sign(text: checkpoint.text, name: org.origin, key: key)
-            try db.execute(sql: "INSERT INTO checkpoints(size, root, note, created_at) VALUES (?, ?, ?, ?)",
-                           arguments: [size, Data(root), note, log.now])
-            let id = db.lastInsertedRowID
-            try log.append(action: "audit.checkpoint", subjectType: "checkpoint", subjectID: String(id),
-                           details: .object(["size": .integer(size), "root": .string(Data(root).base64EncodedString())]))
-            return StoredCheckpoint(id: id, size: size, root: root, note: note, createdAt: log.now)
-        }
+        let origin = try organisation().origin
+        return try write { db, log in try signCheckpoint(origin: origin, key: key, db: db, log: log) }
+    }
+
+    /// Inside a write: signs the tree head over every entry so far, stores the note and logs it
+    /// (the log entry comes after the signed size, so it is not covered by this checkpoint).
+    func signCheckpoint(origin: String, key: Curve25519.Signing.PrivateKey, db: Database, log: CustodyLog,
+                        details: [String: JSONValue] = [:]) throws -> StoredCheckpoint {
+        let size = try Int64.fetchOne(db, sql: "SELECT count(*) FROM custody") ?? 0
+        let root = try Merkle.root(size: size, nodes: MerkleNodes.source(db))
+        let note = try SignedNote.sign(text: Checkpoint(origin: origin, size: size, root: root).text, name: origin, key: key)
+        try db.execute(sql: "INSERT INTO checkpoints(size, root, note, created_at) VALUES (?, ?, ?, ?)",
+                       arguments: [size, Data(root), note, log.now])
+        let id = db.lastInsertedRowID
+        var logged = details
+        logged["size"] = .integer(size)
+        logged["root"] = .string(Data(root).base64EncodedString())
+        try log.append(action: "audit.checkpoint", subjectType: "checkpoint", subjectID: String(id), details: .object(logged))
+        return StoredCheckpoint(id: id, size: size, root: root, note: note, createdAt: log.now)
     }
 
     public func checkpoints() throws -> [StoredCheckpoint] {

@@ -49,19 +49,14 @@ extension Store {
                                evidenceHash: f.evidenceHash)
             }
             // The checkpoint covers every entry so far, including the reads just logged.
-            let size = try Int64.fetchOne(db, sql: "SELECT count(*) FROM custody") ?? 0
-            let root = try Merkle.root(size: size, nodes: MerkleNodes.source(db))
-            let note = try SignedNote.sign(text: Checkpoint(origin: org.origin, size: size, root: root).text, name: org.origin, key: key)
-            try db.execute(sql: "INSERT INTO checkpoints(size, root, note, created_at) VALUES (?, ?, ?, ?)", arguments: [size, Data(root), note, log.now])
-            let checkpointID = db.lastInsertedRowID
+            let checkpoint = try signCheckpoint(origin: org.origin, key: key, db: db, log: log, details: ["packet": .string(packetID)])
+            let size = checkpoint.size, note = checkpoint.note
             let subjects = [caseID] + detail.flags.map(\.key)
             let custody = try Row.fetchAll(db, sql: "SELECT * FROM custody WHERE subject_id IN (\(subjects.map { _ in "?" }.joined(separator: ","))) AND seq < ? ORDER BY seq",
                                            arguments: StatementArguments(subjects + [size])).map(Store.entry(from:))
             let proofs = try custody.map { e in
                 TlogProof(index: e.seq, path: try Merkle.inclusionProof(index: e.seq, size: size, nodes: MerkleNodes.source(db)), checkpointNote: note)
             }
-            try log.append(action: "audit.checkpoint", subjectType: "checkpoint", subjectID: String(checkpointID),
-                           details: .object(["size": .integer(size), "root": .string(Data(root).base64EncodedString()), "packet": .string(packetID)]))
             var attachments: [String: Data] = [:]
             for f in detail.flags {
                 for m in f.conversation.messages {

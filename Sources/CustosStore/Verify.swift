@@ -95,17 +95,16 @@ extension Store {
             var previous: (size: Int64, root: Merkle.Hash, id: Int64)?
             for cp in try Row.fetchAll(db, sql: "SELECT * FROM checkpoints ORDER BY id").map(Store.checkpoint(from:)) {
                 report.checkpoints += 1
-                if let key, let origin {
-                    do { _ = try SignedNote.verify(note: cp.note, name: origin, key: key) } catch {
-                        report.problems.append("checkpoint \(cp.id): \(error)")
-                        continue
-                    }
-                } else {
+                guard let key, let origin else {
                     report.problems.append("checkpoint \(cp.id): the store has no public key to check it with")
                     continue
                 }
-                guard let body = try? Checkpoint(text: String(cp.note[..<(cp.note.range(of: "\n\n", options: .backwards)?.lowerBound ?? cp.note.endIndex)]) + "\n"),
-                      body.size == cp.size, body.root == cp.root else {
+                let signedText: String
+                do { signedText = try SignedNote.verify(note: cp.note, name: origin, key: key) } catch {
+                    report.problems.append("checkpoint \(cp.id): \(error)")
+                    continue
+                }
+                guard let body = try? Checkpoint(text: signedText), body.size == cp.size, body.root == cp.root else {
                     report.problems.append("checkpoint \(cp.id): the signed note does not match the stored size and root")
                     continue
                 }
