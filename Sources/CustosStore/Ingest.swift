@@ -153,7 +153,7 @@ public final class Ingestor {
     }
 
     /// Validates one parsed record (from PAN12) and queues it for the next batch.
-    public func offer(json: JSONValue, location: String, raw: [UInt8], baseDirectory: URL?, source: String) throws {
+    public func offer(json: JSONValue, location: String, raw: [UInt8], baseDirectory: URL?) throws {
         switch Ingestor.prepare(json: json, location: location, raw: raw, baseDirectory: baseDirectory) {
         case .success(let p): try enqueue(p)
         case .failure(let r): reject(r)

@@ -126,7 +126,7 @@ struct Ingest: ParsableCommand {
             case .failure(let e):
                 ingestor.reject(Rejection(location: location, reason: "conversation \(quoted(item.conversationID)): \(e)", raw: []))
             case .success(let json):
-                do { try ingestor.offer(json: json, location: location, raw: Array(json.canonicalString.utf8), baseDirectory: nil, source: name) }
+                do { try ingestor.offer(json: json, location: location, raw: Array(json.canonicalString.utf8), baseDirectory: nil) }
                 catch { failure = error }
             }
         }
