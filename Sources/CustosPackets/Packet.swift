@@ -1,6 +1,7 @@
 import Crypto
 import CustosCore
 import CustosResources
+
 import Foundation
 import Mustache
 import ZIPFoundation
@@ -142,59 +143,26 @@ public struct PacketWriter {
     }
 }
 
-/// XSD validation with xmllint (libxml2-utils): the schema is NCMEC's, and only a real
-/// schema validator can judge it.
+/// XSD validation in-process through libxml2's schema API (the library xmllint is built on),
+/// so export and verify-packet need no program beside the binary. The schema is NCMEC's, and
+/// only a real schema validator can judge it.
 public enum SchemaCheck {
-    /// Returns nil when valid, else what is wrong.
+    /// nil when the XML at `xml` is valid against the schema (the built-in CyberTipline
+    /// schema, or the file at `xsdPath`), else what is wrong, with line numbers.
     public static func validate(xml: URL, xsdPath: String?) -> String? {
-        start(xml: xml, xsdPath: xsdPath).wait()
+        guard let document = FileManager.default.contents(atPath: xml.path) else { return "cannot read \(xml.path)" }
+        return validate(xml: document, xsdPath: xsdPath)
     }
 
-    /// A running xmllint, so a caller can do other checks meanwhile.
-    public final class Pending: @unchecked Sendable {
-        let process: Process?
-        let stderr: Pipe?
-        let temp: URL?
-        let failure: String?
-
-        init(process: Process?, stderr: Pipe?, temp: URL?, failure: String?) {
-            self.process = process; self.stderr = stderr; self.temp = temp; self.failure = failure
+    public static func validate(xml document: Data, xsdPath: String?) -> String? {
+        let schemaBytes: Data
+        if let xsdPath {
+            guard let d = FileManager.default.contents(atPath: xsdPath) else { return "cannot read the schema \(xsdPath)" }
+            schemaBytes = d
+        } else {
+            guard let d = EmbeddedResources.data("templates/cybertipline.xsd") else { return "the built-in schema is missing" }
+            schemaBytes = d
         }
-
-        /// nil when the XML is valid, else what is wrong.
-        public func wait() -> String? {
-            defer { if let temp { try? FileManager.default.removeItem(at: temp) } }
-            if let failure { return failure }
-            guard let process, let stderr else { return "xmllint did not start" }
-            let msg = String(decoding: stderr.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            process.waitUntilExit()
-            return process.terminationStatus == 0 ? nil : msg.trimmingCharacters(in: .whitespacesAndNewlines)
-        }
-    }
-
-    public static func start(xml: URL, xsdPath: String?) -> Pending {
-        var xsd = xsdPath
-        var temp: URL?
-        if xsd == nil {
-            let t = FileManager.default.temporaryDirectory.appendingPathComponent("custos-\(UUID().uuidString).xsd")
-            guard let bytes = EmbeddedResources.data("templates/cybertipline.xsd"), (try? bytes.write(to: t)) != nil else {
-                return Pending(process: nil, stderr: nil, temp: nil, failure: "the built-in schema is missing")
-            }
-            temp = t
-            xsd = t.path
-        }
-        guard let xmllint = ["/usr/bin/xmllint", "/usr/local/bin/xmllint"].first(where: FileManager.default.isExecutableFile(atPath:)) else {
-            return Pending(process: nil, stderr: nil, temp: temp, failure: "xmllint is not installed (Debian: apt-get install libxml2-utils)")
-        }
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: xmllint)
-        p.arguments = ["--noout", "--nonet", "--schema", xsd!, xml.path]
-        let err = Pipe()
-        p.standardError = err
-        p.standardOutput = FileHandle.nullDevice
-        do { try p.run() } catch {
-            return Pending(process: nil, stderr: nil, temp: temp, failure: "cannot run xmllint: \(error)")
-        }
-        return Pending(process: p, stderr: err, temp: temp, failure: nil)
+        return LibXML2.validate(document: document, schema: schemaBytes)
     }
 }

@@ -190,6 +190,29 @@ final class PacketFixture {
         #expect(sig.0 == 0, "\(sig.1)")
     }
 
+    /// The in-process libxml2 validator (what export and verify-packet use) and `xmllint
+    /// --schema` agree: on the packet's XML, and on variants that break the schema or XML.
+    @Test func inProcessSchemaValidationAgreesWithXmllint() throws {
+        let f = try PacketFixture()
+        let good = try f.file("data/cybertipline-report.xml")
+        let variants = [
+            ("valid", good),
+            ("unknown element", good.replacingOccurrences(of: "<reporter>", with: "<reporter><bogus/>")),
+            ("missing required element", good.replacingOccurrences(of: "<incidentSummary>", with: "<x>").replacingOccurrences(of: "</incidentSummary>", with: "</x>")),
+            ("not well-formed", String(good.dropLast(20))),
+            ("external entity", "<?xml version=\"1.0\"?><!DOCTYPE r [<!ENTITY e SYSTEM \"file:///etc/passwd\">]><report>&e;</report>"),
+        ]
+        for (name, xml) in variants {
+            let file = f.dir.appendingPathComponent("variant.xml")
+            try Data(xml.utf8).write(to: file)
+            let ours = SchemaCheck.validate(xml: file, xsdPath: nil)
+            let theirs = try runTool(["xmllint", "--noout", "--nonet", "--schema", Self.xsd, file.path])
+            #expect((ours == nil) == (theirs.status == 0), "\(name): in-process \(ours ?? "valid"), xmllint \(theirs.output)")
+            #expect((ours == nil) == (name == "valid"), "\(name): \(ours ?? "valid")")
+            #expect(ours?.contains("/etc/passwd") != true && ours?.contains("root:") != true)
+        }
+    }
+
     /// The custody proofs verify with a second implementation written from the specs in Python
     /// (scripts/check-tlog-proof: hashlib + cryptography, no Custos code).
     @Test func custodyProofsVerifyWithAnIndependentChecker() throws {
