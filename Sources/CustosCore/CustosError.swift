@@ -30,6 +30,21 @@ public enum CustosError: Error, Sendable, Equatable, CustomStringConvertible {
         }
     }
 
+    public enum Kind: String, Sendable { case notFound, unauthenticated, forbidden, invalidState, invalidInput, conflict, storage }
+
+    /// The case without its payload: what callers (exit statuses, HTTP statuses, tests) switch on.
+    public var kind: Kind {
+        switch self {
+        case .notFound: .notFound
+        case .unauthenticated: .unauthenticated
+        case .forbidden: .forbidden
+        case .invalidState: .invalidState
+        case .invalidInput: .invalidInput
+        case .conflict: .conflict
+        case .storage: .storage
+        }
+    }
+
     /// The message with a prefix naming where it happened (a file, a record).
     public func located(_ location: String) -> String { "\(location): \(description)" }
 }

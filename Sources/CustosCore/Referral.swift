@@ -16,9 +16,9 @@ public struct ReferralSnapshot: Sendable {
     public struct AgencyInfo: Sendable {
         public var code: String
         public var name: String
-        public var profile: String
+        public var profile: AgencyProfile
         public var retentionDays: Int
-        public init(code: String, name: String, profile: String, retentionDays: Int) {
+        public init(code: String, name: String, profile: AgencyProfile, retentionDays: Int) {
             self.code = code; self.name = name; self.profile = profile; self.retentionDays = retentionDays
         }
     }

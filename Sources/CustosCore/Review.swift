@@ -37,11 +37,20 @@ public enum Permission: String, Sendable, CaseIterable {
     }
 }
 
-public enum FlagStatus: String, Sendable {
+public enum FlagStatus: String, Sendable, CaseIterable {
     case open
     case secondReview = "second_review"
     case leadReview = "lead_review"
     case confirmed, dismissed
+
+    /// The queue a flag in this status waits in; nil once decided.
+    public var queue: ReviewQueue? {
+        switch self {
+        case .open, .secondReview: .moderator
+        case .leadReview: .lead
+        case .confirmed, .dismissed: nil
+        }
+    }
 }
 
 public enum Outcome: String, Sendable, CaseIterable {
@@ -83,8 +92,9 @@ public enum Annotation: String, Sendable, CaseIterable {
     }
 }
 
-/// The review state machine: given a flag's state and a decision, the next state, or why
-/// the transition is illegal. Pure; the store applies it.
+/// The review state machine: pure functions from a flag's review state, who acts and when, to
+/// the next state, or the typed reason the step is illegal. The store loads the state, calls
+/// these, writes the result and appends the custody entry.
 public enum ReviewRules {
     public struct Next: Equatable, Sendable {
         public var status: FlagStatus
@@ -93,18 +103,120 @@ public enum ReviewRules {
         public var note: String
     }
 
-    public static func decide(status: FlagStatus, outcome: Outcome, reviewer: String, isLead: Bool,
-                              firstReviewer: String?, firstCategory: String?, category: String?,
-                              secondReviewRequired: Bool) throws(ReviewError) -> Next {
-        switch status {
+    /// Four eyes: whoever gave the first confirmation cannot give the second.
+    public static func mayGiveSecondReview(_ state: FlagReview, _ reviewer: String) -> Bool {
+        state.status != .secondReview || state.firstReviewer != reviewer
+    }
+
+    /// A reviewer claims a flag under a lease of `leaseMinutes` from `now`.
+    public static func claim(_ flag: String, _ state: FlagReview, by reviewer: Reviewer, now: Int64,
+                             leaseMinutes: Int64) throws(CustosError) -> FlagReview {
+        try Permission.claim.require(reviewer)
+        let subject = "flag \(quoted(flag))"
+        guard let queue = state.queue else {
+            throw .invalidState(subject: subject, state: state.status.rawValue, reason: "there is nothing to claim")
+        }
+        if queue == .lead && reviewer.role != .lead {
+            throw .invalidState(subject: subject, state: "in lead_review", reason: "only a lead can claim it")
+        }
+        if let holder = state.liveHolder(at: now), holder != reviewer.name {
+            throw .conflict(subject: subject, reason: "is claimed by \(holder) until \(Timestamp.utcString(millis: state.leaseExpiresMillis ?? now))")
+        }
+        guard mayGiveSecondReview(state, reviewer.name) else {
+            throw .invalidState(subject: subject, state: "in second_review", reason: "you gave the first confirmation; another reviewer must take it")
+        }
+        var next = state
+        next.holder = reviewer.name
+        next.leaseExpiresMillis = try lease(from: now, minutes: leaseMinutes)
+        return next
+    }
+
+    /// A lead hands a flag to `assignee`; any current claim ends. Returns the new state and
+    /// the holder whose claim ended.
+    public static func reassign(_ flag: String, _ state: FlagReview, to assignee: Reviewer, by lead: Reviewer, now: Int64,
+                                leaseMinutes: Int64) throws(CustosError) -> (FlagReview, previous: String?) {
+        try Permission.reassign.require(lead)
+        guard Permission.claim.roles.contains(assignee.role) else {
+            throw .invalidInput(field: "--for", reason: "\(quoted(assignee.name)) is not an enabled moderator or lead")
+        }
+        let subject = "flag \(quoted(flag))"
+        guard let queue = state.queue else {
+            throw .invalidState(subject: subject, state: state.status.rawValue, reason: "there is nothing to reassign")
+        }
+        if queue == .lead && assignee.role != .lead {
+            throw .invalidState(subject: subject, state: "in lead_review", reason: "only a lead can hold it")
+        }
+        guard mayGiveSecondReview(state, assignee.name) else {
+            throw .invalidState(subject: subject, state: "in second_review", reason: "\(assignee.name) gave the first confirmation; another reviewer must give the second")
+        }
+        var next = state
+        next.holder = assignee.name
+        next.leaseExpiresMillis = try lease(from: now, minutes: leaseMinutes)
+        return (next, state.liveHolder(at: now))
+    }
+
+    /// The holder, or a lead, gives a claim back. Returns the new state and whose claim ended.
+    public static func release(_ flag: String, _ state: FlagReview, by reviewer: Reviewer, now: Int64) throws(CustosError) -> (FlagReview, holder: String) {
+        try Permission.claim.require(reviewer)
+        guard let holder = state.liveHolder(at: now) else {
+            throw .invalidState(subject: "flag \(quoted(flag))", state: "not claimed", reason: "there is nothing to release")
+        }
+        if holder != reviewer.name && reviewer.role != .lead {
+            throw .conflict(subject: "flag \(quoted(flag))", reason: "is claimed by \(holder); only they or a lead can release it")
+        }
+        var next = state
+        next.holder = nil
+        next.leaseExpiresMillis = nil
+        return (next, holder)
+    }
+
+    /// A decision: who may make it (the claim holder, or a lead), and where it takes the flag.
+    public static func decide(_ flag: String, _ state: FlagReview, by reviewer: Reviewer, _ decision: Decision, now: Int64,
+                              secondReviewRequired: Bool) throws(CustosError) -> (FlagReview, Next) {
+        try Permission.decide.require(reviewer)
+        let subject = "flag \(quoted(flag))"
+        guard !decision.reason.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
+            throw .invalidInput(field: "--reason", reason: "must not be empty")
+        }
+        if decision.outcome == .confirm && decision.category == nil {
+            throw .invalidInput(field: "--category", reason: "a confirmation needs a category (one of: \(Category.allCases.map(\.rawValue).joined(separator: ", ")))")
+        }
+        let holder = state.liveHolder(at: now)
+        if reviewer.role != .lead {
+            guard holder == reviewer.name else {
+                throw holder.map { .conflict(subject: subject, reason: "is claimed by \($0); only the claim holder or a lead decides it") }
+                    ?? .invalidState(subject: subject, state: "not claimed by you", reason: "claim it first (`custos claim \(flag)`); only the claim holder or a lead decides it")
+            }
+        } else if let holder, holder != reviewer.name, state.status != .leadReview {
+            throw .conflict(subject: subject, reason: "is claimed by \(holder); release it first (`custos release \(flag)`)")
+        }
+        let next = try transition(flag, state, outcome: decision.outcome, reviewer: reviewer, category: decision.category?.rawValue,
+                                  secondReviewRequired: secondReviewRequired)
+        var after = state
+        after.status = next.status
+        after.holder = nil
+        after.leaseExpiresMillis = nil
+        if state.status == .open && next.status == .secondReview { after.firstReviewer = reviewer.name }
+        if let category = decision.category { after.category = category.rawValue }
+        after.annotations = Array(Set(state.annotations).union(decision.annotations.map(\.rawValue))).sorted()
+        if let urgent = decision.urgent { after.urgentReason = urgent }
+        return (after, next)
+    }
+
+    /// Where a decision takes a flag in `state`, or why it cannot be made.
+    static func transition(_ flag: String, _ state: FlagReview, outcome: Outcome, reviewer: Reviewer, category: String?,
+                           secondReviewRequired: Bool) throws(CustosError) -> Next {
+        let subject = "flag \(quoted(flag))"
+        switch state.status {
         case .confirmed, .dismissed:
-            throw ReviewError("the flag is \(status.rawValue); a decided flag cannot be decided again\(status == .dismissed ? " (a lead can reopen it)" : "")")
+            throw .invalidState(subject: subject, state: state.status.rawValue,
+                                reason: "a decided flag cannot be decided again\(state.status == .dismissed ? " (a lead can reopen it)" : "")")
         case .leadReview:
-            guard isLead else { throw ReviewError("the flag is in lead_review; only a lead decides flags in the lead queue") }
+            guard reviewer.role == .lead else { throw .invalidState(subject: subject, state: "in lead_review", reason: "only a lead decides flags in the lead queue") }
             switch outcome {
             case .confirm: return Next(status: .confirmed, final: true, note: "confirmed by lead")
             case .dismiss: return Next(status: .dismissed, final: true, note: "dismissed by lead")
-            case .escalate: throw ReviewError("the flag is already in lead_review; a lead confirms or dismisses it")
+            case .escalate: throw .invalidState(subject: subject, state: "already in lead_review", reason: "a lead confirms or dismisses it")
             }
         case .open:
             switch outcome {
@@ -116,13 +228,14 @@ public enum ReviewRules {
             case .escalate: return Next(status: .leadReview, final: false, note: "escalated to the lead queue")
             }
         case .secondReview:
-            if reviewer == firstReviewer {
-                throw ReviewError("the flag is in second_review and \(reviewer) gave the first confirmation; a different reviewer must give the second")
+            guard mayGiveSecondReview(state, reviewer.name) else {
+                throw .invalidState(subject: subject, state: "in second_review",
+                                    reason: "\(reviewer.name) gave the first confirmation; a different reviewer must give the second")
             }
             switch outcome {
             case .confirm:
-                if let firstCategory, let category, firstCategory != category {
-                    return Next(status: .leadReview, final: false, note: "disagreement on category (\(firstCategory) vs \(category)); sent to the lead queue")
+                if let first = state.category, let category, first != category {
+                    return Next(status: .leadReview, final: false, note: "disagreement on category (\(first) vs \(category)); sent to the lead queue")
                 }
                 return Next(status: .confirmed, final: true, note: "second confirmation; final")
             case .dismiss: return Next(status: .leadReview, final: false, note: "disagreement (confirm vs dismiss); sent to the lead queue")
@@ -130,9 +243,28 @@ public enum ReviewRules {
             }
         }
     }
-}
 
-public struct ReviewError: Error, CustomStringConvertible, Sendable {
-    public let description: String
-    public init(_ d: String) { description = d }
+    /// A lead reopens a dismissed flag: it returns to the moderator queue, as if new.
+    public static func reopen(_ flag: String, _ state: FlagReview, by reviewer: Reviewer, reason: String) throws(CustosError) -> FlagReview {
+        try Permission.leadDecide.require(reviewer)
+        guard !reason.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
+            throw .invalidInput(field: "--reason", reason: "must not be empty")
+        }
+        guard state.status == .dismissed else {
+            throw .invalidState(subject: "flag \(quoted(flag))", state: state.status.rawValue, reason: "only a dismissed flag can be reopened")
+        }
+        var next = state
+        next.status = .open
+        next.firstReviewer = nil
+        next.category = nil
+        return next
+    }
+
+    /// The lease's end, refusing arithmetic that would overflow.
+    static func lease(from now: Int64, minutes: Int64) throws(CustosError) -> Int64 {
+        let (ms, o1) = minutes.multipliedReportingOverflow(by: 60_000)
+        let (end, o2) = now.addingReportingOverflow(ms)
+        guard !o1, !o2 else { throw .invalidInput(field: "lease-minutes", reason: "\(minutes) is out of range") }
+        return end
+    }
 }

@@ -6,11 +6,6 @@ import Foundation
 import Mustache
 import ZIPFoundation
 
-public struct PacketError: Error, CustomStringConvertible, Sendable {
-    public let description: String
-    public init(_ d: String) { description = d }
-}
-
 /// HTML escaping per Unicode scalar for report templates (`{{% CONTENT_TYPE: STRICT_HTML}}`).
 struct StrictHTML: MustacheContentType {
     func escapeText(_ text: String) -> String { Escape.html(text) }
@@ -41,11 +36,11 @@ public struct PacketWriter {
         let fm = FileManager.default
         if fm.fileExists(atPath: out.path) {
             guard (try? fm.contentsOfDirectory(atPath: out.path))?.isEmpty == true else {
-                throw PacketError("\(out.path) exists and is not an empty folder; choose a new --out")
+                throw CustosError.conflict(subject: out.path, reason: "exists and is not an empty folder; choose a new --out")
             }
         }
         guard KeyEncoding.publicKeyPEM(key.publicKey) == s.organisation.publicKeyPEM else {
-            throw PacketError("the signing key does not match the store's public key")
+            throw CustosError.invalidInput(field: "--key", reason: "the signing key does not match the store's public key")
         }
         let data = out.appendingPathComponent("data")
         try fm.createDirectory(at: data, withIntermediateDirectories: true)
@@ -66,12 +61,12 @@ public struct PacketWriter {
         try put("data/custody/checkpoint.txt", Data(s.checkpointNote.utf8))
         for p in s.proofs { try put(Report.proofFile(p.index), Data(p.text.utf8)) }
         try put("data/report.json", Data((Report.json(s).canonicalString + "\n").utf8))
-        if s.agency.profile == "cybertipline" {
+        if s.agency.profile == .cybertipline {
             let xml = CyberTiplineReport.xml(s)
             try put("data/cybertipline-report.xml", Data(xml.utf8))
             if let problem = SchemaCheck.validate(xml: out.appendingPathComponent("data/cybertipline-report.xml"), xsdPath: xsdPath) {
                 try? fm.removeItem(at: out)
-                throw PacketError("the CyberTipline report does not validate against the schema: \(problem)")
+                throw CustosError.invalidInput(field: "cybertipline-report.xml", reason: "does not validate against the schema: \(problem)")
             }
         }
         try put("data/report.html", Data(try renderHTML(s, files: payload).utf8))
@@ -108,7 +103,7 @@ public struct PacketWriter {
         var zipURL: URL?
         if zip {
             let z = out.deletingLastPathComponent().appendingPathComponent(out.lastPathComponent + ".zip")
-            if fm.fileExists(atPath: z.path) { throw PacketError("\(z.path) already exists") }
+            if fm.fileExists(atPath: z.path) { throw CustosError.conflict(subject: z.path, reason: "already exists") }
             try fm.zipItem(at: out, to: z, shouldKeepParent: true)
             zipURL = z
         }
@@ -123,7 +118,7 @@ public struct PacketWriter {
         }
         if let dir = templatesDirectory {
             guard let names = try? FileManager.default.contentsOfDirectory(atPath: dir.path) else {
-                throw PacketError("cannot read the templates folder \(dir.path)")
+                throw CustosError.notFound(kind: "templates folder", name: dir.path)
             }
             for n in names where n.hasSuffix(".mustache") {
                 templates[String(n.dropLast(".mustache".count))] = try String(contentsOf: dir.appendingPathComponent(n), encoding: .utf8)
@@ -132,12 +127,12 @@ public struct PacketWriter {
         var library = MustacheLibrary()
         for (name, text) in templates {
             do { library.register(try MustacheTemplate(string: text), named: name) } catch {
-                throw PacketError("template \(name).mustache: \(error)")
+                throw CustosError.invalidInput(field: "template \(name).mustache", reason: "\(error)")
             }
         }
-        let profile = s.agency.profile + ".html"
+        let profile = s.agency.profile.rawValue + ".html"
         guard let html = library.render(Report.context(s, files: files), withTemplate: profile) else {
-            throw PacketError("no template \(profile).mustache for agency profile \(s.agency.profile)")
+            throw CustosError.notFound(kind: "template", name: "\(profile).mustache", hint: "agency profile \(s.agency.profile.rawValue)")
         }
         return html
     }

@@ -46,7 +46,7 @@ public enum Report {
             ("case_id", .string(s.caseID)),
             ("created_at", .string(s.createdAt)),
             ("exported_by", .string(s.exportedBy)),
-            ("agency", .object(["code": .string(s.agency.code), "name": .string(s.agency.name), "profile": .string(s.agency.profile)])),
+            ("agency", .object(["code": .string(s.agency.code), "name": .string(s.agency.name), "profile": .string(s.agency.profile.rawValue)])),
             ("reporter", .object(["organisation": .string(s.organisation.name), "contact_email": .string(s.organisation.contactEmail),
                                   "custody_log_origin": .string(s.organisation.logOrigin)])),
             ("platform", .string(s.platform)),

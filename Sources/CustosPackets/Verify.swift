@@ -22,11 +22,11 @@ public struct PacketVerifier: Sendable {
     /// Verifies a bag folder or a zip holding one.
     public func verify(path: URL) throws -> [Check] {
         var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path.path, isDirectory: &isDir) else { throw PacketError("no packet at \(path.path)") }
+        guard FileManager.default.fileExists(atPath: path.path, isDirectory: &isDir) else { throw CustosError.notFound(kind: "packet", name: path.path) }
         if isDir.boolValue { return verify(bag: path) }
         let temp = FileManager.default.temporaryDirectory.appendingPathComponent("custos-verify-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: temp) }
-        do { try FileManager.default.unzipItem(at: path, to: temp) } catch { throw PacketError("\(path.lastPathComponent) is not a readable zip: \(error)") }
+        do { try FileManager.default.unzipItem(at: path, to: temp) } catch { throw CustosError.invalidInput(field: path.lastPathComponent, reason: "not a readable zip: \(error)") }
         let entries = (try? FileManager.default.contentsOfDirectory(at: temp, includingPropertiesForKeys: nil)) ?? []
         let bag = entries.count == 1 && FileManager.default.fileExists(atPath: entries[0].appendingPathComponent("bagit.txt").path) ? entries[0] : temp
         return verify(bag: bag)

@@ -16,9 +16,12 @@ public struct Agency: Sendable {
     public let code: String
     public let name: String
     public let jurisdictions: [String]
-    public let profile: String
-    public let route: String
+    public let profile: AgencyProfile
+    public let route: AgencyRoute
     public let retentionDays: Int
+
+    /// Retention in days: at least one, at most a century (so no date arithmetic overflows).
+    public static let retentionBounds = 1...36_525
 }
 
 /// Everything about a case, for `custos case show` and for export.
@@ -62,14 +65,14 @@ extension Store {
         } else {
             try db.execute(sql: "INSERT INTO cases(platform, state, created_at) VALUES (?, 'open', ?)", arguments: [flag.platform, log.now])
             caseID = db.lastInsertedRowID
-            try log.append(action: "case.open", subjectType: "case", subjectID: CaseID.format(caseID),
+            try log.append(.caseOpen, subjectID: CaseID.format(caseID),
                            details: .object(["platform": .string(flag.platform), "reported_accounts": .array(reported.map { .string($0) })]))
         }
         for user in reported {
             try db.execute(sql: "INSERT OR IGNORE INTO case_accounts(case_id, user_id) VALUES (?, ?)", arguments: [caseID, user])
         }
         try db.execute(sql: "INSERT INTO case_flags(flag, case_id) VALUES (?, ?)", arguments: [rowID, caseID])
-        try log.append(action: "case.add_flag", subjectType: "case", subjectID: CaseID.format(caseID),
+        try log.append(.caseAddFlag, subjectID: CaseID.format(caseID),
                        details: .object(["flag": .string(key)]), evidenceHash: flag.evidenceHash)
         try route(caseID: caseID, db: db, log: log)
         return CaseID.format(caseID)
@@ -107,14 +110,14 @@ extension Store {
         }
         for a in try agencies(db: db) {
             var reason: String?
-            if a.route == "always" { reason = "routing rule: every case" }
-            else if a.route == "jurisdiction", let cc = countries.sorted().first(where: { a.jurisdictions.contains($0) }) {
+            if a.route == .always { reason = "routing rule: every case" }
+            else if a.route == .jurisdiction, let cc = countries.sorted().first(where: { a.jurisdictions.contains($0) }) {
                 reason = "routing rule: a participant in \(cc)"
             }
             guard let reason else { continue }
             try db.execute(sql: "INSERT OR IGNORE INTO case_agencies(case_id, agency, reason) VALUES (?, ?, ?)", arguments: [caseID, a.code, reason])
             if db.changesCount > 0 {
-                try log.append(action: "case.route", subjectType: "case", subjectID: CaseID.format(caseID),
+                try log.append(.caseRoute, subjectID: CaseID.format(caseID),
                                details: .object(["agency": .string(a.code), "reason": .string(reason)]))
             }
         }
@@ -123,52 +126,53 @@ extension Store {
     func agencies(db: Database) throws -> [Agency] {
         try Row.fetchAll(db, sql: "SELECT * FROM agencies ORDER BY code").map {
             Agency(code: $0["code"], name: $0["name"], jurisdictions: ($0["jurisdictions"] as String).split(separator: ",").map(String.init),
-                   profile: $0["profile"], route: $0["route"], retentionDays: $0["retention_days"])
+                   profile: AgencyProfile(rawValue: $0["profile"]) ?? .generic, route: AgencyRoute(rawValue: $0["route"]) ?? .never,
+                   retentionDays: $0["retention_days"])
         }
     }
 
     public func agencies() throws -> [Agency] { try read { db in try agencies(db: db) } }
 
-    public func addAgency(code: String, name: String, jurisdictions: [String], profile: String, route: String, retentionDays: Int) throws {
-        try validateAgency(code: code, jurisdictions: jurisdictions, profile: profile, route: route, retentionDays: retentionDays)
+    public func addAgency(code: String, name: String, jurisdictions: [String], profile: AgencyProfile, route: AgencyRoute, retentionDays: Int) throws {
+        try validateAgency(code: code, jurisdictions: jurisdictions, retentionDays: retentionDays)
         try write { db, log in
             try requireRole(db: db, log: log, .manageAgencies)
             if try Bool.fetchOne(db, sql: "SELECT 1 FROM agencies WHERE code = ?", arguments: [code]) == true {
-                throw StoreError("agency \(quoted(code)) already exists; use `custos agency set`")
+                throw CustosError.conflict(subject: "agency \(quoted(code))", reason: "already exists; use `custos agency set`")
             }
             try db.execute(sql: "INSERT INTO agencies VALUES (?, ?, ?, ?, ?, ?)",
-                           arguments: [code, name, jurisdictions.joined(separator: ","), profile, route, retentionDays])
-            try log.append(action: "agency.add", subjectType: "agency", subjectID: code, details: .object([
-                "name": .string(name), "jurisdictions": .array(jurisdictions.map { .string($0) }), "profile": .string(profile),
-                "route": .string(route), "retention_days": .integer(Int64(retentionDays))]))
+                           arguments: [code, name, jurisdictions.joined(separator: ","), profile.rawValue, route.rawValue, retentionDays])
+            try log.append(.agencyAdd, subjectID: code, details: .object([
+                "name": .string(name), "jurisdictions": .array(jurisdictions.map { .string($0) }), "profile": .string(profile.rawValue),
+                "route": .string(route.rawValue), "retention_days": .integer(Int64(retentionDays))]))
         }
     }
 
-    public func setAgency(code: String, name: String?, jurisdictions: [String]?, profile: String?, route: String?, retentionDays: Int?) throws {
+    public func setAgency(code: String, name: String?, jurisdictions: [String]?, profile: AgencyProfile?, route: AgencyRoute?, retentionDays: Int?) throws {
         try write { db, log in
             try requireRole(db: db, log: log, .manageAgencies)
-            guard let a = try agencies(db: db).first(where: { $0.code == code }) else { throw StoreError("no agency \(quoted(code))") }
+            guard let a = try agencies(db: db).first(where: { $0.code == code }) else { throw CustosError.notFound(kind: "agency", name: code) }
             let j = jurisdictions ?? a.jurisdictions, p = profile ?? a.profile, r = route ?? a.route, d = retentionDays ?? a.retentionDays
-            try validateAgency(code: code, jurisdictions: j, profile: p, route: r, retentionDays: d)
+            try validateAgency(code: code, jurisdictions: j, retentionDays: d)
             try db.execute(sql: "UPDATE agencies SET name = ?, jurisdictions = ?, profile = ?, route = ?, retention_days = ? WHERE code = ?",
-                           arguments: [name ?? a.name, j.joined(separator: ","), p, r, d, code])
-            try log.append(action: "agency.set", subjectType: "agency", subjectID: code, details: .object([
+                           arguments: [name ?? a.name, j.joined(separator: ","), p.rawValue, r.rawValue, d, code])
+            try log.append(.agencySet, subjectID: code, details: .object([
                 ("name", name.map { .string($0) }), ("jurisdictions", jurisdictions.map { .array($0.map { .string($0) }) }),
-                ("profile", profile.map { .string($0) }), ("route", route.map { .string($0) }),
+                ("profile", profile.map { .string($0.rawValue) }), ("route", route.map { .string($0.rawValue) }),
                 ("retention_days", retentionDays.map { .integer(Int64($0)) })]))
         }
     }
 
-    private func validateAgency(code: String, jurisdictions: [String], profile: String, route: String, retentionDays: Int) throws {
+    private func validateAgency(code: String, jurisdictions: [String], retentionDays: Int) throws {
         guard !code.isEmpty, code.utf8.count <= 32, code.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-") }) else {
-            throw StoreError("agency code \(quoted(code)) must be 1–32 letters, digits or '-'")
+            throw CustosError.invalidInput(field: "agency code", reason: "\(quoted(code)) must be 1–32 letters, digits or '-'")
         }
         for j in jurisdictions where !(j.utf8.count == 2 && j.allSatisfy { $0.isASCII && $0.isUppercase }) {
-            throw StoreError("jurisdiction \(quoted(j)) is not an ISO 3166-1 alpha-2 code")
+            throw CustosError.invalidInput(field: "--jurisdictions", reason: "\(quoted(j)) is not an ISO 3166-1 alpha-2 code")
         }
-        guard ["cybertipline", "generic"].contains(profile) else { throw StoreError("profile must be cybertipline or generic") }
-        guard ["always", "jurisdiction", "never"].contains(route) else { throw StoreError("route must be always, jurisdiction or never") }
-        guard retentionDays >= 1 else { throw StoreError("retention days must be at least 1") }
+        guard Agency.retentionBounds.contains(retentionDays) else {
+            throw CustosError.invalidInput(field: "--retention-days", reason: "\(retentionDays) is not from \(Agency.retentionBounds.lowerBound) to \(Agency.retentionBounds.upperBound)")
+        }
     }
 
     // MARK: cases
@@ -179,7 +183,7 @@ extension Store {
 
     func caseSummary(_ id: Int64, db: Database) throws -> CaseSummary {
         guard let c = try Row.fetchOne(db, sql: "SELECT * FROM cases WHERE id = ?", arguments: [id]) else {
-            throw StoreError("no case \(CaseID.format(id))")
+            throw CustosError.notFound(kind: "case", name: CaseID.format(id))
         }
         let accounts = try String.fetchAll(db, sql: "SELECT user_id FROM case_accounts WHERE case_id = ? ORDER BY user_id", arguments: [id])
         let agencies = try Row.fetchAll(db, sql: "SELECT agency, served, reason FROM case_agencies WHERE case_id = ? ORDER BY agency", arguments: [id])
@@ -191,7 +195,7 @@ extension Store {
 
     func resolveCase(_ name: String, db: Database) throws -> Int64 {
         guard let id = CaseID.parse(name), try Bool.fetchOne(db, sql: "SELECT 1 FROM cases WHERE id = ?", arguments: [id]) == true else {
-            throw StoreError("no case \(quoted(name))")
+            throw CustosError.notFound(kind: "case", name: name)
         }
         return id
     }
@@ -203,7 +207,7 @@ extension Store {
             let id = try resolveCase(name, db: db)
             let detail = try caseDetail(id: id, db: db)
             for f in detail.flags {
-                try log.append(action: "evidence.view", subjectType: "flag", subjectID: f.key,
+                try log.append(.evidenceView, subjectID: f.key,
                                details: .object(["purpose": .string(purpose), "case": .string(CaseID.format(id))]),
                                evidenceHash: f.evidenceHash)
             }
@@ -238,19 +242,19 @@ extension Store {
         try write { db, log in
             try requireRole(db: db, log: log, .manageCases)
             let ia = try resolveCase(a, db: db), ib = try resolveCase(b, db: db)
-            guard ia != ib else { throw StoreError("cannot merge a case into itself") }
+            guard ia != ib else { throw CustosError.invalidInput(field: "CASE", reason: "cannot merge a case into itself") }
             for id in [ia, ib] {
                 let state = try String.fetchOne(db, sql: "SELECT state FROM cases WHERE id = ?", arguments: [id]) ?? ""
-                guard state == "open" else { throw StoreError("case \(CaseID.format(id)) is \(state); only open cases merge") }
+                guard state == "open" else { throw CustosError.invalidState(subject: "case \(CaseID.format(id))", state: state, reason: "only open cases merge") }
             }
             let moved = try Int64.fetchAll(db, sql: "SELECT flag FROM case_flags WHERE case_id = ?", arguments: [ib])
             try db.execute(sql: "UPDATE case_flags SET case_id = ? WHERE case_id = ?", arguments: [ia, ib])
             try db.execute(sql: "INSERT OR IGNORE INTO case_accounts(case_id, user_id) SELECT ?, user_id FROM case_accounts WHERE case_id = ?", arguments: [ia, ib])
             try db.execute(sql: "UPDATE cases SET state = 'merged', merged_into = ? WHERE id = ?", arguments: [ia, ib])
             let keys = try moved.map { try flagKey($0, db: db) }
-            try log.append(action: "case.merge", subjectType: "case", subjectID: CaseID.format(ia),
+            try log.append(.caseMerge, subjectID: CaseID.format(ia),
                            details: .object(["merged": .string(CaseID.format(ib)), "flags": .array(keys.map { .string($0) })]))
-            try log.append(action: "case.merged_into", subjectType: "case", subjectID: CaseID.format(ib),
+            try log.append(.caseMergedInto, subjectID: CaseID.format(ib),
                            details: .object(["into": .string(CaseID.format(ia))]))
             try route(caseID: ia, db: db, log: log)
         }
@@ -262,16 +266,16 @@ extension Store {
             try requireRole(db: db, log: log, .manageCases)
             let id = try resolveCase(name, db: db)
             let state = try String.fetchOne(db, sql: "SELECT state FROM cases WHERE id = ?", arguments: [id]) ?? ""
-            guard state == "open" else { throw StoreError("case \(CaseID.format(id)) is \(state); only an open case can be split") }
+            guard state == "open" else { throw CustosError.invalidState(subject: "case \(CaseID.format(id))", state: state, reason: "only an open case can be split") }
             let all = try Int64.fetchAll(db, sql: "SELECT flag FROM case_flags WHERE case_id = ?", arguments: [id])
             var moving: [(Int64, String)] = []
             for n in names {
                 let (row, key) = try resolveFlag(n, db: db)
-                guard all.contains(row) else { throw StoreError("flag \(quoted(key)) is not in case \(CaseID.format(id))") }
+                guard all.contains(row) else { throw CustosError.invalidInput(field: "--flags", reason: "flag \(quoted(key)) is not in case \(CaseID.format(id))") }
                 moving.append((row, key))
             }
             guard !moving.isEmpty, moving.count < all.count else {
-                throw StoreError("a split must leave at least one flag in each case (case has \(all.count))")
+                throw CustosError.invalidInput(field: "--flags", reason: "a split must leave at least one flag in each case (case has \(all.count))")
             }
             let platform = try String.fetchOne(db, sql: "SELECT platform FROM cases WHERE id = ?", arguments: [id]) ?? ""
             try db.execute(sql: "INSERT INTO cases(platform, state, created_at) VALUES (?, 'open', ?)", arguments: [platform, log.now])
@@ -288,9 +292,9 @@ extension Store {
                     }
                 }
             }
-            try log.append(action: "case.split", subjectType: "case", subjectID: CaseID.format(id),
+            try log.append(.caseSplit, subjectID: CaseID.format(id),
                            details: .object(["new_case": .string(CaseID.format(newID)), "flags": .array(moving.map { .string($0.1) })]))
-            try log.append(action: "case.open", subjectType: "case", subjectID: CaseID.format(newID),
+            try log.append(.caseOpen, subjectID: CaseID.format(newID),
                            details: .object(["split_from": .string(CaseID.format(id))]))
             try route(caseID: newID, db: db, log: log)
             return CaseID.format(newID)

@@ -20,8 +20,9 @@ public final class CustodyLog {
 
     /// Appends one entry: its leaf, its chain link and the Merkle nodes it completes.
     @discardableResult
-    public func append(action: String, subjectType: String, subjectID: String, details: JSONValue = .object([:]),
+    public func append(_ action: CustodyAction, subjectID: String, details: JSONValue = .object([:]),
                        evidenceHash: String? = nil) throws -> Int64 {
+        let subjectType = action.subjectType.rawValue
         if tail == nil {
             if let row = try Row.fetchOne(db, sql: "SELECT seq, chain_hash FROM custody ORDER BY seq DESC LIMIT 1") {
                 tail = (row["seq"], Array(row["chain_hash"] as Data))
@@ -30,7 +31,7 @@ public final class CustodyLog {
             }
         }
         let seq = tail!.seq + 1
-        let entry = CustodyEntry(seq: seq, at: now, actor: actor.name, osUser: actor.osUser, action: action,
+        let entry = CustodyEntry(seq: seq, at: now, actor: actor.name, osUser: actor.osUser, action: action.rawValue,
                                  subjectType: subjectType, subjectID: subjectID, details: details.canonicalString,
                                  evidenceHash: evidenceHash)
         let leaf = entry.leafHash
@@ -38,7 +39,7 @@ public final class CustodyLog {
         try db.cachedStatement(sql: """
             INSERT INTO custody(seq, at, actor, os_user, action, subject_type, subject_id, details, evidence_hash, leaf_hash, chain_hash)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """).execute(arguments: [seq, entry.at, entry.actor, entry.osUser, action, subjectType, subjectID, entry.details,
+            """).execute(arguments: [seq, entry.at, entry.actor, entry.osUser, entry.action, subjectType, subjectID, entry.details,
                              evidenceHash, Data(leaf), Data(chain)])
         // Complete the perfect subtrees this leaf closes (amortised O(1), at most log n).
         var h = leaf
@@ -65,7 +66,7 @@ enum MerkleNodes {
         } else {
             data = try Data.fetchOne(try db.cachedStatement(sql: "SELECT hash FROM merkle_nodes WHERE level = ? AND idx = ?"), arguments: [level, index])
         }
-        guard let data, data.count == 32 else { throw StoreError("merkle node (level \(level), index \(index)) is missing") }
+        guard let data, data.count == 32 else { throw CustosError.storage(cause: "merkle node (level \(level), index \(index)) is missing") }
         return Array(data)
     }
 
@@ -113,7 +114,7 @@ extension Store {
     public func custodyEntry(seq: Int64) throws -> CustodyEntry {
         try read { db in
             guard let row = try Row.fetchOne(db, sql: "SELECT * FROM custody WHERE seq = ?", arguments: [seq]) else {
-                throw StoreError("no custody entry \(seq)")
+                throw CustosError.notFound(kind: "custody entry", name: String(seq))
             }
             return Store.entry(from: row)
         }
@@ -145,7 +146,7 @@ extension Store {
         var logged = details
         logged["size"] = .integer(size)
         logged["root"] = .string(Data(root).base64EncodedString())
-        try log.append(action: "audit.checkpoint", subjectType: "checkpoint", subjectID: String(id), details: .object(logged))
+        try log.append(.auditCheckpoint, subjectID: String(id), details: .object(logged))
         return StoredCheckpoint(id: id, size: size, root: root, note: note, createdAt: log.now)
     }
 
@@ -160,7 +161,7 @@ extension Store {
             let row = try id.map { try Row.fetchOne(db, sql: "SELECT * FROM checkpoints WHERE id = ?", arguments: [$0]) }
                 ?? Row.fetchOne(db, sql: "SELECT * FROM checkpoints ORDER BY id DESC LIMIT 1")
             guard let row else {
-                throw StoreError(id.map { "no checkpoint \($0)" } ?? "no checkpoint yet: run `custos audit checkpoint`")
+                throw id.map { CustosError.notFound(kind: "checkpoint", name: String($0)) } ?? CustosError.notFound(kind: "checkpoint", name: "latest", hint: "no checkpoint yet: run `custos audit checkpoint`")
             }
             return Store.checkpoint(from: row)
         }
@@ -174,7 +175,7 @@ extension Store {
     /// A C2SP tlog-proof for entry `seq` against a stored checkpoint.
     public func inclusionProof(seq: Int64, checkpoint: StoredCheckpoint) throws -> TlogProof {
         guard seq >= 0, seq < checkpoint.size else {
-            throw StoreError("entry \(seq) is not covered by checkpoint \(checkpoint.id) (size \(checkpoint.size))")
+            throw CustosError.invalidInput(field: "entry", reason: "\(seq) is not covered by checkpoint \(checkpoint.id) (size \(checkpoint.size))")
         }
         let path = try read { db in try Merkle.inclusionProof(index: seq, size: checkpoint.size, nodes: MerkleNodes.source(db)) }
         return TlogProof(index: seq, path: path, checkpointNote: checkpoint.note)
@@ -182,7 +183,7 @@ extension Store {
 
     public func consistencyProof(from a: StoredCheckpoint, to b: StoredCheckpoint) throws -> [Merkle.Hash] {
         guard a.size > 0, a.size <= b.size else {
-            throw StoreError("a consistency proof needs 0 < size1 ≤ size2 (checkpoint \(a.id) has \(a.size), \(b.id) has \(b.size))")
+            throw CustosError.invalidInput(field: "checkpoints", reason: "a consistency proof needs 0 < size1 ≤ size2 (checkpoint \(a.id) has \(a.size), \(b.id) has \(b.size))")
         }
         if a.size == b.size { return [] }
         return try read { db in try Merkle.consistencyProof(size1: a.size, size2: b.size, nodes: MerkleNodes.source(db)) }

@@ -95,7 +95,7 @@ extension Store {
                              record.detectedAt.epochMillis, record.platform, record.surface, signals,
                              Store.json(record.extra), conversationID, record.recordHash, log.now])
         try afterIngest(flagRowID: db.lastInsertedRowID, record: record, db: db)
-        try log.append(action: "flag.ingest", subjectType: "flag", subjectID: record.key,
+        try log.append(.flagIngest, subjectID: record.key,
                        details: .object([
                            ("detector", .string(record.detector)), ("flag_id", .string(record.flagID)),
                            ("model_version", record.modelVersion.map { .string($0) }),
@@ -121,9 +121,9 @@ extension Store {
         }
         let rows = try Row.fetchAll(db, sql: "SELECT id, detector, flag_id FROM flags WHERE flag_id = ? LIMIT 5", arguments: [name])
         if rows.count == 1 { return (rows[0]["id"], FlagKey.make(detector: rows[0]["detector"], flagID: rows[0]["flag_id"])) }
-        if rows.isEmpty { throw StoreError("no flag \(quoted(name))") }
+        if rows.isEmpty { throw CustosError.notFound(kind: "flag", name: name) }
         let keys = rows.map { FlagKey.make(detector: $0["detector"], flagID: $0["flag_id"]) }
-        throw StoreError("flag id \(quoted(name)) is used by several detectors; name one of: \(keys.joined(separator: ", "))")
+        throw CustosError.invalidInput(field: "FLAG", reason: "flag id \(quoted(name)) is used by several detectors; name one of: \(keys.map(quoted).joined(separator: ", "))")
     }
 
     public func flags(limit: Int? = nil) throws -> [FlagSummary] {
@@ -152,7 +152,7 @@ extension Store {
             let (rowID, key) = try resolveFlag(name, db: db)
             try requireReader(db: db, log: log)
             let flag = try loadFlag(rowID: rowID, db: db)
-            try log.append(action: "evidence.view", subjectType: "flag", subjectID: key,
+            try log.append(.evidenceView, subjectID: key,
                            details: .object(["purpose": .string(purpose)]), evidenceHash: flag.evidenceHash)
             return flag
         }
@@ -160,7 +160,7 @@ extension Store {
 
     func loadFlag(rowID: Int64, db: Database) throws -> StoredFlag {
         guard let f = try Row.fetchOne(db, sql: "SELECT * FROM flags WHERE id = ?", arguments: [rowID]) else {
-            throw StoreError("no flag with row id \(rowID)")
+            throw CustosError.storage(cause: "no flag with row id \(rowID)")
         }
         let conversationID: Int64 = f["conversation_id"]
         let (doc, hash) = try conversationDocument(id: conversationID, db: db)
@@ -176,7 +176,7 @@ extension Store {
     /// Rebuilds a conversation's canonical document from its rows, and the hash it was stored under.
     func conversationDocument(id: Int64, db: Database) throws -> (JSONValue, String) {
         guard let c = try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM conversations WHERE id = ?"), arguments: [id]) else {
-            throw StoreError("conversation \(id) is missing")
+            throw CustosError.storage(cause: "conversation \(id) is missing")
         }
         let participants = try Row.fetchAll(db.cachedStatement(sql: "SELECT * FROM participants WHERE conversation_id = ? ORDER BY seq"), arguments: [id])
             .map { try ConversationRows.participant($0, conversation: id) }
@@ -196,7 +196,7 @@ enum ConversationRows {
     static func parse(_ text: String?, _ what: String, _ id: Int64) throws -> JSONValue? {
         guard let text else { return nil }
         do { return try JSONValue.parse(Array(text.utf8)) } catch {
-            throw StoreError("conversation \(id): stored \(what) is not valid JSON")
+            throw CustosError.storage(cause: "conversation \(id): stored \(what) is not valid JSON")
         }
     }
 

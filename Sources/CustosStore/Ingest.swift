@@ -9,6 +9,8 @@ public final class LineReader: @unchecked Sendable {
     private var start = 0
     private var eof = false
     public private(set) var lineNumber = 0
+    /// Why reading stopped early (a folder, an I/O error); nil at a normal end of input.
+    public private(set) var readError: String?
     public private(set) var bytesRead: Int64 = 0
     private let lock = NSLock()
     private var _bytesReadShared: Int64 = 0
@@ -58,7 +60,11 @@ public final class LineReader: @unchecked Sendable {
                 start = 0
             }
             scanFrom = buffer.count
-            let chunk = handle.readData(ofLength: 1 << 20)
+            let chunk: Data
+            do { chunk = try handle.read(upToCount: 1 << 20) ?? Data() } catch {
+                readError = "\(error.localizedDescription)"
+                chunk = Data()
+            }
             if chunk.isEmpty { eof = true } else {
                 buffer.append(contentsOf: chunk)
                 bytesRead += Int64(chunk.count)
@@ -102,9 +108,17 @@ public final class Ingestor {
         let blobs: [String: Data]
         let location: String
         let raw: [UInt8]
+
+        /// Roughly what the record holds in memory: its bytes, twice over, and its attachments.
+        var bytes: Int { 2 * raw.count + blobs.values.reduce(0) { $0 + $1.count } }
     }
 
+    static let chunkBytes = 4 << 20
+    static let queueBytes = 16 << 20
+    static let batchBytes = 16 << 20
+
     private var pending: [Prepared] = []
+    private var pendingBytes = 0
     private var pendingKeys = Set<String>()
 
     public init(store: Store) { self.store = store }
@@ -113,10 +127,14 @@ public final class Ingestor {
     /// attachment paths. A second thread parses and validates while this one writes, with
     /// at most a few chunks in flight, so memory stays flat.
     public func ingestJSONLines(_ handle: FileHandle, name: String, baseDirectory: URL?) throws {
-        let chunks = BoundedQueue<[Result<Prepared, Rejection>]>(capacity: 4)
+        // In flight at most: the producer's chunk (≤ chunkBytes or one record), the queue
+        // (≤ queueBytes or one chunk), the consumer's chunk and the pending batch (≤ batchBytes
+        // or one record), so memory is bounded in bytes whatever the records' sizes.
+        let chunks = BoundedQueue<[Result<Prepared, Rejection>]>(capacity: 4, capacityBytes: Ingestor.queueBytes)
         let reader = LineReader(handle: handle)
         let producer = Thread {
             var chunk: [Result<Prepared, Rejection>] = []
+            var chunkBytes = 0
             while let line = reader.next() {
                 let location = "\(name):\(reader.lineNumber)"
                 switch line {
@@ -125,15 +143,22 @@ public final class Ingestor {
                 case .line(let bytes):
                     if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { continue }
                     do {
-                        chunk.append(Ingestor.prepare(json: try JSONValue.parse(bytes), location: location, raw: bytes, baseDirectory: baseDirectory))
+                        let prepared = Ingestor.prepare(json: try JSONValue.parse(bytes), location: location, raw: bytes, baseDirectory: baseDirectory)
+                        chunkBytes += (try? prepared.get().bytes) ?? bytes.count
+                        chunk.append(prepared)
                     } catch {
+                        chunkBytes += bytes.count
                         chunk.append(.failure(Rejection(location: location, reason: "\(error)", raw: bytes)))
                     }
                 }
-                if chunk.count >= 256 { chunks.put(chunk); chunk = [] }
+                if chunk.count >= 256 || chunkBytes >= Ingestor.chunkBytes {
+                    chunks.put(chunk, bytes: chunkBytes)
+                    chunk = []
+                    chunkBytes = 0
+                }
                 if chunks.cancelled { return }
             }
-            chunks.put(chunk)
+            chunks.put(chunk, bytes: chunkBytes)
             chunks.finish()
         }
         producer.start()
@@ -150,6 +175,7 @@ public final class Ingestor {
             onProgress(count, reader.bytesReadSoFar)
         }
         try flush()
+        if let problem = reader.readError { throw CustosError.storage(cause: "\(name): reading stopped: \(problem)") }
     }
 
     /// Validates one parsed record (from PAN12) and queues it for the next batch.
@@ -186,37 +212,38 @@ public final class Ingestor {
             try flush()
         }
         pending.append(p)
+        pendingBytes += p.bytes
         pendingKeys.insert(p.record.key)
-        if pending.count >= batchSize { try flush() }
+        if pending.count >= batchSize || pendingBytes >= Ingestor.batchBytes { try flush() }
     }
 
-    static func readAttachment(path: String, base: URL?, expectedSHA: String, expectedSize: Int64) -> Result<Data, StoreError> {
-        guard let base else { return .failure(StoreError("attachment path \(quoted(path)) given, but the input is stdin; attachments need a file input")) }
+    static func readAttachment(path: String, base: URL?, expectedSHA: String, expectedSize: Int64) -> Result<Data, CustosError> {
+        guard let base else { return .failure(CustosError.invalidInput(field: "", reason: "attachment path \(quoted(path)) given, but the input is stdin; attachments need a file input")) }
         let url = base.appendingPathComponent(path).standardizedFileURL
         let root = base.standardizedFileURL.path
         // Refuse anything that resolves (through symlinks too) outside the input's folder.
         let resolved = url.resolvingSymlinksInPath().path
         let resolvedRoot = URL(fileURLWithPath: root).resolvingSymlinksInPath().path
         guard resolved.hasPrefix(resolvedRoot.hasSuffix("/") ? resolvedRoot : resolvedRoot + "/") else {
-            return .failure(StoreError("attachment path \(quoted(path)) leaves the input file's folder"))
+            return .failure(CustosError.invalidInput(field: "", reason: "attachment path \(quoted(path)) leaves the input file's folder"))
         }
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: resolved, isDirectory: &isDir), !isDir.boolValue else {
-            return .failure(StoreError("attachment file \(quoted(path)) not found"))
+            return .failure(CustosError.invalidInput(field: "", reason: "attachment file \(quoted(path)) not found"))
         }
         if let attrs = try? FileManager.default.attributesOfItem(atPath: resolved),
            let size = (attrs[.size] as? NSNumber)?.int64Value, size != expectedSize {
-            return .failure(StoreError("attachment size mismatch: file has \(size) bytes, record says \(expectedSize)"))
+            return .failure(CustosError.invalidInput(field: "", reason: "attachment size mismatch: file has \(size) bytes, record says \(expectedSize)"))
         }
         guard let data = FileManager.default.contents(atPath: resolved) else {
-            return .failure(StoreError("cannot read attachment file \(quoted(path))"))
+            return .failure(CustosError.invalidInput(field: "", reason: "cannot read attachment file \(quoted(path))"))
         }
         guard data.count == expectedSize else {
-            return .failure(StoreError("attachment size mismatch: file has \(data.count) bytes, record says \(expectedSize)"))
+            return .failure(CustosError.invalidInput(field: "", reason: "attachment size mismatch: file has \(data.count) bytes, record says \(expectedSize)"))
         }
         let actual = SHA256Hex.of(data)
         guard actual == expectedSHA else {
-            return .failure(StoreError("attachment sha256 mismatch: file hashes to \(actual), record says \(expectedSHA)"))
+            return .failure(CustosError.invalidInput(field: "", reason: "attachment sha256 mismatch: file hashes to \(actual), record says \(expectedSHA)"))
         }
         return .success(data)
     }
@@ -231,6 +258,7 @@ public final class Ingestor {
         guard !pending.isEmpty else { return }
         let batch = pending
         pending.removeAll(keepingCapacity: true)
+        pendingBytes = 0
         pendingKeys.removeAll(keepingCapacity: true)
         let results = try store.write { db, log in
             try store.requireRole(db: db, log: log, .ingest)
@@ -251,22 +279,25 @@ public final class Ingestor {
     }
 }
 
-/// A blocking queue of bounded capacity between one producer and one consumer.
+/// A blocking queue between one producer and one consumer, bounded in items and in bytes (an
+/// item larger than the byte bound still passes, alone).
 final class BoundedQueue<T>: @unchecked Sendable {
     private let condition = NSCondition()
-    private var items: [T] = []
+    private var items: [(item: T, bytes: Int)] = []
+    private var bytes = 0
     private var finished = false
     private var _cancelled = false
     let capacity: Int
+    let capacityBytes: Int
 
-    init(capacity: Int) { self.capacity = capacity }
+    init(capacity: Int, capacityBytes: Int = .max) { self.capacity = capacity; self.capacityBytes = capacityBytes }
 
     var cancelled: Bool { condition.withLock { _cancelled } }
 
-    func put(_ item: T) {
+    func put(_ item: T, bytes size: Int = 0) {
         condition.lock()
-        while items.count >= capacity && !_cancelled { condition.wait() }
-        if !_cancelled { items.append(item) }
+        while !items.isEmpty && (items.count >= capacity || bytes + size > capacityBytes) && !_cancelled { condition.wait() }
+        if !_cancelled { items.append((item, size)); bytes += size }
         condition.broadcast()
         condition.unlock()
     }
@@ -274,7 +305,7 @@ final class BoundedQueue<T>: @unchecked Sendable {
     func finish() { condition.withLock { finished = true; condition.broadcast() } }
 
     /// Stops the producer (the consumer failed or returned early).
-    func cancel() { condition.withLock { _cancelled = true; items.removeAll(); condition.broadcast() } }
+    func cancel() { condition.withLock { _cancelled = true; items.removeAll(); bytes = 0; condition.broadcast() } }
 
     /// The next item, or nil once the producer has finished and everything was taken.
     func take() -> T? {
@@ -282,7 +313,8 @@ final class BoundedQueue<T>: @unchecked Sendable {
         defer { condition.unlock() }
         while items.isEmpty && !finished { condition.wait() }
         if items.isEmpty { return nil }
-        let item = items.removeFirst()
+        let (item, size) = items.removeFirst()
+        bytes -= size
         condition.broadcast()
         return item
     }

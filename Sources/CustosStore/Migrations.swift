@@ -28,12 +28,12 @@ enum Migrations {
             let version: Int = row["version"]
             guard let m = all.first(where: { $0.version == version }) else {
                 if version > latest {
-                    throw StoreError("the store has schema version \(version), newer than this custos understands (\(latest)); use a newer custos. Nothing was changed.")
+                    throw CustosError.invalidState(subject: "the store", state: "newer", reason: "it has schema version \(version), newer than this custos understands (\(latest)); use a newer custos. Nothing was changed.")
                 }
-                throw StoreError("the store has a migration \(version) this custos does not know")
+                throw CustosError.invalidState(subject: "the store", state: "unknown", reason: "it has a migration \(version) this custos does not know")
             }
             if SHA256Hex.of(m.sql) != (row["sha256"] as String) {
-                throw StoreError("migration \(m.name) differs from the one applied to this store; migrations are never edited once shipped")
+                throw CustosError.invalidState(subject: "migration \(m.name)", state: "edited", reason: "it differs from the one applied to this store; migrations are never edited once shipped")
             }
             count += 1
         }
@@ -43,16 +43,27 @@ enum Migrations {
 }
 
 extension Store {
-    /// Applies the migrations this binary carries that the store lacks. A store from a newer
-    /// Custos, or one whose applied migrations differ from this binary's, is refused before
-    /// anything is written; an up-to-date store is only read.
-    func migrate() throws {
-        let upToDate: Bool = try db.read { db in
+    /// Checks the applied migrations against this binary's without writing; true when the
+    /// store is up to date. A read-only open of an older store is refused (it needs a write).
+    @discardableResult
+    func checkMigrations(requireCurrent: Bool = false) throws -> Bool {
+        let upToDate: Bool = try read { db in
             guard try db.tableExists("schema_migrations") else { return false }
             let applied = try Row.fetchAll(db, sql: "SELECT version, name, sha256 FROM schema_migrations")
             return try Migrations.check(applied) == Migrations.all.count
         }
-        if upToDate { return }
+        if !upToDate && requireCurrent {
+            throw CustosError.invalidState(subject: "the store", state: "older than this custos",
+                                           reason: "a command that writes (any but the read-only ones) upgrades it")
+        }
+        return upToDate
+    }
+
+    /// Applies the migrations this binary carries that the store lacks. A store from a newer
+    /// Custos, or one whose applied migrations differ from this binary's, is refused before
+    /// anything is written; an up-to-date store is only read.
+    func migrate() throws {
+        if try checkMigrations() { return }
         try db.writeWithoutTransaction { db in
             try db.inTransaction(.immediate) {
                 try db.execute(sql: """

@@ -24,27 +24,27 @@ extension Store {
             let caseRow = try resolveCase(caseName, db: db)
             let caseID = CaseID.format(caseRow)
             let state = try String.fetchOne(db, sql: "SELECT state FROM cases WHERE id = ?", arguments: [caseRow]) ?? ""
-            guard state == "open" || state == "referred" else { throw StoreError("case \(caseID) is \(state); it cannot be exported") }
+            guard CaseState(rawValue: state)?.exportable == true else { throw CustosError.invalidState(subject: "case \(caseID)", state: state, reason: "it cannot be exported") }
             guard let agency = try agencies(db: db).first(where: { $0.code == agencyCode }) else {
-                throw StoreError("no agency \(quoted(agencyCode)) (see `custos agency list`)")
+                throw CustosError.notFound(kind: "agency", name: agencyCode, hint: "see `custos agency list`")
             }
             guard try Bool.fetchOne(db, sql: "SELECT 1 FROM case_agencies WHERE case_id = ? AND agency = ?", arguments: [caseRow, agency.code]) == true else {
                 let routed = try String.fetchAll(db, sql: "SELECT agency FROM case_agencies WHERE case_id = ?", arguments: [caseRow])
-                throw StoreError("case \(caseID) is not routed to \(agency.code) (routed to: \(routed.joined(separator: ", ")))")
+                throw CustosError.invalidState(subject: "case \(caseID)", state: "not routed to \(agency.code)", reason: "routed to: \(routed.joined(separator: ", "))")
             }
             let unconfirmed = try Int.fetchOne(db, sql: """
                 SELECT count(*) FROM case_flags c JOIN flag_state s ON s.flag = c.flag WHERE c.case_id = ? AND s.status <> 'confirmed'
                 """, arguments: [caseRow]) ?? 0
             let flagCount = try Int.fetchOne(db, sql: "SELECT count(*) FROM case_flags WHERE case_id = ?", arguments: [caseRow]) ?? 0
             guard flagCount > 0, unconfirmed == 0 else {
-                throw StoreError("case \(caseID) needs final confirmations on all its flags before export (\(unconfirmed) of \(flagCount) are not confirmed)")
+                throw CustosError.invalidState(subject: "case \(caseID)", state: "not fully confirmed", reason: "it needs final confirmations on all its flags before export (\(unconfirmed) of \(flagCount) are not confirmed)")
             }
             let earlier = try String.fetchAll(db, sql: "SELECT packet_id FROM referrals WHERE case_id = ? AND agency = ? ORDER BY created_ms, packet_id",
                                               arguments: [caseRow, agency.code])
             let packetID = "\(caseID)-\(agency.code)-\(earlier.count + 1)"
             let detail = try caseDetail(id: caseRow, db: db)
             for f in detail.flags {
-                try log.append(action: "evidence.view", subjectType: "flag", subjectID: f.key,
+                try log.append(.evidenceView, subjectID: f.key,
                                details: .object(["purpose": .string("export"), "packet": .string(packetID), "case": .string(caseID)]),
                                evidenceHash: f.evidenceHash)
             }
@@ -103,7 +103,7 @@ extension Store {
             try db.execute(sql: "UPDATE case_agencies SET served = 1 WHERE case_id = ? AND agency = ?", arguments: [caseRow, s.agency.code])
             let unserved = try Int.fetchOne(db, sql: "SELECT count(*) FROM case_agencies WHERE case_id = ? AND served = 0", arguments: [caseRow]) ?? 0
             if unserved == 0 { try db.execute(sql: "UPDATE cases SET state = 'referred' WHERE id = ?", arguments: [caseRow]) }
-            try log.append(action: "case.export", subjectType: "case", subjectID: s.caseID, details: .object([
+            try log.append(.caseExport, subjectID: s.caseID, details: .object([
                 ("packet", .string(s.packetID)), ("agency", .string(s.agency.code)), ("tagmanifest_sha256", .string(tagManifestSHA256)),
                 ("supplements", s.supplements.map { .string($0) }), ("flags", .array(s.flags.map { .string($0.key) })),
                 ("hold_until", .string(Timestamp.utcString(millis: holdUntil))),
@@ -114,17 +114,17 @@ extension Store {
     public func recordReceipt(caseName: String, agency: String, reference: String) throws {
         guard !reference.trimmingCharacters(in: .whitespaces).isEmpty, reference.utf8.count <= 256,
               !reference.unicodeScalars.contains(where: { $0.value < 0x20 }) else {
-            throw StoreError("--reference must be 1–256 characters without control characters")
+            throw CustosError.invalidInput(field: "--reference", reason: "must be 1–256 characters without control characters")
         }
         try write { db, log in
             try requireRole(db: db, log: log, .manageCases)
             let caseRow = try resolveCase(caseName, db: db)
             guard try Bool.fetchOne(db, sql: "SELECT 1 FROM referrals WHERE case_id = ? AND agency = ?", arguments: [caseRow, agency]) == true else {
-                throw StoreError("case \(CaseID.format(caseRow)) has not been exported to \(quoted(agency)); export it first")
+                throw CustosError.invalidState(subject: "case \(CaseID.format(caseRow))", state: "not exported to \(quoted(agency))", reason: "export it first")
             }
             try db.execute(sql: "INSERT INTO receipts(case_id, agency, reference, recorded_at, recorded_by) VALUES (?, ?, ?, ?, ?)",
                            arguments: [caseRow, agency, reference, log.now, actor.name])
-            try log.append(action: "referral.receipt", subjectType: "case", subjectID: CaseID.format(caseRow),
+            try log.append(.referralReceipt, subjectID: CaseID.format(caseRow),
                            details: .object(["agency": .string(agency), "reference": .string(reference)]))
         }
     }

@@ -4,25 +4,12 @@ import Crypto
 import Foundation
 import GRDB
 
-/// Errors a person can act on. Every message names what is wrong and where.
-public struct StoreError: Error, CustomStringConvertible, Sendable {
-    public let description: String
-    public init(_ description: String) { self.description = description }
-}
-
-/// Who is acting: the name recorded as actor, and the OS login that ran the command.
+/// Who is acting: the name recorded as actor, and the OS login that ran the command. The
+/// caller establishes both (the CLI from the process, tests by name).
 public struct Actor: Sendable, Equatable {
     public let name: String
     public let osUser: String
     public init(name: String, osUser: String) { self.name = name; self.osUser = osUser }
-
-    /// The OS login, and `asserted` (from `--actor`) as the actor when given.
-    public static func current(asserted: String? = nil) -> Actor {
-        let os = ProcessInfo.processInfo.environment["USER"].flatMap { $0.isEmpty ? nil : $0 }
-            ?? ProcessInfo.processInfo.environment["LOGNAME"].flatMap { $0.isEmpty ? nil : $0 }
-            ?? String(cString: getpwuid(getuid())?.pointee.pw_name ?? strdup("unknown"))
-        return Actor(name: asserted ?? os, osUser: os)
-    }
 }
 
 /// The Custos store: one SQLite file (WAL, foreign keys, busy timeout). Every public write
@@ -35,13 +22,6 @@ public final class Store: @unchecked Sendable {
     public var clock: @Sendable () -> Int64 = { Timestamp.nowMillis() }
 
     public static let defaultPath = "custos.db"
-
-    /// Resolves `--db`, then `$CUSTOS_DB`, then `./custos.db`.
-    public static func resolvePath(_ option: String?) -> String {
-        if let option, !option.isEmpty { return option }
-        if let env = ProcessInfo.processInfo.environment["CUSTOS_DB"], !env.isEmpty { return env }
-        return defaultPath
-    }
 
     init(path: String, actor: Actor, db: DatabaseQueue) {
         self.path = path
@@ -58,40 +38,85 @@ public final class Store: @unchecked Sendable {
         if !readonly {
             config.prepareDatabase { db in
                 let mode = try String.fetchOne(db, sql: "PRAGMA journal_mode = WAL")
-                if mode?.lowercased() != "wal" { throw StoreError("could not switch the store to WAL mode (got \(mode ?? "nothing"))") }
+                if mode?.lowercased() != "wal" { throw CustosError.storage(cause: "could not switch the store to WAL mode (got \(mode ?? "nothing"))") }
                 try db.execute(sql: "PRAGMA synchronous = FULL")
             }
         }
         return config
     }
 
-    /// Opens an existing store, applying any migrations this binary carries that it lacks.
-    public static func open(path: String, actor: Actor) throws -> Store {
-        guard FileManager.default.fileExists(atPath: path) else {
-            throw StoreError("no store at \(path): run `custos init --org NAME --contact-email EMAIL` first, or pass --db PATH")
-        }
+    /// How a command uses the store: `read` opens it read-only (a read-only copy can be
+    /// inspected; nothing can be written), `write` may also apply migrations.
+    public enum Access: Sendable { case read, write }
+
+    /// Opens an existing Custos store, applying any migrations this binary carries that it
+    /// lacks (`write` access only). Anything that is not a Custos store (a folder, a FIFO, an
+    /// empty file, another application's database) is refused and left untouched.
+    public static func open(path: String, actor: Actor, access: Access = .write) throws -> Store {
+        try checkStoreFile(path)
         let queue: DatabaseQueue
         do {
-            queue = try DatabaseQueue(path: path, configuration: configuration())
+            // First read-only, to recognise the file before anything could be written to it.
+            queue = try DatabaseQueue(path: path, configuration: configuration(readonly: true))
+            let recognised = try queue.read { db in
+                try db.tableExists("schema_migrations") && db.tableExists("store_meta") && db.tableExists("custody")
+            }
+            guard recognised else {
+                throw CustosError.invalidInput(field: path, reason: "not a Custos store (no Custos schema); only `custos init` creates one")
+            }
+        } catch let e as CustosError {
+            throw e
         } catch {
-            throw StoreError("cannot open the store at \(path): \(describe(error))")
+            throw CustosError.invalidInput(field: path, reason: "not a Custos store (\(describe(error)))")
         }
-        let store = Store(path: path, actor: actor, db: queue)
-        try store.migrate()
-        // Every command acts as a known, enabled user.
-        _ = try store.read { db in try store.currentRole(db: db) }
+        var store = Store(path: path, actor: actor, db: queue)
+        if access == .write {
+            try? queue.close()
+            do {
+                store = Store(path: path, actor: actor, db: try DatabaseQueue(path: path, configuration: configuration()))
+            } catch {
+                throw CustosError.storage(cause: "cannot open the store at \(path): \(describe(error))")
+            }
+            try store.migrate()
+        } else {
+            try store.checkMigrations(requireCurrent: true)
+        }
+        // Every command acts as a known, enabled user; a refusal is itself recorded.
+        do {
+            _ = try store.read { db in try store.currentReviewer(db: db) }
+        } catch let e as CustosError {
+            if access == .write { try? store.recordRefusal(e, verb: "open") }
+            throw e
+        }
         return store
+    }
+
+    /// A store path must name a regular file (for `open`) or nothing yet (for `create`).
+    static func checkStoreFile(_ path: String, mustExist: Bool = true) throws {
+        var info = stat()
+        guard stat(path, &info) == 0 else {
+            if errno == ENOENT {
+                if !mustExist { return }
+                throw CustosError.notFound(kind: "store", name: path, hint: "run `custos init --org NAME --contact-email EMAIL` first, or pass --db PATH")
+            }
+            throw CustosError.storage(cause: "cannot use \(path) as the store: \(String(cString: strerror(errno)))")
+        }
+        guard info.st_mode & S_IFMT == S_IFREG else {
+            let kind = info.st_mode & S_IFMT == S_IFDIR ? "a folder" : "not a regular file"
+            throw CustosError.invalidInput(field: "--db", reason: "\(path) is \(kind); the store is one SQLite file")
+        }
+        if !mustExist { throw CustosError.conflict(subject: "a store", reason: "already exists at \(path); refusing to overwrite it") }
     }
 
     /// Creates a new store and signing key; the OS user becomes the first admin.
     public static func create(path: String, keyPath: String?, org: String, contactEmail: String, actor: Actor) throws -> Store {
         let fm = FileManager.default
         let keyFile = keyPath ?? Store.defaultKeyPath(forStore: path)
-        if fm.fileExists(atPath: path) { throw StoreError("a store already exists at \(path); refusing to overwrite it") }
-        if fm.fileExists(atPath: keyFile) { throw StoreError("a key already exists at \(keyFile); refusing to overwrite it") }
-        guard !org.trimmingCharacters(in: .whitespaces).isEmpty else { throw StoreError("--org must not be empty") }
+        try checkStoreFile(path, mustExist: false)
+        if fm.fileExists(atPath: keyFile) { throw CustosError.conflict(subject: "a key", reason: "already exists at \(keyFile); refusing to overwrite it") }
+        guard !org.trimmingCharacters(in: .whitespaces).isEmpty else { throw CustosError.invalidInput(field: "--org", reason: "must not be empty") }
         guard contactEmail.contains("@"), !contactEmail.contains(where: { $0.isWhitespace || $0.isNewline }) else {
-            throw StoreError("--contact-email is not an email address: \(quoted(contactEmail))")
+            throw CustosError.invalidInput(field: "--contact-email", reason: "not an email address: \(quoted(contactEmail))")
         }
         let key = Curve25519.Signing.PrivateKey()
         // The key file first (exclusive create, 0600), so a store never exists without its key.
@@ -101,7 +126,7 @@ public final class Store: @unchecked Sendable {
             queue = try DatabaseQueue(path: path, configuration: configuration())
         } catch {
             try? fm.removeItem(atPath: keyFile)
-            throw StoreError("cannot create the store at \(path): \(describe(error))")
+            throw CustosError.storage(cause: "cannot create the store at \(path): \(describe(error))")
         }
         let store = Store(path: path, actor: actor, db: queue)
         do {
@@ -125,11 +150,11 @@ public final class Store: @unchecked Sendable {
 
     static func writeSecret(_ text: String, to path: String) throws {
         let fd = Glibc.open(path, O_WRONLY | O_CREAT | O_EXCL, 0o600)
-        guard fd >= 0 else { throw StoreError("cannot create the key file \(path): \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw CustosError.storage(cause: "cannot create the key file \(path): \(String(cString: strerror(errno)))") }
         defer { close(fd) }
         let bytes = Array(text.utf8)
         guard Glibc.write(fd, bytes, bytes.count) == bytes.count, fsync(fd) == 0 else {
-            throw StoreError("cannot write the key file \(path): \(String(cString: strerror(errno)))")
+            throw CustosError.storage(cause: "cannot write the key file \(path): \(String(cString: strerror(errno)))")
         }
     }
 
@@ -143,13 +168,13 @@ public final class Store: @unchecked Sendable {
                            ("created_at", at)] {
                 try db.execute(sql: "INSERT INTO store_meta(key, value) VALUES (?, ?)", arguments: [k, v])
             }
-            try log.append(action: "store.init", subjectType: "store", subjectID: origin,
+            try log.append(.storeInit, subjectID: origin,
                            details: .object(["org": .string(org), "contact_email": .string(contactEmail)]))
-            try log.append(action: "key.create", subjectType: "key", subjectID: KeyEncoding.fingerprint(key.publicKey),
+            try log.append(.keyCreate, subjectID: KeyEncoding.fingerprint(key.publicKey),
                            details: .object(["algorithm": .string("Ed25519"), "origin": .string(origin)]))
-            try db.execute(sql: "INSERT INTO users(name, role, created_at) VALUES (?, 'admin', ?)", arguments: [actor.osUser, at])
-            try log.append(action: "user.add", subjectType: "user", subjectID: actor.osUser,
-                           details: .object(["role": .string("admin"), "reason": .string("first admin, created by init")]))
+            try db.execute(sql: "INSERT INTO users(name, role, created_at) VALUES (?, ?, ?)", arguments: [actor.osUser, Role.admin.rawValue, at])
+            try log.append(.userAdd, subjectID: actor.osUser,
+                           details: .object(["role": .string(Role.admin.rawValue), "reason": .string("first admin, created by init")]))
         }
     }
 
@@ -162,33 +187,56 @@ public final class Store: @unchecked Sendable {
     // MARK: transactions
 
     /// Runs `body` in one IMMEDIATE transaction with a custody log bound to it. Nothing the
-    /// body did survives a thrown error: state and custody commit together or not at all.
+    /// body did survives a thrown error: state and custody commit together or not at all. A
+    /// refusal (unknown or disabled user, wrong role) rolls the body back and is then recorded
+    /// in a transaction of its own: who tried, what (`verb`, the calling method) and why.
     @discardableResult
-    public func write<T>(_ body: (Database, CustodyLog) throws -> T) throws -> T {
+    public func write<T>(verb: String = #function, _ body: (Database, CustodyLog) throws -> T) throws -> T {
+        do {
+            return try transaction(body)
+        } catch let e as CustosError {
+            switch e {
+            case .forbidden, .unauthenticated: try? recordRefusal(e, verb: verb)
+            default: break
+            }
+            throw e
+        }
+    }
+
+    private func transaction<T>(_ body: (Database, CustodyLog) throws -> T) throws -> T {
         do {
             return try db.writeWithoutTransaction { db in
-                var result: T?
+                var result: Result<T, Error>?
                 try db.inTransaction(.immediate) {
                     let log = CustodyLog(db: db, actor: actor, now: Timestamp.utcString(millis: clock()))
-                    result = try body(db, log)
+                    result = .success(try body(db, log))
                     return .commit
                 }
-                return result!
+                guard let result else { throw CustosError.storage(cause: "the transaction produced no result") }
+                return try result.get()
             }
-        } catch let e as StoreError {
+        } catch let e as CustosError {
             throw e
         } catch {
-            throw StoreError(Store.describe(error))
+            throw CustosError.storage(cause: Store.describe(error))
+        }
+    }
+
+    /// Appends a `refused` entry; nothing else changes.
+    func recordRefusal(_ error: CustosError, verb: String) throws {
+        let name = verb.prefix(while: { $0 != "(" })
+        try transaction { _, log in
+            try log.append(.refused, subjectID: actor.name, details: .object(["verb": .string(String(name)), "reason": .string(error.description)]))
         }
     }
 
     public func read<T>(_ body: (Database) throws -> T) throws -> T {
         do {
             return try db.read(body)
-        } catch let e as StoreError {
+        } catch let e as CustosError {
             throw e
         } catch {
-            throw StoreError(Store.describe(error))
+            throw CustosError.storage(cause: Store.describe(error))
         }
     }
 
@@ -227,7 +275,7 @@ public final class Store: @unchecked Sendable {
             for r in rows { m[r["key"]] = r["value"] }
             guard let name = m["org"], let email = m["contact_email"], let origin = m["log_origin"],
                   let pem = m["public_key_pem"], let keyFile = m["key_file"] else {
-                throw StoreError("the store has no organisation record; was it made by `custos init`?")
+                throw CustosError.storage(cause: "the store has no organisation record; was it made by `custos init`?")
             }
             return Organisation(name: name, contactEmail: email, origin: origin, publicKeyPEM: pem, keyFile: keyFile)
         }
@@ -242,11 +290,11 @@ public final class Store: @unchecked Sendable {
         let org = try organisation()
         let keyPath = override ?? ProcessInfo.processInfo.environment["CUSTOS_KEY"] ?? org.keyFile
         guard let data = FileManager.default.contents(atPath: keyPath), let text = String(data: data, encoding: .utf8) else {
-            throw StoreError("cannot read the signing key at \(keyPath) (use --key PATH or $CUSTOS_KEY)")
+            throw CustosError.notFound(kind: "signing key", name: keyPath, hint: "use --key PATH or $CUSTOS_KEY")
         }
         let key = try KeyEncoding.privateKey(pem: text)
         guard KeyEncoding.publicKeyPEM(key.publicKey) == org.publicKeyPEM else {
-            throw StoreError("the key at \(keyPath) is not this store's signing key")
+            throw CustosError.invalidInput(field: "--key", reason: "the key at \(keyPath) is not this store's signing key")
         }
         return key
     }

@@ -1,5 +1,8 @@
 import ArgumentParser
+import Crypto
 import CustosCore
+import CustosPackets
+import CustosResources
 import CustosStore
 import Foundation
 
@@ -16,7 +19,7 @@ struct AuditVerify: ParsableCommand {
     @Flag(name: .customLong("log-only"), help: "Check only the custody log and its checkpoints, not the evidence.") var logOnly = false
     func run() throws {
         try guarded {
-            let r = try global.open().verify(evidence: !logOnly)
+            let r = try global.open(.read).verify(evidence: !logOnly)
             print("custody entries \(r.entries), checkpoints \(r.checkpoints), conversations \(r.conversations), attachments \(r.blobs)")
             if r.ok { print("OK: the custody log, its checkpoints and all evidence verify"); return }
             for p in r.problems { print("FAIL: \(terminalSafe(p))") }
@@ -32,8 +35,8 @@ struct AuditLog: ParsableCommand {
     @Flag(help: "JSON Lines: each line is the entry's canonical bytes.") var json = false
     func run() throws {
         try guarded {
-            for e in try global.open().custodyEntries(subjects: subject.map { [$0] }) {
-                if json { FileHandle.standardOutput.write(e.canonicalBytes + Data([0x0A])); continue }
+            for e in try global.open(.read).custodyEntries(subjects: subject.map { [$0] }) {
+                if json { writeExact(e.canonicalBytes + Data([0x0A])); continue }
                 print("#\(e.seq) \(e.at) \(terminalSafe(e.actor))\(e.actor != e.osUser ? " (asserted by \(terminalSafe(e.osUser)))" : "") \(e.action) \(e.subjectType) \(terminalSafe(e.subjectID)) \(terminalSafe(e.details))\(e.evidenceHash.map { " evidence " + $0.prefix(16) } ?? "")")
             }
         }
@@ -60,7 +63,7 @@ struct AuditCheckpoints: ParsableCommand {
     @Flag var json = false
     func run() throws {
         try guarded {
-            let list = try global.open().checkpoints()
+            let list = try global.open(.read).checkpoints()
             if json {
                 printJSON(.array(list.map { .object(["id": .integer($0.id), "size": .integer($0.size), "root": .string(Data($0.root).base64EncodedString()),
                                                      "created_at": .string($0.createdAt), "note": .string($0.note)]) }))
@@ -78,7 +81,7 @@ struct AuditProve: ParsableCommand {
     @Option var checkpoint: Int64?
     func run() throws {
         try guarded {
-            let store = try global.open()
+            let store = try global.open(.read)
             print(try store.inclusionProof(seq: n, checkpoint: try store.checkpoint(id: checkpoint)).text, terminator: "")
         }
     }
@@ -91,9 +94,9 @@ struct AuditShow: ParsableCommand {
     @Flag var canonical = false
     func run() throws {
         try guarded {
-            let e = try global.open().custodyEntry(seq: n)
-            if canonical { FileHandle.standardOutput.write(e.canonicalBytes); return }
-            print(String(decoding: e.canonicalBytes, as: UTF8.self))
+            let e = try global.open(.read).custodyEntry(seq: n)
+            if canonical { writeExact(e.canonicalBytes); return }
+            print(terminalSafe(String(decoding: e.canonicalBytes, as: UTF8.self)))
             print("leaf hash \(Hex.encode(e.leafHash))")
         }
     }
@@ -106,7 +109,7 @@ struct AuditConsistency: ParsableCommand {
     @Argument var k2: Int64
     func run() throws {
         try guarded {
-            let store = try global.open()
+            let store = try global.open(.read)
             let a = try store.checkpoint(id: k1), b = try store.checkpoint(id: k2)
             let proof = try store.consistencyProof(from: a, to: b)
             print("size1 \(a.size)")
@@ -125,9 +128,9 @@ struct AuditVerifyProof: ParsableCommand {
     @Option(help: "The entry's canonical bytes (from `custos audit show N --canonical`).") var entry: String
     func run() throws {
         try guarded {
-            guard let proofText = FileManager.default.contents(atPath: proof).flatMap({ String(data: $0, encoding: .utf8) }) else { throw CLIError("cannot read \(proof)") }
-            guard let pem = FileManager.default.contents(atPath: key).flatMap({ String(data: $0, encoding: .utf8) }) else { throw CLIError("cannot read \(key)") }
-            guard let bytes = FileManager.default.contents(atPath: entry) else { throw CLIError("cannot read \(entry)") }
+            guard let proofText = String(data: try readInput(proof), encoding: .utf8) else { throw CustosError.invalidInput(field: proof, reason: "not UTF-8 text") }
+            guard let pem = String(data: try readInput(key), encoding: .utf8) else { throw CustosError.invalidInput(field: key, reason: "not UTF-8 text") }
+            let bytes = try readInput(entry)
             do {
                 let p = try TlogProof(text: proofText)
                 let cp = try p.verify(entry: bytes, key: try KeyEncoding.publicKey(pem: pem))

@@ -1,46 +1,10 @@
 import ArgumentParser
+import Crypto
 import CustosCore
+import CustosPackets
+import CustosResources
 import CustosStore
 import Foundation
-
-/// Options every command takes, before or after the subcommand name.
-struct GlobalOptions: ParsableArguments {
-    @Option(name: .long, help: "The store file (default: $CUSTOS_DB, else ./custos.db).")
-    var db: String?
-
-    @Option(name: .long, help: "Act as this Custos user (recorded as asserted by the OS user).")
-    var actor: String?
-
-    var actorValue: Actor { Actor.current(asserted: actor) }
-    var path: String { Store.resolvePath(db) }
-
-    func open() throws -> Store {
-        do { return try Store.open(path: path, actor: actorValue) } catch { throw CLIError(error) }
-    }
-}
-
-/// A failure printed as `custos: message` with a non-zero exit.
-struct CLIError: Error, CustomStringConvertible {
-    let description: String
-    var code: Int32 = 1
-    init(_ error: Error) { description = "\(error)" }
-    init(_ message: String, code: Int32 = 1) { description = message; self.code = code }
-}
-
-/// Runs a body and turns store errors into a clean message and exit code.
-func guarded(_ body: () throws -> Void) throws {
-    do { try body() } catch let e as CLIError {
-        FileHandle.standardError.write(Data("custos: \(e.description)\n".utf8))
-        throw ExitCode(e.code)
-    } catch let e as ExitCode {
-        throw e
-    } catch {
-        FileHandle.standardError.write(Data("custos: \(error)\n".utf8))
-        throw ExitCode(1)
-    }
-}
-
-func printJSON(_ value: JSONValue) { print(value.canonicalString) }
 
 @main
 struct Custos: ParsableCommand {

@@ -124,36 +124,67 @@ func vectors(_ kind: String) throws -> [Vector] {
 
 @Suite struct ReviewStateMachine {
     func next(_ s: FlagStatus, _ o: Outcome, reviewer: String = "bob", lead: Bool = false, first: String? = "alice",
-              firstCat: String? = "grooming", cat: String? = "grooming", second: Bool = true) throws -> ReviewRules.Next {
-        try ReviewRules.decide(status: s, outcome: o, reviewer: reviewer, isLead: lead, firstReviewer: first,
-                               firstCategory: firstCat, category: cat, secondReviewRequired: second)
+              firstCat: String? = "grooming", cat: Category? = .grooming, second: Bool = true) throws(CustosError) -> ReviewRules.Next {
+        let me = Reviewer(name: reviewer, role: lead ? .lead : .moderator)
+        let state = FlagReview(status: s, holder: reviewer, leaseExpiresMillis: 2_000, firstReviewer: first, category: firstCat)
+        return try ReviewRules.decide("d:f", state, by: me, Decision(outcome: o, reason: "r", category: o == .confirm ? cat : nil),
+                                      now: 1_000, secondReviewRequired: second).1
+    }
+
+    func refusal(_ body: () throws -> Void) -> CustosError? {
+        do { try body(); return nil } catch { return error as? CustosError }
     }
 
     @Test func fourEyes() throws {
         #expect(try next(.open, .confirm, first: nil).status == .secondReview)
         #expect(try next(.open, .confirm, first: nil, second: false).status == .confirmed)
         #expect(try next(.secondReview, .confirm).status == .confirmed)
-        #expect(throws: ReviewError.self) { try next(.secondReview, .confirm, reviewer: "alice") }
+        guard case .invalidState(_, "in second_review", _)? = refusal({ _ = try next(.secondReview, .confirm, reviewer: "alice") }) else {
+            Issue.record("the first reviewer gave the second confirmation"); return
+        }
         #expect(try next(.secondReview, .dismiss).status == .leadReview)
-        #expect(try next(.secondReview, .confirm, cat: "csam").status == .leadReview)
+        #expect(try next(.secondReview, .confirm, cat: .csam).status == .leadReview)
     }
 
     @Test func dismissalIsFinalOnOneReviewAndEscalationGoesToLeads() throws {
         let d = try next(.open, .dismiss, first: nil)
         #expect(d.status == .dismissed && d.final)
         #expect(try next(.open, .escalate, first: nil).status == .leadReview)
-        #expect(throws: ReviewError.self) { try next(.leadReview, .confirm) }
+        guard case .invalidState(_, "in lead_review", _)? = refusal({ _ = try next(.leadReview, .confirm) }) else {
+            Issue.record("a moderator decided the lead queue"); return
+        }
         #expect(try next(.leadReview, .confirm, lead: true).status == .confirmed)
     }
 
     @Test func illegalTransitionsNameTheState() {
         for s in [FlagStatus.confirmed, .dismissed] {
             for o in Outcome.allCases {
-                do { _ = try next(s, o, lead: true); Issue.record("expected refusal") } catch {
-                    #expect("\(error)".contains(s.rawValue))
+                guard case .invalidState(_, let state, _)? = refusal({ _ = try next(s, o, lead: true) }) else {
+                    Issue.record("expected refusal"); continue
                 }
+                #expect(state == s.rawValue)
             }
         }
-        do { _ = try next(.leadReview, .escalate, lead: true); Issue.record("expected refusal") } catch { #expect("\(error)".contains("lead_review")) }
+        let e = refusal { _ = try next(.leadReview, .escalate, lead: true) }
+        #expect(e.map { "\($0)".contains("lead_review") } == true)
+    }
+
+    @Test func claimsRespectLeasesQueuesAndFourEyes() throws {
+        let alice = Reviewer(name: "alice", role: .moderator), bob = Reviewer(name: "bob", role: .moderator)
+        let held = try ReviewRules.claim("f", FlagReview(), by: alice, now: 0, leaseMinutes: 15)
+        #expect(held.holder == "alice" && held.leaseExpiresMillis == 900_000)
+        guard case .conflict? = refusal({ _ = try ReviewRules.claim("f", held, by: bob, now: 1, leaseMinutes: 15) }) else {
+            Issue.record("a live claim was taken"); return
+        }
+        #expect(try ReviewRules.claim("f", held, by: bob, now: 900_000, leaseMinutes: 15).holder == "bob")
+        guard case .invalidState? = refusal({ _ = try ReviewRules.claim("f", FlagReview(status: .leadReview), by: bob, now: 0, leaseMinutes: 15) }) else {
+            Issue.record("a moderator claimed from the lead queue"); return
+        }
+        guard case .invalidInput(field: "lease-minutes", _)? = refusal({ _ = try ReviewRules.claim("f", FlagReview(), by: bob, now: 0, leaseMinutes: .max) }) else {
+            Issue.record("an overflowing lease was accepted"); return
+        }
+        guard case .forbidden(actor: "cora", role: .compliance, _)? = refusal({ _ = try ReviewRules.claim("f", FlagReview(), by: Reviewer(name: "cora", role: .compliance), now: 0, leaseMinutes: 15) }) else {
+            Issue.record("compliance claimed a flag"); return
+        }
     }
 }

@@ -111,8 +111,8 @@ final class PacketFixture {
         let f = try PacketFixture()
         try f.store("cora").recordReceipt(caseName: "C-000001", agency: "NCMEC", reference: "TIP-123456")
         #expect(try f.store("cora").receipts(caseName: "C-000001").map(\.reference) == ["TIP-123456"])
-        #expect(throws: StoreError.self) { try f.store("cora").recordReceipt(caseName: "C-000001", agency: "NCA", reference: "x") }
-        #expect(throws: StoreError.self) { try f.store("alice").recordReceipt(caseName: "C-000001", agency: "NCMEC", reference: "x") }
+        #expect(errorKind { try f.store("cora").recordReceipt(caseName: "C-000001", agency: "NCA", reference: "x") } == .invalidState)
+        #expect(errorKind { try f.store("alice").recordReceipt(caseName: "C-000001", agency: "NCMEC", reference: "x") } == .forbidden)
     }
 
     @Test func aModeratorCannotExport() throws {
@@ -120,9 +120,11 @@ final class PacketFixture {
         let alice = try f.store("alice")
         let before = try alice.custodySize()
         do { _ = try alice.prepareReferral(caseName: "C-000001", agencyCode: "NCMEC", key: try alice.signingKey()); Issue.record("expected refusal") } catch {
-            #expect("\(error)".contains("alice is a moderator"))
+            #expect((error as? CustosError)?.kind == .forbidden && "\(error)".contains("alice is a moderator"))
         }
-        #expect(try alice.custodySize() == before)
+        // The refusal is recorded, and nothing else: no evidence read, no checkpoint.
+        let added = try alice.custodyEntries().filter { $0.seq >= before }
+        #expect(added.map(\.action) == ["refused"] && added[0].actor == "alice" && added[0].details.contains("prepareReferral"))
     }
 }
 
@@ -284,4 +286,9 @@ final class PacketFixture {
         let pinned = try PacketVerifier(pinnedKeyPEM: f.keyPEM).verify(path: f.packet)
         #expect(pinned.contains { $0.name == "signature" && !$0.ok })
     }
+}
+
+/// The kind of `CustosError` the body throws; nil when it succeeds or throws something else.
+func errorKind(_ body: () throws -> Void) -> CustosError.Kind? {
+    do { try body(); return nil } catch let e as CustosError { return e.kind } catch { return nil }
 }

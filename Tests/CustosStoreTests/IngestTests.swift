@@ -126,17 +126,17 @@ import Testing
 @Suite struct StoreLifecycle {
     @Test func initRefusesToOverwriteAndRecordsItsSteps() throws {
         let f = try Fixture()
-        #expect(throws: StoreError.self) {
+        #expect(errorKind {
             _ = try Store.create(path: f.db, keyPath: nil, org: "x", contactEmail: "a@b.c", actor: Actor(name: "a", osUser: "a"))
-        }
+        } == .conflict)
         let actions = try f.store().custodyEntries().map(\.action)
         #expect(actions == ["store.init", "key.create", "user.add"])
         let keyPath = Store.defaultKeyPath(forStore: f.db)
         let attrs = try FileManager.default.attributesOfItem(atPath: keyPath)
         #expect((attrs[.posixPermissions] as? NSNumber)?.intValue == 0o600)
-        #expect(throws: StoreError.self) {
+        #expect(errorKind {
             _ = try Store.create(path: f.dir.appendingPathComponent("other.db").path, keyPath: keyPath, org: "x", contactEmail: "a@b.c", actor: Actor(name: "a", osUser: "a"))
-        }
+        } == .conflict)
         #expect(!FileManager.default.fileExists(atPath: f.dir.appendingPathComponent("other.db").path))
     }
 
@@ -158,7 +158,7 @@ import Testing
     @Test func anEditedMigrationIsRefused() throws {
         let f = try Fixture()
         try f.sqlite("UPDATE schema_migrations SET sha256 = 'tampered' WHERE version = 1")
-        #expect(throws: StoreError.self) { _ = try f.store() }
+        #expect(errorKind { _ = try f.store() } == .invalidState)
     }
 
     @Test func upgradingASchema1StoreBuildsTheMerkleTreeWithoutRewritingEntries() throws {

@@ -61,3 +61,8 @@ func flagLine(id: String, score: Double? = 0.9, detected: String = "2026-11-20T1
     {"flag_id":"\(id)","source":{"detector":"det","model_version":"1"},\(s)"detected_at":"\(detected)","service":{"platform":"\(platform)"},"conversation":{"id":"conv-\(id)","participants":[{"user_id":"\(adult)","role_hint":"suspected_adult","country":"\(adultCountry)","screen_name":"grown"},{"user_id":"u-2","role_hint":"suspected_minor","stated_age":13,"country":"\(minorCountry)"}],"messages":[{"id":"m1","sender":"\(adult)","sent_at":"2026-11-20T13:59:01Z","text":\(t)\(attachments)},{"id":"m2","sender":"u-2","sent_at":"2026-11-20T13:59:40+01:00","text":"hi"}]}}
     """
 }
+
+/// The kind of `CustosError` the body throws; nil when it succeeds or throws something else.
+func errorKind(_ body: () throws -> Void) -> CustosError.Kind? {
+    do { try body(); return nil } catch let e as CustosError { return e.kind } catch { return nil }
+}

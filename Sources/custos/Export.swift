@@ -2,6 +2,7 @@ import ArgumentParser
 import Crypto
 import CustosCore
 import CustosPackets
+import CustosResources
 import CustosStore
 import Foundation
 
@@ -69,42 +70,6 @@ struct VerifyPacket: ParsableCommand {
                 print("NOT VERIFIED: \(failed.joined(separator: ", ")) failed")
                 throw ExitCode(1)
             }
-        }
-    }
-}
-
-struct ReferralCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "referral", abstract: "Referral lifecycle.", subcommands: [ReferralReceipt.self])
-}
-
-struct ReferralReceipt: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "receipt", abstract: "Record an agency's acknowledgement (e.g. a CyberTipline report number).")
-    @OptionGroup var global: GlobalOptions
-    @Argument var caseID: String
-    @Option var agency: String
-    @Option(help: "The agency's reference, e.g. the CyberTipline report number.") var reference: String
-    func run() throws {
-        try guarded {
-            try global.open().recordReceipt(caseName: caseID, agency: agency, reference: reference)
-            print("recorded \(agency) receipt \(terminalSafe(reference)) for \(caseID)")
-        }
-    }
-}
-
-struct Holds: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Preservation holds: one per referral, for the agency's retention period (NCMEC: one year, 18 U.S.C. 2258A(h)).")
-    @OptionGroup var global: GlobalOptions
-    @Flag var json = false
-    func run() throws {
-        try guarded {
-            let holds = try global.open().holds()
-            if json {
-                printJSON(.array(holds.map { .object(["packet_id": .string($0.packetID), "case_id": .string($0.caseID), "agency": .string($0.agency),
-                                                      "referred_at": .string($0.referredAt), "hold_until": .string($0.holdUntil), "active": .bool($0.active)]) }))
-                return
-            }
-            if holds.isEmpty { print("no holds"); return }
-            for h in holds { print(pad(h.packetID, 24) + pad(h.caseID, 10) + pad(h.agency, 8) + "held until \(h.holdUntil)" + (h.active ? "" : " (ended)")) }
         }
     }
 }

@@ -1,0 +1,201 @@
+import Foundation
+
+/// The workflow's vocabulary. Each enum's raw value is its one spelling in SQL, in the custody
+/// log and on the command line; nothing else spells these words.
+
+/// The two review queues (stored as integers in `flag_state.queue`; NULL = decided).
+public enum ReviewQueue: Int, Sendable, CaseIterable {
+    case moderator = 1
+    case lead = 2
+
+    /// The queues a role draws from when it asks for the next flag, in order.
+    public static func drawn(by role: Role) -> [ReviewQueue] { role == .lead ? [.lead, .moderator] : [.moderator] }
+}
+
+public enum CaseState: String, Sendable, CaseIterable {
+    case open, merged, referred
+
+    /// States in which a case may be exported.
+    public var exportable: Bool { self == .open || self == .referred }
+}
+
+/// When an agency receives a case.
+public enum AgencyRoute: String, Sendable, CaseIterable {
+    /// Every case.
+    case always
+    /// When a reported person or a victim is in one of the agency's countries.
+    case jurisdiction
+    case never
+}
+
+/// What an agency's packet holds beyond the common files.
+public enum AgencyProfile: String, Sendable, CaseIterable {
+    /// NCMEC: the CyberTipline XML as well.
+    case cybertipline
+    case generic
+}
+
+/// What a custody entry records. The raw value is the entry's `action`.
+public enum CustodyAction: String, Sendable, CaseIterable {
+    case storeInit = "store.init"
+    case keyCreate = "key.create"
+    case userAdd = "user.add"
+    case userDisable = "user.disable"
+    case settingsSet = "settings.set"
+    case flagIngest = "flag.ingest"
+    case evidenceView = "evidence.view"
+    case flagClaim = "flag.claim"
+    case flagRelease = "flag.release"
+    case flagDecide = "flag.decide"
+    case flagReopen = "flag.reopen"
+    case caseOpen = "case.open"
+    case caseAddFlag = "case.add_flag"
+    case caseRoute = "case.route"
+    case caseMerge = "case.merge"
+    case caseMergedInto = "case.merged_into"
+    case caseSplit = "case.split"
+    case caseExport = "case.export"
+    case referralReceipt = "referral.receipt"
+    case agencyAdd = "agency.add"
+    case agencySet = "agency.set"
+    case auditCheckpoint = "audit.checkpoint"
+    /// An attempt the rules refused (wrong role, unknown or disabled user): who, what, why.
+    case refused = "refused"
+
+    /// What kind of subject the entry is about.
+    public var subjectType: SubjectType {
+        switch self {
+        case .storeInit: .store
+        case .keyCreate: .key
+        case .userAdd, .userDisable: .user
+        case .settingsSet: .setting
+        case .flagIngest, .evidenceView, .flagClaim, .flagRelease, .flagDecide, .flagReopen: .flag
+        case .caseOpen, .caseAddFlag, .caseRoute, .caseMerge, .caseMergedInto, .caseSplit, .caseExport, .referralReceipt: .case
+        case .agencyAdd, .agencySet: .agency
+        case .auditCheckpoint: .checkpoint
+        case .refused: .user
+        }
+    }
+}
+
+public enum SubjectType: String, Sendable, CaseIterable {
+    case store, key, user, setting, flag, `case`, agency, checkpoint
+}
+
+/// A flag's review state: the part of `flag_state` the rules read and write.
+public struct FlagReview: Sendable, Equatable {
+    public var status: FlagStatus
+    public var holder: String?
+    public var leaseExpiresMillis: Int64?
+    public var firstReviewer: String?
+    public var category: String?
+    public var annotations: [String]
+    public var urgentReason: String?
+
+    public init(status: FlagStatus = .open, holder: String? = nil, leaseExpiresMillis: Int64? = nil, firstReviewer: String? = nil,
+                category: String? = nil, annotations: [String] = [], urgentReason: String? = nil) {
+        self.status = status; self.holder = holder; self.leaseExpiresMillis = leaseExpiresMillis
+        self.firstReviewer = firstReviewer; self.category = category; self.annotations = annotations
+        self.urgentReason = urgentReason
+    }
+
+    /// The queue the flag waits in; nil once decided.
+    public var queue: ReviewQueue? { status.queue }
+
+    /// Who holds an unexpired claim at `now`.
+    public func liveHolder(at now: Int64) -> String? {
+        guard let holder, let leaseExpiresMillis, leaseExpiresMillis > now else { return nil }
+        return holder
+    }
+}
+
+/// Someone acting on the workflow.
+public struct Reviewer: Sendable, Equatable {
+    public let name: String
+    public let role: Role
+    public init(name: String, role: Role) { self.name = name; self.role = role }
+}
+
+/// What a reviewer decides about a flag.
+public struct Decision: Sendable, Equatable {
+    public var outcome: Outcome
+    public var reason: String
+    public var category: Category?
+    public var urgent: String?
+    public var annotations: [Annotation]
+
+    public init(outcome: Outcome, reason: String, category: Category? = nil, urgent: String? = nil, annotations: [Annotation] = []) {
+        self.outcome = outcome; self.reason = reason; self.category = category; self.urgent = urgent; self.annotations = annotations
+    }
+}
+
+extension Permission {
+    /// Refuses a reviewer whose role does not carry this permission.
+    public func require(_ reviewer: Reviewer) throws(CustosError) {
+        guard roles.contains(reviewer.role) else {
+            let need = roles.map(\.rawValue).sorted().joined(separator: " or ")
+            throw .forbidden(actor: reviewer.name, role: reviewer.role, needs: "\(summary) needs the \(need) role")
+        }
+    }
+}
+
+/// The settings an admin may change, with their defaults and bounds. Every number is bounded
+/// on input, so no later arithmetic on it can overflow.
+public enum Setting: String, Sendable, CaseIterable {
+    case secondReview = "second-review"
+    case leaseMinutes = "lease-minutes"
+    case urgentSLAMinutes = "urgent-sla-minutes"
+
+    public var defaultValue: String {
+        switch self {
+        case .secondReview: "required"
+        case .leaseMinutes: "15"
+        case .urgentSLAMinutes: "60"
+        }
+    }
+
+    /// The allowed range of a numeric setting.
+    public var bounds: ClosedRange<Int64>? {
+        switch self {
+        case .secondReview: nil
+        case .leaseMinutes: 1...(24 * 60)
+        case .urgentSLAMinutes: 1...(366 * 24 * 60)
+        }
+    }
+
+    public func validate(_ value: String) throws(CustosError) {
+        if let bounds {
+            guard let n = Int64(value), bounds.contains(n) else {
+                throw .invalidInput(field: rawValue, reason: "\(quoted(value)) is not a whole number from \(bounds.lowerBound) to \(bounds.upperBound)")
+            }
+        } else if value != "required" && value != "off" {
+            throw .invalidInput(field: rawValue, reason: "\(quoted(value)) must be required or off")
+        }
+    }
+}
+
+/// User names: what may be one, and when two are too alike to tell apart.
+public enum UserName {
+    /// 1–64 characters from A–Z, a–z, 0–9, '.', '_', '-', starting with a letter or digit.
+    /// Restricting names to ASCII rules out look-alikes from other scripts (a Cyrillic "о"
+    /// for a Latin "o"), invisible characters and bidi controls at once.
+    public static func validate(_ name: String) throws(CustosError) {
+        let scalars = Array(name.unicodeScalars)
+        let allowed = scalars.allSatisfy { $0.isASCII && (CharacterSet.alphanumerics.contains($0) || ".-_".unicodeScalars.contains($0)) }
+        guard (1...64).contains(scalars.count), allowed, let first = scalars.first, CharacterSet.alphanumerics.contains(first) else {
+            throw .invalidInput(field: "user name", reason: "\(quoted(name)) must be 1–64 ASCII letters, digits, '.', '_' or '-', starting with a letter or digit")
+        }
+    }
+
+    /// Names with the same skeleton cannot both exist: case folded, and the ASCII look-alikes
+    /// 0/o, 1/l/i and rn/m merged.
+    public static func skeleton(_ name: String) -> String {
+        name.lowercased().replacingOccurrences(of: "rn", with: "m").map { c -> Character in
+            switch c {
+            case "0": "o"
+            case "1", "i": "l"
+            default: c
+            }
+        }.reduce(into: "") { $0.append($1) }
+    }
+}

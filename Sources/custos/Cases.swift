@@ -1,0 +1,120 @@
+import ArgumentParser
+import Crypto
+import CustosCore
+import CustosPackets
+import CustosResources
+import CustosStore
+import Foundation
+
+struct CaseCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "case", abstract: "Cases: confirmed flags grouped by reported account.",
+                                                    subcommands: [CaseList.self, CaseShow.self, CaseMerge.self, CaseSplit.self])
+}
+
+func caseJSON(_ c: CaseSummary) -> JSONValue {
+    .object(["case_id": .string(c.caseID), "state": .string(c.state), "platform": .string(c.platform),
+             "reported_accounts": .array(c.reportedAccounts.map { .string($0) }), "flags": .integer(Int64(c.flagCount)),
+             "agencies": .array(c.agencies.map { .object(["agency": .string($0.code), "served": .bool($0.served), "reason": .string($0.reason)]) }),
+             "created_at": .string(c.createdAt)])
+}
+
+struct CaseList: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "list")
+    @OptionGroup var global: GlobalOptions
+    @Flag var json = false
+    func run() throws {
+        try guarded {
+            let cases = try global.open(.read).cases()
+            if json { printJSON(.array(cases.map(caseJSON))); return }
+            for c in cases {
+                let agencies = c.agencies.map { $0.code + ($0.served ? "✓" : "") }.joined(separator: ",")
+                print(pad(c.caseID, 10) + pad(c.state, 10) + pad(terminalSafe(c.platform), 14) + pad("\(c.flagCount) flags", 10)
+                      + pad(terminalSafe(c.reportedAccounts.joined(separator: ",")), 24) + agencies)
+            }
+        }
+    }
+}
+
+struct CaseShow: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "show", abstract: "A case: people, flags, decisions and the full custody timeline.")
+    @OptionGroup var global: GlobalOptions
+    @Argument var caseID: String
+    func run() throws {
+        try guarded {
+            let d = try global.open().caseDetail(caseID)
+            let s = d.summary
+            print("Case \(s.caseID)  \(s.state)  platform \(terminalSafe(s.platform))  opened \(s.createdAt)")
+            if let c = d.category { print("Category: \(c)") }
+            if !d.annotations.isEmpty { print("Annotations: \(d.annotations.joined(separator: ", "))") }
+            for u in d.urgentReasons { print("URGENT: \(terminalSafe(u))") }
+            print("Agencies:")
+            for a in s.agencies { print("  \(a.code) \(a.served ? "served" : "not yet served") (\(a.reason))") }
+            print("Reported persons:")
+            for p in d.reported { print("  \(terminalSafe(p.userID)) @\(terminalSafe(p.screenName ?? "-")) \(p.country ?? "")") }
+            print("Victims:")
+            for p in d.victims { print("  \(terminalSafe(p.userID)) @\(terminalSafe(p.screenName ?? "-")) age \(p.statedAge.map(String.init) ?? "?") \(p.country ?? "")") }
+            print("Flags:")
+            for f in d.flags { print("  \(terminalSafe(f.key)) \(f.conversation.messages.count) messages evidence \(f.evidenceHash.prefix(16))") }
+            print("Decisions:")
+            for x in d.decisions {
+                print("  \(x.at) \(terminalSafe(x.reviewer)) \(x.outcome) \(terminalSafe(x.flagKey)) [\(x.stage)\(x.final ? ", final" : "")] \(x.category ?? "") — \(terminalSafe(x.reason))")
+            }
+            print("Timeline (custody log):")
+            for e in d.timeline {
+                print("  #\(e.seq) \(e.at) \(terminalSafe(e.actor))\(e.actor != e.osUser ? " (as asserted by \(terminalSafe(e.osUser)))" : "") \(e.action) \(terminalSafe(e.subjectID)) \(terminalSafe(e.details))")
+            }
+        }
+    }
+}
+
+struct CaseMerge: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "merge", abstract: "Merge case B into case A (compliance).")
+    @OptionGroup var global: GlobalOptions
+    @Argument var a: String
+    @Argument var b: String
+    func run() throws { try guarded { try global.open().mergeCases(a, b); print("merged \(b) into \(a)") } }
+}
+
+struct CaseSplit: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "split", abstract: "Move flags out of a case into a new case (compliance).")
+    @OptionGroup var global: GlobalOptions
+    @Argument var caseID: String
+    @Option(parsing: .upToNextOption) var flags: [String]
+    func run() throws { try guarded { print("split into \(try global.open().splitCase(caseID, flags: flags))") } }
+}
+
+struct ReferralCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "referral", abstract: "Referral lifecycle.", subcommands: [ReferralReceipt.self])
+}
+
+struct ReferralReceipt: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "receipt", abstract: "Record an agency's acknowledgement (e.g. a CyberTipline report number).")
+    @OptionGroup var global: GlobalOptions
+    @Argument var caseID: String
+    @Option var agency: String
+    @Option(help: "The agency's reference, e.g. the CyberTipline report number.") var reference: String
+    func run() throws {
+        try guarded {
+            try global.open().recordReceipt(caseName: caseID, agency: agency, reference: reference)
+            print("recorded \(agency) receipt \(terminalSafe(reference)) for \(caseID)")
+        }
+    }
+}
+
+struct Holds: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Preservation holds: one per referral, for the agency's retention period (NCMEC: one year, 18 U.S.C. 2258A(h)).")
+    @OptionGroup var global: GlobalOptions
+    @Flag var json = false
+    func run() throws {
+        try guarded {
+            let holds = try global.open(.read).holds()
+            if json {
+                printJSON(.array(holds.map { .object(["packet_id": .string($0.packetID), "case_id": .string($0.caseID), "agency": .string($0.agency),
+                                                      "referred_at": .string($0.referredAt), "hold_until": .string($0.holdUntil), "active": .bool($0.active)]) }))
+                return
+            }
+            if holds.isEmpty { print("no holds"); return }
+            for h in holds { print(pad(h.packetID, 24) + pad(h.caseID, 10) + pad(h.agency, 8) + "held until \(h.holdUntil)" + (h.active ? "" : " (ended)")) }
+        }
+    }
+}

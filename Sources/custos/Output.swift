@@ -1,0 +1,100 @@
+import ArgumentParser
+import Crypto
+import CustosCore
+import CustosPackets
+import CustosResources
+import CustosStore
+import Foundation
+
+func printJSON(_ value: JSONValue) { print(value.canonicalString) }
+
+func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s + " " : s + String(repeating: " ", count: n - s.count) }
+
+/// Writes exact bytes (canonical JSON, for files and pipes); on a terminal, escaped as
+/// `terminalSafe` does, so stored text cannot drive the terminal.
+func writeExact(_ data: Data) {
+    if isatty(STDOUT_FILENO) == 1 {
+        let lines = String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
+        FileHandle.standardOutput.write(Data(lines.map { terminalSafe(String($0)) }.joined(separator: "\n").utf8))
+    } else {
+        FileHandle.standardOutput.write(data)
+    }
+}
+
+/// Reads a small input file named on the command line: a regular file, at most `limit` bytes.
+func readInput(_ path: String, limit: Int = 64 << 20) throws -> Data {
+    try checkRegularFile(path, role: "input")
+    var info = stat()
+    guard stat(path, &info) == 0, info.st_size <= limit else { throw CustosError.invalidInput(field: path, reason: "larger than \(limit >> 20) MiB") }
+    guard let data = FileManager.default.contents(atPath: path) else { throw CustosError.storage(cause: "cannot read \(path)") }
+    return data
+}
+
+/// Makes untrusted text safe for a terminal: control and bidi-override characters shown as escapes.
+func terminalSafe(_ s: String) -> String {
+    var out = ""
+    for scalar in s.unicodeScalars {
+        if (scalar.value < 0x20 && scalar != "\t") || scalar.value == 0x7F || (0x80..<0xA0).contains(scalar.value)
+            || (0x202A...0x202E).contains(scalar.value) || (0x2066...0x2069).contains(scalar.value) {
+            out += "\\u{\(String(scalar.value, radix: 16))}"
+        } else {
+            out.unicodeScalars.append(scalar)
+        }
+    }
+    return out
+}
+
+enum Transcript {
+    /// A readable transcript with full dates: UTC, and the sender's original offset.
+    static func render(_ f: StoredFlag, terminal: Bool) -> String {
+        let safe: (String) -> String = { terminal ? terminalSafe($0) : $0 }
+        let c = f.conversation
+        var lines: [String] = []
+        lines.append("Flag \(safe(f.key))  score \(f.score.map { String(format: "%.2f", $0) } ?? "unscored")  detected \(f.detectedAt)")
+        lines.append("Platform \(safe(f.platform))\(f.surface.map { " / " + safe($0) } ?? "")  conversation \(safe(c.id))")
+        lines.append("Evidence hash \(f.evidenceHash)")
+        lines.append("Participants:")
+        for p in c.participants {
+            var d = "  \(safe(p.userID))"
+            if let s = p.screenName { d += " @\(safe(s))" }
+            if let n = p.displayName { d += " \"\(safe(n))\"" }
+            if let r = p.roleHint { d += " [\(r.rawValue)]" }
+            if let a = p.statedAge { d += " age \(a)" }
+            if let cc = p.country { d += " \(cc)" }
+            lines.append(d)
+        }
+        lines.append("Messages (UTC; original offset in brackets):")
+        for m in c.messages {
+            let utc = Timestamp.format(millis: m.sentAt.epochMillis, offsetMinutes: 0)
+            let orig = m.sentAt.offsetMinutes == 0 ? "" : " [\(m.sentAt.text)]"
+            lines.append("  \(utc)\(orig) \(safe(m.sender)): \(safe(m.text))")
+            for a in m.attachments {
+                lines.append("      attachment \(safe(a.name ?? "(unnamed)")) \(safe(a.mediaType ?? "")) \(a.size) bytes sha256 \(a.sha256)")
+            }
+        }
+        return lines.joined(separator: "\n")
+    }
+}
+
+/// A path named on the command line must be a regular file (a folder, FIFO or device is
+/// refused before anything is read or written), or, when `mayBeMissing`, not exist yet.
+func checkRegularFile(_ path: String, role: String, mayBeMissing: Bool = false) throws {
+    var info = stat()
+    guard stat(path, &info) == 0 else {
+        if errno == ENOENT && mayBeMissing { return }
+        throw errno == ENOENT ? CustosError.notFound(kind: "file", name: path, hint: role)
+                              : CustosError.storage(cause: "\(role) \(path): \(String(cString: strerror(errno)))")
+    }
+    guard info.st_mode & S_IFMT == S_IFREG else {
+        let kind = switch info.st_mode & S_IFMT {
+        case S_IFDIR: "a folder"
+        case S_IFIFO: "a FIFO (use - and a pipe for streams)"
+        case S_IFCHR, S_IFBLK: "a device"
+        default: "not a regular file"
+        }
+        throw CustosError.invalidInput(field: role, reason: "\(path) is \(kind)")
+    }
+    guard access(path, mayBeMissing ? W_OK : R_OK) == 0 else {
+        throw CustosError.storage(cause: "\(role) \(path): \(String(cString: strerror(errno)))")
+    }
+}
