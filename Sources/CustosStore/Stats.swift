@@ -23,8 +23,8 @@ extension Store {
         let from = since ?? Int64.min
         return try read { db in
             var s = Stats()
-            s.queueDepth = try Int.fetchOne(db, sql: "SELECT count(*) FROM flag_state WHERE queue = 1 AND detected_ms >= ?", arguments: [from]) ?? 0
-            s.leadQueueDepth = try Int.fetchOne(db, sql: "SELECT count(*) FROM flag_state WHERE queue = 2 AND detected_ms >= ?", arguments: [from]) ?? 0
+            s.queueDepth = try Int.fetchOne(db, sql: "SELECT count(*) FROM flag_state WHERE queue = ? AND detected_ms >= ?", arguments: [ReviewQueue.moderator.rawValue, from]) ?? 0
+            s.leadQueueDepth = try Int.fetchOne(db, sql: "SELECT count(*) FROM flag_state WHERE queue = ? AND detected_ms >= ?", arguments: [ReviewQueue.lead.rawValue, from]) ?? 0
             if let oldest = try Int64.fetchOne(db, sql: "SELECT min(detected_ms) FROM flag_state WHERE queue IS NOT NULL AND detected_ms >= ?", arguments: [from]) {
                 s.oldestQueuedAgeMinutes = (now - oldest) / 60_000
             }

@@ -1,0 +1,138 @@
+import CustosCore
+import Foundation
+import Testing
+
+/// Hostile and mistaken input, as a user at a shell would give it: every case ends with a
+/// message, an exit status below 128, and nothing stored changed.
+@Suite struct HostileInput {
+    @Test func foldersFifosAndMissingFilesAreRefusedWithAMessage() throws {
+        let c = try CLI()
+        try c.initStore()
+        let before = try Data(contentsOf: URL(fileURLWithPath: c.db))
+        let folder = c.dir.appendingPathComponent("a-folder")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let fifo = c.dir.appendingPathComponent("a-fifo").path
+        #expect(mkfifo(fifo, 0o600) == 0)
+        for (args, status, words) in [
+            (["ingest", folder.path], 65, "is a folder"),
+            (["ingest", fifo], 65, "FIFO"),
+            (["ingest", "/dev/null"], 65, "a device"),
+            (["ingest", c.dir.appendingPathComponent("missing.jsonl").path], 66, "no file"),
+        ] as [([String], Int32, String)] {
+            let r = try c.run(args + ["--db", c.db])
+            #expect(r.status == status && r.err.hasPrefix("custos: ") && r.err.contains(words), "\(args): \(r.status) \(r.err)")
+        }
+        let asStore = try c.run(["--db", folder.path, "flags"])
+        #expect(asStore.status == 65 && asStore.err.contains("is a folder"), "\(asStore.err)")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: c.db)) == before)
+    }
+
+    @Test func onlyInitCreatesAStoreAndOtherFilesAreLeftUntouched() throws {
+        let c = try CLI()
+        let empty = c.dir.appendingPathComponent("empty.db").path
+        #expect(FileManager.default.createFile(atPath: empty, contents: Data()))
+        let other = c.dir.appendingPathComponent("other.sqlite").path
+        _ = try runShell(["sqlite3", other, "CREATE TABLE notes(x); INSERT INTO notes VALUES ('mine');"])
+        for file in [empty, other] {
+            let before = try Data(contentsOf: URL(fileURLWithPath: file))
+            for args in [["flags"], ["user", "add", "x", "--role", "moderator"], ["audit", "verify"]] {
+                let r = try c.run(args + ["--db", file])
+                #expect(r.status == 65 && r.err.contains("not a Custos store"), "\(args) on \(file): \(r.err)")
+            }
+            #expect(try Data(contentsOf: URL(fileURLWithPath: file)) == before)
+            #expect(!FileManager.default.fileExists(atPath: file + "-wal"))
+        }
+    }
+
+    @Test func aReadOnlyCopyCanBeInspectedButNotChanged() throws {
+        let c = try CLI()
+        try c.initStore()
+        #expect(try c.run(["ingest", "-", "--db", c.db], stdin: Data((sampleLine + "\n").utf8)).status == 0)
+        #expect(try c.run(["audit", "checkpoint", "--db", c.db]).status == 0)
+        let copyDir = c.dir.appendingPathComponent("ro")
+        try FileManager.default.createDirectory(at: copyDir, withIntermediateDirectories: true)
+        let copy = copyDir.appendingPathComponent("copy.db").path
+        _ = try runShell(["sqlite3", c.db, ".backup '\(copy)'"])
+        _ = try runShell(["sqlite3", copy, "PRAGMA journal_mode=DELETE;"])
+        #expect(chmod(copy, 0o444) == 0 && chmod(copyDir.path, 0o555) == 0)
+        defer { chmod(copyDir.path, 0o755) }
+        let before = try Data(contentsOf: URL(fileURLWithPath: copy))
+        // Root ignores file modes; the store is still opened read-only by read commands.
+        for args in [["flags", "--json"], ["audit", "verify"], ["audit", "log"], ["queue"], ["stats"], ["case", "list"]] {
+            let r = try c.run(args + ["--db", copy])
+            #expect(r.status == 0, "\(args): \(r.err)")
+        }
+        #expect(try c.run(["audit", "verify", "--db", copy]).out.contains("OK"))
+        #expect(try Data(contentsOf: URL(fileURLWithPath: copy)) == before)
+    }
+
+    @Test func hugeNumbersAreRefusedOnInputAndNothingOverflows() throws {
+        let c = try CLI()
+        try c.initStore()
+        let sla = try c.run(["settings", "set", "urgent-sla-minutes", "9223372036854775807", "--db", c.db])
+        #expect(sla.status == 65 && sla.err.contains("urgent-sla-minutes"), "\(sla.err)")
+        let lease = try c.run(["settings", "set", "lease-minutes", "0", "--db", c.db])
+        #expect(lease.status == 65)
+        let retention = try c.run(["agency", "set", "NCA", "--retention-days", "106751991167", "--db", c.db])
+        #expect(retention.status != 0 && retention.status < 128)
+        // Even a value written behind the tool's back cannot make stats trap.
+        _ = try runShell(["sqlite3", c.db, "UPDATE settings SET value = '9223372036854775807' WHERE key = 'urgent-sla-minutes'"])
+        let stats = try c.run(["stats", "--db", c.db])
+        #expect(stats.status == 0, "\(stats.err)")
+    }
+
+    @Test func lookAlikeAndCaseVariantUserNamesAreRefused() throws {
+        let c = try CLI()
+        try c.initStore()
+        #expect(try c.run(["user", "add", "bob", "--role", "moderator", "--db", c.db]).status == 0)
+        for name in ["Bob", "BOB", "b\u{043E}b", "b0b", "bo\u{200B}b", "\u{202E}bob"] {
+            let r = try c.run(["user", "add", name, "--role", "admin", "--db", c.db])
+            #expect([65, 73].contains(r.status), "\(name): \(r.status) \(r.err)")
+            #expect(!r.err.contains("\u{202E}") && !r.err.contains("\u{200B}"))
+        }
+        #expect(try c.run(["user", "list", "--db", c.db]).out.components(separatedBy: "\n").filter { $0.lowercased().contains("bob") }.count == 1)
+    }
+
+    @Test func theOSLoginComesFromTheProcessNotTheEnvironment() throws {
+        var c = try CLI()
+        c.env["USER"] = "someone-else"
+        c.env["LOGNAME"] = "someone-else"
+        try c.initStore()
+        let log = try c.run(["audit", "log", "--json", "--db", c.db]).out
+        #expect(!log.contains("someone-else"))
+        let me = String(cString: getpwuid(getuid()).pointee.pw_name)
+        #expect(log.contains("\"os_user\":\"\(me)\""))
+    }
+
+    @Test func c1ControlsInStoredTextReachNoTerminalRaw() throws {
+        let c = try CLI()
+        try c.initStore()
+        let csi = "\u{9B}31m"
+        let line = sampleLine.replacingOccurrences(of: "\"text\":\"hi\"", with: "\"text\":\"x\\u009b31m\\u001b[2J\"")
+            .replacingOccurrences(of: "\"flag_id\":\"f1\"", with: "\"flag_id\":\"f\\u009b1\"")
+        let ing = try c.run(["ingest", "-", "--db", c.db], stdin: Data((line + "\n" + "{\"flag_id\":\"\\u009b\"}\n").utf8))
+        #expect(ing.status == 3)
+        #expect(!ing.err.contains(csi) && !ing.err.contains("\u{9B}"), "rejection message carried a raw C1 control")
+        let missing = try c.run(["show", "no\u{9B}such", "--db", c.db])
+        #expect(missing.status == 66 && !missing.err.contains("\u{9B}"))
+        // audit show and log --json print the stored details; on a pipe they are exact bytes,
+        // but the human form escapes them.
+        let entries = try c.run(["audit", "log", "--db", c.db]).out
+        #expect(!entries.contains("\u{9B}"))
+        let shown = try c.run(["audit", "show", "3", "--db", c.db]).out
+        #expect(!shown.contains("\u{9B}"))
+    }
+}
+
+/// Runs a tool with no expectations about its output (setup steps).
+@discardableResult
+func runShell(_ args: [String]) throws -> Int32 {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    p.arguments = args
+    p.standardOutput = FileHandle.nullDevice
+    p.standardError = FileHandle.nullDevice
+    try p.run()
+    p.waitUntilExit()
+    return p.terminationStatus
+}
