@@ -66,8 +66,10 @@ public final class Store: @unchecked Sendable {
             }
         } catch let e as CustosError {
             throw e
+        } catch let e as DatabaseError where e.resultCode == .SQLITE_NOTADB || e.resultCode == .SQLITE_CORRUPT {
+            throw CustosError.invalidInput(field: path, reason: "not a Custos store (\(describe(e)))")
         } catch {
-            throw CustosError.invalidInput(field: path, reason: "not a Custos store (\(describe(error)))")
+            throw CustosError.storage(cause: "cannot open the store at \(path): \(describe(error))")
         }
         var store = Store(path: path, actor: actor, db: queue)
         if access == .write {
@@ -225,7 +227,7 @@ public final class Store: @unchecked Sendable {
     /// Appends a `refused` entry; nothing else changes.
     func recordRefusal(_ error: CustosError, verb: String) throws {
         let name = verb.prefix(while: { $0 != "(" })
-        try transaction { _, log in
+        _ = try transaction { _, log in
             try log.append(.refused, subjectID: actor.name, details: .object(["verb": .string(String(name)), "reason": .string(error.description)]))
         }
     }
