@@ -27,7 +27,7 @@ public enum CyberTiplineReport {
             x.open("chatImIncident")
             x.leaf("chatClient", f.platform)
             x.leaf("chatRoomName", f.conversation.id)
-            x.leaf("content", Report.transcript(f))
+            x.leaf("content", Report.transcript(f, forReading: false))
             x.leaf("additionalInfo", "Flag \(f.key) detected \(f.detectedAt) by \(f.detector)\(f.modelVersion.map { " \($0)" } ?? ""). Complete conversation as canonical JSON in the referral packet at \(Report.conversationFile(f)); SHA-256 \(f.evidenceHash).")
             x.close("chatImIncident")
             x.close("internetDetails")

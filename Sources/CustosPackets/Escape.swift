@@ -14,7 +14,9 @@ public enum Escape {
             case ">": "&gt;"
             case "\"": "&quot;"
             case "'": "&apos;"
-            case "\t", "\n", "\r": nil
+            case "\t", "\n": nil
+            // A literal CR would be normalised to LF by every XML parser; a reference keeps it.
+            case "\r": "&#13;"
             default: c.value < 0x20 || c.value == 0xFFFE || c.value == 0xFFFF ? visible(c) : nil
             }
         }
@@ -34,6 +36,17 @@ public enum Escape {
             case "\t", "\n": nil
             default: c.value < 0x20 || c.value == 0x7F || (0x80..<0xA0).contains(c.value) ? visible(c) : nil
             }
+        }
+    }
+
+    /// Plain text read in a terminal or an editor (the packet's transcripts): every control
+    /// (C0 but tab, DEL, C1: ESC sequences, OSC 8 links, CR overwrites) and every bidi override
+    /// or isolate is shown as `[U+XXXX]`, so a message stays on its one line and reads as sent.
+    public static func text(_ s: String) -> String {
+        escape(s) { c in
+            c == "\t" ? nil
+                : c.value < 0x20 || c.value == 0x7F || (0x80..<0xA0).contains(c.value)
+                    || (0x202A...0x202E).contains(c.value) || (0x2066...0x2069).contains(c.value) ? visible(c) : nil
         }
     }
 

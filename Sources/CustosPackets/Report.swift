@@ -17,15 +17,18 @@ public enum Report {
         (Timestamp.format(millis: t.epochMillis, offsetMinutes: 0), t.offsetMinutes == 0 ? nil : t.text)
     }
 
-    public static func transcript(_ f: ReferralSnapshot.Flag) -> String {
-        var lines = ["Conversation \(f.conversation.id) on \(f.platform) (flag \(f.key))",
+    /// One row per message. `forReading`: the .txt file a person opens (controls shown as
+    /// [U+XXXX]); otherwise the exact text, for formats that escape it themselves (XML).
+    public static func transcript(_ f: ReferralSnapshot.Flag, forReading: Bool = true) -> String {
+        func t(_ s: String) -> String { forReading ? Escape.text(s) : s }
+        var lines = ["Conversation \(t(f.conversation.id)) on \(t(f.platform)) (flag \(t(f.key)))",
                      "Evidence hash (SHA-256 of the canonical JSON): \(f.evidenceHash)",
                      "Times are UTC; the sender's original time follows in brackets when its offset was not UTC.", ""]
         for m in f.conversation.messages {
-            let t = time(m.sentAt)
-            lines.append("\(t.utc)\(t.original.map { " [\($0)]" } ?? "") \(m.sender): \(m.text)")
+            let at = time(m.sentAt)
+            lines.append("\(at.utc)\(at.original.map { " [\($0)]" } ?? "") \(t(m.sender)): \(t(m.text))")
             for a in m.attachments {
-                lines.append("    [attachment \(a.name ?? "unnamed") \(a.mediaType ?? "") \(a.size) bytes sha256 \(a.sha256)]")
+                lines.append("    [attachment \(t(a.name ?? "unnamed")) \(t(a.mediaType ?? "")) \(a.size) bytes sha256 \(a.sha256)]")
             }
         }
         return lines.joined(separator: "\n") + "\n"

@@ -129,6 +129,23 @@ final class PacketFixture {
 }
 
 @Suite struct HostileContent {
+    /// Terminal controls, CR and bidi overrides in a message reach no output raw: the .txt
+    /// transcript shows them as [U+XXXX], the XML keeps a CR as a reference, and Escape.text
+    /// leaves ordinary text alone.
+    @Test func transcriptsAndXMLCarryNoRawControls() throws {
+        let nasty = "a\u{1B}]8;;http://evil\u{7}link\u{1B}]8;;\u{7} b\rX c\u{9B}31m d\u{202E}e"
+        let shown = Escape.text(nasty)
+        for raw in ["\u{1B}", "\u{7}", "\r", "\u{9B}", "\u{202E}"] { #expect(!shown.contains(raw)) }
+        #expect(shown.contains("[U+001B]") && shown.contains("[U+000D]") && shown.contains("[U+009B]") && shown.contains("[U+202E]"))
+        #expect(Escape.text("plain\ttext ünïcode") == "plain\ttext ünïcode")
+        #expect(Escape.xml("a\rb") == "a&#13;b")
+        let f = try PacketFixture()
+        let transcript = try f.file(Report.transcriptFile(f.snapshot.flags[0]))
+        #expect(!transcript.contains("\u{202E}") && transcript.contains("[U+202E]"))
+        let html = try f.file("data/report.html")
+        #expect(html.contains("<bdi>image/png</bdi>"))
+    }
+
     @Test func htmlAndXMLShowTheConversationLiterally() throws {
         let f = try PacketFixture()
         let html = try f.file("data/report.html")
