@@ -45,7 +45,15 @@ public enum JSONValue: Equatable, Sendable {
     public struct ParseError: Error, CustomStringConvertible, Sendable {
         public let offset: Int
         public let reason: String
-        public var description: String { "malformed JSON at byte \(offset + 1): \(reason)" }
+        /// Where in the document, as `conversation.messages[3].text` (empty at the top).
+        public var path = ""
+        public var description: String { "\(path.isEmpty ? "" : path + ": ")malformed JSON at byte \(offset + 1): \(reason)" }
+
+        func inside(_ component: String) -> ParseError {
+            var e = self
+            e.path = path.isEmpty || path.hasPrefix("[") ? component + path : component + "." + path
+            return e
+        }
     }
 
     // MARK: canonical encoding
@@ -257,7 +265,7 @@ struct JSONParser {
             guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw fail("expected ':'") }
             index += 1
             skipWhitespace()
-            members[key] = try parseValue()
+            do { members[key] = try parseValue() } catch let e as JSONValue.ParseError { throw e.inside(key) }
             skipWhitespace()
             guard index < bytes.count else { throw fail("unexpected end of input in an object") }
             if bytes[index] == UInt8(ascii: ",") { index += 1; continue }
@@ -279,7 +287,7 @@ struct JSONParser {
         }
         while true {
             skipWhitespace()
-            items.append(try parseValue())
+            do { items.append(try parseValue()) } catch let e as JSONValue.ParseError { throw e.inside("[\(items.count)]") }
             skipWhitespace()
             guard index < bytes.count else { throw fail("unexpected end of input in an array") }
             if bytes[index] == UInt8(ascii: ",") { index += 1; continue }
@@ -315,7 +323,15 @@ struct JSONParser {
             while index < bytes.count, isDigit(bytes[index]) { index += 1 }
         }
         let text = String(decoding: bytes[start..<index], as: UTF8.self)
-        if isInteger, let i = Int64(text) { return .integer(i) }
+        // Beyond ±2^53 a number is rounded (RFC 8785 encodes through IEEE 754 doubles), so two
+        // different records would hash alike: refuse such integers rather than round them.
+        if isInteger {
+            guard let i = Int64(text), i.magnitude <= 1 << 53 else {
+                index = start
+                throw fail("integer \(text.prefix(30)) is beyond ±2^53 and cannot be kept exactly")
+            }
+            return .integer(i)
+        }
         guard let d = Double(text), d.isFinite else { throw fail("number out of range") }
         return .number(d)
     }

@@ -76,6 +76,16 @@ func record(_ text: String) throws -> FlagRecord {
         do { _ = try JSONValue.parse(Data(text.utf8)) } catch { #expect("\(error)".contains(reason)) }
     }
 
+    /// 2^53 + 1 and 2^53 would canonicalise alike; both the integer and where it is are named.
+    @Test func integersBeyondTwoToThe53AreRejectedWithTheirPath() throws {
+        #expect(try JSONValue.parse(Data("9007199254740992".utf8)) == .integer(9_007_199_254_740_992))
+        for text in [#"{"a":{"b":[1,9007199254740993]}}"#, #"{"a":{"b":[1,-9223372036854775809]}}"#] {
+            do { _ = try JSONValue.parse(Data(text.utf8)); Issue.record("accepted \(text)") } catch let e as JSONValue.ParseError {
+                #expect(e.path == "a.b[1]" && e.reason.contains("2^53"), "\(e)")
+            }
+        }
+    }
+
     @Test func invalidUTF8IsRejected() {
         #expect(throws: JSONValue.ParseError.self) { try JSONValue.parse([0x22, 0xC3, 0x28, 0x22]) }
     }
