@@ -31,7 +31,8 @@ public struct PacketWriter {
     public static let signatureFile = "tagmanifest-sha256.txt.sig"
     public static let keyFile = "custos-signing-key.pem"
 
-    /// Writes the bag into `out` (which must not exist, or be an empty folder).
+    /// Writes the bag into `out` (which must not exist, or be an empty folder), and `out.zip`
+    /// when asked. On any failure everything it wrote is removed, and the error says why in words.
     public func write(_ s: ReferralSnapshot, to out: URL, key: Curve25519.Signing.PrivateKey, zip: Bool) throws -> Result {
         let fm = FileManager.default
         if fm.fileExists(atPath: out.path) {
@@ -39,6 +40,40 @@ public struct PacketWriter {
                 throw CustosError.conflict(subject: out.path, reason: "exists and is not an empty folder; choose a new --out")
             }
         }
+        let zipURL = out.deletingLastPathComponent().appendingPathComponent(out.lastPathComponent + ".zip")
+        if zip && fm.fileExists(atPath: zipURL.path) { throw CustosError.conflict(subject: zipURL.path, reason: "already exists") }
+        do {
+            return try writeBag(s, to: out, key: key, zip: zip ? zipURL : nil)
+        } catch {
+            PacketWriter.remove(out, zip: zip ? zipURL : nil)
+            if let e = error as? CustosError { throw e }
+            throw CustosError.storage(cause: "writing the packet \(out.path) failed and nothing of it was kept: \(PacketWriter.describe(error, near: out))")
+        }
+    }
+
+    /// Removes a packet that failed (or was not recorded): the folder's contents and the zip.
+    public static func remove(_ out: URL, zip: URL?) {
+        let fm = FileManager.default
+        if let zip { try? fm.removeItem(at: zip) }
+        for name in (try? fm.contentsOfDirectory(atPath: out.path)) ?? [] { try? fm.removeItem(at: out.appendingPathComponent(name)) }
+        try? fm.removeItem(at: out)
+    }
+
+    /// A write failure in words: a full disk is named as such.
+    static func describe(_ error: Error, near url: URL) -> String {
+        var fs = statvfs()
+        if statvfs(url.deletingLastPathComponent().path, &fs) == 0, UInt64(fs.f_bavail) * UInt64(fs.f_frsize) < 1 << 20 {
+            return "the disk is full (free space and export again)"
+        }
+        let ns = error as NSError
+        if let posix = ns.userInfo[NSUnderlyingErrorKey] as? NSError, posix.domain == NSPOSIXErrorDomain {
+            return String(cString: strerror(Int32(posix.code)))
+        }
+        return ns.localizedDescription
+    }
+
+    func writeBag(_ s: ReferralSnapshot, to out: URL, key: Curve25519.Signing.PrivateKey, zip zipTarget: URL?) throws -> Result {
+        let fm = FileManager.default
         guard KeyEncoding.publicKeyPEM(key.publicKey) == s.organisation.publicKeyPEM else {
             throw CustosError.invalidInput(field: "--key", reason: "the signing key does not match the store's public key")
         }
@@ -65,7 +100,6 @@ public struct PacketWriter {
             let xml = CyberTiplineReport.xml(s)
             try put("data/cybertipline-report.xml", Data(xml.utf8))
             if let problem = SchemaCheck.validate(xml: out.appendingPathComponent("data/cybertipline-report.xml"), xsdPath: xsdPath) {
-                try? fm.removeItem(at: out)
                 throw CustosError.invalidInput(field: "cybertipline-report.xml", reason: "does not validate against the schema: \(problem)")
             }
         }
@@ -100,14 +134,8 @@ public struct PacketWriter {
         try tagManifest.write(to: out.appendingPathComponent("tagmanifest-sha256.txt"), options: .withoutOverwriting)
         try Data(try key.signature(for: tagManifest)).write(to: out.appendingPathComponent(Self.signatureFile), options: .withoutOverwriting)
 
-        var zipURL: URL?
-        if zip {
-            let z = out.deletingLastPathComponent().appendingPathComponent(out.lastPathComponent + ".zip")
-            if fm.fileExists(atPath: z.path) { throw CustosError.conflict(subject: z.path, reason: "already exists") }
-            try fm.zipItem(at: out, to: z, shouldKeepParent: true)
-            zipURL = z
-        }
-        return Result(directory: out, zip: zipURL, tagManifestSHA256: SHA256Hex.of(tagManifest), files: payload.count)
+        if let zipTarget { try fm.zipItem(at: out, to: zipTarget, shouldKeepParent: true) }
+        return Result(directory: out, zip: zipTarget, tagManifestSHA256: SHA256Hex.of(tagManifest), files: payload.count)
     }
 
     func renderHTML(_ s: ReferralSnapshot, files: [(path: String, sha256: String, size: Int)]) throws -> String {

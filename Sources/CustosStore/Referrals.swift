@@ -41,7 +41,12 @@ extension Store {
             }
             let earlier = try String.fetchAll(db, sql: "SELECT packet_id FROM referrals WHERE case_id = ? AND agency = ? ORDER BY created_ms, packet_id",
                                               arguments: [caseRow, agency.code])
-            let packetID = "\(caseID)-\(agency.code)-\(earlier.count + 1)"
+            // Allocated here, in this IMMEDIATE transaction: concurrent exports get distinct ids.
+            let number = (try Int64.fetchOne(db, sql: "SELECT max(number) FROM packet_ids WHERE case_id = ? AND agency = ?",
+                                             arguments: [caseRow, agency.code]) ?? 0) + 1
+            let packetID = "\(caseID)-\(agency.code)-\(number)"
+            try db.execute(sql: "INSERT INTO packet_ids(packet_id, case_id, agency, number, allocated_at) VALUES (?, ?, ?, ?, ?)",
+                           arguments: [packetID, caseRow, agency.code, number, log.now])
             let detail = try caseDetail(id: caseRow, db: db)
             for f in detail.flags {
                 try log.append(.evidenceView, subjectID: f.key,

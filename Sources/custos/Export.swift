@@ -43,7 +43,13 @@ func export(store: Store, caseID: String, agency: String, out: URL, zip: Bool, t
             key: Curve25519.Signing.PrivateKey) throws -> ExportResult {
     let snapshot = try store.prepareReferral(caseName: caseID, agencyCode: agency, key: key)
     let written = try PacketWriter(templatesDirectory: templates, xsdPath: xsd).write(snapshot, to: out, key: key, zip: zip)
-    try store.recordReferral(snapshot, tagManifestSHA256: written.tagManifestSHA256)
+    do {
+        try store.recordReferral(snapshot, tagManifestSHA256: written.tagManifestSHA256)
+    } catch {
+        // An unrecorded packet is not a referral: nothing of it is left behind.
+        PacketWriter.remove(written.directory, zip: written.zip)
+        throw error
+    }
     return ExportResult(packetID: snapshot.packetID, directory: written.directory, zip: written.zip, tagManifestSHA256: written.tagManifestSHA256)
 }
 
@@ -60,7 +66,7 @@ struct VerifyPacket: ParsableCommand {
         try guarded {
             var pinned: String?
             if let key {
-                guard let d = FileManager.default.contents(atPath: key), let s = String(data: d, encoding: .utf8) else { throw CLIError("cannot read \(key)") }
+                guard let s = String(data: try readInput(key), encoding: .utf8) else { throw CustosError.invalidInput(field: "--key", reason: "\(key) is not UTF-8 text") }
                 pinned = s
             }
             let checks = try PacketVerifier(pinnedKeyPEM: pinned, xsdPath: xsd).verify(path: URL(fileURLWithPath: path))

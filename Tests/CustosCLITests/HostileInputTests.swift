@@ -136,3 +136,57 @@ func runShell(_ args: [String]) throws -> Int32 {
     p.waitUntilExit()
     return p.terminationStatus
 }
+
+/// A store with one confirmed case (C-000001), made through the CLI.
+func confirmedCase(_ c: CLI) throws {
+    try c.initStore()
+    #expect(try c.run(["ingest", "-", "--db", c.db], stdin: Data((sampleLine + "\n").utf8)).status == 0)
+    for (n, r) in [("alice", "moderator"), ("bob", "moderator"), ("cora", "compliance")] {
+        #expect(try c.run(["user", "add", n, "--role", r, "--db", c.db]).status == 0)
+    }
+    for n in ["alice", "bob"] {
+        #expect(try c.run(["claim", "d:f1", "--actor", n, "--db", c.db]).status == 0)
+        let d = try c.run(["decide", "d:f1", "--actor", n, "--outcome", "confirm", "--category", "grooming", "--reason", "r", "--db", c.db])
+        #expect(d.status == 0, "\(d.err)")
+    }
+}
+
+@Suite struct Exports {
+    @Test func concurrentExportsOfOneCaseGetDistinctPacketIDs() throws {
+        let c = try CLI()
+        try confirmedCase(c)
+        let procs = (1...3).map { i -> Process in
+            let p = Process()
+            p.executableURL = CLI.binary
+            p.arguments = ["export", "C-000001", "--agency", "NCMEC", "--out", c.dir.appendingPathComponent("p\(i)").path, "--zip",
+                           "--actor", "cora", "--db", c.db]
+            p.standardOutput = FileHandle.nullDevice
+            p.standardError = FileHandle.nullDevice
+            return p
+        }
+        for p in procs { try p.run() }
+        for p in procs { p.waitUntilExit(); #expect(p.terminationStatus == 0) }
+        let holds = try c.run(["holds", "--json", "--db", c.db])
+        let ids = try JSONValue.parse(Data(holds.out.utf8)).arrayValue?.compactMap { $0["packet"]?.stringValue ?? $0["packet_id"]?.stringValue } ?? []
+        #expect(Set(ids) == ["C-000001-NCMEC-1", "C-000001-NCMEC-2", "C-000001-NCMEC-3"], "\(holds.out)")
+        #expect(try c.run(["audit", "verify", "--db", c.db]).status == 0)
+    }
+
+    @Test func aFailedExportLeavesNoPartialPacketAndNoReferral() throws {
+        let c = try CLI()
+        try confirmedCase(c)
+        let templates = c.dir.appendingPathComponent("broken-templates")
+        try FileManager.default.createDirectory(at: templates, withIntermediateDirectories: true)
+        try Data("{{#unclosed}}".utf8).write(to: templates.appendingPathComponent("cybertipline.html.mustache"))
+        let out = c.dir.appendingPathComponent("packet")
+        let r = try c.run(["export", "C-000001", "--agency", "NCMEC", "--out", out.path, "--zip", "--templates", templates.path,
+                           "--actor", "cora", "--db", c.db])
+        #expect(r.status == 65 && r.err.contains("template"), "\(r.status) \(r.err)")
+        #expect(!FileManager.default.fileExists(atPath: out.path))
+        #expect(!FileManager.default.fileExists(atPath: out.path + ".zip"))
+        #expect(try c.run(["holds", "--json", "--db", c.db]).out == "[]\n")
+        // A second try after fixing the templates works, with the next packet number.
+        let ok = try c.run(["export", "C-000001", "--agency", "NCMEC", "--out", out.path, "--actor", "cora", "--db", c.db])
+        #expect(ok.status == 0 && ok.out.contains("C-000001-NCMEC-2"), "\(ok.err)")
+    }
+}
