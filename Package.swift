@@ -58,7 +58,8 @@ let package = Package(
         .testTarget(name: "CustosCoreTests", dependencies: ["CustosCore"], resources: [.copy("vectors")]),
         .target(name: "CustosTestSupport", path: "Tests/CustosTestSupport"),
         .testTarget(name: "CustosStoreTests", dependencies: ["CustosStore", "CustosCore", "CustosTestSupport"]),
-        .testTarget(name: "CustosPacketsTests", dependencies: ["CustosPackets", "CustosStore", "CustosCore", "CustosTestSupport"]),
+        .testTarget(name: "CustosPacketsTests", dependencies: ["CustosPackets", "CustosStore", "CustosCore", "CustosTestSupport",
+                                                            .product(name: "ZIPFoundation", package: "ZIPFoundation")]),
         .testTarget(name: "CustosCLITests", dependencies: ["CustosCore", "custos"]),
     ]
 )

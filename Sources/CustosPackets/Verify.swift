@@ -26,10 +26,8 @@ public struct PacketVerifier: Sendable {
         if isDir.boolValue { return verify(bag: path) }
         let temp = FileManager.default.temporaryDirectory.appendingPathComponent("custos-verify-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: temp) }
-        do { try FileManager.default.unzipItem(at: path, to: temp) } catch { throw CustosError.invalidInput(field: path.lastPathComponent, reason: "not a readable zip: \(error)") }
-        let entries = (try? FileManager.default.contentsOfDirectory(at: temp, includingPropertiesForKeys: nil)) ?? []
-        let bag = entries.count == 1 && FileManager.default.fileExists(atPath: entries[0].appendingPathComponent("bagit.txt").path) ? entries[0] : temp
-        return verify(bag: bag)
+        try PacketZip.extract(path, to: temp)
+        return verify(bag: temp)
     }
 
     func read(_ bag: URL, _ name: String) -> Data? { FileManager.default.contents(atPath: bag.appendingPathComponent(name).path) }
@@ -75,11 +73,10 @@ public struct PacketVerifier: Sendable {
                 guard path.hasPrefix("data/"), !path.split(separator: "/").contains("..") else {
                     out[i] = ("manifest names \(path) outside data/", 0, nil); return
                 }
-                guard let d = FileManager.default.contents(atPath: bag.appendingPathComponent(path).path) else {
+                guard let (actual, size) = PacketZip.hash(file: bag.appendingPathComponent(path)) else {
                     out[i] = ("\(path) is listed but missing", 0, nil); return
                 }
-                let actual = SHA256Hex.of(d)
-                out[i] = (actual != sha.lowercased() ? "\(path) does not match its SHA-256" : nil, d.count, actual)
+                out[i] = (actual != sha.lowercased() ? "\(path) does not match its SHA-256" : nil, size, actual)
             }
         }
         bagProblems += results.compactMap(\.problem)

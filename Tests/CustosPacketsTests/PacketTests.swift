@@ -5,6 +5,7 @@ import CustosStore
 import CustosTestSupport
 import Foundation
 import Testing
+import ZIPFoundation
 
 let hostile = "<script>document.title='PWNED'</script><img src=x onerror=\"document.body.setAttribute('data-pwned','1')\"> ]]> & \u{202E}evil\u{202C} \"q\" 'a'"
 let longLine = String(repeating: "long line ", count: 10_240)  // 100 KB
@@ -308,4 +309,55 @@ final class PacketFixture {
 /// The kind of `CustosError` the body throws; nil when it succeeds or throws something else.
 func errorKind(_ body: () throws -> Void) -> CustosError.Kind? {
     do { try body(); return nil } catch let e as CustosError { return e.kind } catch { return nil }
+}
+
+@Suite struct HostileZips {
+    /// A zip whose payload entry inflates to 16 MiB (a few KB compressed) while the bag declares
+    /// a 10-byte payload: extraction stops at what the bag declares, and the check fails.
+    @Test func aZipBombIsNotInflatedBeyondTheDeclaredPayload() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("custos-bomb-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let zip = dir.appendingPathComponent("bomb.zip")
+        let archive = try Archive(url: zip, accessMode: .create)
+        func add(_ path: String, _ text: String) throws {
+            let data = Data(text.utf8)
+            try archive.addEntry(with: path, type: .file, uncompressedSize: Int64(data.count), compressionMethod: .deflate) { pos, size in
+                data.subdata(in: Int(pos)..<min(Int(pos) + size, data.count))
+            }
+        }
+        try add("bag/bagit.txt", "BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n")
+        try add("bag/bag-info.txt", "Payload-Oxum: 10.1\n")
+        try add("bag/manifest-sha256.txt", String(repeating: "0", count: 64) + "  data/big\n")
+        let big: Int64 = 16 << 20
+        try archive.addEntry(with: "bag/data/big", type: .file, uncompressedSize: big, compressionMethod: .deflate) { _, size in
+            Data(count: size)
+        }
+        try archive.addEntry(with: "bag/data/unlisted", type: .file, uncompressedSize: big, compressionMethod: .deflate) { _, size in
+            Data(count: size)
+        }
+        let zipSize = try FileManager.default.attributesOfItem(atPath: zip.path)[.size] as? Int ?? 0
+        #expect(zipSize < 1 << 20)
+        let out = dir.appendingPathComponent("out")
+        try PacketZip.extract(zip, to: out)
+        for name in ["data/big", "data/unlisted"] {
+            let size = try FileManager.default.attributesOfItem(atPath: out.appendingPathComponent(name).path)[.size] as? Int ?? -1
+            #expect(size == 0, "\(name) was inflated to \(size) bytes")
+        }
+        let checks = try PacketVerifier().verify(path: zip)
+        #expect(checks.first { $0.name == "bag" }?.ok == false)
+    }
+
+    @Test func anEntryLeavingThePacketIsRefused() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("custos-slip-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let zip = dir.appendingPathComponent("slip.zip")
+        let archive = try Archive(url: zip, accessMode: .create)
+        let data = Data("x".utf8)
+        try archive.addEntry(with: "bagit.txt", type: .file, uncompressedSize: Int64(1)) { (_: Int64, _: Int) in data }
+        try archive.addEntry(with: "data/../../escape.txt", type: .file, uncompressedSize: Int64(1)) { (_: Int64, _: Int) in data }
+        #expect(errorKind { _ = try PacketVerifier().verify(path: zip) } == .invalidInput)
+        #expect(!FileManager.default.fileExists(atPath: dir.deletingLastPathComponent().appendingPathComponent("escape.txt").path))
+    }
 }
