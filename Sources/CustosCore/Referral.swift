@@ -75,8 +75,8 @@ public struct ReferralSnapshot: Sendable {
     public var category: Category?
     public var annotations: [Annotation]
     public var urgentReasons: [String]
-    public var reported: [Participant]
-    public var victims: [Participant]
+    public var reported: [Person]
+    public var victims: [Person]
     public var flags: [Flag]
     public var decisions: [Decision]
     /// The custody entries about this case and its flags, each covered by `checkpointNote`.
@@ -88,7 +88,7 @@ public struct ReferralSnapshot: Sendable {
 
     public init(packetID: String, supplements: String?, caseID: String, platform: String, agency: AgencyInfo,
                 organisation: Organisation, createdAt: String, exportedBy: String, category: Category?, annotations: [Annotation],
-                urgentReasons: [String], reported: [Participant], victims: [Participant], flags: [Flag], decisions: [Decision],
+                urgentReasons: [String], reported: [Person], victims: [Person], flags: [Flag], decisions: [Decision],
                 custody: [CustodyEntry], proofs: [TlogProof], checkpointNote: String, attachments: [String: Data]) {
         self.packetID = packetID; self.supplements = supplements; self.caseID = caseID; self.platform = platform
         self.agency = agency; self.organisation = organisation; self.createdAt = createdAt; self.exportedBy = exportedBy

@@ -37,23 +37,25 @@ public enum CyberTiplineReport {
         x.leaf("email", s.organisation.contactEmail)
         x.close("reportingPerson")
         x.close("reporter")
-        for p in s.reported {
+        for person in s.reported {
+            let p = person.participant
             x.open("personOrUserReported")
             if !p.emails.isEmpty {
                 x.open("personOrUserReportedPerson")
                 for e in p.emails { x.leaf("email", e) }
                 x.close("personOrUserReportedPerson")
             }
-            participantIdentity(&x, p, platform: s.platform)
+            participantIdentity(&x, p, platform: person.platform)
             x.close("personOrUserReported")
         }
-        for v in s.victims {
+        for person in s.victims {
+            let v = person.participant
             x.open("victim")
             x.open("victimPerson")
             for e in v.emails { x.leaf("email", e) }
             if let age = v.statedAge { x.leaf("age", String(age)) }
             x.close("victimPerson")
-            participantIdentity(&x, v, platform: s.platform)
+            participantIdentity(&x, v, platform: person.platform)
             x.close("victim")
         }
         x.leaf("additionalInfo", "Referral packet \(s.packetID) for case \(s.caseID) from \(s.organisation.name), made with Custos. \(s.supplements.map { "Supplements packet \($0). " } ?? "")The packet is a signed BagIt bag with the complete conversations, each reviewer's decision and the chain of custody with offline-verifiable proofs.")

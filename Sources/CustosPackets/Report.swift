@@ -38,7 +38,12 @@ public enum Report {
         (s.category ?? .grooming).cyberTiplineIncidentType
     }
 
-    static func person(_ p: Participant) -> JSONValue { Evidence.participantObject(p) }
+    /// The participant's evidence object, with the platform their account is on.
+    static func person(_ p: Person) -> JSONValue {
+        guard case .object(var o) = Evidence.participantObject(p.participant) else { return .null }
+        o["platform"] = .string(p.platform)
+        return .object(o)
+    }
 
     public static func json(_ s: ReferralSnapshot) -> JSONValue {
         let attachments = s.flags.flatMap { f in f.conversation.messages.flatMap { m in m.attachments.map { (f, m, $0) } } }
@@ -94,12 +99,15 @@ public enum Report {
     /// The Mustache context for report.html. Every value is plain text; the template's
     /// content type escapes it per Unicode scalar.
     public static func context(_ s: ReferralSnapshot, files: [(path: String, sha256: String, size: Int)]) -> [String: Any] {
-        func people(_ ps: [Participant]) -> [[String: Any]] {
-            ps.map { p in [
-                "user_id": p.userID, "screen_name": p.screenName ?? "", "display_name": p.displayName ?? "",
+        func people(_ persons: [Person]) -> [[String: Any]] {
+            persons.map { person in
+                let p = person.participant
+                return [
+                "user_id": p.userID, "platform": person.platform, "screen_name": p.screenName ?? "", "display_name": p.displayName ?? "",
                 "age": p.statedAge.map { String($0) } ?? "", "country": p.country ?? "", "emails": p.emails.joined(separator: ", "),
                 "ip_events": p.ipEvents.map { "\($0.ip) \($0.event ?? "") \($0.at ?? "")" },
-            ] }
+                ] as [String: Any]
+            }
         }
         return [
             "packet_id": s.packetID, "supplements": s.supplements.map { $0 as Any } ?? false, "case_id": s.caseID, "created_at": s.createdAt,

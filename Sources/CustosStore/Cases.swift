@@ -12,23 +12,12 @@ public struct CaseSummary: Sendable {
     public let createdAt: String
 }
 
-public struct Agency: Sendable {
-    public let code: String
-    public let name: String
-    public let jurisdictions: [String]
-    public let profile: AgencyProfile
-    public let route: AgencyRoute
-    public let retentionDays: Int
-
-    /// Retention in days: at least one, at most a century (so no date arithmetic overflows).
-    public static let retentionBounds = 1...36_525
-}
 
 /// Everything about a case, for `custos case show` and for export.
 public struct CaseDetail: Sendable {
     public let summary: CaseSummary
-    public let reported: [Participant]
-    public let victims: [Participant]
+    public let reported: [Person]
+    public let victims: [Person]
     public let flags: [StoredFlag]
     public let decisions: [Store.DecisionRecord]
     public let timeline: [CustodyEntry]
@@ -50,7 +39,7 @@ extension Store {
     /// same platform, or a new case; then routes the case.
     func fileIntoCase(rowID: Int64, key: String, db: Database, log: CustodyLog) throws -> String {
         let flag = try loadFlag(rowID: rowID, db: db)
-        let reported = Store.reportedParticipants(flag.conversation).map(\.userID)
+        let reported = CaseRules.reported(flag.conversation).map(\.userID)
         var caseRow: Int64?
         if !reported.isEmpty {
             caseRow = try Int64.fetchOne(db, sql: """
@@ -78,17 +67,6 @@ extension Store {
         return CaseID.format(caseID)
     }
 
-    /// The suspected adult participants; without role hints, everyone not marked a minor.
-    static func reportedParticipants(_ c: Conversation) -> [Participant] {
-        let adults = c.participants.filter { $0.roleHint == .suspectedAdult }
-        if !adults.isEmpty { return adults }
-        return c.participants.filter { $0.roleHint != .suspectedMinor }
-    }
-
-    static func victims(_ c: Conversation) -> [Participant] {
-        c.participants.filter { $0.roleHint == .suspectedMinor }
-    }
-
     /// Applies the routing rules (agencies.route) to a case: 'always' agencies, plus those
     /// whose jurisdiction holds a reported person's or a victim's country.
     func route(caseID: Int64, db: Database, log: CustodyLog) throws {
@@ -103,22 +81,12 @@ extension Store {
             byConversation[r["conversation_id"], default: []].append(
                 Participant(userID: r["user_id"], roleHint: (r["role_hint"] as String?).flatMap(RoleHint.init(rawValue:)), country: r["country"]))
         }
-        var countries = Set<String>()
-        for ps in byConversation.values {
-            let c = Conversation(platform: "", id: "", participants: ps, messages: [])
-            for p in Store.reportedParticipants(c) + Store.victims(c) { if let cc = p.country { countries.insert(cc) } }
-        }
-        for a in try agencies(db: db) {
-            var reason: String?
-            if a.route == .always { reason = "routing rule: every case" }
-            else if a.route == .jurisdiction, let cc = countries.sorted().first(where: { a.jurisdictions.contains($0) }) {
-                reason = "routing rule: a participant in \(cc)"
-            }
-            guard let reason else { continue }
-            try db.execute(sql: "INSERT OR IGNORE INTO case_agencies(case_id, agency, reason) VALUES (?, ?, ?)", arguments: [caseID, a.code, reason])
+        let conversations = byConversation.values.map { Conversation(platform: "", id: "", participants: $0, messages: []) }
+        for (agency, reason) in CaseRules.routes(try agencies(db: db), conversations: conversations) {
+            try db.execute(sql: "INSERT OR IGNORE INTO case_agencies(case_id, agency, reason) VALUES (?, ?, ?)", arguments: [caseID, agency, reason])
             if db.changesCount > 0 {
                 try log.append(.caseRoute, subjectID: CaseID.format(caseID),
-                               details: .object(["agency": .string(a.code), "reason": .string(reason)]))
+                               details: .object(["agency": .string(agency), "reason": .string(reason)]))
             }
         }
     }
@@ -219,11 +187,7 @@ extension Store {
         let summary = try caseSummary(id, db: db)
         let flagRows = try Int64.fetchAll(db, sql: "SELECT flag FROM case_flags WHERE case_id = ? ORDER BY flag", arguments: [id])
         let flags = try flagRows.map { try loadFlag(rowID: $0, db: db) }
-        var reported: [String: Participant] = [:], victims: [String: Participant] = [:]
-        for f in flags {
-            for p in Store.reportedParticipants(f.conversation) where reported[p.userID] == nil { reported[p.userID] = p }
-            for p in Store.victims(f.conversation) where victims[p.userID] == nil { victims[p.userID] = p }
-        }
+        let people = CaseRules.people(flags.map { ($0.platform, $0.conversation) })
         let decisions = try decisions(flagRowIDs: flagRows, db: db)
         let subjects = [summary.caseID] + flags.map(\.key)
         let timeline = try Row.fetchAll(db, sql: "SELECT * FROM custody WHERE subject_id IN (\(subjects.map { _ in "?" }.joined(separator: ","))) ORDER BY seq",
@@ -231,8 +195,7 @@ extension Store {
         let states = try Row.fetchAll(db, sql: "SELECT category, annotations, urgent_reason FROM flag_state WHERE flag IN (\(flagRows.map { String($0) }.joined(separator: ",")))")
         let category = states.compactMap { $0["category"] as String? }.first
         let annotations = Set(states.flatMap { r in (r["annotations"] as String?).flatMap { try? JSONValue.parse(Data($0.utf8)) }?.arrayValue?.compactMap(\.stringValue) ?? [] })
-        return CaseDetail(summary: summary, reported: reported.values.sorted { $0.userID < $1.userID },
-                          victims: victims.values.sorted { $0.userID < $1.userID }, flags: flags, decisions: decisions,
+        return CaseDetail(summary: summary, reported: people.reported, victims: people.victims, flags: flags, decisions: decisions,
                           timeline: timeline, category: category, annotations: annotations.sorted(),
                           urgentReasons: states.compactMap { $0["urgent_reason"] as String? })
     }
@@ -287,7 +250,7 @@ extension Store {
             for cid in [id, newID] {
                 try db.execute(sql: "DELETE FROM case_accounts WHERE case_id = ?", arguments: [cid])
                 for f in try Int64.fetchAll(db, sql: "SELECT flag FROM case_flags WHERE case_id = ?", arguments: [cid]) {
-                    for p in Store.reportedParticipants(try loadFlag(rowID: f, db: db).conversation) {
+                    for p in CaseRules.reported(try loadFlag(rowID: f, db: db).conversation) {
                         try db.execute(sql: "INSERT OR IGNORE INTO case_accounts(case_id, user_id) VALUES (?, ?)", arguments: [cid, p.userID])
                     }
                 }

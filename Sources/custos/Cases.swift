@@ -50,9 +50,15 @@ struct CaseShow: ParsableCommand {
             print("Agencies:")
             for a in s.agencies { print("  \(a.code) \(a.served ? "served" : "not yet served") (\(a.reason))") }
             print("Reported persons:")
-            for p in d.reported { print("  \(terminalSafe(p.userID)) @\(terminalSafe(p.screenName ?? "-")) \(p.country ?? "")") }
+            for person in d.reported {
+                let p = person.participant
+                print("  \(terminalSafe(p.userID)) @\(terminalSafe(p.screenName ?? "-")) \(terminalSafe(p.country ?? "")) on \(terminalSafe(person.platform))")
+            }
             print("Victims:")
-            for p in d.victims { print("  \(terminalSafe(p.userID)) @\(terminalSafe(p.screenName ?? "-")) age \(p.statedAge.map(String.init) ?? "?") \(p.country ?? "")") }
+            for person in d.victims {
+                let p = person.participant
+                print("  \(terminalSafe(p.userID)) @\(terminalSafe(p.screenName ?? "-")) age \(p.statedAge.map(String.init) ?? "?") \(terminalSafe(p.country ?? "")) on \(terminalSafe(person.platform))")
+            }
             print("Flags:")
             for f in d.flags { print("  \(terminalSafe(f.key)) \(f.conversation.messages.count) messages evidence \(f.evidenceHash.prefix(16))") }
             print("Decisions:")

@@ -361,3 +361,36 @@ func errorKind(_ body: () throws -> Void) -> CustosError.Kind? {
         #expect(!FileManager.default.fileExists(atPath: dir.deletingLastPathComponent().appendingPathComponent("escape.txt").path))
     }
 }
+
+@Suite struct MergedCases {
+    /// A case merged across platforms reports each account on its own platform.
+    @Test func eachPersonKeepsTheirOwnPlatform() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("custos-merge-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let db = dir.appendingPathComponent("m.db").path
+        _ = try Store.create(path: db, keyPath: nil, org: "Org", contactEmail: "o@example.com", actor: Actor(name: "admin", osUser: "admin"))
+        func s(_ n: String) throws -> Store { try Store.open(path: db, actor: Actor(name: n, osUser: "admin")) }
+        for (n, r) in [("alice", Role.moderator), ("bob", .moderator), ("cora", .compliance)] { try s("admin").addUser(name: n, role: r) }
+        func line(_ id: String, _ platform: String, _ adult: String) -> String {
+            #"{"flag_id":"\#(id)","source":{"detector":"d"},"detected_at":"2026-11-20T14:03:00Z","service":{"platform":"\#(platform)"},"conversation":{"id":"c-\#(id)","participants":[{"user_id":"\#(adult)","role_hint":"suspected_adult"},{"user_id":"kid-\#(id)","role_hint":"suspected_minor"}],"messages":[{"id":"1","sender":"\#(adult)","sent_at":"2026-11-20T13:00:00Z","text":"\#(id)"}]}}"#
+        }
+        try Data((line("a", "AlphaChat", "u-1") + "\n" + line("b", "BetaGames", "u-2") + "\n").utf8).write(to: dir.appendingPathComponent("in.jsonl"))
+        let ing = Ingestor(store: try s("admin"))
+        try ing.ingestJSONLines(try FileHandle(forReadingFrom: dir.appendingPathComponent("in.jsonl")), name: "in.jsonl", baseDirectory: dir)
+        for id in ["a", "b"] {
+            for n in ["alice", "bob"] {
+                _ = try s(n).claim(id)
+                _ = try s(n).decide(id, outcome: .confirm, reason: "r", category: .grooming, urgent: nil, annotations: [])
+            }
+        }
+        try s("cora").mergeCases("C-000001", "C-000002")
+        let cora = try s("cora")
+        let snapshot = try cora.prepareReferral(caseName: "C-000001", agencyCode: "NCMEC", key: try cora.signingKey())
+        #expect(snapshot.reported.map { [$0.platform, $0.participant.userID] } == [["AlphaChat", "u-1"], ["BetaGames", "u-2"]])
+        let xml = CyberTiplineReport.xml(snapshot)
+        #expect(xml.contains("<espIdentifier>u-2</espIdentifier>\n    <espService>BetaGames</espService>"), "\(xml)")
+        #expect(xml.contains("<espIdentifier>u-1</espIdentifier>\n    <espService>AlphaChat</espService>"))
+        #expect(SchemaCheck.validate(xml: Data(xml.utf8), xsdPath: nil) == nil)
+    }
+}

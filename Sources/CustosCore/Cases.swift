@@ -1,0 +1,68 @@
+/// A person a case is about, with the platform their account is on (a merged case can span
+/// platforms, and one user id on two platforms is two accounts).
+public struct Person: Sendable, Equatable {
+    public var platform: String
+    public var participant: Participant
+    public init(platform: String, participant: Participant) { self.platform = platform; self.participant = participant }
+}
+
+/// A receiving agency and its routing rule.
+public struct Agency: Sendable, Equatable {
+    public let code: String
+    public let name: String
+    public let jurisdictions: [String]
+    public let profile: AgencyProfile
+    public let route: AgencyRoute
+    public let retentionDays: Int
+
+    public init(code: String, name: String, jurisdictions: [String], profile: AgencyProfile, route: AgencyRoute, retentionDays: Int) {
+        self.code = code; self.name = name; self.jurisdictions = jurisdictions; self.profile = profile
+        self.route = route; self.retentionDays = retentionDays
+    }
+
+    /// Retention in days: at least one, at most a century (so no date arithmetic overflows).
+    public static let retentionBounds = 1...36_525
+}
+
+/// Who a case reports, who it protects, and which agencies receive it: pure functions of the
+/// conversations and the agencies' rules.
+public enum CaseRules {
+    /// The suspected adults; without role hints, everyone not marked a minor.
+    public static func reported(_ c: Conversation) -> [Participant] {
+        let adults = c.participants.filter { $0.roleHint == .suspectedAdult }
+        return adults.isEmpty ? c.participants.filter { $0.roleHint != .suspectedMinor } : adults
+    }
+
+    public static func victims(_ c: Conversation) -> [Participant] {
+        c.participants.filter { $0.roleHint == .suspectedMinor }
+    }
+
+    /// The reported persons and victims of a case's conversations, each account once (by
+    /// platform and user id, first appearance kept), sorted by platform then user id.
+    public static func people(_ conversations: [(platform: String, conversation: Conversation)]) -> (reported: [Person], victims: [Person]) {
+        func collect(_ pick: (Conversation) -> [Participant]) -> [Person] {
+            var seen = Set<[String]>()
+            var out: [Person] = []
+            for (platform, c) in conversations {
+                for p in pick(c) where seen.insert([platform, p.userID]).inserted { out.append(Person(platform: platform, participant: p)) }
+            }
+            return out.sorted { ($0.platform, $0.participant.userID) < ($1.platform, $1.participant.userID) }
+        }
+        return (collect(reported), collect(victims))
+    }
+
+    /// The agencies a case goes to, with why: `always` agencies, and `jurisdiction` agencies
+    /// holding a reported person's or a victim's country (the first such country, sorted).
+    public static func routes(_ agencies: [Agency], conversations: [Conversation]) -> [(agency: String, reason: String)] {
+        var countries = Set<String>()
+        for c in conversations { for p in reported(c) + victims(c) { if let cc = p.country { countries.insert(cc) } } }
+        return agencies.compactMap { a in
+            switch a.route {
+            case .always: return (a.code, "routing rule: every case")
+            case .jurisdiction:
+                return countries.sorted().first(where: { a.jurisdictions.contains($0) }).map { (a.code, "routing rule: a participant in \($0)") }
+            case .never: return nil
+            }
+        }
+    }
+}
