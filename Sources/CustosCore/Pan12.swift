@@ -1,118 +1,24 @@
 import Foundation
-#if canImport(FoundationXML)
-import FoundationXML
-#endif
 
-/// Reads the PAN 2012 Sexual Predator Identification corpus XML as a stream and turns each
-/// `<conversation>` into a flag record (JSON, so it goes through the same validation).
+/// The PAN 2012 Sexual Predator Identification corpus, as flag records: the pure conversion of
+/// one parsed `<conversation>` (the XML reading is CustosStore's `Pan12Reader`).
 ///
-/// The corpus has times without dates: the first message is on `date`, and each time the
+/// The corpus has times without dates: the first message is on `startDay`, and each time the
 /// clock goes backwards the conversation has crossed midnight into the next day. Times are
 /// taken as UTC. One unscored flag per conversation, flag id = conversation id, detector
 /// "pan12", participants from the authors in order of first appearance.
-public final class Pan12Reader: NSObject, XMLParserDelegate {
-    public struct Item {
-        public let line: Int
-        public let conversationID: String
-        public let result: Result<JSONValue, RecordError>
-    }
-
-    let platform: String
-    let startDay: Int64
-    let onConversation: (Item) -> Void
-    private var parser: XMLParser?
-
-    private var conversationID: String?
-    private var conversationLine = 0
-    private var messages: [(line: String?, author: String?, time: String?, text: String?)] = []
-    private var current: (line: String?, author: String?, time: String?, text: String?)?
-    private var field: String?
-    private var buffer = ""
-    private var problem: RecordError?
-    private var depth = 0
-    private var sawRoot = false
-    public private(set) var xmlError: String?
-
-    public init(platform: String, date startDayMillis: Int64, onConversation: @escaping (Item) -> Void) {
-        self.platform = platform
-        self.startDay = startDayMillis
-        self.onConversation = onConversation
-    }
-
-    /// Parses the whole stream; returns false (with `xmlError` set) when the XML is not well-formed.
-    public func parse(stream: InputStream) -> Bool {
-        let p = XMLParser(stream: stream)
-        p.delegate = self
-        p.shouldResolveExternalEntities = false
-        parser = p
-        var ok = p.parse()
-        // The stream parser does not always report a document cut short; check it closed.
-        if ok && (depth != 0 || !sawRoot) {
-            ok = false
-            xmlError = "line \(p.lineNumber): malformed XML: the document ends before its elements are closed"
-        }
-        if !ok, xmlError == nil {
-            xmlError = "line \(p.lineNumber): malformed XML: \(p.parserError.map { "\($0)" } ?? "unknown error")"
-        }
-        return ok
-    }
-
-    public func parser(_ parser: XMLParser, didStartElement name: String, namespaceURI: String?, qualifiedName: String?,
-                       attributes: [String: String] = [:]) {
-        depth += 1
-        switch name {
-        case "conversation":
-            conversationID = attributes["id"]
-            conversationLine = parser.lineNumber
-            messages = []
-            problem = conversationID.map { $0.isEmpty ? RecordError("conversation", "empty id attribute") : nil } ?? RecordError("conversation", "missing id attribute")
-        case "message":
-            current = (attributes["line"], nil, nil, nil)
-        case "author", "time", "text":
-            field = name
-            buffer = ""
-        default: break
+public enum Pan12 {
+    public struct Message: Sendable {
+        public var line: String?
+        public var author: String?
+        public var time: String?
+        public var text: String?
+        public init(line: String? = nil, author: String? = nil, time: String? = nil, text: String? = nil) {
+            self.line = line; self.author = author; self.time = time; self.text = text
         }
     }
 
-    public func parser(_ parser: XMLParser, foundCharacters string: String) {
-        if field != nil { buffer += string }
-    }
-
-    public func parser(_ parser: XMLParser, foundCDATA CDATABlock: Data) {
-        guard field != nil else { return }
-        if let s = String(data: CDATABlock, encoding: .utf8) { buffer += s } else {
-            problem = problem ?? RecordError("message", "CDATA is not valid UTF-8")
-        }
-    }
-
-    public func parser(_ parser: XMLParser, didEndElement name: String, namespaceURI: String?, qualifiedName: String?) {
-        depth -= 1
-        if depth == 0 { sawRoot = true }
-        switch name {
-        case "author": current?.author = buffer; field = nil
-        case "time": current?.time = buffer; field = nil
-        case "text": current?.text = buffer; field = nil
-        case "message":
-            if let c = current { messages.append(c) }
-            current = nil
-        case "conversation":
-            emit()
-            conversationID = nil
-        default: break
-        }
-    }
-
-    public func parser(_ parser: XMLParser, parseErrorOccurred parseError: Error) {
-        xmlError = xmlError ?? "line \(parser.lineNumber): malformed XML (\((parseError as NSError).code))"
-    }
-
-    private func emit() {
-        let id = conversationID ?? ""
-        if let problem {
-            onConversation(Item(line: conversationLine, conversationID: id, result: .failure(problem)))
-            return
-        }
+    public static func record(conversationID id: String, messages: [Message], platform: String, startDay: Int64) -> Result<JSONValue, RecordError> {
         var day = startDay
         var previous = -1
         var participants: [String] = []
@@ -120,17 +26,19 @@ public final class Pan12Reader: NSObject, XMLParserDelegate {
         for (i, m) in messages.enumerated() {
             let path = "conversation.messages[\(i)]"
             guard let author = m.author?.trimmingCharacters(in: .whitespacesAndNewlines), !author.isEmpty else {
-                onConversation(Item(line: conversationLine, conversationID: id, result: .failure(RecordError(path + ".author", "missing"))))
-                return
+                return .failure(RecordError(path + ".author", "missing"))
             }
             let t = (m.time ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
-            let parts = t.split(separator: ":")
-            guard parts.count == 2 || parts.count == 3, let h = Int(parts[0]), let mi = Int(parts[1]), (0..<24).contains(h), (0..<60).contains(mi),
-                  parts.count == 2 || Int(parts[2]).map({ (0..<60).contains($0) }) == true else {
-                onConversation(Item(line: conversationLine, conversationID: id, result: .failure(RecordError(path + ".time", "not HH:MM: \(quoted(t))"))))
-                return
+            let parts = t.split(separator: ":").map { Int($0) }
+            guard parts.count == 2 || parts.count == 3, let h = parts[0], let mi = parts[1], (0..<24).contains(h), (0..<60).contains(mi) else {
+                return .failure(RecordError(path + ".time", "not HH:MM: \(quoted(t))"))
             }
-            let seconds = h * 3600 + mi * 60 + (parts.count == 3 ? Int(parts[2])! : 0)
+            var s = 0
+            if parts.count == 3 {
+                guard let sec = parts[2], (0..<60).contains(sec) else { return .failure(RecordError(path + ".time", "not HH:MM:SS: \(quoted(t))")) }
+                s = sec
+            }
+            let seconds = h * 3600 + mi * 60 + s
             if previous >= 0 && seconds < previous { day += 86_400_000 }
             previous = seconds
             if !participants.contains(author) { participants.append(author) }
@@ -141,7 +49,7 @@ public final class Pan12Reader: NSObject, XMLParserDelegate {
             ]))
         }
         let detected = messages.isEmpty ? startDay : (out.last?["sent_at"]?.stringValue.flatMap(Timestamp.parse)?.epochMillis ?? startDay)
-        let record: JSONValue = .object([
+        return .success(.object([
             "flag_id": .string(id),
             "source": .object(["detector": .string("pan12")]),
             "detected_at": .string(Timestamp.format(millis: detected, offsetMinutes: 0)),
@@ -151,8 +59,7 @@ public final class Pan12Reader: NSObject, XMLParserDelegate {
                 "participants": .array(participants.map { .object(["user_id": .string($0)]) }),
                 "messages": .array(out),
             ]),
-        ])
-        onConversation(Item(line: conversationLine, conversationID: id, result: .success(record)))
+        ]))
     }
 }
 

@@ -90,9 +90,6 @@ public struct Timestamp: Equatable, Sendable {
         return s
     }
 
-    /// Milliseconds since 1970 for the current instant.
-    public static func nowMillis() -> Int64 { Int64((Date().timeIntervalSince1970 * 1000).rounded(.down)) }
-
     /// Parses `YYYY-MM-DD` to the UTC midnight of that day.
     public static func parseDate(_ text: String) -> Int64? {
         parse(text + "T00:00:00Z")?.epochMillis

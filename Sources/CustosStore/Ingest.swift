@@ -178,6 +178,56 @@ public final class Ingestor {
         if let problem = reader.readError { throw CustosError.storage(cause: "\(name): reading stopped: \(problem)") }
     }
 
+    /// Ingests a PAN 2012 corpus stream (`name` is used in messages). The bytes are checked
+    /// to be UTF-8 first (FoundationXML trusts its input and crashes on some that is not);
+    /// stdin is spooled to a temporary file for the two passes.
+    public func ingestPan12(_ handle: FileHandle, name: String, platform: String, startDay day: Int64) throws {
+        let ingestor = self
+        var failure: Error?
+        let reader = Pan12Reader(platform: platform, date: day) { item in
+            guard failure == nil else { return }
+            let location = "\(name):\(item.line)"
+            switch item.result {
+            case .failure(let e):
+                ingestor.reject(Rejection(location: location, reason: "conversation \(quoted(item.conversationID)): \(e)", raw: []))
+            case .success(let json):
+                do { try ingestor.offer(json: json, location: location, raw: Array(json.canonicalString.utf8), baseDirectory: nil) }
+                catch { failure = error }
+            }
+        }
+        var path = name
+        var spool: URL?
+        if name == "<stdin>" {
+            let t = FileManager.default.temporaryDirectory.appendingPathComponent("custos-stdin-\(UUID().uuidString).xml")
+            _ = FileManager.default.createFile(atPath: t.path, contents: nil)
+            let out = try FileHandle(forWritingTo: t)
+            while let chunk = try handle.read(upToCount: 1 << 20), !chunk.isEmpty { try out.write(contentsOf: chunk) }
+            try out.close()
+            spool = t
+            path = t.path
+        }
+        defer { if let spool { try? FileManager.default.removeItem(at: spool) } }
+        guard let check = FileHandle(forReadingAtPath: path) else { throw CustosError.storage(cause: "cannot read \(name)") }
+        var utf8 = UTF8Validator()
+        while let chunk = try check.read(upToCount: 1 << 20), !chunk.isEmpty {
+            guard utf8.feed(chunk) else {
+                ingestor.reject(Rejection(location: "\(name):\(utf8.line)", reason: "invalid UTF-8 at byte \(utf8.offset + 1); the file was not read", raw: []))
+                return
+            }
+        }
+        guard utf8.complete else {
+            ingestor.reject(Rejection(location: "\(name):\(utf8.line)", reason: "the file ends inside a UTF-8 sequence; the file was not read", raw: []))
+            return
+        }
+        guard let stream = InputStream(fileAtPath: path) else { throw CustosError.storage(cause: "cannot read \(name)") }
+        let ok = reader.parse(stream: stream)
+        if let failure { throw failure }
+        try ingestor.flush()
+        if !ok {
+            ingestor.reject(Rejection(location: name, reason: reader.xmlError ?? "malformed XML; the rest of the file was not read", raw: []))
+        }
+    }
+
     /// Validates one parsed record (from PAN12) and queues it for the next batch.
     public func offer(json: JSONValue, location: String, raw: [UInt8], baseDirectory: URL?) throws {
         switch Ingestor.prepare(json: json, location: location, raw: raw, baseDirectory: baseDirectory) {

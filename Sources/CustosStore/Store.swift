@@ -19,7 +19,7 @@ public final class Store: @unchecked Sendable {
     public let actor: Actor
     let db: DatabaseQueue
     /// Injected clock, so tests can move time (lease expiry, holds).
-    public var clock: @Sendable () -> Int64 = { Timestamp.nowMillis() }
+    public var clock: @Sendable () -> Int64 = { Int64((Date().timeIntervalSince1970 * 1000).rounded(.down)) }
 
     public static let defaultPath = "custos.db"
 

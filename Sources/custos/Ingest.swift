@@ -64,7 +64,10 @@ struct Ingest: ParsableCommand {
                 let name = file == "-" ? "<stdin>" : file
                 do {
                     if format == .pan12 {
-                        try ingestPan12(handle: handle, name: name, ingestor: ingestor)
+                        guard let day = date.flatMap(Timestamp.parseDate) else {
+                            throw CustosError.invalidInput(field: "--date", reason: "YYYY-MM-DD is required for PAN 2012")
+                        }
+                        try ingestor.ingestPan12(handle, name: name, platform: platform, startDay: day)
                     } else {
                         try ingestor.ingestJSONLines(handle, name: name, baseDirectory: base)
                     }
@@ -78,55 +81,6 @@ struct Ingest: ParsableCommand {
             let s = ingestor.summary
             print("ingested \(s.ingested), duplicate \(s.duplicate), rejected \(s.rejected)")
             if s.rejected > 0 { throw ExitCode(3) }
-        }
-    }
-
-    func ingestPan12(handle: FileHandle, name: String, ingestor: Ingestor) throws {
-        guard let day = date.flatMap(Timestamp.parseDate) else { throw CustosError.invalidInput(field: "--date", reason: "YYYY-MM-DD is required for PAN 2012") }
-        var failure: Error?
-        let reader = Pan12Reader(platform: platform, date: day) { item in
-            guard failure == nil else { return }
-            let location = "\(name):\(item.line)"
-            switch item.result {
-            case .failure(let e):
-                ingestor.reject(Rejection(location: location, reason: "conversation \(quoted(item.conversationID)): \(e)", raw: []))
-            case .success(let json):
-                do { try ingestor.offer(json: json, location: location, raw: Array(json.canonicalString.utf8), baseDirectory: nil) }
-                catch { failure = error }
-            }
-        }
-        // FoundationXML trusts its input to be UTF-8 (and crashes on some that is not), so
-        // check the bytes first; stdin is spooled to a temporary file for the two passes.
-        var path = name
-        var spool: URL?
-        if name == "<stdin>" {
-            let t = FileManager.default.temporaryDirectory.appendingPathComponent("custos-stdin-\(UUID().uuidString).xml")
-            _ = FileManager.default.createFile(atPath: t.path, contents: nil)
-            let out = try FileHandle(forWritingTo: t)
-            while let chunk = try handle.read(upToCount: 1 << 20), !chunk.isEmpty { try out.write(contentsOf: chunk) }
-            try out.close()
-            spool = t
-            path = t.path
-        }
-        defer { if let spool { try? FileManager.default.removeItem(at: spool) } }
-        guard let check = FileHandle(forReadingAtPath: path) else { throw CustosError.storage(cause: "cannot read \(name)") }
-        var utf8 = UTF8Validator()
-        while let chunk = try check.read(upToCount: 1 << 20), !chunk.isEmpty {
-            guard utf8.feed(chunk) else {
-                ingestor.reject(Rejection(location: "\(name):\(utf8.line)", reason: "invalid UTF-8 at byte \(utf8.offset + 1); the file was not read", raw: []))
-                return
-            }
-        }
-        guard utf8.complete else {
-            ingestor.reject(Rejection(location: "\(name):\(utf8.line)", reason: "the file ends inside a UTF-8 sequence; the file was not read", raw: []))
-            return
-        }
-        guard let stream = InputStream(fileAtPath: path) else { throw CustosError.storage(cause: "cannot read \(name)") }
-        let ok = reader.parse(stream: stream)
-        if let failure { throw failure }
-        try ingestor.flush()
-        if !ok {
-            ingestor.reject(Rejection(location: name, reason: reader.xmlError ?? "malformed XML; the rest of the file was not read", raw: []))
         }
     }
 }

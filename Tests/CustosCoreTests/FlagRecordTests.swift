@@ -58,50 +58,6 @@ func rejection(_ text: String) -> RecordError? {
     }
 }
 
-@Suite struct Pan12Import {
-    func read(_ xml: String, date: String = "2026-11-20") -> [Pan12Reader.Item] {
-        var items: [Pan12Reader.Item] = []
-        let reader = Pan12Reader(platform: "PAN", date: Timestamp.parseDate(date)!) { items.append($0) }
-        _ = reader.parse(stream: InputStream(data: Data(xml.utf8)))
-        return items
-    }
-
-    @Test func rollsPastMidnightDecodesEntitiesAndCDATAAndKeepsEmptyText() throws {
-        let xml = """
-        <conversations><conversation id="c1">
-        <message line="1"><author>a</author><time>23:58</time><text>x &amp; y &lt;z&gt;</text></message>
-        <message line="2"><author>b</author><time>00:01</time><text><![CDATA[<b>raw</b> & ]]></text></message>
-        <message line="3"><author>a</author><time>00:00</time><text></text></message>
-        <message line="4"><author>b</author><time>00:02</time></message>
-        </conversation></conversations>
-        """
-        let items = read(xml)
-        #expect(items.count == 1)
-        let r = try FlagRecord.validate(try items[0].result.get())
-        let m = r.conversation.messages
-        #expect(r.flagID == "c1" && r.detector == "pan12" && r.score == nil)
-        #expect(r.conversation.participants.map(\.userID) == ["a", "b"])
-        #expect(m[0].text == "x & y <z>")
-        #expect(m[1].text == "<b>raw</b> & ")
-        #expect(m[2].text == "" && m[3].text == "")
-        #expect(m[0].sentAt.text == "2026-11-20T23:58:00Z")
-        #expect(m[1].sentAt.text == "2026-11-21T00:01:00Z")
-        // The clock went back again (00:01 → 00:00): another day.
-        #expect(m[2].sentAt.text == "2026-11-22T00:00:00Z")
-    }
-
-    @Test func aConversationWithoutAnAuthorIsRejectedAndOthersStillRead() {
-        let xml = """
-        <conversations><conversation id="bad"><message line="1"><time>10:00</time><text>x</text></message></conversation>
-        <conversation id="good"><message line="1"><author>a</author><time>10:00</time><text>x</text></message></conversation></conversations>
-        """
-        let items = read(xml)
-        #expect(items.count == 2)
-        if case .failure(let e) = items[0].result { #expect(e.path.contains("author")) } else { Issue.record("expected a rejection") }
-        if case .failure = items[1].result { Issue.record("expected success") }
-    }
-}
-
 @Suite struct UTF8Validation {
     @Test(arguments: [
         ([0x61, 0xFF, 0x62], false), ([0xC3, 0xA9], true), ([0xC0, 0xAF], false), ([0xED, 0xA0, 0x80], false),
