@@ -92,7 +92,7 @@ public enum Provenance {
         actions.append(ref(exportAction))
         graph.append(.object([
             "@id": exportAction, "@type": .string("case-investigation:InvestigativeAction"),
-            "uco-core:name": .string("case.export"),
+            "uco-core:name": .string(CustodyAction.caseExport.rawValue),
             "uco-core:description": .string("Export of referral packet \(p) to \(s.agency.name)\(s.supplements.map { ", supplementing \($0)" } ?? "")"),
             "uco-action:performer": ref(person(s.exportedBy)),
             "uco-action:object": .array(s.flags.flatMap { flagFiles[$0.key] ?? [] }),

@@ -192,7 +192,7 @@ public struct PacketVerifier: Sendable {
                                                              proof: proof.path, root: checkpoint.root) {
                     custodyProblems.append("entry \(entry.seq) is not included in the signed checkpoint")
                 }
-                if entry.action == "flag.ingest", let h = entry.evidenceHash {
+                if entry.action == CustodyAction.flagIngest.rawValue, let h = entry.evidenceHash {
                     ingested.insert(h)
                     if !conversationHashes.contains(h) {
                         custodyProblems.append("entry \(entry.seq) records evidence \(h.prefix(16))… that the packet does not hold")

@@ -44,15 +44,15 @@ extension Store {
         if !reported.isEmpty {
             caseRow = try Int64.fetchOne(db, sql: """
                 SELECT c.id FROM cases c JOIN case_accounts a ON a.case_id = c.id
-                WHERE c.state = 'open' AND c.platform = ? AND a.user_id IN (\(reported.map { _ in "?" }.joined(separator: ",")))
+                WHERE c.state = ? AND c.platform = ? AND a.user_id IN (\(reported.map { _ in "?" }.joined(separator: ",")))
                 ORDER BY c.id LIMIT 1
-                """, arguments: StatementArguments([flag.platform] + reported))
+                """, arguments: StatementArguments([CaseState.open.rawValue, flag.platform] + reported))
         }
         let caseID: Int64
         if let caseRow {
             caseID = caseRow
         } else {
-            try db.execute(sql: "INSERT INTO cases(platform, state, created_at) VALUES (?, 'open', ?)", arguments: [flag.platform, log.now])
+            try db.execute(sql: "INSERT INTO cases(platform, state, created_at) VALUES (?, ?, ?)", arguments: [flag.platform, CaseState.open.rawValue, log.now])
             caseID = db.lastInsertedRowID
             try log.append(.caseOpen, subjectID: CaseID.format(caseID),
                            details: .object(["platform": .string(flag.platform), "reported_accounts": .array(reported.map { .string($0) })]))
@@ -67,7 +67,7 @@ extension Store {
         return CaseID.format(caseID)
     }
 
-    /// Applies the routing rules (agencies.route) to a case: 'always' agencies, plus those
+    /// Applies the routing rules (agencies.route) to a case (CaseRules.routes)
     /// whose jurisdiction holds a reported person's or a victim's country.
     func route(caseID: Int64, db: Database, log: CustodyLog) throws {
         // The countries of the case's reported persons and victims, from the participant rows
@@ -208,12 +208,12 @@ extension Store {
             guard ia != ib else { throw CustosError.invalidInput(field: "CASE", reason: "cannot merge a case into itself") }
             for id in [ia, ib] {
                 let state = try String.fetchOne(db, sql: "SELECT state FROM cases WHERE id = ?", arguments: [id]) ?? ""
-                guard state == "open" else { throw CustosError.invalidState(subject: "case \(CaseID.format(id))", state: state, reason: "only open cases merge") }
+                guard state == CaseState.open.rawValue else { throw CustosError.invalidState(subject: "case \(CaseID.format(id))", state: state, reason: "only open cases merge") }
             }
             let moved = try Int64.fetchAll(db, sql: "SELECT flag FROM case_flags WHERE case_id = ?", arguments: [ib])
             try db.execute(sql: "UPDATE case_flags SET case_id = ? WHERE case_id = ?", arguments: [ia, ib])
             try db.execute(sql: "INSERT OR IGNORE INTO case_accounts(case_id, user_id) SELECT ?, user_id FROM case_accounts WHERE case_id = ?", arguments: [ia, ib])
-            try db.execute(sql: "UPDATE cases SET state = 'merged', merged_into = ? WHERE id = ?", arguments: [ia, ib])
+            try db.execute(sql: "UPDATE cases SET state = ?, merged_into = ? WHERE id = ?", arguments: [CaseState.merged.rawValue, ia, ib])
             let keys = try moved.map { try flagKey($0, db: db) }
             try log.append(.caseMerge, subjectID: CaseID.format(ia),
                            details: .object(["merged": .string(CaseID.format(ib)), "flags": .array(keys.map { .string($0) })]))
@@ -229,7 +229,7 @@ extension Store {
             try requireRole(db: db, log: log, .manageCases)
             let id = try resolveCase(name, db: db)
             let state = try String.fetchOne(db, sql: "SELECT state FROM cases WHERE id = ?", arguments: [id]) ?? ""
-            guard state == "open" else { throw CustosError.invalidState(subject: "case \(CaseID.format(id))", state: state, reason: "only an open case can be split") }
+            guard state == CaseState.open.rawValue else { throw CustosError.invalidState(subject: "case \(CaseID.format(id))", state: state, reason: "only an open case can be split") }
             let all = try Int64.fetchAll(db, sql: "SELECT flag FROM case_flags WHERE case_id = ?", arguments: [id])
             var moving: [(Int64, String)] = []
             for n in names {
@@ -241,7 +241,7 @@ extension Store {
                 throw CustosError.invalidInput(field: "--flags", reason: "a split must leave at least one flag in each case (case has \(all.count))")
             }
             let platform = try String.fetchOne(db, sql: "SELECT platform FROM cases WHERE id = ?", arguments: [id]) ?? ""
-            try db.execute(sql: "INSERT INTO cases(platform, state, created_at) VALUES (?, 'open', ?)", arguments: [platform, log.now])
+            try db.execute(sql: "INSERT INTO cases(platform, state, created_at) VALUES (?, ?, ?)", arguments: [platform, CaseState.open.rawValue, log.now])
             let newID = db.lastInsertedRowID
             for (row, _) in moving {
                 try db.execute(sql: "UPDATE case_flags SET case_id = ? WHERE flag = ?", arguments: [newID, row])

@@ -130,13 +130,14 @@ extension Store {
         try read { db in
             var sql = """
                 SELECT f.detector, f.flag_id, f.score, f.platform, f.detected_at, c.message_count, c.evidence_hash,
-                       coalesce(s.status, 'open') AS status, coalesce(s.urgent, 0) AS urgent
+                       coalesce(s.status, ?) AS status, coalesce(s.urgent, 0) AS urgent
                 FROM flags f JOIN conversations c ON c.id = f.conversation_id
                 LEFT JOIN flag_state s ON s.flag = f.id
                 ORDER BY f.id
                 """
-            if let limit { sql += " LIMIT \(limit)" }
-            return try Row.fetchAll(db, sql: sql).map { r in
+            var arguments: StatementArguments = [FlagStatus.open.rawValue]
+            if let limit { sql += " LIMIT ?"; arguments += [max(0, limit)] }
+            return try Row.fetchAll(db, sql: sql, arguments: arguments).map { r in
                 FlagSummary(key: FlagKey.make(detector: r["detector"], flagID: r["flag_id"]), flagID: r["flag_id"],
                             detector: r["detector"], score: r["score"], status: r["status"], platform: r["platform"],
                             messageCount: r["message_count"], evidenceHash: r["evidence_hash"], detectedAt: r["detected_at"],

@@ -33,8 +33,8 @@ extension Store {
                 throw CustosError.invalidState(subject: "case \(caseID)", state: "not routed to \(agency.code)", reason: "routed to: \(routed.joined(separator: ", "))")
             }
             let unconfirmed = try Int.fetchOne(db, sql: """
-                SELECT count(*) FROM case_flags c JOIN flag_state s ON s.flag = c.flag WHERE c.case_id = ? AND s.status <> 'confirmed'
-                """, arguments: [caseRow]) ?? 0
+                SELECT count(*) FROM case_flags c JOIN flag_state s ON s.flag = c.flag WHERE c.case_id = ? AND s.status <> ?
+                """, arguments: [caseRow, FlagStatus.confirmed.rawValue]) ?? 0
             let flagCount = try Int.fetchOne(db, sql: "SELECT count(*) FROM case_flags WHERE case_id = ?", arguments: [caseRow]) ?? 0
             guard flagCount > 0, unconfirmed == 0 else {
                 throw CustosError.invalidState(subject: "case \(caseID)", state: "not fully confirmed", reason: "it needs final confirmations on all its flags before export (\(unconfirmed) of \(flagCount) are not confirmed)")
@@ -107,7 +107,7 @@ extension Store {
                 """, arguments: [s.packetID, caseRow, s.agency.code, s.supplements, tagManifestSHA256, log.now, now, actor.name, holdUntil])
             try db.execute(sql: "UPDATE case_agencies SET served = 1 WHERE case_id = ? AND agency = ?", arguments: [caseRow, s.agency.code])
             let unserved = try Int.fetchOne(db, sql: "SELECT count(*) FROM case_agencies WHERE case_id = ? AND served = 0", arguments: [caseRow]) ?? 0
-            if unserved == 0 { try db.execute(sql: "UPDATE cases SET state = 'referred' WHERE id = ?", arguments: [caseRow]) }
+            if unserved == 0 { try db.execute(sql: "UPDATE cases SET state = ? WHERE id = ?", arguments: [CaseState.referred.rawValue, caseRow]) }
             try log.append(.caseExport, subjectID: s.caseID, details: .object([
                 ("packet", .string(s.packetID)), ("agency", .string(s.agency.code)), ("tagmanifest_sha256", .string(tagManifestSHA256)),
                 ("supplements", s.supplements.map { .string($0) }), ("flags", .array(s.flags.map { .string($0.key) })),
