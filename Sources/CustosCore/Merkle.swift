@@ -155,6 +155,24 @@ public enum Merkle {
         return builder.root
     }
 
+    /// The perfect subtrees that leaf `index` completes, lowest first, as (level, index, hash):
+    /// the one place a level of the tree is built. `sibling(level, index)` gives the left
+    /// sibling subtree's root (from a frontier in memory, or from stored nodes).
+    public static func completed(by leaf: Hash, at index: Int64,
+                                 sibling: (_ level: Int, _ index: Int64) throws -> Hash) rethrows -> [(level: Int, index: Int64, hash: Hash)] {
+        var completed: [(Int, Int64, Hash)] = []
+        var h = leaf
+        var idx = index
+        var level = 0
+        while idx & 1 == 1 {
+            h = nodeHash(try sibling(level, idx - 1), h)
+            level += 1
+            idx >>= 1
+            completed.append((level, idx, h))
+        }
+        return completed
+    }
+
     /// O(log n) state for appending leaves and reading the current root (the "frontier":
     /// the roots of the perfect subtrees, left to right).
     public struct FrontierBuilder: Sendable {
@@ -166,17 +184,8 @@ public enum Merkle {
         /// Appends a leaf; returns the perfect subtrees it completes as (level, index, hash).
         @discardableResult
         public mutating func append(_ leaf: Hash) -> [(level: Int, index: Int64, hash: Hash)] {
-            var completed: [(Int, Int64, Hash)] = []
-            var h = leaf
-            var idx = size
-            var level = 0
-            while idx & 1 == 1 {
-                h = Merkle.nodeHash(stack.removeLast(), h)
-                level += 1
-                idx >>= 1
-                completed.append((level, idx, h))
-            }
-            stack.append(h)
+            let completed = Merkle.completed(by: leaf, at: size) { _, _ in stack.removeLast() }
+            stack.append(completed.last?.hash ?? leaf)
             size += 1
             return completed
         }

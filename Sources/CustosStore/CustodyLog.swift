@@ -41,17 +41,10 @@ public final class CustodyLog {
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """).execute(arguments: [seq, entry.at, entry.actor, entry.osUser, entry.action, subjectType, subjectID, entry.details,
                              evidenceHash, Data(leaf), Data(chain)])
-        // Complete the perfect subtrees this leaf closes (amortised O(1), at most log n).
-        var h = leaf
-        var idx = seq
-        var level = 0
-        while idx & 1 == 1 {
-            let sibling = try MerkleNodes.node(db, level: level, index: idx - 1)
-            h = Merkle.nodeHash(sibling, h)
-            level += 1
-            idx >>= 1
+        // Store the perfect subtrees this leaf closes (amortised O(1), at most log n).
+        for node in try Merkle.completed(by: leaf, at: seq, sibling: { try MerkleNodes.node(db, level: $0, index: $1) }) {
             try db.cachedStatement(sql: "INSERT INTO merkle_nodes(level, idx, hash) VALUES (?, ?, ?)")
-                           .execute(arguments: [level, idx, Data(h)])
+                .execute(arguments: [node.level, node.index, Data(node.hash)])
         }
         tail = (seq, chain)
         return seq

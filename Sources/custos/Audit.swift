@@ -21,7 +21,10 @@ struct AuditVerify: ParsableCommand {
         try guarded {
             let r = try global.open(.read).verify(evidence: !logOnly)
             print("custody entries \(r.entries), checkpoints \(r.checkpoints), conversations \(r.conversations), attachments \(r.blobs)")
-            if r.ok { print("OK: the custody log, its checkpoints and all evidence verify"); return }
+            for step in r.steps {
+                print("\(step.ok ? "PASS" : "FAIL") \(pad(step.name, 16)) " + (step.ok ? "" : step.problems.map(terminalSafe).joined(separator: "; ")))
+            }
+            if r.ok { print("OK: the custody log, its checkpoints\(logOnly ? "" : " and all evidence") verify"); return }
             for p in r.problems { print("FAIL: \(terminalSafe(p))") }
             throw ExitCode(1)
         }
