@@ -30,10 +30,8 @@ public struct PacketVerifier: Sendable {
         return verify(bag: temp)
     }
 
-    func read(_ bag: URL, _ name: String) -> Data? { FileManager.default.contents(atPath: bag.appendingPathComponent(name).path) }
-
     /// `sha256  path` lines.
-    func manifest(_ data: Data?) -> [(sha: String, path: String)]? {
+    static func manifest(_ data: Data?) -> [(sha: String, path: String)]? {
         guard let data, let text = String(data: data, encoding: .utf8) else { return nil }
         var out: [(String, String)] = []
         for line in text.split(separator: "\n") {
@@ -44,175 +42,208 @@ public struct PacketVerifier: Sendable {
         return out
     }
 
-    func verify(bag: URL) -> [Check] {
-        var checks: [Check] = []
-        func check(_ name: String, _ problems: [String], _ okDetail: String) {
-            checks.append(Check(name: name, ok: problems.isEmpty, detail: problems.isEmpty ? okDetail : problems.prefix(5).joined(separator: "; ") + (problems.count > 5 ? "; and \(problems.count - 5) more" : "")))
-        }
-
-        // 1. BagIt: declaration, payload manifest complete and every hash, Payload-Oxum.
-        var bagProblems: [String] = []
-        if read(bag, "bagit.txt").flatMap({ String(data: $0, encoding: .utf8) })?.hasPrefix("BagIt-Version: 1.0\n") != true {
-            bagProblems.append("bagit.txt is missing or not BagIt 1.0")
-        }
-        let listed = manifest(read(bag, "manifest-sha256.txt"))
-        if listed == nil { bagProblems.append("manifest-sha256.txt is missing or malformed") }
-        var onDisk = Set<String>()
-        if let e = FileManager.default.enumerator(at: bag.appendingPathComponent("data"), includingPropertiesForKeys: [.isRegularFileKey]) {
-            for case let url as URL in e where (try? url.resourceValues(forKeys: [.isRegularFileKey]).isRegularFile) == true {
-                onDisk.insert("data/" + url.path.dropFirst(bag.appendingPathComponent("data").path.count + 1))
-            }
-        }
-        // Hash the payload on every core; results land in manifest order.
-        let manifestEntries = listed ?? []
-        var results = [(problem: String?, size: Int, sha: String?)](repeating: (nil, 0, nil), count: manifestEntries.count)
-        results.withUnsafeMutableBufferPointer { out in
-            nonisolated(unsafe) let out = out
-            DispatchQueue.concurrentPerform(iterations: manifestEntries.count) { i in
-                let (sha, path) = manifestEntries[i]
-                guard path.hasPrefix("data/"), !path.split(separator: "/").contains("..") else {
-                    out[i] = ("manifest names \(path) outside data/", 0, nil); return
-                }
-                guard let (actual, size) = PacketZip.hash(file: bag.appendingPathComponent(path)) else {
-                    out[i] = ("\(path) is listed but missing", 0, nil); return
-                }
-                out[i] = (actual != sha.lowercased() ? "\(path) does not match its SHA-256" : nil, size, actual)
-            }
-        }
-        bagProblems += results.compactMap(\.problem)
+    /// One packet under check: the named steps, in order, and what they learn for the later ones.
+    final class BagCheck: @unchecked Sendable {
+        let bag: URL
+        let pinnedKeyPEM: String?
+        let xsdPath: String?
+        var listed: [(sha: String, path: String)]?
         var hashed: [String: String] = [:]
-        for (i, r) in results.enumerated() { if let sha = r.sha { hashed[manifestEntries[i].path] = sha } }
-        let bytes = results.reduce(0) { $0 + $1.size }
-        for extra in onDisk.subtracting((listed ?? []).map(\.path)).sorted() { bagProblems.append("\(extra) is not in the manifest") }
-        let info = read(bag, "bag-info.txt").flatMap { String(data: $0, encoding: .utf8) } ?? ""
-        let infoFields = Dictionary(info.split(separator: "\n").compactMap { l -> (String, String)? in
-            guard let c = l.firstIndex(of: ":") else { return nil }
-            return (String(l[..<c]), l[l.index(after: c)...].trimmingCharacters(in: .whitespaces))
-        }, uniquingKeysWith: { a, _ in a })
-        if let oxum = infoFields["Payload-Oxum"], listed != nil, oxum != "\(bytes).\(listed!.count)" {
-            bagProblems.append("Payload-Oxum \(oxum) does not match the payload (\(bytes).\(listed!.count))")
-        }
-        check("bag", bagProblems, "BagIt 1.0, \(listed?.count ?? 0) payload files, every SHA-256 matches")
-
-        // 2. Tag manifest.
-        var tagProblems: [String] = []
-        let tagData = read(bag, "tagmanifest-sha256.txt")
-        let tags = manifest(tagData)
-        if tags == nil { tagProblems.append("tagmanifest-sha256.txt is missing or malformed") }
-        for required in ["bagit.txt", "bag-info.txt", "manifest-sha256.txt", PacketWriter.keyFile] where !(tags ?? []).contains(where: { $0.path == required }) {
-            tagProblems.append("\(required) is not in the tag manifest")
-        }
-        for (sha, path) in tags ?? [] {
-            guard let d = read(bag, path) else { tagProblems.append("\(path) is missing"); continue }
-            if SHA256Hex.of(d) != sha.lowercased() { tagProblems.append("\(path) does not match its SHA-256") }
-        }
-        check("tag manifest", tagProblems, "bagit.txt, bag-info.txt, manifest and key match")
-
-        // 3. Signature over the tag manifest.
-        var sigProblems: [String] = []
-        let packetPEM = read(bag, PacketWriter.keyFile).flatMap { String(data: $0, encoding: .utf8) }
+        var infoFields: [String: String] = [:]
+        var tagData: Data?
         var key: Curve25519.Signing.PublicKey?
-        do {
-            if let pinned = pinnedKeyPEM {
-                key = try KeyEncoding.publicKey(pem: pinned)
-                if let packetPEM, (try? KeyEncoding.publicKey(pem: packetPEM))?.rawRepresentation != key?.rawRepresentation {
-                    sigProblems.append("the packet's key is not the pinned key")
-                }
-            } else if let packetPEM {
-                key = try KeyEncoding.publicKey(pem: packetPEM)
-            } else {
-                sigProblems.append("no public key in the packet and none pinned with --key")
-            }
-        } catch { sigProblems.append("public key: \(error)") }
-        if let key, let tagData {
-            if let sig = read(bag, PacketWriter.signatureFile), key.isValidSignature(sig, for: tagData) {} else {
-                sigProblems.append("tagmanifest-sha256.txt.sig is missing or does not verify")
-            }
-        }
-        if let key, let fp = infoFields["Custos-Signing-Key-Fingerprint"], fp != "SHA256:" + KeyEncoding.fingerprint(key) {
-            sigProblems.append("bag-info's key fingerprint is not the verifying key's")
-        }
-        check("signature", sigProblems, "Ed25519 signature over the tag manifest verifies" + (pinnedKeyPEM != nil ? " with the pinned key" : " with the packet's key (pin one with --key)"))
-
-        // 4. Evidence hashes: each conversation file is canonical and hashes to its name.
-        var evidenceProblems: [String] = []
+        var report: JSONValue?
         var conversationHashes = Set<String>()
-        let convDir = bag.appendingPathComponent("data/conversations")
-        // A conversation file's SHA-256 is its evidence hash: the file must hash to its name.
-        // (The payload was hashed once above; files outside the manifest are hashed here.)
-        for name in ((try? FileManager.default.contentsOfDirectory(atPath: convDir.path)) ?? []).filter({ $0.hasSuffix(".json") }).sorted() {
-            let path = "data/conversations/" + name
-            guard let hash = hashed[path] ?? read(bag, path).map({ SHA256Hex.of($0) }) else {
-                evidenceProblems.append("\(name) cannot be read"); continue
-            }
-            if hash != String(name.dropLast(5)) {
-                evidenceProblems.append("\(name) hashes to \(hash.prefix(16))…, not its evidence hash"); continue
-            }
-            conversationHashes.insert(hash)
-        }
-        let report = read(bag, "data/report.json").flatMap { try? JSONValue.parse($0) }
-        for f in report?["flags"]?.arrayValue ?? [] {
-            if let h = f["evidence_hash"]?.stringValue, !conversationHashes.contains(h) {
-                evidenceProblems.append("report.json names evidence \(h.prefix(16))… that no valid conversation file has")
-            }
-        }
-        if conversationHashes.isEmpty && evidenceProblems.isEmpty { evidenceProblems.append("no conversation files") }
-        check("evidence hashes", evidenceProblems, "\(conversationHashes.count) conversations recompute to their evidence hashes")
 
-        // 5. Custody: every entry canonical, and proven against the signed checkpoint.
-        var custodyProblems: [String] = []
-        let checkpointNote = read(bag, "data/custody/checkpoint.txt").flatMap { String(data: $0, encoding: .utf8) }
-        var entries = 0
-        if let key, let checkpointNote {
-            let origin = checkpointNote.split(separator: "\n").first.map(String.init) ?? ""
-            // The signature once; then each proof's inclusion against the signed root.
-            var checkpoint: Checkpoint?
-            do { checkpoint = try Checkpoint(text: try SignedNote.verify(note: checkpointNote, name: origin, key: key)) } catch {
-                custodyProblems.append("checkpoint.txt: \(error)")
+        init(bag: URL, pinnedKeyPEM: String?, xsdPath: String?) { self.bag = bag; self.pinnedKeyPEM = pinnedKeyPEM; self.xsdPath = xsdPath }
+
+        func read(_ bag: URL, _ name: String) -> Data? { FileManager.default.contents(atPath: bag.appendingPathComponent(name).path) }
+        func manifest(_ data: Data?) -> [(sha: String, path: String)]? { PacketVerifier.manifest(data) }
+
+        /// BagIt: declaration, payload manifest complete and every hash, Payload-Oxum.
+        func payload() -> (problems: [String], detail: String) {
+            var bagProblems: [String] = []
+            if read(bag, "bagit.txt").flatMap({ String(data: $0, encoding: .utf8) })?.hasPrefix("BagIt-Version: 1.0\n") != true {
+                bagProblems.append("bagit.txt is missing or not BagIt 1.0")
             }
-            let lines = (read(bag, "data/custody/custody.jsonl") ?? Data()).split(separator: 0x0A, omittingEmptySubsequences: false).dropLast()
-            let expected = Set((report?["custody"]?["entries"]?.arrayValue ?? []).compactMap { $0["seq"]?.intValue })
-            var seen = Set<Int64>()
-            var ingested = Set<String>()
-            for line in lines {
-                let bytes = Data(line)
-                guard let entry = try? CustodyEntry(canonical: bytes), entry.canonicalBytes == bytes else {
-                    custodyProblems.append("custody.jsonl line \(entries + 1) is not a canonical custody entry"); continue
+            listed = manifest(read(bag, "manifest-sha256.txt"))
+            if listed == nil { bagProblems.append("manifest-sha256.txt is missing or malformed") }
+            var onDisk = Set<String>()
+            if let e = FileManager.default.enumerator(at: bag.appendingPathComponent("data"), includingPropertiesForKeys: [.isRegularFileKey]) {
+                for case let url as URL in e where (try? url.resourceValues(forKeys: [.isRegularFileKey]).isRegularFile) == true {
+                    onDisk.insert("data/" + url.path.dropFirst(bag.appendingPathComponent("data").path.count + 1))
                 }
-                entries += 1
-                seen.insert(entry.seq)
-                guard let proofText = read(bag, Report.proofFile(entry.seq)).flatMap({ String(data: $0, encoding: .utf8) }),
-                      let proof = try? TlogProof(text: proofText) else {
-                    custodyProblems.append("entry \(entry.seq) has no readable proof"); continue
+            }
+            // Hash the payload on every core; results land in manifest order.
+            let manifestEntries = listed ?? []
+            var results = [(problem: String?, size: Int, sha: String?)](repeating: (nil, 0, nil), count: manifestEntries.count)
+            results.withUnsafeMutableBufferPointer { out in
+                nonisolated(unsafe) let out = out
+                DispatchQueue.concurrentPerform(iterations: manifestEntries.count) { i in
+                    let (sha, path) = manifestEntries[i]
+                    guard path.hasPrefix("data/"), !path.split(separator: "/").contains("..") else {
+                        out[i] = ("manifest names \(path) outside data/", 0, nil); return
+                    }
+                    guard let (actual, size) = PacketZip.hash(file: bag.appendingPathComponent(path)) else {
+                        out[i] = ("\(path) is listed but missing", 0, nil); return
+                    }
+                    out[i] = (actual != sha.lowercased() ? "\(path) does not match its SHA-256" : nil, size, actual)
                 }
-                if proof.index != entry.seq || proof.checkpointNote != checkpointNote {
-                    custodyProblems.append("entry \(entry.seq)'s proof is for another entry or checkpoint"); continue
+            }
+            bagProblems += results.compactMap(\.problem)
+            for (i, r) in results.enumerated() { if let sha = r.sha { hashed[manifestEntries[i].path] = sha } }
+            let bytes = results.reduce(0) { $0 + $1.size }
+            for extra in onDisk.subtracting((listed ?? []).map(\.path)).sorted() { bagProblems.append("\(extra) is not in the manifest") }
+            let info = read(bag, "bag-info.txt").flatMap { String(data: $0, encoding: .utf8) } ?? ""
+            infoFields = Dictionary(info.split(separator: "\n").compactMap { l -> (String, String)? in
+                guard let c = l.firstIndex(of: ":") else { return nil }
+                return (String(l[..<c]), l[l.index(after: c)...].trimmingCharacters(in: .whitespaces))
+            }, uniquingKeysWith: { a, _ in a })
+            if let oxum = infoFields["Payload-Oxum"], listed != nil, oxum != "\(bytes).\(listed!.count)" {
+                bagProblems.append("Payload-Oxum \(oxum) does not match the payload (\(bytes).\(listed!.count))")
+            }
+            return (bagProblems, "BagIt 1.0, \(listed?.count ?? 0) payload files, every SHA-256 matches")
+        }
+
+        /// Tag manifest.
+        func tagManifest() -> (problems: [String], detail: String) {
+            var tagProblems: [String] = []
+            tagData = read(bag, "tagmanifest-sha256.txt")
+            let tags = manifest(tagData)
+            if tags == nil { tagProblems.append("tagmanifest-sha256.txt is missing or malformed") }
+            for required in ["bagit.txt", "bag-info.txt", "manifest-sha256.txt", PacketWriter.keyFile] where !(tags ?? []).contains(where: { $0.path == required }) {
+                tagProblems.append("\(required) is not in the tag manifest")
+            }
+            for (sha, path) in tags ?? [] {
+                guard let d = read(bag, path) else { tagProblems.append("\(path) is missing"); continue }
+                if SHA256Hex.of(d) != sha.lowercased() { tagProblems.append("\(path) does not match its SHA-256") }
+            }
+            return (tagProblems, "bagit.txt, bag-info.txt, manifest and key match")
+        }
+
+        /// Signature over the tag manifest.
+        func signature() -> (problems: [String], detail: String) {
+            var sigProblems: [String] = []
+            let packetPEM = read(bag, PacketWriter.keyFile).flatMap { String(data: $0, encoding: .utf8) }
+            do {
+                if let pinned = pinnedKeyPEM {
+                    key = try KeyEncoding.publicKey(pem: pinned)
+                    if let packetPEM, (try? KeyEncoding.publicKey(pem: packetPEM))?.rawRepresentation != key?.rawRepresentation {
+                        sigProblems.append("the packet's key is not the pinned key")
+                    }
+                } else if let packetPEM {
+                    key = try KeyEncoding.publicKey(pem: packetPEM)
+                } else {
+                    sigProblems.append("no public key in the packet and none pinned with --key")
                 }
-                if let checkpoint, !Merkle.verifyInclusion(index: proof.index, size: checkpoint.size, leaf: Merkle.leafHash(bytes),
-                                                             proof: proof.path, root: checkpoint.root) {
-                    custodyProblems.append("entry \(entry.seq) is not included in the signed checkpoint")
+            } catch { sigProblems.append("public key: \(error)") }
+            if let key, let tagData {
+                if let sig = read(bag, PacketWriter.signatureFile), key.isValidSignature(sig, for: tagData) {} else {
+                    sigProblems.append("tagmanifest-sha256.txt.sig is missing or does not verify")
                 }
-                if entry.action == CustodyAction.flagIngest.rawValue, let h = entry.evidenceHash {
-                    ingested.insert(h)
-                    if !conversationHashes.contains(h) {
-                        custodyProblems.append("entry \(entry.seq) records evidence \(h.prefix(16))… that the packet does not hold")
+            }
+            if let key, let fp = infoFields["Custos-Signing-Key-Fingerprint"], fp != "SHA256:" + KeyEncoding.fingerprint(key) {
+                sigProblems.append("bag-info's key fingerprint is not the verifying key's")
+            }
+            return (sigProblems, "Ed25519 signature over the tag manifest verifies" + (pinnedKeyPEM != nil ? " with the pinned key" : " with the packet's key (pin one with --key)"))
+        }
+
+        /// Evidence hashes: each conversation file is canonical and hashes to its name.
+        func evidence() -> (problems: [String], detail: String) {
+            var evidenceProblems: [String] = []
+            let convDir = bag.appendingPathComponent("data/conversations")
+            // A conversation file's SHA-256 is its evidence hash: the file must hash to its name.
+            // (The payload was hashed once above; files outside the manifest are hashed here.)
+            for name in ((try? FileManager.default.contentsOfDirectory(atPath: convDir.path)) ?? []).filter({ $0.hasSuffix(".json") }).sorted() {
+                let path = "data/conversations/" + name
+                guard let hash = hashed[path] ?? read(bag, path).map({ SHA256Hex.of($0) }) else {
+                    evidenceProblems.append("\(name) cannot be read"); continue
+                }
+                if hash != String(name.dropLast(5)) {
+                    evidenceProblems.append("\(name) hashes to \(hash.prefix(16))…, not its evidence hash"); continue
+                }
+                conversationHashes.insert(hash)
+            }
+            report = read(bag, "data/report.json").flatMap { try? JSONValue.parse($0) }
+            for f in report?["flags"]?.arrayValue ?? [] {
+                if let h = f["evidence_hash"]?.stringValue, !conversationHashes.contains(h) {
+                    evidenceProblems.append("report.json names evidence \(h.prefix(16))… that no valid conversation file has")
+                }
+            }
+            if conversationHashes.isEmpty && evidenceProblems.isEmpty { evidenceProblems.append("no conversation files") }
+            return (evidenceProblems, "\(conversationHashes.count) conversations recompute to their evidence hashes")
+        }
+
+        /// Custody: every entry canonical, and proven against the signed checkpoint.
+        func custody() -> (problems: [String], detail: String) {
+            var custodyProblems: [String] = []
+            let checkpointNote = read(bag, "data/custody/checkpoint.txt").flatMap { String(data: $0, encoding: .utf8) }
+            var entries = 0
+            if let key, let checkpointNote {
+                let origin = checkpointNote.split(separator: "\n").first.map(String.init) ?? ""
+                // The signature once; then each proof's inclusion against the signed root.
+                var checkpoint: Checkpoint?
+                do { checkpoint = try Checkpoint(text: try SignedNote.verify(note: checkpointNote, name: origin, key: key)) } catch {
+                    custodyProblems.append("checkpoint.txt: \(error)")
+                }
+                let lines = (read(bag, "data/custody/custody.jsonl") ?? Data()).split(separator: 0x0A, omittingEmptySubsequences: false).dropLast()
+                let expected = Set((report?["custody"]?["entries"]?.arrayValue ?? []).compactMap { $0["seq"]?.intValue })
+                var seen = Set<Int64>()
+                var ingested = Set<String>()
+                for line in lines {
+                    let bytes = Data(line)
+                    guard let entry = try? CustodyEntry(canonical: bytes), entry.canonicalBytes == bytes else {
+                        custodyProblems.append("custody.jsonl line \(entries + 1) is not a canonical custody entry"); continue
+                    }
+                    entries += 1
+                    seen.insert(entry.seq)
+                    guard let proofText = read(bag, Report.proofFile(entry.seq)).flatMap({ String(data: $0, encoding: .utf8) }),
+                          let proof = try? TlogProof(text: proofText) else {
+                        custodyProblems.append("entry \(entry.seq) has no readable proof"); continue
+                    }
+                    if proof.index != entry.seq || proof.checkpointNote != checkpointNote {
+                        custodyProblems.append("entry \(entry.seq)'s proof is for another entry or checkpoint"); continue
+                    }
+                    if let checkpoint, !Merkle.verifyInclusion(index: proof.index, size: checkpoint.size, leaf: Merkle.leafHash(bytes),
+                                                                 proof: proof.path, root: checkpoint.root) {
+                        custodyProblems.append("entry \(entry.seq) is not included in the signed checkpoint")
+                    }
+                    if entry.action == CustodyAction.flagIngest.rawValue, let h = entry.evidenceHash {
+                        ingested.insert(h)
+                        if !conversationHashes.contains(h) {
+                            custodyProblems.append("entry \(entry.seq) records evidence \(h.prefix(16))… that the packet does not hold")
+                        }
                     }
                 }
+                for missing in expected.subtracting(seen).sorted() { custodyProblems.append("entry \(missing) is listed in report.json but missing from custody.jsonl") }
+                for h in conversationHashes.subtracting(ingested).sorted() {
+                    custodyProblems.append("conversation \(h.prefix(16))… is not recorded by any proven ingest entry")
+                }
+            } else {
+                custodyProblems.append(checkpointNote == nil ? "data/custody/checkpoint.txt is missing" : "no key to check the checkpoint")
             }
-            for missing in expected.subtracting(seen).sorted() { custodyProblems.append("entry \(missing) is listed in report.json but missing from custody.jsonl") }
-            for h in conversationHashes.subtracting(ingested).sorted() {
-                custodyProblems.append("conversation \(h.prefix(16))… is not recorded by any proven ingest entry")
-            }
-        } else {
-            custodyProblems.append(checkpointNote == nil ? "data/custody/checkpoint.txt is missing" : "no key to check the checkpoint")
+            return (custodyProblems, "\(entries) custody entries proven against the signed checkpoint")
         }
-        check("custody proofs", custodyProblems, "\(entries) custody entries proven against the signed checkpoint")
 
-        // 6. The CyberTipline XML against the schema.
-        let xml = bag.appendingPathComponent("data/cybertipline-report.xml")
-        if FileManager.default.fileExists(atPath: xml.path) {
+        func schema() -> (problems: [String], detail: String)? {
+            let xml = bag.appendingPathComponent("data/cybertipline-report.xml")
+            guard FileManager.default.fileExists(atPath: xml.path) else { return nil }
             let problem = SchemaCheck.validate(xml: xml, xsdPath: xsdPath)
-            check("cybertipline xml", problem.map { [$0] } ?? [], "valid against \(xsdPath ?? "the CyberTipline schema")")
+            return (problem.map { [$0] } ?? [], "valid against \(xsdPath ?? "the CyberTipline schema")")
+        }
+    }
+
+    func verify(bag: URL) -> [Check] {
+        let c = BagCheck(bag: bag, pinnedKeyPEM: pinnedKeyPEM, xsdPath: xsdPath)
+        let steps: [(String, () -> (problems: [String], detail: String)?)] = [
+            ("bag", c.payload), ("tag manifest", c.tagManifest), ("signature", c.signature),
+            ("evidence hashes", c.evidence), ("custody proofs", c.custody), ("cybertipline xml", c.schema),
+        ]
+        var checks: [Check] = []
+        for (name, step) in steps {
+            guard let (problems, detail) = step() else { continue }
+            checks.append(Check(name: name, ok: problems.isEmpty, detail: problems.isEmpty ? detail
+                : problems.prefix(5).joined(separator: "; ") + (problems.count > 5 ? "; and \(problems.count - 5) more" : "")))
         }
         return checks
     }
