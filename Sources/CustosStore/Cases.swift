@@ -42,11 +42,11 @@ extension Store {
         let reported = CaseRules.reported(flag.conversation).map(\.userID)
         var caseRow: Int64?
         if !reported.isEmpty {
-            caseRow = try Int64.fetchOne(db, sql: """
+            caseRow = try Int64.fetchOne(db, SQLRequest<Int64>(literal: """
                 SELECT c.id FROM cases c JOIN case_accounts a ON a.case_id = c.id
-                WHERE c.state = ? AND c.platform = ? AND a.user_id IN (\(reported.map { _ in "?" }.joined(separator: ",")))
+                WHERE c.state = \(CaseState.open.rawValue) AND c.platform = \(flag.platform) AND a.user_id IN \(reported)
                 ORDER BY c.id LIMIT 1
-                """, arguments: StatementArguments([CaseState.open.rawValue, flag.platform] + reported))
+                """))
         }
         let caseID: Int64
         if let caseRow {
@@ -92,11 +92,7 @@ extension Store {
     }
 
     func agencies(db: Database) throws -> [Agency] {
-        try Row.fetchAll(db, sql: "SELECT * FROM agencies ORDER BY code").map {
-            Agency(code: $0["code"], name: $0["name"], jurisdictions: ($0["jurisdictions"] as String).split(separator: ",").map(String.init),
-                   profile: AgencyProfile(rawValue: $0["profile"]) ?? .generic, route: AgencyRoute(rawValue: $0["route"]) ?? .never,
-                   retentionDays: $0["retention_days"])
-        }
+        try Agency.order(Agency.Columns.code).fetchAll(db)
     }
 
     public func agencies() throws -> [Agency] { try read { db in try agencies(db: db) } }
@@ -108,8 +104,7 @@ extension Store {
             if try Bool.fetchOne(db, sql: "SELECT 1 FROM agencies WHERE code = ?", arguments: [code]) == true {
                 throw CustosError.conflict(subject: "agency \(quoted(code))", reason: "already exists; use `custos agency set`")
             }
-            try db.execute(sql: "INSERT INTO agencies VALUES (?, ?, ?, ?, ?, ?)",
-                           arguments: [code, name, jurisdictions.joined(separator: ","), profile.rawValue, route.rawValue, retentionDays])
+            try Agency(code: code, name: name, jurisdictions: jurisdictions, profile: profile, route: route, retentionDays: retentionDays).insert(db)
             try log.append(.agencyAdd, subjectID: code, details: .object([
                 "name": .string(name), "jurisdictions": .array(jurisdictions.map { .string($0) }), "profile": .string(profile.rawValue),
                 "route": .string(route.rawValue), "retention_days": .integer(Int64(retentionDays))]))
@@ -122,8 +117,7 @@ extension Store {
             guard let a = try agencies(db: db).first(where: { $0.code == code }) else { throw CustosError.notFound(kind: "agency", name: code) }
             let j = jurisdictions ?? a.jurisdictions, p = profile ?? a.profile, r = route ?? a.route, d = retentionDays ?? a.retentionDays
             try validateAgency(code: code, jurisdictions: j, retentionDays: d)
-            try db.execute(sql: "UPDATE agencies SET name = ?, jurisdictions = ?, profile = ?, route = ?, retention_days = ? WHERE code = ?",
-                           arguments: [name ?? a.name, j.joined(separator: ","), p.rawValue, r.rawValue, d, code])
+            try Agency(code: code, name: name ?? a.name, jurisdictions: j, profile: p, route: r, retentionDays: d).update(db)
             try log.append(.agencySet, subjectID: code, details: .object([
                 ("name", name.map { .string($0) }), ("jurisdictions", jurisdictions.map { .array($0.map { .string($0) }) }),
                 ("profile", profile.map { .string($0.rawValue) }), ("route", route.map { .string($0.rawValue) }),
@@ -190,14 +184,13 @@ extension Store {
         let people = CaseRules.people(flags.map { ($0.platform, $0.conversation) })
         let decisions = try decisions(flagRowIDs: flagRows, db: db)
         let subjects = [summary.caseID] + flags.map(\.key)
-        let timeline = try Row.fetchAll(db, sql: "SELECT * FROM custody WHERE subject_id IN (\(subjects.map { _ in "?" }.joined(separator: ","))) ORDER BY seq",
-                                        arguments: StatementArguments(subjects)).map(Store.entry(from:))
-        let states = try Row.fetchAll(db, sql: "SELECT category, annotations, urgent_reason FROM flag_state WHERE flag IN (\(flagRows.map { String($0) }.joined(separator: ",")))")
-        let category = states.compactMap { $0["category"] as String? }.first
-        let annotations = Set(states.flatMap { r in (r["annotations"] as String?).flatMap { try? JSONValue.parse(Data($0.utf8)) }?.arrayValue?.compactMap(\.stringValue) ?? [] })
+        let timeline = try CustodyEntry.fetchAll(db, SQLRequest<CustodyEntry>(literal: "SELECT * FROM custody WHERE subject_id IN \(subjects) ORDER BY seq"))
+        let states = try FlagReview.fetchAll(db, SQLRequest<FlagReview>(literal: "SELECT * FROM flag_state WHERE flag IN \(flagRows) ORDER BY flag"))
+        let category = states.compactMap(\.category).first
+        let annotations = Set(states.flatMap(\.annotations))
         return CaseDetail(summary: summary, reported: people.reported, victims: people.victims, flags: flags, decisions: decisions,
                           timeline: timeline, category: category, annotations: annotations.sorted(),
-                          urgentReasons: states.compactMap { $0["urgent_reason"] as String? })
+                          urgentReasons: states.compactMap(\.urgentReason))
     }
 
     /// Moves B's flags and accounts into A; B is marked merged.

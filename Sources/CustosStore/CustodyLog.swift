@@ -83,33 +83,23 @@ public struct StoredCheckpoint: Sendable {
 }
 
 extension Store {
-    static func entry(from row: Row) -> CustodyEntry {
-        CustodyEntry(seq: row["seq"], at: row["at"], actor: row["actor"], osUser: row["os_user"], action: row["action"],
-                     subjectType: row["subject_type"], subjectID: row["subject_id"], details: row["details"],
-                     evidenceHash: row["evidence_hash"])
-    }
-
     /// The timeline, optionally only the entries whose subject id is one of `subjects`.
     public func custodyEntries(subjects: [String]? = nil, limit: Int? = nil) throws -> [CustodyEntry] {
         try read { db in
-            var sql = "SELECT * FROM custody"
-            var args: StatementArguments = []
-            if let subjects {
-                sql += " WHERE subject_id IN (\(subjects.map { _ in "?" }.joined(separator: ",")))"
-                args = StatementArguments(subjects)
-            }
+            var sql: SQL = "SELECT * FROM custody"
+            if let subjects { sql += " WHERE subject_id IN \(subjects)" }
             sql += " ORDER BY seq"
-            if let limit { sql += " LIMIT \(limit)" }
-            return try Row.fetchAll(db, sql: sql, arguments: args).map(Store.entry(from:))
+            if let limit { sql += " LIMIT \(max(0, limit))" }
+            return try CustodyEntry.fetchAll(db, SQLRequest<CustodyEntry>(literal: sql))
         }
     }
 
     public func custodyEntry(seq: Int64) throws -> CustodyEntry {
         try read { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM custody WHERE seq = ?", arguments: [seq]) else {
+            guard let entry = try CustodyEntry.fetchOne(db, sql: "SELECT * FROM custody WHERE seq = ?", arguments: [seq]) else {
                 throw CustosError.notFound(kind: "custody entry", name: String(seq))
             }
-            return Store.entry(from: row)
+            return entry
         }
     }
 
@@ -145,24 +135,19 @@ extension Store {
 
     public func checkpoints() throws -> [StoredCheckpoint] {
         try read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM checkpoints ORDER BY id").map(Store.checkpoint(from:))
+            try StoredCheckpoint.fetchAll(db, sql: "SELECT * FROM checkpoints ORDER BY id")
         }
     }
 
     public func checkpoint(id: Int64?) throws -> StoredCheckpoint {
         try read { db in
-            let row = try id.map { try Row.fetchOne(db, sql: "SELECT * FROM checkpoints WHERE id = ?", arguments: [$0]) }
-                ?? Row.fetchOne(db, sql: "SELECT * FROM checkpoints ORDER BY id DESC LIMIT 1")
-            guard let row else {
+            let checkpoint = try id.map { try StoredCheckpoint.fetchOne(db, sql: "SELECT * FROM checkpoints WHERE id = ?", arguments: [$0]) }
+                ?? StoredCheckpoint.fetchOne(db, sql: "SELECT * FROM checkpoints ORDER BY id DESC LIMIT 1")
+            guard let checkpoint else {
                 throw id.map { CustosError.notFound(kind: "checkpoint", name: String($0)) } ?? CustosError.notFound(kind: "checkpoint", name: "latest", hint: "no checkpoint yet: run `custos audit checkpoint`")
             }
-            return Store.checkpoint(from: row)
+            return checkpoint
         }
-    }
-
-    static func checkpoint(from row: Row) -> StoredCheckpoint {
-        StoredCheckpoint(id: row["id"], size: row["size"], root: Array(row["root"] as Data), note: row["note"],
-                         createdAt: row["created_at"])
     }
 
     /// A C2SP tlog-proof for entry `seq` against a stored checkpoint.

@@ -62,25 +62,14 @@ extension Store {
                                  times.min() ?? 0, times.max() ?? 0])
             let id = db.lastInsertedRowID
             conversationID = id
-            let pStmt = try db.cachedStatement(sql: """
-                INSERT INTO participants(conversation_id, seq, user_id, screen_name, display_name, role_hint, stated_age,
-                    country, emails, ip_events, extra) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """)
+            let pStmt = try db.cachedStatement(sql: EvidenceLayout.insertSQL("participants", EvidenceLayout.participant))
             for (i, p) in c.participants.enumerated() {
-                let emails: String? = p.emails.isEmpty ? nil : JSONValue.array(p.emails.map { .string($0) }).canonicalString
-                let events: String? = p.ipEvents.isEmpty ? nil : JSONValue.array(p.ipEvents.map(Evidence.ipEventObject)).canonicalString
-                try pStmt.execute(arguments: [id, i, p.userID, p.screenName, p.displayName, p.roleHint?.rawValue,
-                                              p.statedAge, p.country, emails, events, Store.json(p.extra)])
+                try pStmt.execute(arguments: EvidenceLayout.arguments(EvidenceLayout.participant, p, conversation: id, seq: i, extra: p.extra))
             }
-            let mStmt = try db.cachedStatement(sql: """
-                INSERT INTO messages(conversation_id, seq, message_id, sender, sent_at, sent_ms, offset_min, text, attachments, extra)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """)
+            let mStmt = try db.cachedStatement(sql: EvidenceLayout.insertSQL("messages", EvidenceLayout.message, derived: ["sent_ms", "offset_min"]))
             for (i, m) in c.messages.enumerated() {
-                let attachments: String? = m.attachments.isEmpty ? nil
-                    : JSONValue.array(m.attachments.map(Evidence.attachmentObject)).canonicalString
-                try mStmt.execute(arguments: [id, i, m.id, m.sender, m.sentAt.text, m.sentAt.epochMillis,
-                                              m.sentAt.offsetMinutes, m.text, attachments, Store.json(m.extra)])
+                try mStmt.execute(arguments: EvidenceLayout.arguments(EvidenceLayout.message, m, conversation: id, seq: i,
+                                                                      derived: [m.sentAt.epochMillis, m.sentAt.offsetMinutes], extra: m.extra))
             }
         }
         for (sha, bytes) in blobs {
@@ -202,26 +191,11 @@ enum ConversationRows {
     }
 
     static func participant(_ p: Row, conversation id: Int64) throws -> JSONValue {
-        var o = try parse(p["extra"], "participant extra", id)?.objectValue ?? [:]
-        o["user_id"] = .string(p["user_id"])
-        if let v: String = p["screen_name"] { o["screen_name"] = .string(v) }
-        if let v: String = p["display_name"] { o["display_name"] = .string(v) }
-        if let v: String = p["role_hint"] { o["role_hint"] = .string(v) }
-        if let v: Int64 = p["stated_age"] { o["stated_age"] = .integer(v) }
-        if let v: String = p["country"] { o["country"] = .string(v) }
-        if let v = try parse(p["emails"], "emails", id) { o["emails"] = v }
-        if let v = try parse(p["ip_events"], "ip_events", id) { o["ip_events"] = v }
-        return .object(o)
+        try EvidenceLayout.object(EvidenceLayout.participant, p, conversation: id, what: "participant")
     }
 
     static func message(_ m: Row, conversation id: Int64) throws -> JSONValue {
-        var o = try parse(m["extra"], "message extra", id)?.objectValue ?? [:]
-        o["id"] = .string(m["message_id"])
-        o["sender"] = .string(m["sender"])
-        o["sent_at"] = .string(m["sent_at"])
-        o["text"] = .string(m["text"])
-        if let v = try parse(m["attachments"], "attachments", id) { o["attachments"] = v }
-        return .object(o)
+        try EvidenceLayout.object(EvidenceLayout.message, m, conversation: id, what: "message")
     }
 
     static func document(_ c: Row, participants: [JSONValue], messages: [JSONValue]) throws -> JSONValue {

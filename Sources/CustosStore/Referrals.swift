@@ -57,8 +57,7 @@ extension Store {
             let checkpoint = try signCheckpoint(origin: org.origin, key: key, db: db, log: log, details: ["packet": .string(packetID)])
             let size = checkpoint.size, note = checkpoint.note
             let subjects = [caseID] + detail.flags.map(\.key)
-            let custody = try Row.fetchAll(db, sql: "SELECT * FROM custody WHERE subject_id IN (\(subjects.map { _ in "?" }.joined(separator: ","))) AND seq < ? ORDER BY seq",
-                                           arguments: StatementArguments(subjects + [size])).map(Store.entry(from:))
+            let custody = try CustodyEntry.fetchAll(db, SQLRequest<CustodyEntry>(literal: "SELECT * FROM custody WHERE subject_id IN \(subjects) AND seq < \(size) ORDER BY seq"))
             let proofs = try custody.map { e in
                 TlogProof(index: e.seq, path: try Merkle.inclusionProof(index: e.seq, size: size, nodes: MerkleNodes.source(db)), checkpointNote: note)
             }

@@ -93,10 +93,7 @@ extension Store {
 
     public func users() throws -> [UserRecord] {
         try read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM users ORDER BY name").map {
-                UserRecord(name: $0["name"], role: Role(rawValue: $0["role"]) ?? .moderator,
-                           disabled: ($0["disabled"] as Int64) != 0, createdAt: $0["created_at"])
-            }
+            try UserRecord.fetchAll(db, sql: "SELECT * FROM users ORDER BY name")
         }
     }
 
@@ -156,13 +153,10 @@ extension Store {
 
     /// A flag's review state as the rules see it.
     func review(_ rowID: Int64, key: String, db: Database) throws -> FlagReview {
-        guard let s = try Row.fetchOne(db, sql: "SELECT * FROM flag_state WHERE flag = ?", arguments: [rowID]) else {
+        guard let review = try FlagReview.fetchOne(db, sql: "SELECT * FROM flag_state WHERE flag = ?", arguments: [rowID]) else {
             throw CustosError.storage(cause: "flag \(quoted(key)) has no review state")
         }
-        guard let status = FlagStatus(rawValue: s["status"]) else { throw CustosError.storage(cause: "flag \(quoted(key)) has an unknown status") }
-        let annotations = (s["annotations"] as String?).flatMap { try? JSONValue.parse(Array($0.utf8)) }?.arrayValue?.compactMap(\.stringValue) ?? []
-        return FlagReview(status: status, holder: s["claimed_by"], leaseExpiresMillis: s["claim_expires_ms"], firstReviewer: s["first_reviewer"],
-                          category: s["category"], annotations: annotations, urgentReason: s["urgent_reason"])
+        return review
     }
 
     /// Writes a flag's review state back (the one UPDATE of flag_state).
@@ -317,14 +311,9 @@ extension Store {
 
     func decisions(flagRowIDs: [Int64], db: Database) throws -> [DecisionRecord] {
         guard !flagRowIDs.isEmpty else { return [] }
-        return try Row.fetchAll(db, sql: """
+        return try DecisionRecord.fetchAll(db, SQLRequest<DecisionRecord>(literal: """
             SELECT d.*, f.detector, f.flag_id FROM decisions d JOIN flags f ON f.id = d.flag
-            WHERE d.flag IN (\(flagRowIDs.map { String($0) }.joined(separator: ","))) ORDER BY d.id
-            """).map { r in
-            let ann = (r["annotations"] as String?).flatMap { try? JSONValue.parse(Data($0.utf8)) }?.arrayValue?.compactMap(\.stringValue) ?? []
-            return DecisionRecord(flagKey: FlagKey.make(detector: r["detector"], flagID: r["flag_id"]), reviewer: r["reviewer"],
-                                  stage: r["stage"], outcome: r["outcome"], reason: r["reason"], category: r["category"],
-                                  annotations: ann, urgentReason: r["urgent_reason"], at: r["at"], final: (r["final"] as Int64) != 0)
-        }
+            WHERE d.flag IN \(flagRowIDs) ORDER BY d.id
+            """))
     }
 }

@@ -116,7 +116,7 @@ extension Store {
         var problems: [String] = []
         let source: Merkle.NodeSource = { level, index in v.node(level, index) }
         var previous: (size: Int64, root: Merkle.Hash, id: Int64)?
-        for cp in try Row.fetchAll(db, sql: "SELECT * FROM checkpoints ORDER BY id").map(Store.checkpoint(from:)) {
+        for cp in try StoredCheckpoint.fetchAll(db, sql: "SELECT * FROM checkpoints ORDER BY id") {
             report.checkpoints += 1
             guard let key, let origin else {
                 problems.append("checkpoint \(cp.id): the store has no public key to check it with")

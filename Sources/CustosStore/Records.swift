@@ -1,0 +1,133 @@
+import CustosCore
+import Foundation
+import GRDB
+
+// Rows as values: each table the store reads is mapped here, once, straight into the value the
+// rest of the code uses (Core's types where there is one).
+
+extension Agency: FetchableRecord, PersistableRecord {
+    public static let databaseTableName = "agencies"
+    public enum Columns {
+        public static let code = Column("code"), name = Column("name"), jurisdictions = Column("jurisdictions")
+        public static let profile = Column("profile"), route = Column("route"), retentionDays = Column("retention_days")
+    }
+
+    public init(row: Row) throws {
+        guard let profile = AgencyProfile(rawValue: row[Columns.profile]), let route = AgencyRoute(rawValue: row[Columns.route]) else {
+            throw CustosError.storage(cause: "agency \(quoted(row[Columns.code])) has an unknown profile or route")
+        }
+        self.init(code: row[Columns.code], name: row[Columns.name],
+                  jurisdictions: (row[Columns.jurisdictions] as String).split(separator: ",").map(String.init),
+                  profile: profile, route: route, retentionDays: row[Columns.retentionDays])
+    }
+
+    public func encode(to container: inout PersistenceContainer) {
+        container[Columns.code] = code
+        container[Columns.name] = name
+        container[Columns.jurisdictions] = jurisdictions.joined(separator: ",")
+        container[Columns.profile] = profile.rawValue
+        container[Columns.route] = route.rawValue
+        container[Columns.retentionDays] = retentionDays
+    }
+}
+
+extension CustodyEntry: FetchableRecord {
+    public init(row: Row) {
+        self.init(seq: row["seq"], at: row["at"], actor: row["actor"], osUser: row["os_user"], action: row["action"],
+                  subjectType: row["subject_type"], subjectID: row["subject_id"], details: row["details"],
+                  evidenceHash: row["evidence_hash"])
+    }
+}
+
+extension FlagReview: FetchableRecord {
+    /// A `flag_state` row.
+    public init(row: Row) throws {
+        guard let status = FlagStatus(rawValue: row["status"]) else { throw CustosError.storage(cause: "flag row \(row["flag"] as Int64? ?? -1) has an unknown status") }
+        let annotations = (row["annotations"] as String?).flatMap { try? JSONValue.parse(Array($0.utf8)) }?.arrayValue?.compactMap(\.stringValue) ?? []
+        self.init(status: status, holder: row["claimed_by"], leaseExpiresMillis: row["claim_expires_ms"], firstReviewer: row["first_reviewer"],
+                  category: row["category"], annotations: annotations, urgentReason: row["urgent_reason"])
+    }
+}
+
+extension UserRecord: FetchableRecord {
+    public init(row: Row) throws {
+        guard let role = Role(rawValue: row["role"]) else { throw CustosError.storage(cause: "user \(quoted(row["name"])) has an unknown role") }
+        self.init(name: row["name"], role: role, disabled: (row["disabled"] as Int64) != 0, createdAt: row["created_at"])
+    }
+}
+
+extension StoredCheckpoint: FetchableRecord {
+    public init(row: Row) {
+        self.init(id: row["id"], size: row["size"], root: Array(row["root"] as Data), note: row["note"], createdAt: row["created_at"])
+    }
+}
+
+extension Store.DecisionRecord: FetchableRecord {
+    /// A `decisions` row joined with its flag's `detector` and `flag_id`.
+    public init(row r: Row) {
+        let annotations = (r["annotations"] as String?).flatMap { try? JSONValue.parse(Array($0.utf8)) }?.arrayValue?.compactMap(\.stringValue) ?? []
+        self.init(flagKey: FlagKey.make(detector: r["detector"], flagID: r["flag_id"]), reviewer: r["reviewer"],
+                  stage: r["stage"], outcome: r["outcome"], reason: r["reason"], category: r["category"],
+                  annotations: annotations, urgentReason: r["urgent_reason"], at: r["at"], final: (r["final"] as Int64) != 0)
+    }
+}
+
+/// The evidence layout, once: which member of a participant or message object lives in which
+/// column, and how. Ingest writes rows with it; reading rebuilds the canonical JSON with it
+/// (members not in the table travel in the `extra` column).
+enum EvidenceLayout {
+    enum Kind: Sendable { case string, integer, json }
+
+    struct Field<Value>: Sendable {
+        let member: String
+        let column: String
+        let kind: Kind
+        let value: @Sendable (Value) -> (any DatabaseValueConvertible)?
+    }
+
+    static func json(_ items: [JSONValue]) -> String? { items.isEmpty ? nil : JSONValue.array(items).canonicalString }
+
+    static let participant: [Field<Participant>] = [
+        Field(member: "user_id", column: "user_id", kind: .string) { $0.userID },
+        Field(member: "screen_name", column: "screen_name", kind: .string) { $0.screenName },
+        Field(member: "display_name", column: "display_name", kind: .string) { $0.displayName },
+        Field(member: "role_hint", column: "role_hint", kind: .string) { $0.roleHint?.rawValue },
+        Field(member: "stated_age", column: "stated_age", kind: .integer) { $0.statedAge },
+        Field(member: "country", column: "country", kind: .string) { $0.country },
+        Field(member: "emails", column: "emails", kind: .json) { json($0.emails.map { .string($0) }) },
+        Field(member: "ip_events", column: "ip_events", kind: .json) { json($0.ipEvents.map(Evidence.ipEventObject)) },
+    ]
+
+    static let message: [Field<Message>] = [
+        Field(member: "id", column: "message_id", kind: .string) { $0.id },
+        Field(member: "sender", column: "sender", kind: .string) { $0.sender },
+        Field(member: "sent_at", column: "sent_at", kind: .string) { $0.sentAt.text },
+        Field(member: "text", column: "text", kind: .string) { $0.text },
+        Field(member: "attachments", column: "attachments", kind: .json) { json($0.attachments.map(Evidence.attachmentObject)) },
+    ]
+
+    /// `INSERT INTO table(conversation_id, seq, <fields>, <derived>, extra) VALUES (…)`.
+    static func insertSQL<V>(_ table: String, _ fields: [Field<V>], derived: [String] = []) -> String {
+        let columns = ["conversation_id", "seq"] + fields.map(\.column) + derived + ["extra"]
+        return "INSERT INTO \(table)(\(columns.joined(separator: ", "))) VALUES (\(columns.map { _ in "?" }.joined(separator: ", ")))"
+    }
+
+    /// The row's values in `insertSQL` order.
+    static func arguments<V>(_ fields: [Field<V>], _ value: V, conversation: Int64, seq: Int, derived: [(any DatabaseValueConvertible)?] = [],
+                             extra: [String: JSONValue]) -> StatementArguments {
+        StatementArguments([conversation, seq] + fields.map { $0.value(value) } + derived + [Store.json(extra)])
+    }
+
+    /// The canonical JSON object of a stored row.
+    static func object<V>(_ fields: [Field<V>], _ row: Row, conversation id: Int64, what: String) throws -> JSONValue {
+        var o = try ConversationRows.parse(row["extra"], what + " extra", id)?.objectValue ?? [:]
+        for f in fields {
+            switch f.kind {
+            case .string: if let v: String = row[f.column] { o[f.member] = .string(v) }
+            case .integer: if let v: Int64 = row[f.column] { o[f.member] = .integer(v) }
+            case .json: if let v = try ConversationRows.parse(row[f.column], f.member, id) { o[f.member] = v }
+            }
+        }
+        return .object(o)
+    }
+}
