@@ -15,8 +15,9 @@ public func quoted(_ s: String) -> String {
     JSONValue.writeCanonical(string: short, into: &out)
     var safe = ""
     for scalar in out.unicodeScalars {
-        // Bidi controls and other invisible format characters would reorder a terminal line.
-        if scalar.properties.generalCategory == .format || scalar.value == 0x7F {
+        // Bidi controls and other invisible format characters would reorder a terminal line;
+        // C1 controls (U+0080–U+009F, e.g. U+009B, a one-byte CSI) would drive it.
+        if scalar.properties.generalCategory == .format || scalar.value == 0x7F || (0x80...0x9F).contains(scalar.value) {
             safe += "\\u{\(String(scalar.value, radix: 16))}"
         } else {
             safe.unicodeScalars.append(scalar)

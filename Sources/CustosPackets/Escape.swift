@@ -42,11 +42,17 @@ public enum Escape {
     /// Plain text read in a terminal or an editor (the packet's transcripts): every control
     /// (C0 but tab, DEL, C1: ESC sequences, OSC 8 links, CR overwrites) and every bidi override
     /// or isolate is shown as `[U+XXXX]`, so a message stays on its one line and reads as sent.
-    public static func text(_ s: String) -> String {
+    public static func text(_ s: String) -> String { controls(s, as: visible) }
+
+    /// Text for a terminal line: the same characters as `text`, shown as `\u{1b}`.
+    public static func terminal(_ s: String) -> String { controls(s) { "\\u{\(String($0.value, radix: 16))}" } }
+
+    /// Replaces every control but tab (C0, DEL, C1) and every bidi override or isolate.
+    static func controls(_ s: String, as shown: (Unicode.Scalar) -> String) -> String {
         escape(s) { c in
             c == "\t" ? nil
                 : c.value < 0x20 || c.value == 0x7F || (0x80..<0xA0).contains(c.value)
-                    || (0x202A...0x202E).contains(c.value) || (0x2066...0x2069).contains(c.value) ? visible(c) : nil
+                    || (0x202A...0x202E).contains(c.value) || (0x2066...0x2069).contains(c.value) ? shown(c) : nil
         }
     }
 

@@ -31,18 +31,7 @@ func readInput(_ path: String, limit: Int = 64 << 20) throws -> Data {
 }
 
 /// Makes untrusted text safe for a terminal: control and bidi-override characters shown as escapes.
-func terminalSafe(_ s: String) -> String {
-    var out = ""
-    for scalar in s.unicodeScalars {
-        if (scalar.value < 0x20 && scalar != "\t") || scalar.value == 0x7F || (0x80..<0xA0).contains(scalar.value)
-            || (0x202A...0x202E).contains(scalar.value) || (0x2066...0x2069).contains(scalar.value) {
-            out += "\\u{\(String(scalar.value, radix: 16))}"
-        } else {
-            out.unicodeScalars.append(scalar)
-        }
-    }
-    return out
-}
+func terminalSafe(_ s: String) -> String { Escape.terminal(s) }
 
 enum Transcript {
     /// A readable transcript with full dates: UTC, and the sender's original offset.
