@@ -287,10 +287,11 @@ public final class Store: @unchecked Sendable {
         try KeyEncoding.publicKey(pem: try organisation().publicKeyPEM)
     }
 
-    /// Loads the signing key from its file and checks it matches the recorded public key.
+    /// Loads the signing key from `path` (default: the file `init` wrote) and checks it matches
+    /// the recorded public key.
     public func signingKey(path override: String? = nil) throws -> Curve25519.Signing.PrivateKey {
         let org = try organisation()
-        let keyPath = override ?? ProcessInfo.processInfo.environment["CUSTOS_KEY"] ?? org.keyFile
+        let keyPath = override ?? org.keyFile
         guard let data = FileManager.default.contents(atPath: keyPath), let text = String(data: data, encoding: .utf8) else {
             throw CustosError.notFound(kind: "signing key", name: keyPath, hint: "use --key PATH or $CUSTOS_KEY")
         }

@@ -53,7 +53,7 @@ struct AuditCheckpoint: ParsableCommand {
     func run() throws {
         try guarded {
             let store = try global.open()
-            let cp = try store.makeCheckpoint(key: try store.signingKey(path: key))
+            let cp = try store.makeCheckpoint(key: try store.signingKey(path: global.keyPath(key)))
             print("checkpoint \(cp.id): \(cp.size) entries")
             print(cp.note, terminator: "")
         }

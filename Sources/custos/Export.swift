@@ -20,7 +20,7 @@ struct Export: ParsableCommand {
     func run() throws {
         try guarded {
             let store = try global.open()
-            let signing = try store.signingKey(path: key)
+            let signing = try store.signingKey(path: global.keyPath(key))
             let result = try export(store: store, caseID: caseID, agency: agency, out: URL(fileURLWithPath: out), zip: zip,
                                     templates: templates.map { URL(fileURLWithPath: $0) }, xsd: xsd, key: signing)
             print("packet \(result.packetID) for \(agency) written to \(result.directory.path)")

@@ -27,6 +27,11 @@ struct GlobalOptions: ParsableArguments {
         return Actor(name: actor ?? os, osUser: os)
     }
 
+    /// `--key`, then `$CUSTOS_KEY`; nil means the key file `init` wrote.
+    func keyPath(_ option: String?) -> String? {
+        option ?? ProcessInfo.processInfo.environment["CUSTOS_KEY"].flatMap { $0.isEmpty ? nil : $0 }
+    }
+
     static func osLogin() -> String {
         guard let entry = getpwuid(getuid()), let name = entry.pointee.pw_name else { return "uid-\(getuid())" }
         return String(cString: name)
