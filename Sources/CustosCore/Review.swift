@@ -103,14 +103,25 @@ public enum ReviewRules {
         public var note: String
     }
 
-    /// Four eyes: whoever gave the first confirmation cannot give the second.
-    public static func mayGiveSecondReview(_ state: FlagReview, _ reviewer: String) -> Bool {
-        state.status != .secondReview || state.firstReviewer != reviewer
+    /// Four eyes, in one place: while second review is required, nobody who already decided a
+    /// flag in this round (the first confirmation, an escalation, a disagreeing second review)
+    /// may take or make the decision that settles it; a lead settling a disagreement is a third
+    /// person. (A dismissal of an open flag is final on one review, by design.)
+    public static func mayReview(_ state: FlagReview, _ reviewer: String, secondReviewRequired: Bool) -> Bool {
+        guard state.status == .secondReview || state.status == .leadReview else { return true }
+        // The first confirmer never gives the second, whatever the setting says now.
+        if state.status == .secondReview && state.firstReviewer == reviewer { return false }
+        return !secondReviewRequired || !state.reviewers.contains(reviewer)
+    }
+
+    static func fourEyes(_ flag: String, _ state: FlagReview, _ reviewer: String) -> CustosError {
+        .invalidState(subject: "flag \(quoted(flag))", state: "in \(state.status.rawValue)",
+                      reason: "\(reviewer) already decided it in this round; four eyes need another reviewer to settle it")
     }
 
     /// A reviewer claims a flag under a lease of `leaseMinutes` from `now`.
     public static func claim(_ flag: String, _ state: FlagReview, by reviewer: Reviewer, now: Int64,
-                             leaseMinutes: Int64) throws(CustosError) -> FlagReview {
+                             leaseMinutes: Int64, secondReviewRequired: Bool = true) throws(CustosError) -> FlagReview {
         try Permission.claim.require(reviewer)
         let subject = "flag \(quoted(flag))"
         guard let queue = state.queue else {
@@ -122,9 +133,7 @@ public enum ReviewRules {
         if let holder = state.liveHolder(at: now), holder != reviewer.name {
             throw .conflict(subject: subject, reason: "is claimed by \(holder) until \(Timestamp.utcString(millis: state.leaseExpiresMillis ?? now))")
         }
-        guard mayGiveSecondReview(state, reviewer.name) else {
-            throw .invalidState(subject: subject, state: "in second_review", reason: "you gave the first confirmation; another reviewer must take it")
-        }
+        guard mayReview(state, reviewer.name, secondReviewRequired: secondReviewRequired) else { throw fourEyes(flag, state, reviewer.name) }
         var next = state
         next.holder = reviewer.name
         next.leaseExpiresMillis = try lease(from: now, minutes: leaseMinutes)
@@ -134,7 +143,7 @@ public enum ReviewRules {
     /// A lead hands a flag to `assignee`; any current claim ends. Returns the new state and
     /// the holder whose claim ended.
     public static func reassign(_ flag: String, _ state: FlagReview, to assignee: Reviewer, by lead: Reviewer, now: Int64,
-                                leaseMinutes: Int64) throws(CustosError) -> (FlagReview, previous: String?) {
+                                leaseMinutes: Int64, secondReviewRequired: Bool = true) throws(CustosError) -> (FlagReview, previous: String?) {
         try Permission.reassign.require(lead)
         guard Permission.claim.roles.contains(assignee.role) else {
             throw .invalidInput(field: "--for", reason: "\(quoted(assignee.name)) is not an enabled moderator or lead")
@@ -146,9 +155,7 @@ public enum ReviewRules {
         if queue == .lead && assignee.role != .lead {
             throw .invalidState(subject: subject, state: "in lead_review", reason: "only a lead can hold it")
         }
-        guard mayGiveSecondReview(state, assignee.name) else {
-            throw .invalidState(subject: subject, state: "in second_review", reason: "\(assignee.name) gave the first confirmation; another reviewer must give the second")
-        }
+        guard mayReview(state, assignee.name, secondReviewRequired: secondReviewRequired) else { throw fourEyes(flag, state, assignee.name) }
         var next = state
         next.holder = assignee.name
         next.leaseExpiresMillis = try lease(from: now, minutes: leaseMinutes)
@@ -197,6 +204,7 @@ public enum ReviewRules {
         after.holder = nil
         after.leaseExpiresMillis = nil
         if state.status == .open && next.status == .secondReview { after.firstReviewer = reviewer.name }
+        if !after.reviewers.contains(reviewer.name) { after.reviewers.append(reviewer.name) }
         if let category = decision.category { after.category = category.rawValue }
         after.annotations = Array(Set(state.annotations).union(decision.annotations.map(\.rawValue))).sorted()
         if let urgent = decision.urgent { after.urgentReason = urgent }
@@ -213,6 +221,7 @@ public enum ReviewRules {
                                 reason: "a decided flag cannot be decided again\(state.status == .dismissed ? " (a lead can reopen it)" : "")")
         case .leadReview:
             guard reviewer.role == .lead else { throw .invalidState(subject: subject, state: "in lead_review", reason: "only a lead decides flags in the lead queue") }
+            guard mayReview(state, reviewer.name, secondReviewRequired: secondReviewRequired) else { throw fourEyes(flag, state, reviewer.name) }
             switch outcome {
             case .confirm: return Next(status: .confirmed, final: true, note: "confirmed by lead")
             case .dismiss: return Next(status: .dismissed, final: true, note: "dismissed by lead")
@@ -228,10 +237,7 @@ public enum ReviewRules {
             case .escalate: return Next(status: .leadReview, final: false, note: "escalated to the lead queue")
             }
         case .secondReview:
-            guard mayGiveSecondReview(state, reviewer.name) else {
-                throw .invalidState(subject: subject, state: "in second_review",
-                                    reason: "\(reviewer.name) gave the first confirmation; a different reviewer must give the second")
-            }
+            guard mayReview(state, reviewer.name, secondReviewRequired: secondReviewRequired) else { throw fourEyes(flag, state, reviewer.name) }
             switch outcome {
             case .confirm:
                 if let first = state.category, let category, first != category {
@@ -256,6 +262,7 @@ public enum ReviewRules {
         var next = state
         next.status = .open
         next.firstReviewer = nil
+        next.reviewers = []
         next.category = nil
         return next
     }

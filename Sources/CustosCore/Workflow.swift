@@ -88,14 +88,16 @@ public struct FlagReview: Sendable, Equatable {
     public var holder: String?
     public var leaseExpiresMillis: Int64?
     public var firstReviewer: String?
+    /// Everyone who has decided this flag since it was ingested or last reopened.
+    public var reviewers: [String]
     public var category: String?
     public var annotations: [String]
     public var urgentReason: String?
 
     public init(status: FlagStatus = .open, holder: String? = nil, leaseExpiresMillis: Int64? = nil, firstReviewer: String? = nil,
-                category: String? = nil, annotations: [String] = [], urgentReason: String? = nil) {
+                reviewers: [String] = [], category: String? = nil, annotations: [String] = [], urgentReason: String? = nil) {
         self.status = status; self.holder = holder; self.leaseExpiresMillis = leaseExpiresMillis
-        self.firstReviewer = firstReviewer; self.category = category; self.annotations = annotations
+        self.firstReviewer = firstReviewer; self.reviewers = reviewers; self.category = category; self.annotations = annotations
         self.urgentReason = urgentReason
     }
 

@@ -153,11 +153,19 @@ extension Store {
 
     /// A flag's review state as the rules see it.
     func review(_ rowID: Int64, key: String, db: Database) throws -> FlagReview {
-        guard let review = try FlagReview.fetchOne(db, sql: "SELECT * FROM flag_state WHERE flag = ?", arguments: [rowID]) else {
+        guard var review = try FlagReview.fetchOne(db, sql: "SELECT * FROM flag_state WHERE flag = ?", arguments: [rowID]) else {
             throw CustosError.storage(cause: "flag \(quoted(key)) has no review state")
         }
+        // This round's reviewers: the decisions since the flag was last reopened.
+        review.reviewers = try String.fetchAll(db, sql: """
+            SELECT DISTINCT reviewer FROM decisions
+            WHERE flag = ? AND id > coalesce((SELECT max(id) FROM decisions WHERE flag = ? AND outcome = ?), 0)
+            """, arguments: [rowID, rowID, Store.reopenOutcome])
         return review
     }
+
+    /// The `decisions.outcome` of a reopening (not a reviewer's outcome, so not in `Outcome`).
+    static let reopenOutcome = "reopen"
 
     /// Writes a flag's review state back (the one UPDATE of flag_state).
     func saveReview(_ r: FlagReview, _ rowID: Int64, db: Database) throws {
@@ -177,6 +185,7 @@ extension Store {
         return try write { db, log in
             if let assignee { return try reassign(name, to: assignee, now: now, db: db, log: log) }
             let me = try requireRole(db: db, log: log, .claim)
+            let secondRequired = try setting(.secondReview, db: db) != "off"
             let rowID: Int64
             if let name {
                 rowID = try resolveFlag(name, db: db).rowID
@@ -187,8 +196,12 @@ extension Store {
                         SELECT flag FROM flag_state INDEXED BY flag_state_queue
                         WHERE queue = ? AND (claimed_by IS NULL OR claim_expires_ms <= ?)
                           AND (first_reviewer IS NULL OR first_reviewer <> ? OR status <> ?)
+                          AND (status = ? OR ? = 0 OR NOT EXISTS (
+                                SELECT 1 FROM decisions d WHERE d.flag = flag_state.flag AND d.reviewer = ?
+                                  AND d.id > coalesce((SELECT max(r.id) FROM decisions r WHERE r.flag = d.flag AND r.outcome = ?), 0)))
                         ORDER BY urgent DESC, score_rank DESC, detected_ms, flag LIMIT 1
-                        """, arguments: [q.rawValue, now, actor.name, FlagStatus.secondReview.rawValue])
+                        """, arguments: [q.rawValue, now, actor.name, FlagStatus.secondReview.rawValue,
+                                         FlagStatus.open.rawValue, secondRequired, actor.name, Store.reopenOutcome])
                     if found != nil { break }
                 }
                 guard let found else {
@@ -198,7 +211,7 @@ extension Store {
             }
             let key = try flagKey(rowID, db: db)
             let state = try ReviewRules.claim(key, try review(rowID, key: key, db: db), by: me, now: now,
-                                              leaseMinutes: try number(.leaseMinutes, db: db))
+                                              leaseMinutes: try number(.leaseMinutes, db: db), secondReviewRequired: secondRequired)
             try saveReview(state, rowID, db: db)
             let expires = Timestamp.utcString(millis: state.leaseExpiresMillis ?? now)
             try log.append(.flagClaim, subjectID: key, details: .object(["lease_expires": .string(expires), "status": .string(state.status.rawValue)]))
@@ -216,7 +229,8 @@ extension Store {
         }
         let (rowID, key) = try resolveFlag(name, db: db)
         let (state, previous) = try ReviewRules.reassign(key, try review(rowID, key: key, db: db), to: target, by: me, now: now,
-                                                         leaseMinutes: try number(.leaseMinutes, db: db))
+                                                         leaseMinutes: try number(.leaseMinutes, db: db),
+                                                         secondReviewRequired: try setting(.secondReview, db: db) != "off")
         try saveReview(state, rowID, db: db)
         if let previous {
             try log.append(.flagRelease, subjectID: key, details: .object(["holder": .string(previous), "reason": .string("reassigned to \(assignee)")]))
@@ -289,8 +303,8 @@ extension Store {
             let (rowID, key) = try resolveFlag(name, db: db)
             let before = try review(rowID, key: key, db: db)
             let after = try ReviewRules.reopen(key, before, by: me, reason: reason)
-            try db.execute(sql: "INSERT INTO decisions(flag, reviewer, stage, outcome, reason, at, at_ms) VALUES (?, ?, ?, 'reopen', ?, ?, ?)",
-                           arguments: [rowID, actor.name, before.status.rawValue, reason, log.now, now])
+            try db.execute(sql: "INSERT INTO decisions(flag, reviewer, stage, outcome, reason, at, at_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                           arguments: [rowID, actor.name, before.status.rawValue, Store.reopenOutcome, reason, log.now, now])
             try saveReview(after, rowID, db: db)
             try log.append(.flagReopen, subjectID: key, details: .object(["reason": .string(reason)]))
         }
