@@ -147,6 +147,9 @@ extension FlagRecord {
         let flagID = try r.identifier("flag_id")
         var source = try r.object("source")
         let detector = try source.identifier("detector")
+        // The flag key is `detector:flag_id`; a ':' in the detector would let two different
+        // (detector, flag_id) pairs share a key ("a" + "b:c" and "a:b" + "c").
+        if detector.contains(":") { throw RecordError("source.detector", "must not contain ':' (it separates the detector from the flag id in the flag's key): \(quoted(detector))") }
         let modelVersion = try source.optionalString("model_version")
         var score: Double?
         if let s = r.take("score"), s != .null {

@@ -26,6 +26,7 @@ func rejection(_ text: String) -> RecordError? {
             (try mutated { $0.removeValue(forKey: "flag_id") }, "flag_id", "missing"),
             (try mutated { $0["flag_id"] = 7 }, "flag_id", "expected a string"),
             (try mutated { $0["score"] = 1.5 }, "score", "outside [0, 1]"),
+            (try mutated { $0["source"] = ["detector": "a:b"] }, "source.detector", "must not contain ':'"),
             (try mutated { $0["score"] = true }, "score", "expected a number"),
             (try mutated { $0["detected_at"] = "last tuesday" }, "detected_at", "RFC 3339"),
             (try mutated { var c = conv($0); var m = c["messages"] as! [[String: Any]]; m[0]["sender"] = "u-9"; c["messages"] = m; $0["conversation"] = c },
