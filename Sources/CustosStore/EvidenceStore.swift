@@ -62,14 +62,13 @@ extension Store {
                                  times.min() ?? 0, times.max() ?? 0])
             let id = db.lastInsertedRowID
             conversationID = id
-            let pStmt = try db.cachedStatement(sql: EvidenceLayout.insertSQL("participants", EvidenceLayout.participant))
+            let pStmt = try db.cachedStatement(sql: EvidenceLayout.participantInsert)
             for (i, p) in c.participants.enumerated() {
-                try pStmt.execute(arguments: EvidenceLayout.arguments(EvidenceLayout.participant, p, conversation: id, seq: i, extra: p.extra))
+                try pStmt.execute(arguments: EvidenceLayout.participantRow(p, conversation: id, seq: i))
             }
-            let mStmt = try db.cachedStatement(sql: EvidenceLayout.insertSQL("messages", EvidenceLayout.message, derived: ["sent_ms", "offset_min"]))
+            let mStmt = try db.cachedStatement(sql: EvidenceLayout.messageInsert)
             for (i, m) in c.messages.enumerated() {
-                try mStmt.execute(arguments: EvidenceLayout.arguments(EvidenceLayout.message, m, conversation: id, seq: i,
-                                                                      derived: [m.sentAt.epochMillis, m.sentAt.offsetMinutes], extra: m.extra))
+                try mStmt.execute(arguments: EvidenceLayout.messageRow(m, conversation: id, seq: i))
             }
         }
         for (sha, bytes) in blobs {

@@ -73,53 +73,65 @@ extension Store.DecisionRecord: FetchableRecord {
 }
 
 /// The evidence layout, once: which member of a participant or message object lives in which
-/// column, and how. Ingest writes rows with it; reading rebuilds the canonical JSON with it
-/// (members not in the table travel in the `extra` column).
+/// column, and how. Reading rebuilds the canonical JSON from the field tables (members not in
+/// them travel in the `extra` column); ingest writes rows in the same column order with
+/// `participantRow`/`messageRow`, kept beside the tables (array literals: the fast path the
+/// ingest benchmark needs). `EvidenceLayoutTests` checks that every field round-trips.
 enum EvidenceLayout {
     enum Kind: Sendable { case string, integer, json }
 
-    struct Field<Value>: Sendable {
+    struct Field: Sendable {
         let member: String
         let column: String
         let kind: Kind
-        let value: @Sendable (Value) -> (any DatabaseValueConvertible)?
     }
+
+    static let participant: [Field] = [
+        Field(member: "user_id", column: "user_id", kind: .string),
+        Field(member: "screen_name", column: "screen_name", kind: .string),
+        Field(member: "display_name", column: "display_name", kind: .string),
+        Field(member: "role_hint", column: "role_hint", kind: .string),
+        Field(member: "stated_age", column: "stated_age", kind: .integer),
+        Field(member: "country", column: "country", kind: .string),
+        Field(member: "emails", column: "emails", kind: .json),
+        Field(member: "ip_events", column: "ip_events", kind: .json),
+    ]
+
+    /// A participant's row, in `participantInsert` order.
+    static func participantRow(_ p: Participant, conversation: Int64, seq: Int) -> StatementArguments {
+        [conversation, seq, p.userID, p.screenName, p.displayName, p.roleHint?.rawValue, p.statedAge, p.country,
+         json(p.emails.map { .string($0) }), json(p.ipEvents.map(Evidence.ipEventObject)), Store.json(p.extra)]
+    }
+
+    static let message: [Field] = [
+        Field(member: "id", column: "message_id", kind: .string),
+        Field(member: "sender", column: "sender", kind: .string),
+        Field(member: "sent_at", column: "sent_at", kind: .string),
+        Field(member: "text", column: "text", kind: .string),
+        Field(member: "attachments", column: "attachments", kind: .json),
+    ]
+    /// Columns derived from a message for indexing, not part of its JSON.
+    static let messageDerived = ["sent_ms", "offset_min"]
+
+    /// A message's row, in `messageInsert` order.
+    static func messageRow(_ m: Message, conversation: Int64, seq: Int) -> StatementArguments {
+        [conversation, seq, m.id, m.sender, m.sentAt.text, m.text, json(m.attachments.map(Evidence.attachmentObject)),
+         m.sentAt.epochMillis, m.sentAt.offsetMinutes, Store.json(m.extra)]
+    }
+
+    static let participantInsert = insertSQL("participants", participant)
+    static let messageInsert = insertSQL("messages", message, derived: messageDerived)
 
     static func json(_ items: [JSONValue]) -> String? { items.isEmpty ? nil : JSONValue.array(items).canonicalString }
 
-    static let participant: [Field<Participant>] = [
-        Field(member: "user_id", column: "user_id", kind: .string) { $0.userID },
-        Field(member: "screen_name", column: "screen_name", kind: .string) { $0.screenName },
-        Field(member: "display_name", column: "display_name", kind: .string) { $0.displayName },
-        Field(member: "role_hint", column: "role_hint", kind: .string) { $0.roleHint?.rawValue },
-        Field(member: "stated_age", column: "stated_age", kind: .integer) { $0.statedAge },
-        Field(member: "country", column: "country", kind: .string) { $0.country },
-        Field(member: "emails", column: "emails", kind: .json) { json($0.emails.map { .string($0) }) },
-        Field(member: "ip_events", column: "ip_events", kind: .json) { json($0.ipEvents.map(Evidence.ipEventObject)) },
-    ]
-
-    static let message: [Field<Message>] = [
-        Field(member: "id", column: "message_id", kind: .string) { $0.id },
-        Field(member: "sender", column: "sender", kind: .string) { $0.sender },
-        Field(member: "sent_at", column: "sent_at", kind: .string) { $0.sentAt.text },
-        Field(member: "text", column: "text", kind: .string) { $0.text },
-        Field(member: "attachments", column: "attachments", kind: .json) { json($0.attachments.map(Evidence.attachmentObject)) },
-    ]
-
     /// `INSERT INTO table(conversation_id, seq, <fields>, <derived>, extra) VALUES (…)`.
-    static func insertSQL<V>(_ table: String, _ fields: [Field<V>], derived: [String] = []) -> String {
+    static func insertSQL(_ table: String, _ fields: [Field], derived: [String] = []) -> String {
         let columns = ["conversation_id", "seq"] + fields.map(\.column) + derived + ["extra"]
         return "INSERT INTO \(table)(\(columns.joined(separator: ", "))) VALUES (\(columns.map { _ in "?" }.joined(separator: ", ")))"
     }
 
-    /// The row's values in `insertSQL` order.
-    static func arguments<V>(_ fields: [Field<V>], _ value: V, conversation: Int64, seq: Int, derived: [(any DatabaseValueConvertible)?] = [],
-                             extra: [String: JSONValue]) -> StatementArguments {
-        StatementArguments([conversation, seq] + fields.map { $0.value(value) } + derived + [Store.json(extra)])
-    }
-
     /// The canonical JSON object of a stored row.
-    static func object<V>(_ fields: [Field<V>], _ row: Row, conversation id: Int64, what: String) throws -> JSONValue {
+    static func object(_ fields: [Field], _ row: Row, conversation id: Int64, what: String) throws -> JSONValue {
         var o = try ConversationRows.parse(row["extra"], what + " extra", id)?.objectValue ?? [:]
         for f in fields {
             switch f.kind {
