@@ -87,7 +87,11 @@ public final class Store: @unchecked Sendable {
         do {
             _ = try store.read { db in try store.currentReviewer(db: db) }
         } catch let e as CustosError {
-            if access == .write { try? store.recordRefusal(e, verb: "open") }
+            // Recorded even for a read-only command when the file can be written (best effort:
+            // a read-only copy cannot record it).
+            let recorder = access == .write ? store
+                : (try? DatabaseQueue(path: path, configuration: configuration())).map { Store(path: path, actor: actor, db: $0) }
+            try? recorder?.recordRefusal(e, verb: "open")
             throw e
         }
         return store

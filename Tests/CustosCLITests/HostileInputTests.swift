@@ -190,3 +190,23 @@ func confirmedCase(_ c: CLI) throws {
         #expect(ok.status == 0 && ok.out.contains("C-000001-NCMEC-2"), "\(ok.err)")
     }
 }
+
+@Suite struct Refusals {
+    /// An unknown or disabled user is refused with 77, and the attempt is a custody entry,
+    /// for reading commands too; nothing else changes.
+    @Test func refusedUsersAreRecordedAndNothingElseChanges() throws {
+        let c = try CLI()
+        try c.initStore()
+        #expect(try c.run(["user", "add", "mod", "--role", "moderator", "--db", c.db]).status == 0)
+        for args in [["flags", "--actor", "mallory"], ["settings", "set", "second-review", "off", "--actor", "mod"], ["queue", "--actor", "nobody"]] {
+            let r = try c.run(args + ["--db", c.db])
+            #expect(r.status == 77, "\(args): \(r.status) \(r.err)")
+        }
+        let log = try c.run(["audit", "log", "--json", "--db", c.db]).out.split(separator: "\n")
+        let refused = log.filter { $0.contains("\"action\":\"refused\"") }
+        #expect(refused.count == 3)
+        #expect(refused.contains { $0.contains("mallory") } && refused.contains { $0.contains("nobody") } && refused.contains { $0.contains("setSetting") })
+        #expect(try c.run(["settings", "list", "--db", c.db]).out.contains("second-review = required"))
+        #expect(try c.run(["audit", "verify", "--db", c.db]).status == 0)
+    }
+}
