@@ -1,8 +1,4 @@
 import ArgumentParser
-import Crypto
-import CustosCore
-import CustosPackets
-import CustosResources
 import CustosStore
 import Foundation
 

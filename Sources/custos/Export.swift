@@ -2,7 +2,6 @@ import ArgumentParser
 import Crypto
 import CustosCore
 import CustosPackets
-import CustosResources
 import CustosStore
 import Foundation
 

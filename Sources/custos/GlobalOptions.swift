@@ -1,6 +1,5 @@
 import ArgumentParser
 import CustosCore
-import CustosPackets
 import CustosStore
 import Foundation
 
