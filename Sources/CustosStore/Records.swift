@@ -143,3 +143,65 @@ enum EvidenceLayout {
         return .object(o)
     }
 }
+
+// Write-side records: one per table the workflow inserts into (the ingest hot path keeps its
+// cached statements). Column names are the properties in snake_case.
+
+/// A `users` row.
+struct UserRow: Codable, PersistableRecord {
+    static let databaseTableName = "users"
+    static let databaseColumnEncodingStrategy = DatabaseColumnEncodingStrategy.convertToSnakeCase
+    var name: String
+    var role: String
+    var createdAt: String
+}
+
+/// A `decisions` row (a reopening is one too, with outcome `reopen`).
+struct DecisionRow: Codable, PersistableRecord {
+    static let databaseTableName = "decisions"
+    static let databaseColumnEncodingStrategy = DatabaseColumnEncodingStrategy.convertToSnakeCase
+    var flag: Int64
+    var reviewer: String
+    var stage: String
+    var outcome: String
+    var reason: String
+    var category: String?
+    var annotations: String?
+    var urgentReason: String?
+    var at: String
+    var atMs: Int64
+    var final: Bool
+}
+
+/// A `referrals` row: a packet sent, and the preservation hold it starts.
+struct ReferralRow: Codable, FetchableRecord, PersistableRecord {
+    static let databaseTableName = "referrals"
+    static let databaseColumnEncodingStrategy = DatabaseColumnEncodingStrategy.convertToSnakeCase
+    static let databaseColumnDecodingStrategy = DatabaseColumnDecodingStrategy.convertFromSnakeCase
+    var packetId: String
+    var caseId: Int64
+    var agency: String
+    var supplements: String?
+    var tagmanifestSha256: String
+    var createdAt: String
+    var createdMs: Int64
+    var createdBy: String
+    var holdUntilMs: Int64
+
+    func hold(at now: Int64) -> Hold {
+        Hold(packetID: packetId, caseID: CaseID.format(caseId), agency: agency, referredAt: createdAt,
+             holdUntil: Timestamp.utcString(millis: holdUntilMs), active: holdUntilMs > now)
+    }
+}
+
+/// A `receipts` row: an agency's acknowledgement of a referral.
+struct ReceiptRow: Codable, FetchableRecord, PersistableRecord {
+    static let databaseTableName = "receipts"
+    static let databaseColumnEncodingStrategy = DatabaseColumnEncodingStrategy.convertToSnakeCase
+    static let databaseColumnDecodingStrategy = DatabaseColumnDecodingStrategy.convertFromSnakeCase
+    var caseId: Int64
+    var agency: String
+    var reference: String
+    var recordedAt: String
+    var recordedBy: String
+}

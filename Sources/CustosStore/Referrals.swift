@@ -100,10 +100,9 @@ extension Store {
             try requireRole(db: db, log: log, .export)
             let caseRow = try resolveCase(s.caseID, db: db)
             let holdUntil = now + Int64(s.agency.retentionDays) * 86_400_000
-            try db.execute(sql: """
-                INSERT INTO referrals(packet_id, case_id, agency, supplements, tagmanifest_sha256, created_at, created_ms, created_by, hold_until_ms)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """, arguments: [s.packetID, caseRow, s.agency.code, s.supplements, tagManifestSHA256, log.now, now, actor.name, holdUntil])
+            try ReferralRow(packetId: s.packetID, caseId: caseRow, agency: s.agency.code, supplements: s.supplements,
+                            tagmanifestSha256: tagManifestSHA256, createdAt: log.now, createdMs: now, createdBy: actor.name,
+                            holdUntilMs: holdUntil).insert(db)
             try db.execute(sql: "UPDATE case_agencies SET served = 1 WHERE case_id = ? AND agency = ?", arguments: [caseRow, s.agency.code])
             let unserved = try Int.fetchOne(db, sql: "SELECT count(*) FROM case_agencies WHERE case_id = ? AND served = 0", arguments: [caseRow]) ?? 0
             if unserved == 0 { try db.execute(sql: "UPDATE cases SET state = ? WHERE id = ?", arguments: [CaseState.referred.rawValue, caseRow]) }
@@ -126,8 +125,7 @@ extension Store {
             guard try Bool.fetchOne(db, sql: "SELECT 1 FROM referrals WHERE case_id = ? AND agency = ?", arguments: [caseRow, agency]) == true else {
                 throw CustosError.invalidState(subject: "case \(CaseID.format(caseRow))", state: "not exported to \(quoted(agency))", reason: "export it first")
             }
-            try db.execute(sql: "INSERT INTO receipts(case_id, agency, reference, recorded_at, recorded_by) VALUES (?, ?, ?, ?, ?)",
-                           arguments: [caseRow, agency, reference, log.now, actor.name])
+            try ReceiptRow(caseId: caseRow, agency: agency, reference: reference, recordedAt: log.now, recordedBy: actor.name).insert(db)
             try log.append(.referralReceipt, subjectID: CaseID.format(caseRow),
                            details: .object(["agency": .string(agency), "reference": .string(reference)]))
         }
@@ -137,17 +135,14 @@ extension Store {
     public func holds() throws -> [Hold] {
         let now = clock()
         return try read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM referrals ORDER BY hold_until_ms").map {
-                Hold(packetID: $0["packet_id"], caseID: CaseID.format($0["case_id"]), agency: $0["agency"], referredAt: $0["created_at"],
-                     holdUntil: Timestamp.utcString(millis: $0["hold_until_ms"]), active: ($0["hold_until_ms"] as Int64) > now)
-            }
+            try ReferralRow.order(Column("hold_until_ms")).fetchAll(db).map { $0.hold(at: now) }
         }
     }
 
     public func receipts(caseName: String) throws -> [(agency: String, reference: String, at: String)] {
         try read { db in
             let id = try resolveCase(caseName, db: db)
-            return try Row.fetchAll(db, sql: "SELECT * FROM receipts WHERE case_id = ? ORDER BY id", arguments: [id]).map { ($0["agency"], $0["reference"], $0["recorded_at"]) }
+            return try ReceiptRow.filter(Column("case_id") == id).order(Column("id")).fetchAll(db).map { ($0.agency, $0.reference, $0.recordedAt) }
         }
     }
 }

@@ -72,7 +72,7 @@ extension Store {
                 throw CustosError.conflict(subject: "user \(quoted(name))",
                                            reason: existing == name ? "already exists" : "looks like the existing user \(quoted(existing)); choose a distinct name")
             }
-            try db.execute(sql: "INSERT INTO users(name, role, created_at) VALUES (?, ?, ?)", arguments: [name, role.rawValue, log.now])
+            try UserRow(name: name, role: role.rawValue, createdAt: log.now).insert(db)
             try log.append(.userAdd, subjectID: name, details: .object(["role": .string(role.rawValue)]))
         }
     }
@@ -275,11 +275,9 @@ extension Store {
                                                        secondReviewRequired: try setting(.secondReview, db: db) != "off")
             let annotationsJSON: String? = annotations.isEmpty ? nil
                 : JSONValue.array(Array(Set(annotations.map(\.rawValue))).sorted().map { .string($0) }).canonicalString
-            try db.execute(sql: """
-                INSERT INTO decisions(flag, reviewer, stage, outcome, reason, category, annotations, urgent_reason, at, at_ms, final)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """, arguments: [rowID, actor.name, before.status.rawValue, outcome.rawValue, reason, category?.rawValue,
-                                 annotationsJSON, urgent, log.now, now, next.final ? 1 : 0])
+            try DecisionRow(flag: rowID, reviewer: actor.name, stage: before.status.rawValue, outcome: outcome.rawValue, reason: reason,
+                            category: category?.rawValue, annotations: annotationsJSON, urgentReason: urgent, at: log.now, atMs: now,
+                            final: next.final).insert(db)
             try saveReview(after, rowID, db: db)
             try log.append(.flagDecide, subjectID: key, details: .object([
                 ("outcome", .string(outcome.rawValue)), ("reason", .string(reason)), ("stage", .string(before.status.rawValue)),
@@ -303,8 +301,8 @@ extension Store {
             let (rowID, key) = try resolveFlag(name, db: db)
             let before = try review(rowID, key: key, db: db)
             let after = try ReviewRules.reopen(key, before, by: me, reason: reason)
-            try db.execute(sql: "INSERT INTO decisions(flag, reviewer, stage, outcome, reason, at, at_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                           arguments: [rowID, actor.name, before.status.rawValue, Store.reopenOutcome, reason, log.now, now])
+            try DecisionRow(flag: rowID, reviewer: actor.name, stage: before.status.rawValue, outcome: Store.reopenOutcome, reason: reason,
+                            at: log.now, atMs: now, final: false).insert(db)
             try saveReview(after, rowID, db: db)
             try log.append(.flagReopen, subjectID: key, details: .object(["reason": .string(reason)]))
         }

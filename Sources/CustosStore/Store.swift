@@ -178,7 +178,7 @@ public final class Store: @unchecked Sendable {
                            details: .object(["org": .string(org), "contact_email": .string(contactEmail)]))
             try log.append(.keyCreate, subjectID: KeyEncoding.fingerprint(key.publicKey),
                            details: .object(["algorithm": .string("Ed25519"), "origin": .string(origin)]))
-            try db.execute(sql: "INSERT INTO users(name, role, created_at) VALUES (?, ?, ?)", arguments: [actor.osUser, Role.admin.rawValue, at])
+            try UserRow(name: actor.osUser, role: Role.admin.rawValue, createdAt: at).insert(db)
             try log.append(.userAdd, subjectID: actor.osUser,
                            details: .object(["role": .string(Role.admin.rawValue), "reason": .string("first admin, created by init")]))
         }
