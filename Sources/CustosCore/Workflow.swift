@@ -13,7 +13,7 @@ public enum ReviewQueue: Int, Sendable, CaseIterable {
 }
 
 public enum CaseState: String, Sendable, CaseIterable {
-    case open, merged, referred
+    case open, merged, referred, closed
 
     /// States in which a case may be exported.
     public var exportable: Bool { self == .open || self == .referred }

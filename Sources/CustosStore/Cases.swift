@@ -52,15 +52,12 @@ extension Store {
         if let caseRow {
             caseID = caseRow
         } else {
-            try db.execute(sql: "INSERT INTO cases(platform, state, created_at) VALUES (?, ?, ?)", arguments: [flag.platform, CaseState.open.rawValue, log.now])
-            caseID = db.lastInsertedRowID
+            caseID = try CaseRow.open(platform: flag.platform, at: log.now, db: db)
             try log.append(.caseOpen, subjectID: CaseID.format(caseID),
                            details: .object(["platform": .string(flag.platform), "reported_accounts": .array(reported.map { .string($0) })]))
         }
-        for user in reported {
-            try db.execute(sql: "INSERT OR IGNORE INTO case_accounts(case_id, user_id) VALUES (?, ?)", arguments: [caseID, user])
-        }
-        try db.execute(sql: "INSERT INTO case_flags(flag, case_id) VALUES (?, ?)", arguments: [rowID, caseID])
+        for user in reported { try CaseAccountRow(caseId: caseID, userId: user).insert(db, onConflict: .ignore) }
+        try CaseFlagRow(flag: rowID, caseId: caseID).insert(db)
         try log.append(.caseAddFlag, subjectID: CaseID.format(caseID),
                        details: .object(["flag": .string(key)]), evidenceHash: flag.evidenceHash)
         try route(caseID: caseID, db: db, log: log)
@@ -83,7 +80,7 @@ extension Store {
         }
         let conversations = byConversation.values.map { Conversation(platform: "", id: "", participants: $0, messages: []) }
         for (agency, reason) in CaseRules.routes(try agencies(db: db), conversations: conversations) {
-            try db.execute(sql: "INSERT OR IGNORE INTO case_agencies(case_id, agency, reason) VALUES (?, ?, ?)", arguments: [caseID, agency, reason])
+            try CaseAgencyRow(caseId: caseID, agency: agency, reason: reason, served: false).insert(db, onConflict: .ignore)
             if db.changesCount > 0 {
                 try log.append(.caseRoute, subjectID: CaseID.format(caseID),
                                details: .object(["agency": .string(agency), "reason": .string(reason)]))
@@ -144,15 +141,15 @@ extension Store {
     }
 
     func caseSummary(_ id: Int64, db: Database) throws -> CaseSummary {
-        guard let c = try Row.fetchOne(db, sql: "SELECT * FROM cases WHERE id = ?", arguments: [id]) else {
+        guard let c = try CaseRow.fetchOne(db, key: id) else {
             throw CustosError.notFound(kind: "case", name: CaseID.format(id))
         }
         let accounts = try String.fetchAll(db, sql: "SELECT user_id FROM case_accounts WHERE case_id = ? ORDER BY user_id", arguments: [id])
-        let agencies = try Row.fetchAll(db, sql: "SELECT agency, served, reason FROM case_agencies WHERE case_id = ? ORDER BY agency", arguments: [id])
-            .map { (code: $0["agency"] as String, served: ($0["served"] as Int64) != 0, reason: $0["reason"] as String) }
+        let agencies = try CaseAgencyRow.filter(Column("case_id") == id).order(Column("agency")).fetchAll(db)
+            .map { (code: $0.agency, served: $0.served, reason: $0.reason) }
         let flags = try Int.fetchOne(db, sql: "SELECT count(*) FROM case_flags WHERE case_id = ?", arguments: [id]) ?? 0
-        return CaseSummary(caseID: CaseID.format(id), state: c["state"], platform: c["platform"], reportedAccounts: accounts,
-                           agencies: agencies, flagCount: flags, createdAt: c["created_at"])
+        return CaseSummary(caseID: CaseID.format(id), state: c.state, platform: c.platform, reportedAccounts: accounts,
+                           agencies: agencies, flagCount: flags, createdAt: c.createdAt)
     }
 
     func resolveCase(_ name: String, db: Database) throws -> Int64 {
@@ -234,8 +231,7 @@ extension Store {
                 throw CustosError.invalidInput(field: "--flags", reason: "a split must leave at least one flag in each case (case has \(all.count))")
             }
             let platform = try String.fetchOne(db, sql: "SELECT platform FROM cases WHERE id = ?", arguments: [id]) ?? ""
-            try db.execute(sql: "INSERT INTO cases(platform, state, created_at) VALUES (?, ?, ?)", arguments: [platform, CaseState.open.rawValue, log.now])
-            let newID = db.lastInsertedRowID
+            let newID = try CaseRow.open(platform: platform, at: log.now, db: db)
             for (row, _) in moving {
                 try db.execute(sql: "UPDATE case_flags SET case_id = ? WHERE flag = ?", arguments: [newID, row])
             }
@@ -244,7 +240,7 @@ extension Store {
                 try db.execute(sql: "DELETE FROM case_accounts WHERE case_id = ?", arguments: [cid])
                 for f in try Int64.fetchAll(db, sql: "SELECT flag FROM case_flags WHERE case_id = ?", arguments: [cid]) {
                     for p in CaseRules.reported(try loadFlag(rowID: f, db: db).conversation) {
-                        try db.execute(sql: "INSERT OR IGNORE INTO case_accounts(case_id, user_id) VALUES (?, ?)", arguments: [cid, p.userID])
+                        try CaseAccountRow(caseId: cid, userId: p.userID).insert(db, onConflict: .ignore)
                     }
                 }
             }

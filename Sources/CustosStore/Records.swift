@@ -205,3 +205,51 @@ struct ReceiptRow: Codable, FetchableRecord, PersistableRecord {
     var recordedAt: String
     var recordedBy: String
 }
+
+/// A `cases` row.
+struct CaseRow: Codable, FetchableRecord, MutablePersistableRecord {
+    static let databaseTableName = "cases"
+    static let databaseColumnEncodingStrategy = DatabaseColumnEncodingStrategy.convertToSnakeCase
+    static let databaseColumnDecodingStrategy = DatabaseColumnDecodingStrategy.convertFromSnakeCase
+    var id: Int64?
+    var platform: String
+    var state: String
+    var mergedInto: Int64?
+    var createdAt: String
+
+    mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
+
+    /// Opens a new case; returns its id.
+    static func open(platform: String, at: String, db: Database) throws -> Int64 {
+        var row = CaseRow(platform: platform, state: CaseState.open.rawValue, createdAt: at)
+        try row.insert(db)
+        return db.lastInsertedRowID
+    }
+}
+
+/// A `case_agencies` row: an agency a case is routed to, why, and whether it was served.
+struct CaseAgencyRow: Codable, FetchableRecord, PersistableRecord {
+    static let databaseTableName = "case_agencies"
+    static let databaseColumnEncodingStrategy = DatabaseColumnEncodingStrategy.convertToSnakeCase
+    static let databaseColumnDecodingStrategy = DatabaseColumnDecodingStrategy.convertFromSnakeCase
+    var caseId: Int64
+    var agency: String
+    var reason: String
+    var served: Bool
+}
+
+/// A `case_flags` row: which case a flag is filed in.
+struct CaseFlagRow: Codable, PersistableRecord {
+    static let databaseTableName = "case_flags"
+    static let databaseColumnEncodingStrategy = DatabaseColumnEncodingStrategy.convertToSnakeCase
+    var flag: Int64
+    var caseId: Int64
+}
+
+/// A `case_accounts` row: a reported account of a case.
+struct CaseAccountRow: Codable, PersistableRecord {
+    static let databaseTableName = "case_accounts"
+    static let databaseColumnEncodingStrategy = DatabaseColumnEncodingStrategy.convertToSnakeCase
+    var caseId: Int64
+    var userId: String
+}
