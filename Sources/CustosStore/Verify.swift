@@ -21,8 +21,10 @@ public struct VerifyReport: Sendable {
 
 extension Store {
     /// `custos audit verify`: the named steps below, in order, each reporting what it found.
-    /// The log alone (`evidence: false`) is entries, Merkle nodes and checkpoints.
-    public func verify(evidence: Bool = true) throws -> VerifyReport {
+    /// The log alone (`evidence: false`) is entries, Merkle nodes and checkpoints. `anchors`
+    /// are signed checkpoints kept outside the store (files, a witness), checked against the
+    /// pinned `anchorKey`: the store's log must extend each of them.
+    public func verify(evidence: Bool = true, anchors: [String] = [], anchorKey: Curve25519.Signing.PublicKey? = nil) throws -> VerifyReport {
         var report = VerifyReport()
         let key = try? publicKey()
         let origin = try? organisation().origin
@@ -31,6 +33,10 @@ extension Store {
                 ("custody entries", verifyEntries), ("merkle nodes", verifyNodes),
                 ("checkpoints", { db, report, v in try Store.verifyCheckpoints(db, &report, v, key: key, origin: origin) }),
             ]
+            if !anchors.isEmpty {
+                steps.append(("outside checkpoints", { db, report, v in
+                    Store.verifyAnchors(anchors, key: anchorKey, storeKey: key, origin: origin, v) }))
+            }
             if evidence {
                 steps += [("evidence hashes", verifyConversations), ("ingest entries", verifyIngestEntries), ("attachments", verifyBlobs)]
             }
@@ -147,6 +153,47 @@ extension Store {
                 }
             }
             previous = (cp.size, root, cp.id)
+        }
+        return problems
+    }
+
+    /// Each checkpoint kept outside the store: signed by the pinned key for this log, and the
+    /// store's log an extension of it (an RFC 9162 consistency proof from its size to the
+    /// store's, over the recomputed entries). A store rolled back behind it, or a history
+    /// rewritten and re-signed with the organisation's own key, fails here.
+    static func verifyAnchors(_ notes: [String], key pinned: Curve25519.Signing.PublicKey?, storeKey: Curve25519.Signing.PublicKey?,
+                              origin: String?, _ v: Verification) -> [String] {
+        guard let pinned else { return ["outside checkpoints need the organisation's public key (--key PEM) to be checked"] }
+        var problems: [String] = []
+        if let storeKey, storeKey.rawRepresentation != pinned.rawRepresentation {
+            problems.append("the store's public key is not the pinned key: the store was re-keyed")
+        }
+        let source: Merkle.NodeSource = { level, index in v.node(level, index) }
+        let size2 = Int64(v.leafCount)
+        for (i, note) in notes.enumerated() {
+            let name = "outside checkpoint \(i + 1)"
+            let noteOrigin = note.split(separator: "\n", maxSplits: 1).first.map(String.init) ?? ""
+            guard let text = try? SignedNote.verify(note: note, name: noteOrigin, key: pinned), let cp = try? Checkpoint(text: text) else {
+                problems.append("\(name): not a checkpoint signed by the pinned key"); continue
+            }
+            if let origin, cp.origin != origin {
+                problems.append("\(name) is for the log \(quoted(cp.origin)), not this store's \(quoted(origin))"); continue
+            }
+            guard cp.size <= size2 else {
+                problems.append("\(name) saw \(cp.size) entries but the store holds \(size2): the store was rolled back or truncated"); continue
+            }
+            guard cp.size > 0 else { continue }
+            do {
+                let root2 = try Merkle.root(size: size2, nodes: source)
+                let proof = cp.size == size2 ? [] : try Merkle.consistencyProof(size1: cp.size, size2: size2, nodes: source)
+                let consistent = cp.size == size2 ? cp.root == root2
+                    : Merkle.verifyConsistency(size1: cp.size, size2: size2, root1: cp.root, root2: root2, proof: proof)
+                if !consistent {
+                    problems.append("\(name) (size \(cp.size)): the store's log does not extend it; its history was rewritten or forked")
+                }
+            } catch {
+                problems.append("\(name): \(error)")
+            }
         }
         return problems
     }

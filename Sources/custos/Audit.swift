@@ -1,4 +1,5 @@
 import ArgumentParser
+import Crypto
 import CustosCore
 import CustosStore
 import Foundation
@@ -14,9 +15,25 @@ struct AuditVerify: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "verify", abstract: "Recompute the whole log, every checkpoint and every evidence hash; exit 1 naming the first discrepancy.")
     @OptionGroup var global: GlobalOptions
     @Flag(name: .customLong("log-only"), help: "Check only the custody log and its checkpoints, not the evidence.") var logOnly = false
+    @Option(name: .customLong("checkpoint"), help: "A signed checkpoint kept outside the store (repeatable); the store's log must extend it.")
+    var checkpoints: [String] = []
+    @Option(help: "The organisation's public key (PEM) the outside checkpoints are checked with.") var key: String?
     func run() throws {
         try guarded {
-            let r = try global.open(.read).verify(evidence: !logOnly)
+            let notes = try checkpoints.map { file -> String in
+                guard let text = String(data: try readInput(file, limit: 1 << 20), encoding: .utf8) else {
+                    throw CustosError.invalidInput(field: file, reason: "not UTF-8 text")
+                }
+                return text
+            }
+            let pinned = try key.map { k -> Curve25519.Signing.PublicKey in
+                guard let pem = String(data: try readInput(k, limit: 1 << 16), encoding: .utf8) else {
+                    throw CustosError.invalidInput(field: "--key", reason: "\(k) is not UTF-8 text")
+                }
+                return try KeyEncoding.publicKey(pem: pem)
+            }
+            if !notes.isEmpty && pinned == nil { throw CustosError.invalidInput(field: "--key", reason: "--checkpoint needs the public key to check it with") }
+            let r = try global.open(.read).verify(evidence: !logOnly, anchors: notes, anchorKey: pinned)
             print("custody entries \(r.entries), checkpoints \(r.checkpoints), conversations \(r.conversations), attachments \(r.blobs)")
             for step in r.steps {
                 print("\(step.ok ? "PASS" : "FAIL") \(pad(step.name, 16)) " + (step.ok ? "" : step.problems.map(terminalSafe).joined(separator: "; ")))
@@ -47,10 +64,23 @@ struct AuditCheckpoint: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "checkpoint", abstract: "Sign the current tree head as a C2SP checkpoint and store it.")
     @OptionGroup var global: GlobalOptions
     @Option(help: "The signing key file (default: the one init wrote, or $CUSTOS_KEY).") var key: String?
+    @Option(help: "Also write the signed checkpoint into this folder, as a new file (a write-once place, a mail outbox, another machine).")
+    var out: String?
     func run() throws {
         try guarded {
+            var outDir: ObjCBool = false
+            if let out, !(FileManager.default.fileExists(atPath: out, isDirectory: &outDir) && outDir.boolValue) {
+                throw CustosError.invalidInput(field: "--out", reason: "\(out) is not a folder")
+            }
             let store = try global.open()
             let cp = try store.makeCheckpoint(key: try store.signingKey(path: global.keyPath(key)))
+            if let out {
+                let file = URL(fileURLWithPath: out).appendingPathComponent("checkpoint-\(String(format: "%012lld", cp.size)).txt")
+                do { try Data(cp.note.utf8).write(to: file, options: .withoutOverwriting) } catch {
+                    throw CustosError.storage(cause: "cannot write \(file.path): \(error.localizedDescription)")
+                }
+                print("wrote \(file.path)")
+            }
             print("checkpoint \(cp.id): \(cp.size) entries")
             print(cp.note, terminator: "")
         }

@@ -210,3 +210,30 @@ func confirmedCase(_ c: CLI) throws {
         #expect(try c.run(["audit", "verify", "--db", c.db]).status == 0)
     }
 }
+
+@Suite struct Anchors {
+    @Test func aCheckpointKeptOutsideCatchesARollback() throws {
+        let c = try CLI()
+        try c.initStore()
+        let outbox = c.dir.appendingPathComponent("outbox")
+        try FileManager.default.createDirectory(at: outbox, withIntermediateDirectories: true)
+        let older = c.dir.appendingPathComponent("older.db").path
+        _ = try runShell(["sqlite3", c.db, ".backup '\(older)'"])
+        #expect(try c.run(["ingest", "-", "--db", c.db], stdin: Data((sampleLine + "\n").utf8)).status == 0)
+        let cp = try c.run(["audit", "checkpoint", "--out", outbox.path, "--db", c.db])
+        #expect(cp.status == 0 && cp.out.contains("wrote"), "\(cp.err)")
+        let files = try FileManager.default.contentsOfDirectory(atPath: outbox.path).map { outbox.appendingPathComponent($0).path }
+        #expect(files.count == 1)
+        let pem = c.dir.appendingPathComponent("key.pem").path
+        #expect(try c.run(["key", "show", "--pem", "--out", pem, "--db", c.db]).status == 0)
+        let ok = try c.run(["audit", "verify", "--checkpoint", files[0], "--key", pem, "--db", c.db])
+        #expect(ok.status == 0 && ok.out.contains("PASS outside checkpoints"), "\(ok.out) \(ok.err)")
+        // The store replaced by its older copy: fine alone, caught against the outside checkpoint.
+        for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: c.db + suffix) }
+        try FileManager.default.copyItem(atPath: older, toPath: c.db)
+        #expect(try c.run(["audit", "verify", "--db", c.db]).status == 0)
+        let bad = try c.run(["audit", "verify", "--checkpoint", files[0], "--key", pem, "--db", c.db])
+        #expect(bad.status == 1 && bad.out.contains("rolled back"), "\(bad.out)")
+        #expect(try c.run(["audit", "verify", "--checkpoint", files[0], "--db", c.db]).status == 65)
+    }
+}

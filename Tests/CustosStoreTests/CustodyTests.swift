@@ -121,3 +121,59 @@ import Testing
         #expect(try problems(f).contains { $0.contains("checkpoint 2") })
     }
 }
+
+/// Checkpoints kept outside the store catch what the store alone cannot: a rollback to an
+/// older copy, and a history rewritten and re-signed with the organisation's own key.
+@Suite struct OutsideCheckpoints {
+    @Test func aStoreRolledBackBehindAnOutsideCheckpointFails() throws {
+        let f = try Fixture()
+        try f.ingest(flagLine(id: "a") + "\n")
+        let older = f.dir.appendingPathComponent("older.db").path
+        #expect(try f.sqlite(".backup '\(older)'").0 == 0)
+        try f.ingest(flagLine(id: "b", text: "second") + "\n")
+        let s = try f.store()
+        let outside = try s.makeCheckpoint(key: try s.signingKey()).note
+        let key = try s.publicKey()
+        #expect(try s.verify(anchors: [outside], anchorKey: key).ok)
+        // Roll the store back to the older copy: alone it verifies; against the outside checkpoint it fails.
+        for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: f.db + suffix) }
+        try FileManager.default.copyItem(atPath: older, toPath: f.db)
+        let rolledBack = try f.store()
+        #expect(try rolledBack.verify().ok)
+        let r = try rolledBack.verify(anchors: [outside], anchorKey: key)
+        #expect(r.steps.first { $0.name == "outside checkpoints" }?.problems.first?.contains("rolled back") == true, "\(r.problems)")
+    }
+
+    @Test func aHistoryRewrittenAndResignedWithTheSameKeyFails() throws {
+        let f = try Fixture()
+        try f.ingest([flagLine(id: "a"), flagLine(id: "b", text: "2")].joined(separator: "\n") + "\n")
+        let s = try f.store()
+        let outside = try s.makeCheckpoint(key: try s.signingKey()).note
+        // The key holder rewrites entry 4, recomputes every leaf, link and node, drops the stored
+        // checkpoints and signs a new one: the store alone verifies.
+        var chain = CustodyEntry.genesisChain
+        var sql = "DROP TRIGGER custody_no_update; DROP TRIGGER merkle_nodes_no_delete; DROP TRIGGER checkpoints_no_delete; DELETE FROM merkle_nodes; DELETE FROM checkpoints;"
+        var builder = Merkle.FrontierBuilder()
+        for var e in try s.custodyEntries() {
+            if e.seq == 4 { e.actor = "mallory" }
+            let leaf = e.leafHash
+            chain = CustodyEntry.chain(previous: chain, leaf: leaf)
+            sql += "UPDATE custody SET actor = '\(e.actor)', leaf_hash = x'\(Hex.encode(leaf))', chain_hash = x'\(Hex.encode(chain))' WHERE seq = \(e.seq);"
+            for n in builder.append(leaf) { sql += "INSERT INTO merkle_nodes VALUES (\(n.level), \(n.index), x'\(Hex.encode(n.hash))');" }
+        }
+        #expect(try f.sqlite(sql).0 == 0)
+        let forked = try f.store()
+        try forked.makeCheckpoint(key: try forked.signingKey())
+        #expect(try forked.verify().ok)
+        let r = try forked.verify(anchors: [outside], anchorKey: try forked.publicKey())
+        #expect(r.steps.first { $0.name == "outside checkpoints" }?.problems.first?.contains("rewritten or forked") == true, "\(r.problems)")
+    }
+
+    @Test func aCheckpointSignedByAnotherKeyIsRefused() throws {
+        let f = try Fixture()
+        let s = try f.store()
+        let outside = try s.makeCheckpoint(key: try s.signingKey()).note
+        let r = try s.verify(anchors: [outside], anchorKey: Curve25519.Signing.PrivateKey().publicKey)
+        #expect(r.problems.contains { $0.contains("not a checkpoint signed by the pinned key") })
+    }
+}
