@@ -54,6 +54,8 @@ public struct PacketVerifier: Sendable {
         var key: Curve25519.Signing.PublicKey?
         var report: JSONValue?
         var conversationHashes = Set<String>()
+        /// Custody entries whose inclusion in the signed checkpoint was proven.
+        var proven: [CustodyEntry] = []
 
         init(bag: URL, pinnedKeyPEM: String?, xsdPath: String?) { self.bag = bag; self.pinnedKeyPEM = pinnedKeyPEM; self.xsdPath = xsdPath }
 
@@ -115,8 +117,17 @@ public struct PacketVerifier: Sendable {
                 tagProblems.append("\(required) is not in the tag manifest")
             }
             for (sha, path) in tags ?? [] {
+                guard !path.hasPrefix("/"), !path.split(separator: "/").contains(".."), !path.hasPrefix("data/") else {
+                    tagProblems.append("the tag manifest names \(path), which is not a tag file inside the bag"); continue
+                }
                 guard let d = read(bag, path) else { tagProblems.append("\(path) is missing"); continue }
                 if SHA256Hex.of(d) != sha.lowercased() { tagProblems.append("\(path) does not match its SHA-256") }
+            }
+            // Nothing at the top of the bag that no manifest covers (the tag manifest and its
+            // signature cover themselves).
+            let covered = Set((tags ?? []).map(\.path) + ["tagmanifest-sha256.txt", PacketWriter.signatureFile, "data"])
+            for name in ((try? FileManager.default.contentsOfDirectory(atPath: bag.path)) ?? []).sorted() where !covered.contains(name) {
+                tagProblems.append("\(name) is in the bag but in no manifest")
             }
             return (tagProblems, "bagit.txt, bag-info.txt, manifest and key match")
         }
@@ -142,8 +153,14 @@ public struct PacketVerifier: Sendable {
                     sigProblems.append("tagmanifest-sha256.txt.sig is missing or does not verify")
                 }
             }
-            if let key, let fp = infoFields["Custos-Signing-Key-Fingerprint"], fp != "SHA256:" + KeyEncoding.fingerprint(key) {
-                sigProblems.append("bag-info's key fingerprint is not the verifying key's")
+            if let key, infoFields["Custos-Signing-Key-Fingerprint"] != "SHA256:" + KeyEncoding.fingerprint(key) {
+                sigProblems.append("bag-info's key fingerprint is missing or not the verifying key's")
+            }
+            // The log's origin names its key (custos/<organisation>/<fingerprint prefix>).
+            let origin = read(bag, "data/custody/checkpoint.txt").flatMap { String(data: $0, encoding: .utf8) }?
+                .split(separator: "\n").first.map(String.init)
+            if let key, let origin, !origin.hasSuffix("/" + KeyEncoding.fingerprint(key).prefix(16)) {
+                sigProblems.append("the custody log's origin \(quoted(origin)) does not name the verifying key")
             }
             return (sigProblems, "Ed25519 signature over the tag manifest verifies" + (pinnedKeyPEM != nil ? " with the pinned key" : " with the packet's key (pin one with --key)"))
         }
@@ -204,8 +221,10 @@ public struct PacketVerifier: Sendable {
                     if proof.index != entry.seq || proof.checkpointNote != checkpointNote {
                         custodyProblems.append("entry \(entry.seq)'s proof is for another entry or checkpoint"); continue
                     }
-                    if let checkpoint, !Merkle.verifyInclusion(index: proof.index, size: checkpoint.size, leaf: Merkle.leafHash(bytes),
-                                                                 proof: proof.path, root: checkpoint.root) {
+                    if let checkpoint, Merkle.verifyInclusion(index: proof.index, size: checkpoint.size, leaf: Merkle.leafHash(bytes),
+                                                                proof: proof.path, root: checkpoint.root) {
+                        proven.append(entry)
+                    } else {
                         custodyProblems.append("entry \(entry.seq) is not included in the signed checkpoint")
                     }
                     if entry.action == CustodyAction.flagIngest.rawValue, let h = entry.evidenceHash {
@@ -225,6 +244,73 @@ public struct PacketVerifier: Sendable {
             return (custodyProblems, "\(entries) custody entries proven against the signed checkpoint")
         }
 
+        /// The story: what report.json, the CyberTipline XML and the HTML claim (flags, each
+        /// decision with its reviewer and reason, people) is what the proven custody entries and
+        /// the verified conversations say; the agency's machine format is there when required.
+        func claims() -> (problems: [String], detail: String) {
+            guard let report else { return (["data/report.json is missing or not JSON"], "") }
+            var problems: [String] = []
+            func entryDetails(_ e: CustodyEntry) -> JSONValue? { try? JSONValue.parse(Data(e.details.utf8)) }
+            // Flags: each recorded by a proven ingest entry with the same evidence hash.
+            let flags = report["flags"]?.arrayValue ?? []
+            for f in flags {
+                let key = f["flag"]?.stringValue ?? "", hash = f["evidence_hash"]?.stringValue
+                if !proven.contains(where: { $0.action == CustodyAction.flagIngest.rawValue && $0.subjectID == key && $0.evidenceHash == hash }) {
+                    problems.append("report.json's flag \(quoted(key)) is not recorded by a proven ingest entry with its evidence hash")
+                }
+            }
+            // Decisions: one proven decide (or reopen) entry each, with the same reviewer and words.
+            var unmatched = proven.filter { $0.action == CustodyAction.flagDecide.rawValue || $0.action == CustodyAction.flagReopen.rawValue }
+            let decisions = report["decisions"]?.arrayValue ?? []
+            for d in decisions {
+                let flag = d["flag"]?.stringValue ?? "", reviewer = d["reviewer"]?.stringValue ?? "", outcome = d["outcome"]?.stringValue ?? ""
+                let reason = d["reason"]?.stringValue, category = d["category"]?.stringValue
+                let match = unmatched.firstIndex { e in
+                    guard e.subjectID == flag, e.actor == reviewer, let details = entryDetails(e) else { return false }
+                    if e.action == CustodyAction.flagReopen.rawValue { return outcome == "reopen" && details["reason"]?.stringValue == reason }
+                    return details["outcome"]?.stringValue == outcome && details["reason"]?.stringValue == reason
+                        && details["category"]?.stringValue == category
+                }
+                if let match { unmatched.remove(at: match) } else {
+                    problems.append("report.json's \(quoted(outcome)) decision by \(quoted(reviewer)) on \(quoted(flag)) is not in the proven custody entries")
+                }
+            }
+            for e in unmatched { problems.append("the proven decision in entry \(e.seq) (\(quoted(e.actor)) on \(quoted(e.subjectID))) is missing from report.json") }
+            // People: each reported person and victim is a participant of a verified conversation on their platform.
+            var accounts = Set<[String]>()
+            for hash in conversationHashes {
+                guard let doc = read(bag, "data/conversations/\(hash).json").flatMap({ try? JSONValue.parse($0) }) else { continue }
+                let platform = doc["platform"]?.stringValue ?? ""
+                for p in doc["conversation"]?["participants"]?.arrayValue ?? [] { if let id = p["user_id"]?.stringValue { accounts.insert([platform, id]) } }
+            }
+            let people = (report["reported_persons"]?.arrayValue ?? []) + (report["victims"]?.arrayValue ?? [])
+            for p in people {
+                let id = p["user_id"]?.stringValue ?? "", platform = p["platform"]?.stringValue ?? ""
+                if !accounts.contains([platform, id]) { problems.append("report.json's person \(quoted(id)) on \(quoted(platform)) is in no verified conversation") }
+            }
+            // The other renderings say the same.
+            let xml = read(bag, "data/cybertipline-report.xml").map { String(decoding: $0, as: UTF8.self) }
+            if report["agency"]?["profile"]?.stringValue == AgencyProfile.cybertipline.rawValue && xml == nil {
+                problems.append("the agency's profile needs data/cybertipline-report.xml, which is missing")
+            }
+            if let xml {
+                let known = Set(people.compactMap { $0["user_id"]?.stringValue }.map(Escape.xml))
+                let reportedInXML = Set(xml.components(separatedBy: "<espIdentifier>").dropFirst().compactMap { $0.components(separatedBy: "</espIdentifier>").first })
+                for id in known.subtracting(reportedInXML).sorted() { problems.append("the CyberTipline XML does not report \(quoted(id))") }
+                for id in reportedInXML.subtracting(known).sorted() { problems.append("the CyberTipline XML reports \(quoted(id)), whom report.json does not") }
+            }
+            if let html = read(bag, "data/report.html").map({ String(decoding: $0, as: UTF8.self) }) {
+                for d in decisions {
+                    if let reason = d["reason"]?.stringValue, !html.contains(Escape.html(reason)) {
+                        problems.append("report.html does not show the reason of \(quoted(d["reviewer"]?.stringValue ?? ""))'s decision")
+                    }
+                }
+            } else {
+                problems.append("data/report.html is missing")
+            }
+            return (problems, "report.json, the XML and the HTML agree with \(proven.count) proven custody entries (\(decisions.count) decisions, \(flags.count) flags)")
+        }
+
         func schema() -> (problems: [String], detail: String)? {
             let xml = bag.appendingPathComponent("data/cybertipline-report.xml")
             guard FileManager.default.fileExists(atPath: xml.path) else { return nil }
@@ -237,7 +323,7 @@ public struct PacketVerifier: Sendable {
         let c = BagCheck(bag: bag, pinnedKeyPEM: pinnedKeyPEM, xsdPath: xsdPath)
         let steps: [(String, () -> (problems: [String], detail: String)?)] = [
             ("bag", c.payload), ("tag manifest", c.tagManifest), ("signature", c.signature),
-            ("evidence hashes", c.evidence), ("custody proofs", c.custody), ("cybertipline xml", c.schema),
+            ("evidence hashes", c.evidence), ("custody proofs", c.custody), ("claims", c.claims), ("cybertipline xml", c.schema),
         ]
         var checks: [Check] = []
         for (name, step) in steps {

@@ -56,7 +56,7 @@ struct VerifyPacket: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "verify-packet",
         abstract: "Check a referral packet (folder or zip) offline: bag, hashes, signature, evidence, custody proofs, XML schema.",
-        discussion: "Needs no store. Exit status 0 when every check passes, 1 when any fails (each is named).")
+        discussion: "Needs no store. Exit status 0 when every check passes with a pinned --key, 2 when every check passes but no key was pinned (integrity only: origin unproven), 1 when any check fails (each is named).")
     @Argument var path: String
     @Option(help: "Pin the organisation's public key (PEM) instead of trusting the one in the packet.") var key: String?
     @Option(help: "Validate the CyberTipline XML against this schema instead of the built-in one.") var xsd: String?
@@ -71,10 +71,16 @@ struct VerifyPacket: ParsableCommand {
             let checks = try PacketVerifier(pinnedKeyPEM: pinned, xsdPath: xsd).verify(path: URL(fileURLWithPath: path))
             for c in checks { print("\(c.ok ? "PASS" : "FAIL") \(pad(c.name, 17)) \(terminalSafe(c.detail))") }
             let failed = checks.filter { !$0.ok }.map(\.name)
-            if failed.isEmpty { print("VERIFIED: \(path)") } else {
+            guard failed.isEmpty else {
                 print("NOT VERIFIED: \(failed.joined(separator: ", ")) failed")
-                throw ExitCode(1)
+                throw ExitCode(ExitStatus.failure)
             }
+            guard key != nil else {
+                // Anyone can make a self-consistent packet with a key of their own.
+                print("INTEGRITY ONLY: origin not pinned; the packet is consistent with the key it carries. Pin the organisation's key with --key PEM")
+                throw ExitCode(ExitStatus.unpinned)
+            }
+            print("VERIFIED: \(path)")
         }
     }
 }

@@ -52,6 +52,8 @@ struct CLIError: Error, CustomStringConvertible {
 /// The exit statuses, in one place (the README's table is this).
 enum ExitStatus {
     static let failure: Int32 = 1
+    /// verify-packet: every check passed, but no key was pinned, so the origin is unproven.
+    static let unpinned: Int32 = 2
     static let rejected: Int32 = 3
     static let usage: Int32 = 64
     static let invalidInput: Int32 = 65

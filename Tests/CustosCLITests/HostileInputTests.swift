@@ -172,6 +172,19 @@ func confirmedCase(_ c: CLI) throws {
         #expect(try c.run(["audit", "verify", "--db", c.db]).status == 0)
     }
 
+    @Test func verifyPacketWithoutAPinnedKeyIsIntegrityOnly() throws {
+        let c = try CLI()
+        try confirmedCase(c)
+        let out = c.dir.appendingPathComponent("packet").path
+        #expect(try c.run(["export", "C-000001", "--agency", "NCMEC", "--out", out, "--actor", "cora", "--db", c.db]).status == 0)
+        let unpinned = try c.run(["verify-packet", out])
+        #expect(unpinned.status == 2 && unpinned.out.contains("INTEGRITY ONLY"), "\(unpinned.out)")
+        let pem = c.dir.appendingPathComponent("key.pem").path
+        #expect(try c.run(["key", "show", "--pem", "--out", pem, "--db", c.db]).status == 0)
+        let pinned = try c.run(["verify-packet", out, "--key", pem])
+        #expect(pinned.status == 0 && pinned.out.contains("PASS claims") && pinned.out.contains("VERIFIED"), "\(pinned.out)")
+    }
+
     @Test func aFailedExportLeavesNoPartialPacketAndNoReferral() throws {
         let c = try CLI()
         try confirmedCase(c)

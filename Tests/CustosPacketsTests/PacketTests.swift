@@ -394,3 +394,63 @@ func errorKind(_ body: () throws -> Void) -> CustosError.Kind? {
         #expect(SchemaCheck.validate(xml: Data(xml.utf8), xsdPath: nil) == nil)
     }
 }
+
+/// Re-hashes a packet after an edit and re-signs it with the organisation's own key: what an
+/// insider with the key could do. Only the claims check can catch what such a packet says.
+func resign(_ f: PacketFixture) throws {
+    let key = try f.store("cora").signingKey()
+    let fm = FileManager.default
+    var payload: [(String, Data)] = []
+    if let e = fm.enumerator(at: f.packet.appendingPathComponent("data"), includingPropertiesForKeys: [.isRegularFileKey]) {
+        for case let url as URL in e where (try? url.resourceValues(forKeys: [.isRegularFileKey]).isRegularFile) == true {
+            payload.append(("data/" + url.path.dropFirst(f.packet.appendingPathComponent("data").path.count + 1), try Data(contentsOf: url)))
+        }
+    }
+    payload.sort { $0.0 < $1.0 }
+    try Data(payload.map { "\(SHA256Hex.of($0.1))  \($0.0)\n" }.joined().utf8).write(to: f.packet.appendingPathComponent("manifest-sha256.txt"))
+    let oxum = "\(payload.reduce(0) { $0 + $1.1.count }).\(payload.count)"
+    let info = try f.file("bag-info.txt").split(separator: "\n").map { $0.hasPrefix("Payload-Oxum:") ? "Payload-Oxum: \(oxum)" : String($0) }.joined(separator: "\n") + "\n"
+    try Data(info.utf8).write(to: f.packet.appendingPathComponent("bag-info.txt"))
+    let tags = try ["bagit.txt", "bag-info.txt", "manifest-sha256.txt", PacketWriter.keyFile].map { ($0, try Data(contentsOf: f.packet.appendingPathComponent($0))) }
+    let tagManifest = Data(tags.map { "\(SHA256Hex.of($0.1))  \($0.0)\n" }.joined().utf8)
+    try tagManifest.write(to: f.packet.appendingPathComponent("tagmanifest-sha256.txt"))
+    try Data(try key.signature(for: tagManifest)).write(to: f.packet.appendingPathComponent(PacketWriter.signatureFile))
+}
+
+@Suite struct PacketClaims {
+    @Test func anUntouchedPacketsClaimsAgreeWithItsProofs() throws {
+        let f = try PacketFixture()
+        let checks = try PacketVerifier(pinnedKeyPEM: f.keyPEM).verify(path: f.packet)
+        let failures = checks.filter { !$0.ok }.map(\.detail)
+        #expect(failures.isEmpty, "\(failures)")
+        #expect(checks.contains { $0.name == "claims" && $0.ok })
+        // Re-signing alone changes nothing: the packet is still whole.
+        try resign(f)
+        let again = try PacketVerifier(pinnedKeyPEM: f.keyPEM).verify(path: f.packet)
+        #expect(again.allSatisfy { $0.ok })
+    }
+
+    @Test func aForgedReviewerInReportJSONFailsEvenResignedWithTheOrganisationsKey() throws {
+        let f = try PacketFixture()
+        let forged = try f.file("data/report.json").replacingOccurrences(of: "\"reviewer\":\"bob\"", with: "\"reviewer\":\"lee\"")
+        #expect(forged != (try f.file("data/report.json")))
+        try Data(forged.utf8).write(to: f.packet.appendingPathComponent("data/report.json"))
+        try resign(f)
+        let checks = try PacketVerifier(pinnedKeyPEM: f.keyPEM).verify(path: f.packet)
+        let failed = checks.filter { !$0.ok }
+        #expect(failed.map(\.name) == ["claims"], "\(failed.map(\.detail))")
+        #expect(checks.first { $0.name == "claims" }?.detail.contains("\"lee\"") == true)
+    }
+
+    @Test func aPersonMissingFromTheXMLAndAnUnlistedFileAreNamed() throws {
+        let f = try PacketFixture()
+        let xml = try f.file("data/cybertipline-report.xml").replacingOccurrences(of: "<espIdentifier>kid</espIdentifier>", with: "<espIdentifier>someone-else</espIdentifier>")
+        try Data(xml.utf8).write(to: f.packet.appendingPathComponent("data/cybertipline-report.xml"))
+        try resign(f)
+        try Data("not listed".utf8).write(to: f.packet.appendingPathComponent("extra.txt"))
+        let checks = try PacketVerifier(pinnedKeyPEM: f.keyPEM).verify(path: f.packet)
+        let failed = Dictionary(uniqueKeysWithValues: checks.filter { !$0.ok }.map { ($0.name, $0.detail) })
+        #expect(failed["claims"]?.contains("someone-else") == true, "\(failed)")
+        #expect(failed["tag manifest"]?.contains("extra.txt") == true, "\(failed)")
+    }
+}
