@@ -38,9 +38,11 @@ extension Store {
                     Store.verifyAnchors(anchors, key: anchorKey, storeKey: key, origin: origin, v) }))
             }
             if evidence {
-                steps += [("evidence hashes", verifyConversations), ("ingest entries", verifyIngestEntries), ("attachments", verifyBlobs)]
+                steps += [("state replay", verifyReplay), ("evidence hashes", verifyConversations),
+                          ("ingest entries", verifyIngestEntries), ("attachments", verifyBlobs)]
             }
             var state = Verification()
+            state.replaying = evidence
             for (name, step) in steps {
                 report.steps.append(.init(name: name, problems: try step(db, &report, &state)))
             }
@@ -51,6 +53,9 @@ extension Store {
     /// What the steps share: the leaves recomputed from the entries, and the tree levels over them.
     struct Verification {
         var levels: [[UInt8]] = [[]]
+        /// The fold of the entries (full verify only).
+        var replaying = false
+        var replay = Replay()
         var leafCount: Int { levels[0].count / 32 }
         func node(_ level: Int, _ index: Int64) -> Merkle.Hash { Array(levels[level][Int(index) * 32..<(Int(index) + 1) * 32]) }
     }
@@ -81,6 +86,7 @@ extension Store {
             if chain != Array(row[10] as Data) {
                 firstBad = firstBad ?? "custody entry \(entry.seq): chain hash does not link to the entries before it (inserted, removed or reordered entries)"
             }
+            if v.replaying { v.replay.apply(entry) }
             v.levels[0].append(contentsOf: leaf)
             for node in builder.append(leaf) {
                 if v.levels.count <= node.level { v.levels.append([]) }
@@ -196,6 +202,67 @@ extension Store {
             }
         }
         return problems
+    }
+
+    /// The tables the fold covers, row by row, against the replay of the log: the first row that
+    /// differs, any row the log never produced, and any the log produced that is missing.
+    func verifyReplay(_ db: Database, _ report: inout VerifyReport, _ v: inout Verification) throws -> [String] {
+        let r = v.replay
+        var problems = Array(r.problems.prefix(3))
+        func compare<T: Equatable>(_ table: String, stored: [String: T], replayed: [String: T], describe: (T) -> String) {
+            for key in Set(stored.keys).union(replayed.keys).sorted() {
+                switch (stored[key], replayed[key]) {
+                case let (s?, l?) where s != l:
+                    problems.append("\(table) \(quoted(key)) is \(describe(s)) but the custody log says \(describe(l)): changed behind the log's back")
+                case (_?, nil): problems.append("\(table) \(quoted(key)) is not produced by any custody entry: added behind the log's back")
+                case (nil, let l?): problems.append("\(table) \(quoted(key)) (\(describe(l)) in the custody log) is missing: deleted behind the log's back")
+                default: break
+                }
+                if problems.count >= 10 { return }
+            }
+        }
+        // The organisation and its key.
+        let meta = Dictionary(try Row.fetchAll(db, sql: "SELECT key, value FROM store_meta").map { ($0["key"] as String, $0["value"] as String) },
+                              uniquingKeysWith: { a, _ in a })
+        compare("store metadata", stored: meta.filter { ["org", "contact_email", "log_origin"].contains($0.key) },
+                replayed: ["org": r.organisation, "contact_email": r.contactEmail, "log_origin": r.origin].compactMapValues { $0 }, describe: quoted)
+        if let pem = meta["public_key_pem"], let fp = try? KeyEncoding.fingerprint(KeyEncoding.publicKey(pem: pem)), fp != r.keyFingerprint {
+            problems.append("the store's public key (\(fp.prefix(16))…) is not the key key.create recorded (\((r.keyFingerprint ?? "none").prefix(16))…): re-keyed behind the log's back")
+        }
+        // Users, settings, agencies.
+        compare("user", stored: Dictionary(uniqueKeysWithValues: try UserRecord.fetchAll(db, sql: "SELECT * FROM users").map { ($0.name, Replay.UserFact(role: $0.role, disabled: $0.disabled)) }),
+                replayed: r.users, describe: { "\($0.role.rawValue)\($0.disabled ? ", disabled" : "")" })
+        compare("setting", stored: Dictionary(try Row.fetchAll(db, sql: "SELECT key, value FROM settings").map { ($0["key"] as String, $0["value"] as String) }, uniquingKeysWith: { a, _ in a }),
+                replayed: r.settings, describe: quoted)
+        compare("agency", stored: Dictionary(uniqueKeysWithValues: try Agency.fetchAll(db).map { ($0.code, $0) }), replayed: r.agencies,
+                describe: { "\($0.route.rawValue), \($0.profile.rawValue), \($0.jurisdictions.joined(separator: ",")), \($0.retentionDays) days" })
+        // Flag review states (the rules' view of each) and decisions.
+        var stored: [String: FlagReview] = [:]
+        let rows = try Row.fetchCursor(db, sql: "SELECT f.detector, f.flag_id, s.* FROM flag_state s JOIN flags f ON f.id = s.flag")
+        while let row = try rows.next() {
+            var review = try FlagReview(row: row)
+            review.reviewers = r.flags[FlagKey.make(detector: row["detector"], flagID: row["flag_id"])]?.reviewers ?? []
+            stored[FlagKey.make(detector: row["detector"], flagID: row["flag_id"])] = review
+            if (row["queue"] as Int64?) != review.queue.map({ Int64($0.rawValue) }) || (row["urgent"] as Int64 != 0) != (review.urgentReason != nil) {
+                problems.append("flag \(quoted(FlagKey.make(detector: row["detector"], flagID: row["flag_id"]))): its queue or urgency does not follow from its state")
+            }
+        }
+        compare("flag", stored: stored, replayed: r.flags, describe: { s in
+            "\(s.status.rawValue)\(s.holder.map { ", held by \($0)" } ?? "")\(s.firstReviewer.map { ", first reviewer \($0)" } ?? "")\(s.category.map { ", \($0)" } ?? "")" })
+        var decisions: [String: [Replay.DecisionFact]] = [:]
+        for row in try Row.fetchAll(db, sql: "SELECT f.detector, f.flag_id, d.* FROM decisions d JOIN flags f ON f.id = d.flag ORDER BY d.id") {
+            decisions[FlagKey.make(detector: row["detector"], flagID: row["flag_id"]), default: []].append(Replay.DecisionFact(
+                reviewer: row["reviewer"], stage: row["stage"], outcome: row["outcome"], reason: row["reason"], category: row["category"],
+                final: (row["final"] as Int64) != 0))
+        }
+        compare("decisions of flag", stored: decisions, replayed: r.decisions, describe: { ds in
+            ds.map { "\($0.outcome) by \($0.reviewer) (\(quoted($0.reason)))" }.joined(separator: "; ") })
+        // Checkpoints: each audit.checkpoint entry's checkpoint exists and matches.
+        compare("checkpoint", stored: Dictionary(uniqueKeysWithValues: try StoredCheckpoint.fetchAll(db, sql: "SELECT * FROM checkpoints").map {
+                    (String($0.id), "\($0.size) entries, root \(Data($0.root).base64EncodedString())") }),
+                replayed: Dictionary(uniqueKeysWithValues: r.checkpoints.map { (String($0.key), "\($0.value.size) entries, root \($0.value.root)") }),
+                describe: { $0 })
+        return Array(problems.prefix(10))
     }
 
     /// Every conversation's evidence hash recomputed from its rows.

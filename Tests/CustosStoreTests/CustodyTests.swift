@@ -177,3 +177,72 @@ import Testing
         #expect(r.problems.contains { $0.contains("not a checkpoint signed by the pinned key") })
     }
 }
+
+/// State tables are a fold of the log: an edit made with the sqlite3 shell (triggers dropped)
+/// to any table the fold covers is named by `audit verify`.
+@Suite struct StateReplay {
+    /// A store with users, a changed setting, an agency change, a confirmed, a dismissed and a
+    /// claimed flag, and a checkpoint.
+    func workflow() throws -> Fixture {
+        let f = try team()
+        try f.ingest([flagLine(id: "a", text: "1"), flagLine(id: "b", text: "2"), flagLine(id: "c", text: "3")].joined(separator: "\n") + "\n")
+        try f.store().setSetting("lease-minutes", "30")
+        try f.store("cora").setAgency(code: "NCA", name: nil, jurisdictions: nil, profile: nil, route: .never, retentionDays: nil)
+        for n in ["alice", "bob"] {
+            _ = try f.store(n).claim("a")
+            _ = try f.store(n).decide("a", outcome: .confirm, reason: "grooming by \(n)", category: .grooming, urgent: nil, annotations: [])
+        }
+        _ = try f.store("alice").claim("b")
+        _ = try f.store("alice").decide("b", outcome: .dismiss, reason: "benign", category: nil, urgent: nil, annotations: [])
+        _ = try f.store("bob").claim("c")
+        let s = try f.store()
+        try s.makeCheckpoint(key: try s.signingKey())
+        return f
+    }
+
+    @Test func theReplayEqualsTheTablesAfterAWorkflow() throws {
+        let r = try workflow().store().verify()
+        #expect(r.ok, "\(r.problems)")
+        #expect(r.steps.contains { $0.name == "state replay" && $0.ok })
+    }
+
+    @Test(arguments: [
+        ("DROP TRIGGER IF EXISTS users_no_update; UPDATE users SET role = 'lead' WHERE name = 'alice'", "user \"alice\""),
+        ("INSERT INTO users(name, role, created_at) VALUES ('eve', 'admin', 'x')", "user \"eve\""),
+        ("DELETE FROM users WHERE name = 'bob'", "user \"bob\""),
+        ("UPDATE settings SET value = 'off' WHERE key = 'second-review'", "setting \"second-review\""),
+        ("UPDATE agencies SET route = 'always' WHERE code = 'NCA'", "agency \"NCA\""),
+        ("UPDATE flag_state SET status = 'confirmed', queue = NULL WHERE flag = (SELECT id FROM flags WHERE flag_id = 'b')", "flag \"det:b\""),
+        ("UPDATE flag_state SET claimed_by = 'alice' WHERE flag = (SELECT id FROM flags WHERE flag_id = 'c')", "flag \"det:c\""),
+        ("DROP TRIGGER decisions_no_update; UPDATE decisions SET reason = 'forged' WHERE reason = 'grooming by bob'", "decisions of flag \"det:a\""),
+        ("DROP TRIGGER decisions_no_update; UPDATE decisions SET reviewer = 'lee' WHERE reviewer = 'bob'", "decisions of flag \"det:a\""),
+        ("DROP TRIGGER decisions_no_delete; DELETE FROM decisions WHERE reason = 'benign'", "decisions of flag \"det:b\""),
+        ("DROP TRIGGER checkpoints_no_delete; DELETE FROM checkpoints", "checkpoint \"1\""),
+        ("UPDATE store_meta SET value = 'Someone Else' WHERE key = 'org'", "store metadata \"org\""),
+        ("UPDATE store_meta SET value = '-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAGb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE=\n-----END PUBLIC KEY-----\n' WHERE key = 'public_key_pem'", "re-keyed"),
+    ] as [(String, String)])
+    func anEditBehindTheLogsBackIsNamed(sql: String, named: String) throws {
+        let f = try workflow()
+        let (status, out) = try f.sqlite(sql)
+        #expect(status == 0, "\(out)")
+        let problems = try f.store().verify().problems
+        #expect(problems.contains { $0.contains(named) }, "\(problems)")
+    }
+
+    /// A log whose decisions break the review rules is named even when every hash is right:
+    /// here a lead confirming alone what they escalated, written as entries by the key holder.
+    @Test func aDecisionThatBreaksTheRulesIsNamed() throws {
+        var replay = Replay()
+        let at = "2026-11-20T14:00:00.000Z"
+        func entry(_ seq: Int64, _ actor: String, _ action: CustodyAction, _ subject: String, _ details: String) -> CustodyEntry {
+            CustodyEntry(seq: seq, at: at, actor: actor, osUser: actor, action: action.rawValue, subjectType: action.subjectType.rawValue,
+                         subjectID: subject, details: details, evidenceHash: nil)
+        }
+        replay.apply(entry(0, "admin", .userAdd, "lee", #"{"role":"lead"}"#))
+        replay.apply(entry(1, "admin", .flagIngest, "d:f", "{}"))
+        replay.apply(entry(2, "lee", .flagDecide, "d:f", #"{"final":false,"outcome":"escalate","reason":"r","result":"lead_review","stage":"open"}"#))
+        #expect(replay.problems.isEmpty)
+        replay.apply(entry(3, "lee", .flagDecide, "d:f", #"{"category":"grooming","final":true,"outcome":"confirm","reason":"alone","result":"confirmed","stage":"lead_review"}"#))
+        #expect(replay.problems.first?.contains("breaks the review rules") == true, "\(replay.problems)")
+    }
+}
