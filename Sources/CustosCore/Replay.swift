@@ -34,7 +34,11 @@ public struct Replay: Sendable {
     public var users: [String: UserFact] = [:]
     public var settings: [String: String] = Dictionary(uniqueKeysWithValues: Setting.allCases.map { ($0.rawValue, $0.defaultValue) })
     public var agencies: [String: Agency] = Dictionary(uniqueKeysWithValues: Agency.seeded.map { ($0.code, $0) })
+    /// Review states of the flags any entry touched after their ingest; every other ingested
+    /// flag is in the initial state (kept implicit, so a million untouched flags cost nothing).
     public var flags: [String: FlagReview] = [:]
+    /// How many flags were ingested.
+    public var ingested = 0
     public var decisions: [String: [DecisionFact]] = [:]
     public var checkpoints: [Int64: (size: Int64, root: String)] = [:]
     /// Entries that break the rules, named.
@@ -46,6 +50,17 @@ public struct Replay: Sendable {
     public mutating func apply(_ e: CustodyEntry) {
         guard let action = CustodyAction(rawValue: e.action) else {
             problems.append("custody entry \(e.seq): unknown action \(quoted(e.action))"); return
+        }
+        // The commonest entries carry no state the fold needs beyond their subject.
+        switch action {
+        case .flagIngest: ingested += 1; return
+        case .flagRelease:
+            flags[e.subjectID]?.holder = nil
+            flags[e.subjectID]?.leaseExpiresMillis = nil
+            return
+        case .evidenceView, .refused, .caseOpen, .caseAddFlag, .caseRoute, .caseMerge, .caseMergedInto, .caseSplit, .caseExport, .referralReceipt:
+            return
+        default: break
         }
         guard case .object(let d)? = try? JSONValue.parse(Array(e.details.utf8)) else {
             problems.append("custody entry \(e.seq): details are not a JSON object"); return
@@ -63,7 +78,7 @@ public struct Replay: Sendable {
         case .userDisable:
             users[e.subjectID]?.disabled = true
             // A disabled user's claims go back to the queue.
-            for (key, f) in flags where f.holder == e.subjectID {
+            for (key, f) in flags where f.holder == e.subjectID {  // a claim always touches the flag
                 flags[key]?.holder = nil
                 flags[key]?.leaseExpiresMillis = nil
             }
@@ -78,17 +93,11 @@ public struct Replay: Sendable {
                   let route = string("route").flatMap(AgencyRoute.init(rawValue:)) ?? before?.route,
                   let days = d["retention_days"]?.intValue.map(Int.init) ?? before?.retentionDays else { return problem("incomplete agency") }
             agencies[e.subjectID] = Agency(code: e.subjectID, name: name, jurisdictions: jurisdictions, profile: profile, route: route, retentionDays: days)
-        case .flagIngest:
-            flags[e.subjectID] = FlagReview()
         case .flagClaim:
-            guard flags[e.subjectID] != nil else { return problem("the flag was never ingested") }
-            flags[e.subjectID]?.holder = string("holder") ?? e.actor
+            flags[e.subjectID, default: FlagReview()].holder = string("holder") ?? e.actor
             flags[e.subjectID]?.leaseExpiresMillis = string("lease_expires").flatMap(Timestamp.parse)?.epochMillis
-        case .flagRelease:
-            flags[e.subjectID]?.holder = nil
-            flags[e.subjectID]?.leaseExpiresMillis = nil
         case .flagDecide:
-            guard var state = flags[e.subjectID] else { return problem("the flag was never ingested") }
+            var state = flags[e.subjectID] ?? FlagReview()
             guard let outcome = string("outcome").flatMap(Outcome.init(rawValue:)), let reason = string("reason") else { return problem("incomplete decision") }
             let category = string("category")
             // The review rules, replayed: the transition must be legal for who decided, when.
@@ -116,7 +125,7 @@ public struct Replay: Sendable {
             decisions[e.subjectID, default: []].append(DecisionFact(reviewer: e.actor, stage: stage, outcome: outcome.rawValue,
                                                                     reason: reason, category: category, final: final))
         case .flagReopen:
-            guard var state = flags[e.subjectID] else { return problem("the flag was never ingested") }
+            var state = flags[e.subjectID] ?? FlagReview()
             decisions[e.subjectID, default: []].append(DecisionFact(reviewer: e.actor, stage: state.status.rawValue, outcome: "reopen",
                                                                     reason: string("reason") ?? "", category: nil, final: false))
             state.status = .open
@@ -127,8 +136,9 @@ public struct Replay: Sendable {
         case .auditCheckpoint:
             guard let id = Int64(e.subjectID), let size = d["size"]?.intValue, let root = string("root") else { return problem("incomplete checkpoint") }
             checkpoints[id] = (size, root)
-        case .evidenceView, .refused, .caseOpen, .caseAddFlag, .caseRoute, .caseMerge, .caseMergedInto, .caseSplit, .caseExport, .referralReceipt:
-            break
+        case .flagIngest, .flagRelease, .evidenceView, .refused, .caseOpen, .caseAddFlag, .caseRoute, .caseMerge, .caseMergedInto,
+             .caseSplit, .caseExport, .referralReceipt:
+            break  // handled before the details are parsed
         }
     }
 }
