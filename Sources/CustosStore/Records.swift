@@ -147,19 +147,28 @@ enum EvidenceLayout {
 // Write-side records: one per table the workflow inserts into (the ingest hot path keeps its
 // cached statements). Column names are the properties in snake_case.
 
+/// A record whose columns are its properties in snake_case.
+protocol SnakeCaseRecord: Codable, TableRecord, EncodableRecord {}
+
+extension SnakeCaseRecord {
+    static var databaseColumnEncodingStrategy: DatabaseColumnEncodingStrategy { .convertToSnakeCase }
+}
+
+extension FetchableRecord where Self: SnakeCaseRecord {
+    static var databaseColumnDecodingStrategy: DatabaseColumnDecodingStrategy { .convertFromSnakeCase }
+}
+
 /// A `users` row.
-struct UserRow: Codable, PersistableRecord {
+struct UserRow: SnakeCaseRecord, PersistableRecord {
     static let databaseTableName = "users"
-    static let databaseColumnEncodingStrategy = DatabaseColumnEncodingStrategy.convertToSnakeCase
     var name: String
     var role: String
     var createdAt: String
 }
 
 /// A `decisions` row (a reopening is one too, with outcome `reopen`).
-struct DecisionRow: Codable, PersistableRecord {
+struct DecisionRow: SnakeCaseRecord, PersistableRecord {
     static let databaseTableName = "decisions"
-    static let databaseColumnEncodingStrategy = DatabaseColumnEncodingStrategy.convertToSnakeCase
     var flag: Int64
     var reviewer: String
     var stage: String
@@ -174,10 +183,8 @@ struct DecisionRow: Codable, PersistableRecord {
 }
 
 /// A `referrals` row: a packet sent, and the preservation hold it starts.
-struct ReferralRow: Codable, FetchableRecord, PersistableRecord {
+struct ReferralRow: SnakeCaseRecord, FetchableRecord, PersistableRecord {
     static let databaseTableName = "referrals"
-    static let databaseColumnEncodingStrategy = DatabaseColumnEncodingStrategy.convertToSnakeCase
-    static let databaseColumnDecodingStrategy = DatabaseColumnDecodingStrategy.convertFromSnakeCase
     var packetId: String
     var caseId: Int64
     var agency: String
@@ -195,10 +202,8 @@ struct ReferralRow: Codable, FetchableRecord, PersistableRecord {
 }
 
 /// A `receipts` row: an agency's acknowledgement of a referral.
-struct ReceiptRow: Codable, FetchableRecord, PersistableRecord {
+struct ReceiptRow: SnakeCaseRecord, FetchableRecord, PersistableRecord {
     static let databaseTableName = "receipts"
-    static let databaseColumnEncodingStrategy = DatabaseColumnEncodingStrategy.convertToSnakeCase
-    static let databaseColumnDecodingStrategy = DatabaseColumnDecodingStrategy.convertFromSnakeCase
     var caseId: Int64
     var agency: String
     var reference: String
@@ -207,10 +212,8 @@ struct ReceiptRow: Codable, FetchableRecord, PersistableRecord {
 }
 
 /// A `cases` row.
-struct CaseRow: Codable, FetchableRecord, MutablePersistableRecord {
+struct CaseRow: SnakeCaseRecord, FetchableRecord, MutablePersistableRecord {
     static let databaseTableName = "cases"
-    static let databaseColumnEncodingStrategy = DatabaseColumnEncodingStrategy.convertToSnakeCase
-    static let databaseColumnDecodingStrategy = DatabaseColumnDecodingStrategy.convertFromSnakeCase
     var id: Int64?
     var platform: String
     var state: String
@@ -228,10 +231,8 @@ struct CaseRow: Codable, FetchableRecord, MutablePersistableRecord {
 }
 
 /// A `case_agencies` row: an agency a case is routed to, why, and whether it was served.
-struct CaseAgencyRow: Codable, FetchableRecord, PersistableRecord {
+struct CaseAgencyRow: SnakeCaseRecord, FetchableRecord, PersistableRecord {
     static let databaseTableName = "case_agencies"
-    static let databaseColumnEncodingStrategy = DatabaseColumnEncodingStrategy.convertToSnakeCase
-    static let databaseColumnDecodingStrategy = DatabaseColumnDecodingStrategy.convertFromSnakeCase
     var caseId: Int64
     var agency: String
     var reason: String
@@ -239,17 +240,15 @@ struct CaseAgencyRow: Codable, FetchableRecord, PersistableRecord {
 }
 
 /// A `case_flags` row: which case a flag is filed in.
-struct CaseFlagRow: Codable, PersistableRecord {
+struct CaseFlagRow: SnakeCaseRecord, PersistableRecord {
     static let databaseTableName = "case_flags"
-    static let databaseColumnEncodingStrategy = DatabaseColumnEncodingStrategy.convertToSnakeCase
     var flag: Int64
     var caseId: Int64
 }
 
 /// A `case_accounts` row: a reported account of a case.
-struct CaseAccountRow: Codable, PersistableRecord {
+struct CaseAccountRow: SnakeCaseRecord, PersistableRecord {
     static let databaseTableName = "case_accounts"
-    static let databaseColumnEncodingStrategy = DatabaseColumnEncodingStrategy.convertToSnakeCase
     var caseId: Int64
     var userId: String
 }
