@@ -194,15 +194,17 @@ public final class Store: @unchecked Sendable {
 
     /// Runs `body` in one IMMEDIATE transaction with a custody log bound to it. Nothing the
     /// body did survives a thrown error: state and custody commit together or not at all. A
-    /// refusal (unknown or disabled user, wrong role) rolls the body back and is then recorded
-    /// in a transaction of its own: who tried, what (`verb`, the calling method) and why.
+    /// refusal by the rules (unknown or disabled user, wrong role, a state that does not allow
+    /// the step, a conflict) rolls the body back and is then recorded in a transaction of its
+    /// own: who tried, what (`verb`, the calling method) and why. Bad input is not recorded.
     @discardableResult
     public func write<T>(verb: String = #function, _ body: (Database, CustodyLog) throws -> T) throws -> T {
         do {
             return try transaction(body)
         } catch let e as CustosError {
             switch e {
-            case .forbidden, .unauthenticated: try? recordRefusal(e, verb: verb)
+            // The rules refusing a step (who may, or what state allows): recorded, nothing else changes.
+            case .forbidden, .unauthenticated, .invalidState, .conflict: try? recordRefusal(e, verb: verb)
             default: break
             }
             throw e

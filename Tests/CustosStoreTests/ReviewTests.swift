@@ -261,6 +261,9 @@ extension Store {
         #expect(errorKind { _ = try f.store("lee").claim("a") } == .invalidState)
         #expect(errorKind { _ = try f.store("lee").decide("a", outcome: .confirm, reason: "alone", category: .grooming, urgent: nil, annotations: []) } == .invalidState)
         #expect(errorKind { _ = try f.store("lee").claim("a", for: "lee") } == .invalidState)
+        // Each refusal by the rules is a custody entry naming who, what and why.
+        let refusals = try f.store().custodyEntries(subjects: ["lee"]).filter { $0.action == CustodyAction.refused.rawValue }
+        #expect(refusals.count == 3 && refusals.allSatisfy { $0.details.contains("four eyes") }, "\(refusals.map(\.details))")
         #expect(try f.store("lia").decide("a", outcome: .confirm, reason: "second pair of eyes", category: .grooming, urgent: nil, annotations: []).status == .confirmed)
         // alice confirms, lee (a lead, as second reviewer) dismisses: lee cannot settle it; lia can.
         _ = try f.store("alice").claim("b")
