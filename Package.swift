@@ -28,16 +28,16 @@ let package = Package(
         .target(
             name: "CustosStore",
             dependencies: [
-                "CustosCore", "CustosResources",
+                "CustosCore", "CustosResources", "CXML",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]),
         // libxml2's schema validator, linked in-process (Debian: libxml2-dev).
         .systemLibrary(name: "CLibXML2", pkgConfig: "libxml-2.0", providers: [.apt(["libxml2-dev"])]),
-        .target(name: "CXSD", dependencies: ["CLibXML2"]),
+        .target(name: "CXML", dependencies: ["CLibXML2"]),
         .target(
             name: "CustosPackets",
             dependencies: [
-                "CustosCore", "CustosResources", "CXSD",
+                "CustosCore", "CustosResources", "CXML",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Mustache", package: "swift-mustache"),
                 .product(name: "ZIPFoundation", package: "ZIPFoundation"),

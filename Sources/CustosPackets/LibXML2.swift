@@ -1,7 +1,7 @@
-import CXSD
+import CXML
 import Foundation
 
-/// Schema validation through libxml2 (the C side is Sources/CXSD).
+/// Schema validation through libxml2 (the C side is Sources/CXML).
 enum LibXML2 {
     /// nil when `document` is valid against `schema`, else what is wrong, with line numbers.
     static func validate(document: Data, schema: Data) -> String? {

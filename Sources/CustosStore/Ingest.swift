@@ -179,8 +179,8 @@ public final class Ingestor {
     }
 
     /// Ingests a PAN 2012 corpus stream (`name` is used in messages). The bytes are checked
-    /// to be UTF-8 first (FoundationXML trusts its input and crashes on some that is not);
-    /// stdin is spooled to a temporary file for the two passes.
+    /// to be UTF-8 first, so a bad byte is named with its line; stdin is spooled to a temporary
+    /// file for the two passes.
     public func ingestPan12(_ handle: FileHandle, name: String, platform: String, startDay day: Int64) throws {
         let ingestor = self
         var failure: Error?
@@ -219,8 +219,7 @@ public final class Ingestor {
             ingestor.reject(Rejection(location: "\(name):\(utf8.line)", reason: "the file ends inside a UTF-8 sequence; the file was not read", raw: []))
             return
         }
-        guard let stream = InputStream(fileAtPath: path) else { throw CustosError.storage(cause: "cannot read \(name)") }
-        let ok = reader.parse(stream: stream)
+        let ok = reader.parse(path: path)
         if let failure { throw failure }
         try ingestor.flush()
         if !ok {

@@ -1,12 +1,13 @@
+import CXML
 import CustosCore
 import Foundation
-#if canImport(FoundationXML)
-import FoundationXML
-#endif
 
-/// Reads the PAN 2012 corpus XML as a stream and turns each `<conversation>` into a flag record
-/// with `Pan12.record` (JSON, so it goes through the same validation as any record).
-public final class Pan12Reader: NSObject, XMLParserDelegate {
+/// Reads the PAN 2012 corpus XML as a stream (libxml2, through Sources/CXML) and turns each
+/// `<conversation>` into a flag record with `Pan12.record` (JSON, so it goes through the same
+/// validation as any record). Text is read exactly: internal entities are expanded as XML
+/// defines, external entities and DTD loads are refused, and a conversation in which libxml2
+/// reports any error or warning is never passed on — the file is rejected from there.
+public final class Pan12Reader {
     public struct Item {
         public let line: Int
         public let conversationID: String
@@ -16,17 +17,7 @@ public final class Pan12Reader: NSObject, XMLParserDelegate {
     let platform: String
     let startDay: Int64
     let onConversation: (Item) -> Void
-    private var parser: XMLParser?
-
-    private var conversationID: String?
-    private var conversationLine = 0
-    private var messages: [Pan12.Message] = []
-    private var current: Pan12.Message?
-    private var field: String?
-    private var buffer = ""
-    private var problem: RecordError?
-    private var depth = 0
-    private var sawRoot = false
+    /// Why reading stopped before the end, with the line.
     public private(set) var xmlError: String?
 
     public init(platform: String, date startDayMillis: Int64, onConversation: @escaping (Item) -> Void) {
@@ -35,78 +26,44 @@ public final class Pan12Reader: NSObject, XMLParserDelegate {
         self.onConversation = onConversation
     }
 
-    /// Parses the whole stream; returns false (with `xmlError` set) when the XML is not well-formed.
-    public func parse(stream: InputStream) -> Bool {
-        let p = XMLParser(stream: stream)
-        p.delegate = self
-        p.shouldResolveExternalEntities = false
-        parser = p
-        var ok = p.parse()
-        // The stream parser does not always report a document cut short; check it closed.
-        if ok && (depth != 0 || !sawRoot) {
-            ok = false
-            xmlError = "line \(p.lineNumber): malformed XML: the document ends before its elements are closed"
+    /// Reads the file at `path`; false (with `xmlError`) when it could not be read to the end.
+    public func parse(path: String) -> Bool { read(path: path, data: nil) }
+
+    /// Reads XML held in memory.
+    public func parse(data: Data) -> Bool { read(path: nil, data: data) }
+
+    private func read(path: String?, data: Data?) -> Bool {
+        let context = Unmanaged.passUnretained(self).toOpaque()
+        let callback: custos_pan12_callback = { context, conversation in
+            guard let context, let c = conversation?.pointee else { return 1 }
+            Unmanaged<Pan12Reader>.fromOpaque(context).takeUnretainedValue().emit(c)
+            return 0
         }
-        if !ok, xmlError == nil {
-            xmlError = "line \(p.lineNumber): malformed XML: \(p.parserError.map { "\($0)" } ?? "unknown error")"
+        let message: UnsafeMutablePointer<CChar>? = if let data {
+            data.withUnsafeBytes { raw in
+                custos_pan12_read(nil, raw.baseAddress?.assumingMemoryBound(to: CChar.self), raw.count, context, callback)
+            }
+        } else {
+            custos_pan12_read(path, nil, 0, context, callback)
         }
-        return ok
+        guard let message else { return true }
+        defer { free(message) }
+        xmlError = String(cString: message)
+        return false
     }
 
-    public func parser(_ parser: XMLParser, didStartElement name: String, namespaceURI: String?, qualifiedName: String?,
-                       attributes: [String: String] = [:]) {
-        depth += 1
-        switch name {
-        case "conversation":
-            conversationID = attributes["id"]
-            conversationLine = parser.lineNumber
-            messages = []
-            problem = conversationID.map { $0.isEmpty ? RecordError("conversation", "empty id attribute") : nil } ?? RecordError("conversation", "missing id attribute")
-        case "message":
-            current = Pan12.Message(line: attributes["line"])
-        case "author", "time", "text":
-            field = name
-            buffer = ""
-        default: break
+    private func emit(_ c: custos_pan12_conversation) {
+        func string(_ p: UnsafePointer<CChar>?) -> String? { p.map { String(cString: $0) } }
+        let id = string(c.id)
+        var messages: [Pan12.Message] = []
+        for i in 0..<c.count {
+            messages.append(Pan12.Message(line: string(c.lines[i]), author: string(c.authors[i]), time: string(c.times[i]), text: string(c.texts[i])))
         }
-    }
-
-    public func parser(_ parser: XMLParser, foundCharacters string: String) {
-        if field != nil { buffer += string }
-    }
-
-    public func parser(_ parser: XMLParser, foundCDATA CDATABlock: Data) {
-        guard field != nil else { return }
-        if let s = String(data: CDATABlock, encoding: .utf8) { buffer += s } else {
-            problem = problem ?? RecordError("message", "CDATA is not valid UTF-8")
+        let result: Result<JSONValue, RecordError> = switch id {
+        case nil: .failure(RecordError("conversation", "missing id attribute"))
+        case ""?: .failure(RecordError("conversation", "empty id attribute"))
+        case let id?: Pan12.record(conversationID: id, messages: messages, platform: platform, startDay: startDay)
         }
-    }
-
-    public func parser(_ parser: XMLParser, didEndElement name: String, namespaceURI: String?, qualifiedName: String?) {
-        depth -= 1
-        if depth == 0 { sawRoot = true }
-        switch name {
-        case "author": current?.author = buffer; field = nil
-        case "time": current?.time = buffer; field = nil
-        case "text": current?.text = buffer; field = nil
-        case "message":
-            if let c = current { messages.append(c) }
-            current = nil
-        case "conversation":
-            emit()
-            conversationID = nil
-        default: break
-        }
-    }
-
-    public func parser(_ parser: XMLParser, parseErrorOccurred parseError: Error) {
-        xmlError = xmlError ?? "line \(parser.lineNumber): malformed XML (\((parseError as NSError).code))"
-    }
-
-    private func emit() {
-        let id = conversationID ?? ""
-        let result = problem.map { Result<JSONValue, RecordError>.failure($0) }
-            ?? Pan12.record(conversationID: id, messages: messages, platform: platform, startDay: startDay)
-        onConversation(Item(line: conversationLine, conversationID: id, result: result))
+        onConversation(Item(line: Int(c.line), conversationID: id ?? "", result: result))
     }
 }

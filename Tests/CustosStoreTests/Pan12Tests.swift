@@ -7,7 +7,7 @@ import Testing
     func read(_ xml: String, date: String = "2026-11-20") -> [Pan12Reader.Item] {
         var items: [Pan12Reader.Item] = []
         let reader = Pan12Reader(platform: "PAN", date: Timestamp.parseDate(date) ?? 0) { items.append($0) }
-        _ = reader.parse(stream: InputStream(data: Data(xml.utf8)))
+        _ = reader.parse(data: Data(xml.utf8))
         return items
     }
 
@@ -47,3 +47,44 @@ import Testing
     }
 }
 
+
+/// PAN12 text is stored exactly or not at all.
+@Suite struct Pan12Fidelity {
+    func read(_ xml: String) -> (items: [Pan12Reader.Item], error: String?) {
+        var items: [Pan12Reader.Item] = []
+        let reader = Pan12Reader(platform: "PAN", date: Timestamp.parseDate("2026-11-20") ?? 0) { items.append($0) }
+        _ = reader.parse(data: Data(xml.utf8))
+        return (items, reader.xmlError)
+    }
+
+    func text(_ item: Pan12Reader.Item) throws -> String {
+        try FlagRecord.validate(try item.result.get()).conversation.messages[0].text
+    }
+
+    @Test func internalEntitiesAreExpandedAsXMLDefines() throws {
+        let r = read("""
+        <?xml version="1.0"?><!DOCTYPE conversations [<!ENTITY hi "hello &amp; bye">]>
+        <conversations><conversation id="c"><message line="1"><author>a</author><time>10:00</time><text>x &hi; y &#x41;</text></message></conversation></conversations>
+        """)
+        #expect(r.error == nil && r.items.count == 1)
+        #expect(try text(r.items[0]) == "x hello & bye y A")
+    }
+
+    @Test func externalEntitiesAreRefusedAndNothingIsPassedOn() {
+        let r = read("""
+        <?xml version="1.0"?><!DOCTYPE conversations [<!ENTITY ext SYSTEM "file:///etc/hostname">]>
+        <conversations><conversation id="c"><message line="1"><author>a</author><time>10:00</time><text>before &ext; after</text></message></conversation></conversations>
+        """)
+        #expect(r.items.isEmpty, "a conversation with an external entity was passed on")
+        #expect(r.error?.contains("external entity") == true, "\(r.error ?? "no error")")
+    }
+
+    @Test func anUndefinedEntityRejectsTheFileBeforeAnythingIsPassedOn() throws {
+        let r = read("""
+        <conversations><conversation id="ok"><message line="1"><author>a</author><time>10:00</time><text>fine</text></message></conversation>
+        <conversation id="bad"><message line="1"><author>a</author><time>10:00</time><text>x &undefined; y</text></message></conversation></conversations>
+        """)
+        #expect(r.items.isEmpty, "\(r.items.map(\.conversationID))")
+        #expect(r.error?.contains("line 2") == true && r.error?.contains("undefined") == true, "\(r.error ?? "")")
+    }
+}

@@ -1,4 +1,4 @@
-#include "cxsd.h"
+#include "cxml.h"
 #include <libxml/parser.h>
 #include <libxml/xmlerror.h>
 #include <libxml/xmlschemas.h>
