@@ -72,7 +72,10 @@ public final class Store: @unchecked Sendable {
             throw CustosError.storage(cause: "cannot open the store at \(path): \(describe(error))")
         }
         var store = Store(path: path, actor: actor, db: queue)
-        if access == .write {
+        // A reading command on a store an older custos wrote upgrades it first when it can
+        // (a read-only copy of an older store is refused: it cannot be upgraded).
+        let upgrade = access == .read ? try !store.checkMigrations() && Store.canWrite(path) : false
+        if access == .write || upgrade {
             try? queue.close()
             do {
                 store = Store(path: path, actor: actor, db: try DatabaseQueue(path: path, configuration: configuration()))
@@ -80,6 +83,11 @@ public final class Store: @unchecked Sendable {
                 throw CustosError.storage(cause: "cannot open the store at \(path): \(describe(error))")
             }
             try store.migrate()
+            if upgrade {
+                // Back to read-only for the command itself.
+                try? store.db.close()
+                store = Store(path: path, actor: actor, db: try DatabaseQueue(path: path, configuration: configuration(readonly: true)))
+            }
         } else {
             try store.checkMigrations(requireCurrent: true)
         }
@@ -96,6 +104,9 @@ public final class Store: @unchecked Sendable {
         }
         return store
     }
+
+    /// Whether this process may write the file (and so upgrade it).
+    static func canWrite(_ path: String) -> Bool { Glibc.access(path, W_OK) == 0 }
 
     /// A store path must name a regular file (for `open`) or nothing yet (for `create`).
     static func checkStoreFile(_ path: String, mustExist: Bool = true) throws {
