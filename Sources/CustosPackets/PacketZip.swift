@@ -64,11 +64,9 @@ enum PacketZip {
         for (entry, path) in relative where tagFiles.contains(path) {
             _ = try write(entry, path, limit: tagFileLimit)
         }
-        let listed = Set(manifestPaths(folder.appendingPathComponent("manifest-sha256.txt")))
-        let info = (try? String(contentsOf: folder.appendingPathComponent("bag-info.txt"), encoding: .utf8)) ?? ""
-        let oxumBytes = info.split(separator: "\n").first { $0.hasPrefix("Payload-Oxum:") }
-            .flatMap { UInt64($0.dropFirst("Payload-Oxum:".count).trimmingCharacters(in: .whitespaces).split(separator: ".").first ?? "") }
-        var budget = oxumBytes ?? 0
+        let listed = Set((PacketVerifier.manifest(fm.contents(atPath: folder.appendingPathComponent("manifest-sha256.txt").path)) ?? []).map(\.path))
+        let info = PacketVerifier.bagInfo(fm.contents(atPath: folder.appendingPathComponent("bag-info.txt").path))
+        var budget = info["Payload-Oxum"].flatMap { UInt64($0.split(separator: ".").first ?? "") } ?? 0
         for (entry, path) in relative where !tagFiles.contains(path) {
             if listed.contains(path) && entry.uncompressedSize <= budget {
                 budget -= try write(entry, path, limit: budget)
@@ -76,14 +74,6 @@ enum PacketZip {
                 // Unlisted, or beyond the declared payload: present (so it is named), but empty.
                 _ = try write(entry, path, limit: 0)
             }
-        }
-    }
-
-    static func manifestPaths(_ url: URL) -> [String] {
-        guard let text = try? String(contentsOf: url, encoding: .utf8) else { return [] }
-        return text.split(separator: "\n").compactMap { line in
-            let parts = line.split(separator: " ", maxSplits: 1)
-            return parts.count == 2 ? String(parts[1]).trimmingCharacters(in: CharacterSet(charactersIn: " *")) : nil
         }
     }
 
@@ -97,6 +87,6 @@ enum PacketZip {
             hasher.update(data: chunk)
             size += chunk.count
         }
-        return (hasher.finalize().map { String(format: "%02x", $0) }.joined(), size)
+        return (Hex.encode(hasher.finalize()), size)
     }
 }

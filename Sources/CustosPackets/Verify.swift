@@ -30,6 +30,15 @@ public struct PacketVerifier: Sendable {
         return verify(bag: temp)
     }
 
+    /// bag-info.txt's `Label: value` fields (the first of a repeated label).
+    static func bagInfo(_ data: Data?) -> [String: String] {
+        let text = data.flatMap { String(data: $0, encoding: .utf8) } ?? ""
+        return Dictionary(text.split(separator: "\n").compactMap { l -> (String, String)? in
+            guard let c = l.firstIndex(of: ":") else { return nil }
+            return (String(l[..<c]), l[l.index(after: c)...].trimmingCharacters(in: .whitespaces))
+        }, uniquingKeysWith: { a, _ in a })
+    }
+
     /// `sha256  path` lines.
     static func manifest(_ data: Data?) -> [(sha: String, path: String)]? {
         guard let data, let text = String(data: data, encoding: .utf8) else { return nil }
@@ -96,11 +105,7 @@ public struct PacketVerifier: Sendable {
             for (i, r) in results.enumerated() { if let sha = r.sha { hashed[manifestEntries[i].path] = sha } }
             let bytes = results.reduce(0) { $0 + $1.size }
             for extra in onDisk.subtracting((listed ?? []).map(\.path)).sorted() { bagProblems.append("\(extra) is not in the manifest") }
-            let info = read(bag, "bag-info.txt").flatMap { String(data: $0, encoding: .utf8) } ?? ""
-            infoFields = Dictionary(info.split(separator: "\n").compactMap { l -> (String, String)? in
-                guard let c = l.firstIndex(of: ":") else { return nil }
-                return (String(l[..<c]), l[l.index(after: c)...].trimmingCharacters(in: .whitespaces))
-            }, uniquingKeysWith: { a, _ in a })
+            infoFields = PacketVerifier.bagInfo(read(bag, "bag-info.txt"))
             if let oxum = infoFields["Payload-Oxum"], listed != nil, oxum != "\(bytes).\(listed!.count)" {
                 bagProblems.append("Payload-Oxum \(oxum) does not match the payload (\(bytes).\(listed!.count))")
             }
