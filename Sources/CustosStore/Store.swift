@@ -110,19 +110,9 @@ public final class Store: @unchecked Sendable {
 
     /// A store path must name a regular file (for `open`) or nothing yet (for `create`).
     static func checkStoreFile(_ path: String, mustExist: Bool = true) throws {
-        var info = stat()
-        guard stat(path, &info) == 0 else {
-            if errno == ENOENT {
-                if !mustExist { return }
-                throw CustosError.notFound(kind: "store", name: path, hint: "run `custos init --org NAME --contact-email EMAIL` first, or pass --db PATH")
-            }
-            throw CustosError.storage(cause: "cannot use \(path) as the store: \(String(cString: strerror(errno)))")
-        }
-        guard info.st_mode & S_IFMT == S_IFREG else {
-            let kind = info.st_mode & S_IFMT == S_IFDIR ? "a folder" : "not a regular file"
-            throw CustosError.invalidInput(field: "--db", reason: "\(path) is \(kind); the store is one SQLite file")
-        }
-        if !mustExist { throw CustosError.conflict(subject: "a store", reason: "already exists at \(path); refusing to overwrite it") }
+        let exists = try InputPath.requireRegularFile(path, role: "--db", mayBeMissing: !mustExist, kind: "store",
+                                                      hint: "run `custos init --org NAME --contact-email EMAIL` first, or pass --db PATH")
+        if exists && !mustExist { throw CustosError.conflict(subject: "a store", reason: "already exists at \(path); refusing to overwrite it") }
     }
 
     /// Creates a new store and signing key; the OS user becomes the first admin.

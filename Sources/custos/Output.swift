@@ -66,22 +66,5 @@ enum Transcript {
 /// A path named on the command line must be a regular file (a folder, FIFO or device is
 /// refused before anything is read or written), or, when `mayBeMissing`, not exist yet.
 func checkRegularFile(_ path: String, role: String, mayBeMissing: Bool = false) throws {
-    var info = stat()
-    guard stat(path, &info) == 0 else {
-        if errno == ENOENT && mayBeMissing { return }
-        throw errno == ENOENT ? CustosError.notFound(kind: "file", name: path, hint: role)
-                              : CustosError.storage(cause: "\(role) \(path): \(String(cString: strerror(errno)))")
-    }
-    guard info.st_mode & S_IFMT == S_IFREG else {
-        let kind = switch info.st_mode & S_IFMT {
-        case S_IFDIR: "a folder"
-        case S_IFIFO: "a FIFO (use - and a pipe for streams)"
-        case S_IFCHR, S_IFBLK: "a device"
-        default: "not a regular file"
-        }
-        throw CustosError.invalidInput(field: role, reason: "\(path) is \(kind)")
-    }
-    guard access(path, mayBeMissing ? W_OK : R_OK) == 0 else {
-        throw CustosError.storage(cause: "\(role) \(path): \(String(cString: strerror(errno)))")
-    }
+    try InputPath.requireRegularFile(path, role: role, mayBeMissing: mayBeMissing)
 }
