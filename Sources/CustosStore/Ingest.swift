@@ -182,16 +182,15 @@ public final class Ingestor {
     /// to be UTF-8 first, so a bad byte is named with its line; stdin is spooled to a temporary
     /// file for the two passes.
     public func ingestPan12(_ handle: FileHandle, name: String, platform: String, startDay day: Int64) throws {
-        let ingestor = self
         var failure: Error?
         let reader = Pan12Reader(platform: platform, date: day) { item in
             guard failure == nil else { return }
             let location = "\(name):\(item.line)"
             switch item.result {
             case .failure(let e):
-                ingestor.reject(Rejection(location: location, reason: "conversation \(quoted(item.conversationID)): \(e)", raw: []))
+                self.reject(Rejection(location: location, reason: "conversation \(quoted(item.conversationID)): \(e)", raw: []))
             case .success(let json):
-                do { try ingestor.offer(json: json, location: location, raw: Array(json.canonicalString.utf8), baseDirectory: nil) }
+                do { try self.offer(json: json, location: location, raw: Array(json.canonicalString.utf8), baseDirectory: nil) }
                 catch { failure = error }
             }
         }
@@ -211,19 +210,19 @@ public final class Ingestor {
         var utf8 = UTF8Validator()
         while let chunk = try check.read(upToCount: 1 << 20), !chunk.isEmpty {
             guard utf8.feed(chunk) else {
-                ingestor.reject(Rejection(location: "\(name):\(utf8.line)", reason: "invalid UTF-8 at byte \(utf8.offset + 1); the file was not read", raw: []))
+                reject(Rejection(location: "\(name):\(utf8.line)", reason: "invalid UTF-8 at byte \(utf8.offset + 1); the file was not read", raw: []))
                 return
             }
         }
         guard utf8.complete else {
-            ingestor.reject(Rejection(location: "\(name):\(utf8.line)", reason: "the file ends inside a UTF-8 sequence; the file was not read", raw: []))
+            reject(Rejection(location: "\(name):\(utf8.line)", reason: "the file ends inside a UTF-8 sequence; the file was not read", raw: []))
             return
         }
         let ok = reader.parse(path: path)
         if let failure { throw failure }
-        try ingestor.flush()
+        try flush()
         if !ok {
-            ingestor.reject(Rejection(location: name, reason: reader.xmlError ?? "malformed XML; the rest of the file was not read", raw: []))
+            reject(Rejection(location: name, reason: reader.xmlError ?? "malformed XML; the rest of the file was not read", raw: []))
         }
     }
 

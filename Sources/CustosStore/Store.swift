@@ -215,14 +215,14 @@ public final class Store: @unchecked Sendable {
     private func transaction<T>(_ body: (Database, CustodyLog) throws -> T) throws -> T {
         do {
             return try db.writeWithoutTransaction { db in
-                var result: Result<T, Error>?
+                var result: T?
                 try db.inTransaction(.immediate) {
                     let log = CustodyLog(db: db, actor: actor, now: Timestamp.utcString(millis: clock()))
-                    result = .success(try body(db, log))
+                    result = try body(db, log)
                     return .commit
                 }
                 guard let result else { throw CustosError.storage(cause: "the transaction produced no result") }
-                return try result.get()
+                return result
             }
         } catch let e as CustosError {
             throw e
