@@ -97,7 +97,7 @@ public struct Replay: Sendable {
             flags[e.subjectID, default: FlagReview()].holder = string("holder") ?? e.actor
             flags[e.subjectID]?.leaseExpiresMillis = string("lease_expires").flatMap(Timestamp.parse)?.epochMillis
         case .flagDecide:
-            var state = flags[e.subjectID] ?? FlagReview()
+            let state = flags[e.subjectID] ?? FlagReview()
             guard let outcome = string("outcome").flatMap(Outcome.init(rawValue:)), let reason = string("reason") else { return problem("incomplete decision") }
             let category = string("category")
             // The review rules, replayed: the transition must be legal for who decided, when.
@@ -111,28 +111,17 @@ public struct Replay: Sendable {
             }
             let stage = state.status.rawValue
             let final: Bool = if case .bool(true)? = d["final"] { true } else { false }
-            if let result = string("result").flatMap(FlagStatus.init(rawValue:)) {
-                if state.status == .open && result == .secondReview { state.firstReviewer = e.actor }
-                state.status = result
-            }
-            state.holder = nil
-            state.leaseExpiresMillis = nil
-            if let category { state.category = category }
-            state.annotations = Array(Set(state.annotations).union(d["annotations"]?.arrayValue?.compactMap(\.stringValue) ?? [])).sorted()
-            if let urgent = string("urgent") { state.urgentReason = urgent }
-            if !state.reviewers.contains(e.actor) { state.reviewers.append(e.actor) }
-            flags[e.subjectID] = state
+            flags[e.subjectID] = ReviewRules.settled(state, to: string("result").flatMap(FlagStatus.init(rawValue:)) ?? state.status,
+                                                     by: e.actor, category: category,
+                                                     annotations: d["annotations"]?.arrayValue?.compactMap(\.stringValue) ?? [],
+                                                     urgent: string("urgent"))
             decisions[e.subjectID, default: []].append(DecisionFact(reviewer: e.actor, stage: stage, outcome: outcome.rawValue,
                                                                     reason: reason, category: category, final: final))
         case .flagReopen:
-            var state = flags[e.subjectID] ?? FlagReview()
+            let state = flags[e.subjectID] ?? FlagReview()
             decisions[e.subjectID, default: []].append(DecisionFact(reviewer: e.actor, stage: state.status.rawValue, outcome: "reopen",
                                                                     reason: string("reason") ?? "", category: nil, final: false))
-            state.status = .open
-            state.firstReviewer = nil
-            state.category = nil
-            state.reviewers = []
-            flags[e.subjectID] = state
+            flags[e.subjectID] = ReviewRules.reopened(state)
         case .auditCheckpoint:
             guard let id = Int64(e.subjectID), let size = d["size"]?.intValue, let root = string("root") else { return problem("incomplete checkpoint") }
             checkpoints[id] = (size, root)

@@ -199,16 +199,35 @@ public enum ReviewRules {
         }
         let next = try transition(flag, state, outcome: decision.outcome, reviewer: reviewer, category: decision.category?.rawValue,
                                   secondReviewRequired: secondReviewRequired)
+        let after = settled(state, to: next.status, by: reviewer.name, category: decision.category?.rawValue,
+                            annotations: decision.annotations.map(\.rawValue), urgent: decision.urgent)
+        return (after, next)
+    }
+
+    /// The state a decision leaves a flag in: the one place both `decide` and the log's replay
+    /// build it.
+    public static func settled(_ state: FlagReview, to status: FlagStatus, by reviewer: String, category: String?,
+                               annotations: [String], urgent: String?) -> FlagReview {
         var after = state
-        after.status = next.status
+        after.status = status
         after.holder = nil
         after.leaseExpiresMillis = nil
-        if state.status == .open && next.status == .secondReview { after.firstReviewer = reviewer.name }
-        if !after.reviewers.contains(reviewer.name) { after.reviewers.append(reviewer.name) }
-        if let category = decision.category { after.category = category.rawValue }
-        after.annotations = Array(Set(state.annotations).union(decision.annotations.map(\.rawValue))).sorted()
-        if let urgent = decision.urgent { after.urgentReason = urgent }
-        return (after, next)
+        if state.status == .open && status == .secondReview { after.firstReviewer = reviewer }
+        if !after.reviewers.contains(reviewer) { after.reviewers.append(reviewer) }
+        if let category { after.category = category }
+        after.annotations = Array(Set(state.annotations).union(annotations)).sorted()
+        if let urgent { after.urgentReason = urgent }
+        return after
+    }
+
+    /// A reopened flag: back in the moderator queue, as if new (for `reopen` and the replay).
+    public static func reopened(_ state: FlagReview) -> FlagReview {
+        var next = state
+        next.status = .open
+        next.firstReviewer = nil
+        next.reviewers = []
+        next.category = nil
+        return next
     }
 
     /// Where a decision takes a flag in `state`, or why it cannot be made.
@@ -259,12 +278,7 @@ public enum ReviewRules {
         guard state.status == .dismissed else {
             throw .invalidState(subject: "flag \(quoted(flag))", state: state.status.rawValue, reason: "only a dismissed flag can be reopened")
         }
-        var next = state
-        next.status = .open
-        next.firstReviewer = nil
-        next.reviewers = []
-        next.category = nil
-        return next
+        return reopened(state)
     }
 
     /// The lease's end, refusing arithmetic that would overflow.
