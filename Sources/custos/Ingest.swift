@@ -24,8 +24,8 @@ struct Ingest: ParsableCommand {
     func run() throws {
         try guarded {
             // Every input is checked before the store is opened: a regular file (or - for stdin).
-            for file in files where file != "-" { try checkRegularFile(file, role: "input") }
-            if let rejects { try checkRegularFile(rejects, role: "--rejects", mayBeMissing: true) }
+            for file in files where file != "-" { try InputPath.requireRegularFile(file, role: "input") }
+            if let rejects { try InputPath.requireRegularFile(rejects, role: "--rejects", mayBeMissing: true) }
             let store = try global.open()
             var rejectsHandle: FileHandle?
             if let rejects {

@@ -37,7 +37,7 @@ struct KeyShow: ParsableCommand {
             let store = try global.open(.read)
             let key = try store.publicKey()
             if pem, let out {
-                try checkRegularFile(out, role: "--out", mayBeMissing: true)
+                try InputPath.requireRegularFile(out, role: "--out", mayBeMissing: true)
                 try Data(KeyEncoding.publicKeyPEM(key).utf8).write(to: URL(fileURLWithPath: out), options: .withoutOverwriting)
                 print("wrote \(out)")
             } else if pem { print(KeyEncoding.publicKeyPEM(key), terminator: "") } else {

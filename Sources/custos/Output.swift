@@ -21,7 +21,7 @@ func writeExact(_ data: Data) {
 
 /// Reads a small input file named on the command line: a regular file, at most `limit` bytes.
 func readInput(_ path: String, limit: Int = 64 << 20) throws -> Data {
-    try checkRegularFile(path, role: "input")
+    try InputPath.requireRegularFile(path, role: "input")
     var info = stat()
     guard stat(path, &info) == 0, info.st_size <= limit else { throw CustosError.invalidInput(field: path, reason: "larger than \(limit >> 20) MiB") }
     guard let data = FileManager.default.contents(atPath: path) else { throw CustosError.storage(cause: "cannot read \(path)") }
@@ -61,10 +61,4 @@ enum Transcript {
         }
         return lines.joined(separator: "\n")
     }
-}
-
-/// A path named on the command line must be a regular file (a folder, FIFO or device is
-/// refused before anything is read or written), or, when `mayBeMissing`, not exist yet.
-func checkRegularFile(_ path: String, role: String, mayBeMissing: Bool = false) throws {
-    try InputPath.requireRegularFile(path, role: role, mayBeMissing: mayBeMissing)
 }
