@@ -66,3 +66,12 @@ public enum CaseRules {
         }
     }
 }
+
+/// A case's name: `C-` and its row id, six digits or more.
+public enum CaseID {
+    public static func format(_ id: Int64) -> String { "C-" + String(format: "%06d", id) }
+    public static func parse(_ s: String) -> Int64? {
+        let t = s.uppercased().hasPrefix("C-") ? String(s.dropFirst(2)) : s
+        return Int64(t).flatMap { $0 > 0 ? $0 : nil }
+    }
+}

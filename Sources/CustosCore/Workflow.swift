@@ -38,6 +38,9 @@ public enum AgencyProfile: String, Sendable, CaseIterable {
 /// What a custody entry records. The raw value is the entry's `action`.
 public enum CustodyAction: String, Sendable, CaseIterable {
     case storeInit = "store.init"
+    /// A store upgraded to a newer schema: the migrations applied and, once, the facts older
+    /// entries lacked, re-derived from the rows.
+    case storeMigrate = "store.migrate"
     case keyCreate = "key.create"
     case userAdd = "user.add"
     case userDisable = "user.disable"
@@ -65,7 +68,7 @@ public enum CustodyAction: String, Sendable, CaseIterable {
     /// What kind of subject the entry is about.
     public var subjectType: SubjectType {
         switch self {
-        case .storeInit: .store
+        case .storeInit, .storeMigrate: .store
         case .keyCreate: .key
         case .userAdd, .userDisable: .user
         case .settingsSet: .setting

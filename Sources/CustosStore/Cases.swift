@@ -26,13 +26,6 @@ public struct CaseDetail: Sendable {
     public let urgentReasons: [String]
 }
 
-public enum CaseID {
-    public static func format(_ id: Int64) -> String { "C-" + String(format: "%06d", id) }
-    public static func parse(_ s: String) -> Int64? {
-        let t = s.uppercased().hasPrefix("C-") ? String(s.dropFirst(2)) : s
-        return Int64(t).flatMap { $0 > 0 ? $0 : nil }
-    }
-}
 
 extension Store {
     /// Files a finally confirmed flag into the open case for its reported account(s) on the
@@ -59,7 +52,7 @@ extension Store {
         for user in reported { try CaseAccountRow(caseId: caseID, userId: user).insert(db, onConflict: .ignore) }
         try CaseFlagRow(flag: rowID, caseId: caseID).insert(db)
         try log.append(.caseAddFlag, subjectID: CaseID.format(caseID),
-                       details: .object(["flag": .string(key)]), evidenceHash: flag.evidenceHash)
+                       details: .object(["flag": .string(key), "accounts": .array(reported.map { .string($0) })]), evidenceHash: flag.evidenceHash)
         try route(caseID: caseID, db: db, log: log)
         return CaseID.format(caseID)
     }
@@ -236,18 +229,22 @@ extension Store {
                 try db.execute(sql: "UPDATE case_flags SET case_id = ? WHERE flag = ?", arguments: [newID, row])
             }
             // Each case keeps the reported accounts of the flags it now holds.
+            var accounts: [Int64: [String]] = [:]
             for cid in [id, newID] {
                 try db.execute(sql: "DELETE FROM case_accounts WHERE case_id = ?", arguments: [cid])
+                var kept = Set<String>()
                 for f in try Int64.fetchAll(db, sql: "SELECT flag FROM case_flags WHERE case_id = ?", arguments: [cid]) {
-                    for p in CaseRules.reported(try loadFlag(rowID: f, db: db).conversation) {
-                        try CaseAccountRow(caseId: cid, userId: p.userID).insert(db, onConflict: .ignore)
-                    }
+                    kept.formUnion(CaseRules.reported(try loadFlag(rowID: f, db: db).conversation).map(\.userID))
                 }
+                for user in kept { try CaseAccountRow(caseId: cid, userId: user).insert(db) }
+                accounts[cid] = kept.sorted()
             }
             try log.append(.caseSplit, subjectID: CaseID.format(id),
-                           details: .object(["new_case": .string(CaseID.format(newID)), "flags": .array(moving.map { .string($0.1) })]))
+                           details: .object(["new_case": .string(CaseID.format(newID)), "flags": .array(moving.map { .string($0.1) }),
+                                             "accounts": .array((accounts[id] ?? []).map { .string($0) })]))
             try log.append(.caseOpen, subjectID: CaseID.format(newID),
-                           details: .object(["split_from": .string(CaseID.format(id))]))
+                           details: .object(["split_from": .string(CaseID.format(id)), "platform": .string(platform),
+                                             "reported_accounts": .array((accounts[newID] ?? []).map { .string($0) })]))
             try route(caseID: newID, db: db, log: log)
             return CaseID.format(newID)
         }

@@ -8,14 +8,17 @@ import GRDB
 public final class CustodyLog {
     let db: Database
     public let actor: Actor
-    /// The transaction's time, UTC RFC 3339 with milliseconds.
+    /// The transaction's time, UTC RFC 3339 with milliseconds, and as milliseconds since 1970:
+    /// every entry and row the transaction writes carries this one time.
     public let now: String
+    public let millis: Int64
     private var tail: (seq: Int64, chain: [UInt8])?
 
-    init(db: Database, actor: Actor, now: String) {
+    init(db: Database, actor: Actor, millis: Int64) {
         self.db = db
         self.actor = actor
-        self.now = now
+        self.millis = millis
+        self.now = Timestamp.utcString(millis: millis)
     }
 
     /// Appends one entry: its leaf, its chain link and the Merkle nodes it completes.

@@ -76,18 +76,22 @@ extension Store {
                            .execute(arguments: [sha, bytes.count, bytes])
         }
         let signals: String? = record.signals.isEmpty ? nil : JSONValue.array(record.signals.map { .string($0) }).canonicalString
+        // In StoredTables.flagColumns order.
+        let columns: [DatabaseValue] = [record.modelVersion.databaseValue, record.score.databaseValue, record.detectedAt.text.databaseValue,
+                                        record.detectedAt.epochMillis.databaseValue, record.platform.databaseValue, record.surface.databaseValue,
+                                        signals.databaseValue, Store.json(record.extra).databaseValue]
         try db.cachedStatement(sql: """
             INSERT INTO flags(detector, flag_id, model_version, score, detected_at, detected_ms, platform, surface, signals,
                 extra, conversation_id, record_hash, ingested_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """).execute(arguments: [record.detector, record.flagID, record.modelVersion, record.score, record.detectedAt.text,
-                             record.detectedAt.epochMillis, record.platform, record.surface, signals,
-                             Store.json(record.extra), conversationID, record.recordHash, log.now])
+            """).execute(arguments: StatementArguments([record.detector.databaseValue, record.flagID.databaseValue] + columns
+                             + [conversationID.databaseValue, record.recordHash.databaseValue, log.now.databaseValue]))
         try afterIngest(flagRowID: db.lastInsertedRowID, record: record, db: db)
         try log.append(.flagIngest, subjectID: record.key,
                        details: .object([
                            ("detector", .string(record.detector)), ("flag_id", .string(record.flagID)),
                            ("model_version", record.modelVersion.map { .string($0) }),
-                           ("record_sha256", .string(record.recordHash)), ("source", .string(source)),
+                           ("record_sha256", .string(record.recordHash)), ("flag_sha256", .string(StoredTables.flagDigest(columns))),
+                           ("source", .string(source)),
                            ("platform", .string(record.platform)), ("conversation_id", .string(c.id)),
                            ("messages", .integer(Int64(c.messages.count))),
                            ("attachments", blobs.isEmpty ? nil : .array(blobs.keys.sorted().map { .string($0) })),

@@ -1,5 +1,6 @@
 import CustosCore
 import CustosResources
+import Crypto
 import Foundation
 import GRDB
 
@@ -20,6 +21,21 @@ enum Migrations {
     }.sorted { $0.version < $1.version }
 
     static var latest: Int { all.last?.version ?? 0 }
+
+    /// The applied migrations (or only `versions`) as a custody entry records them:
+    /// `{"<version>": [name, sha256, applied_at]}`.
+    static func applied(_ db: Database, versions: Set<Int>? = nil) throws -> JSONValue {
+        var applied: [String: JSONValue] = [:]
+        for r in try Row.fetchAll(db, sql: "SELECT version, name, sha256, applied_at FROM schema_migrations") {
+            let version: Int = r["version"]
+            if let versions, !versions.contains(version) { continue }
+            applied[String(version)] = .array([.string(r["name"]), .string(r["sha256"]), .string(r["applied_at"])])
+        }
+        return .object(applied)
+    }
+
+    /// The version from which every custody entry carries the full facts of its change.
+    static let fullFacts = 6
 
     /// Checks the applied migrations against this binary's; returns how many are applied.
     static func check(_ applied: [Row]) throws -> Int {
@@ -73,12 +89,24 @@ extension Store {
                 let applied = try Row.fetchAll(db, sql: "SELECT version, name, sha256 FROM schema_migrations")
                 _ = try Migrations.check(applied)
                 let done = Set(applied.map { $0["version"] as Int })
+                let log = CustodyLog(db: db, actor: actor, millis: clock())
+                var now: Set<Int> = []
                 for m in Migrations.all where !done.contains(m.version) {
                     let sum = SHA256Hex.of(m.sql)
                     try db.execute(sql: m.sql)
                     try afterMigration(m.version, db)
                     try db.execute(sql: "INSERT INTO schema_migrations(version, name, sha256, applied_at) VALUES (?, ?, ?, ?)",
-                                   arguments: [m.version, m.name, sum, Timestamp.utcString(millis: clock())])
+                                   arguments: [m.version, m.name, sum, log.now])
+                    now.insert(m.version)
+                }
+                // An existing store records its upgrade in its log (a new one records its schema in store.init).
+                if try Int64.fetchOne(db, sql: "SELECT count(*) FROM custody") ?? 0 > 0 {
+                    var details: [String: JSONValue] = ["migrations": try Migrations.applied(db, versions: now)]
+                    if now.contains(Migrations.fullFacts) {
+                        details.merge(try factsOlderEntriesLack(db), uniquingKeysWith: { a, _ in a })
+                    }
+                    try log.append(.storeMigrate, subjectID: try String.fetchOne(db, sql: "SELECT value FROM store_meta WHERE key = 'log_origin'") ?? "store",
+                                   details: .object(details))
                 }
                 return .commit
             }
@@ -98,5 +126,37 @@ extension Store {
                 }
             }
         }
+    }
+
+    /// Once, when a store reaches schema 6: what older entries did not record, re-derived from
+    /// the rows. The snapshot of the tables whose facts older entries lack (cases, their
+    /// accounts, flags and routes, referrals, receipts, packet ids, the store's metadata); the
+    /// decisions whose millisecond time was read from a second clock; a digest over the flags
+    /// ingested so far (their entries carry no per-flag digest); and how many problems the
+    /// entries so far replay with (older custos enforced older rules), so that number cannot
+    /// change later unnoticed.
+    private func factsOlderEntriesLack(_ db: Database) throws -> [String: JSONValue] {
+        func rows(_ table: String) throws -> JSONValue {
+            .object(try StoredTables.read(table, db).mapValues { .array($0.map { $0.map(JSONValue.string) ?? .null }) })
+        }
+        var tables: [String: JSONValue] = [:]
+        for table in Replay.snapshotTables { tables[table] = try rows(table) }
+        var atMs: [String: JSONValue] = [:]
+        for r in try Row.fetchAll(db, sql: "SELECT id, at, at_ms FROM decisions") where Timestamp.parse(r["at"])?.epochMillis != r["at_ms"] {
+            atMs[String(r["id"] as Int64)] = .integer(r["at_ms"])
+        }
+        var digest = SHA256()
+        let columns = StoredTables.flagColumns.joined(separator: ", ")
+        let flags = try Row.fetchCursor(db, sql: "SELECT id, \(columns) FROM flags ORDER BY id")
+        var maxID: Int64 = 0
+        while let f = try flags.next() {
+            maxID = f["id"]
+            digest.update(data: Data(StoredTables.flagDigest(Array(f.databaseValues.dropFirst())).utf8))
+        }
+        let replay = try replay(db)
+        return ["tables": .object(tables), "decisions_at_ms": .object(atMs), "flags_before": .integer(maxID),
+                "flags_sha256": .string(Hex.encode(Array(digest.finalize()))),
+                "replay_problems": .integer(Int64(replay.problems.count)),
+                "first_problems": .array(replay.problems.prefix(20).map { .string($0) })]
     }
 }

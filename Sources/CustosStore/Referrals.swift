@@ -18,8 +18,8 @@ extension Store {
     /// the case with an inclusion proof for each.
     public func prepareReferral(caseName: String, agencyCode: String, key: Curve25519.Signing.PrivateKey) throws -> ReferralSnapshot {
         let org = try organisation()
-        let now = clock()
         return try write { db, log in
+            let now = log.millis
             try requireRole(db: db, log: log, .export)
             let caseRow = try resolveCase(caseName, db: db)
             let caseID = CaseID.format(caseRow)
@@ -54,7 +54,8 @@ extension Store {
                                evidenceHash: f.evidenceHash)
             }
             // The checkpoint covers every entry so far, including the reads just logged.
-            let checkpoint = try signCheckpoint(origin: org.origin, key: key, db: db, log: log, details: ["packet": .string(packetID)])
+            let checkpoint = try signCheckpoint(origin: org.origin, key: key, db: db, log: log, details: [
+                "packet": .string(packetID), "case": .string(caseID), "agency": .string(agency.code), "number": .integer(number)])
             let size = checkpoint.size, note = checkpoint.note
             let subjects = [caseID] + detail.flags.map(\.key)
             let custody = try CustodyEntry.fetchAll(db, SQLRequest<CustodyEntry>(literal: "SELECT * FROM custody WHERE subject_id IN \(subjects) AND seq < \(size) ORDER BY seq"))
@@ -95,8 +96,8 @@ extension Store {
     /// Records a written packet: the custody entry, the referral and its preservation hold;
     /// the case is referred once every agency it is routed to has been served.
     public func recordReferral(_ s: ReferralSnapshot, tagManifestSHA256: String) throws {
-        let now = clock()
         try write { db, log in
+            let now = log.millis
             try requireRole(db: db, log: log, .export)
             let caseRow = try resolveCase(s.caseID, db: db)
             let holdUntil = now + Int64(s.agency.retentionDays) * 86_400_000

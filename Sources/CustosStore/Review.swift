@@ -160,12 +160,11 @@ extension Store {
         review.reviewers = try String.fetchAll(db, sql: """
             SELECT DISTINCT reviewer FROM decisions
             WHERE flag = ? AND id > coalesce((SELECT max(id) FROM decisions WHERE flag = ? AND outcome = ?), 0)
-            """, arguments: [rowID, rowID, Store.reopenOutcome])
+            """, arguments: [rowID, rowID, Outcome.reopenRawValue])
         return review
     }
 
     /// The `decisions.outcome` of a reopening (not a reviewer's outcome, so not in `Outcome`).
-    static let reopenOutcome = "reopen"
 
     /// Writes a flag's review state back (the one UPDATE of flag_state).
     func saveReview(_ r: FlagReview, _ rowID: Int64, db: Database) throws {
@@ -181,8 +180,8 @@ extension Store {
     /// Claims the named flag, or the next one in the actor's queue, under a lease. The
     /// IMMEDIATE transaction makes claims exclusive across processes.
     public func claim(_ name: String?, for assignee: String? = nil) throws -> Claim {
-        let now = clock()
         return try write { db, log in
+            let now = log.millis
             if let assignee { return try reassign(name, to: assignee, now: now, db: db, log: log) }
             let me = try requireRole(db: db, log: log, .claim)
             let secondRequired = try setting(.secondReview, db: db) != "off"
@@ -201,7 +200,7 @@ extension Store {
                                   AND d.id > coalesce((SELECT max(r.id) FROM decisions r WHERE r.flag = d.flag AND r.outcome = ?), 0)))
                         ORDER BY urgent DESC, score_rank DESC, detected_ms, flag LIMIT 1
                         """, arguments: [q.rawValue, now, actor.name, FlagStatus.secondReview.rawValue,
-                                         FlagStatus.open.rawValue, secondRequired, actor.name, Store.reopenOutcome])
+                                         FlagStatus.open.rawValue, secondRequired, actor.name, Outcome.reopenRawValue])
                     if found != nil { break }
                 }
                 guard let found else {
@@ -244,8 +243,8 @@ extension Store {
 
     /// Releases a claim: the holder's own, or anyone's for a lead.
     public func release(_ name: String) throws {
-        let now = clock()
         try write { db, log in
+            let now = log.millis
             let me = try requireRole(db: db, log: log, .claim)
             let (rowID, key) = try resolveFlag(name, db: db)
             let (state, holder) = try ReviewRules.release(key, try review(rowID, key: key, db: db), by: me, now: now)
@@ -265,9 +264,9 @@ extension Store {
 
     public func decide(_ name: String, outcome: Outcome, reason: String, category: Category?, urgent: String?,
                        annotations: [Annotation]) throws -> DecisionResult {
-        let now = clock()
         let decision = Decision(outcome: outcome, reason: reason, category: category, urgent: urgent, annotations: annotations)
         return try write { db, log in
+            let now = log.millis
             let me = try requireRole(db: db, log: log, .decide)
             let (rowID, key) = try resolveFlag(name, db: db)
             let before = try review(rowID, key: key, db: db)
@@ -295,13 +294,13 @@ extension Store {
 
     /// A lead reopens a dismissed flag; it returns to the moderator queue.
     public func reopen(_ name: String, reason: String) throws {
-        let now = clock()
         try write { db, log in
+            let now = log.millis
             let me = try requireRole(db: db, log: log, .leadDecide)
             let (rowID, key) = try resolveFlag(name, db: db)
             let before = try review(rowID, key: key, db: db)
             let after = try ReviewRules.reopen(key, before, by: me, reason: reason)
-            try DecisionRow(flag: rowID, reviewer: actor.name, stage: before.status.rawValue, outcome: Store.reopenOutcome, reason: reason,
+            try DecisionRow(flag: rowID, reviewer: actor.name, stage: before.status.rawValue, outcome: Outcome.reopenRawValue, reason: reason,
                             at: log.now, atMs: now, final: false).insert(db)
             try saveReview(after, rowID, db: db)
             try log.append(.flagReopen, subjectID: key, details: .object(["reason": .string(reason)]))

@@ -176,9 +176,12 @@ public final class Store: @unchecked Sendable {
                 try db.execute(sql: "INSERT INTO store_meta(key, value) VALUES (?, ?)", arguments: [k, v])
             }
             try log.append(.storeInit, subjectID: origin,
-                           details: .object(["org": .string(org), "contact_email": .string(contactEmail)]))
+                           details: .object(["org": .string(org), "contact_email": .string(contactEmail),
+                                             "schema": try Migrations.applied(db)]))
             try log.append(.keyCreate, subjectID: KeyEncoding.fingerprint(key.publicKey),
-                           details: .object(["algorithm": .string("Ed25519"), "origin": .string(origin)]))
+                           details: .object(["algorithm": .string("Ed25519"), "origin": .string(origin),
+                                             "public_key": .string(KeyEncoding.publicKeyPEM(key.publicKey)),
+                                             "key_file": .string(URL(fileURLWithPath: keyFile).standardizedFileURL.path)]))
             try UserRow(name: actor.osUser, role: Role.admin.rawValue, createdAt: at).insert(db)
             try log.append(.userAdd, subjectID: actor.osUser,
                            details: .object(["role": .string(Role.admin.rawValue), "reason": .string("first admin, created by init")]))
@@ -217,7 +220,7 @@ public final class Store: @unchecked Sendable {
             return try db.writeWithoutTransaction { db in
                 var result: T?
                 try db.inTransaction(.immediate) {
-                    let log = CustodyLog(db: db, actor: actor, now: Timestamp.utcString(millis: clock()))
+                    let log = CustodyLog(db: db, actor: actor, millis: clock())
                     result = try body(db, log)
                     return .commit
                 }

@@ -204,73 +204,63 @@ extension Store {
         return problems
     }
 
-    /// The tables the fold covers, row by row, against the replay of the log: the first row that
-    /// differs, any row the log never produced, and any the log produced that is missing.
+    /// Every table the fold projects, row by row, against the replay of the log: the first row
+    /// that differs (and in which column), any row the log never produced, and any the log
+    /// produced that is missing. Then the flags' review states, streamed.
     func verifyReplay(_ db: Database, _ report: inout VerifyReport, _ v: inout Verification) throws -> [String] {
         let r = v.replay
         var problems = Array(r.problems.prefix(3))
-        func compare<T: Equatable>(_ table: String, stored: [String: T], replayed: [String: T], describe: (T) -> String) {
-            for key in Set(stored.keys).union(replayed.keys).sorted() {
-                switch (stored[key], replayed[key]) {
+        let limit = 10
+        let projection = r.projection
+        for table in projection.keys.sorted() {
+            guard let replayed = projection[table] else { continue }
+            let stored = try StoredTables.read(table, db)
+            for key in Set(stored.keys).union(replayed.rows.keys).sorted() where problems.count < limit {
+                switch (stored[key], replayed.rows[key]) {
                 case let (s?, l?) where s != l:
-                    problems.append("\(table) \(quoted(key)) is \(describe(s)) but the custody log says \(describe(l)): changed behind the log's back")
+                    let i = (0..<Swift.max(s.count, l.count)).first { s[safe: $0] != l[safe: $0] } ?? 0
+                    let column = i < replayed.columns.count ? replayed.columns[i] : "?"
+                    problems.append("\(table) \(quoted(key)): \(column) is \(shown(s[safe: i])) but the custody log says \(shown(l[safe: i])): changed behind the log's back")
                 case (_?, nil): problems.append("\(table) \(quoted(key)) is not produced by any custody entry: added behind the log's back")
-                case (nil, let l?): problems.append("\(table) \(quoted(key)) (\(describe(l)) in the custody log) is missing: deleted behind the log's back")
+                case (nil, _?): problems.append("\(table) \(quoted(key)), which the custody log records, is missing: deleted behind the log's back")
                 default: break
                 }
-                if problems.count >= 10 { return }
             }
         }
-        // The organisation and its key.
-        let meta = Dictionary(try Row.fetchAll(db, sql: "SELECT key, value FROM store_meta").map { ($0["key"] as String, $0["value"] as String) },
-                              uniquingKeysWith: { a, _ in a })
-        compare("store metadata", stored: meta.filter { ["org", "contact_email", "log_origin"].contains($0.key) },
-                replayed: ["org": r.organisation, "contact_email": r.contactEmail, "log_origin": r.origin].compactMapValues { $0 }, describe: quoted)
-        if let pem = meta["public_key_pem"], let fp = try? KeyEncoding.fingerprint(KeyEncoding.publicKey(pem: pem)), fp != r.keyFingerprint {
+        // The key the store signs with is the one key.create recorded.
+        if let pem = try String.fetchOne(db, sql: "SELECT value FROM store_meta WHERE key = 'public_key_pem'"),
+           let fp = try? KeyEncoding.fingerprint(KeyEncoding.publicKey(pem: pem)), fp != r.keyFingerprint {
             problems.append("the store's public key (\(fp.prefix(16))…) is not the key key.create recorded (\((r.keyFingerprint ?? "none").prefix(16))…): re-keyed behind the log's back")
         }
-        // Users, settings, agencies.
-        compare("user", stored: Dictionary(uniqueKeysWithValues: try UserRecord.fetchAll(db, sql: "SELECT * FROM users").map { ($0.name, Replay.UserFact(role: $0.role, disabled: $0.disabled)) }),
-                replayed: r.users, describe: { "\($0.role.rawValue)\($0.disabled ? ", disabled" : "")" })
-        compare("setting", stored: Dictionary(try Row.fetchAll(db, sql: "SELECT key, value FROM settings").map { ($0["key"] as String, $0["value"] as String) }, uniquingKeysWith: { a, _ in a }),
-                replayed: r.settings, describe: quoted)
-        compare("agency", stored: Dictionary(uniqueKeysWithValues: try Agency.fetchAll(db).map { ($0.code, $0) }), replayed: r.agencies,
-                describe: { "\($0.route.rawValue), \($0.profile.rawValue), \($0.jurisdictions.joined(separator: ",")), \($0.retentionDays) days" })
         // Flag review states (the rules' view of each), streamed: a million flags need no copy.
         func describe(_ s: FlagReview) -> String {
             "\(s.status.rawValue)\(s.holder.map { ", held by \($0)" } ?? "")\(s.firstReviewer.map { ", first reviewer \($0)" } ?? "")\(s.category.map { ", \($0)" } ?? "")"
         }
         var seen = 0
-        let rows = try Row.fetchCursor(db, sql: "SELECT f.detector, f.flag_id, s.* FROM flag_state s JOIN flags f ON f.id = s.flag")
-        while let row = try rows.next(), problems.count < 10 {
-            let key = FlagKey.make(detector: row["detector"], flagID: row["flag_id"])
+        let rows = try Row.fetchCursor(db, sql: """
+            SELECT f.detector, f.flag_id, coalesce(f.score, -1) = s.score_rank AND f.detected_ms = s.detected_ms AS ranked, s.*
+            FROM flag_state s LEFT JOIN flags f ON f.id = s.flag
+            """)
+        while let row = try rows.next(), problems.count < limit {
+            guard let detector: String = row["detector"], let flagID: String = row["flag_id"] else {
+                problems.append("flag_state row \(row["flag"] as Int64? ?? -1) has no flag: added behind the log's back"); continue
+            }
+            let key = FlagKey.make(detector: detector, flagID: flagID)
             var review = try FlagReview(row: row)
             let replayed = r.flags[key] ?? FlagReview()
             seen += 1
             review.reviewers = replayed.reviewers
             if review != replayed {
                 problems.append("flag \(quoted(key)) is \(describe(review)) but the custody log says \(describe(replayed)): changed behind the log's back")
-            } else if (row["queue"] as Int64?) != review.queue.map({ Int64($0.rawValue) }) || (row["urgent"] as Int64 != 0) != (review.urgentReason != nil) {
-                problems.append("flag \(quoted(key)): its queue or urgency does not follow from its state")
+            } else if (row["queue"] as Int64?) != review.queue.map({ Int64($0.rawValue) }) || (row["urgent"] as Int64? != 0) != (review.urgentReason != nil)
+                        || row["ranked"] as Int64? != 1 {
+                problems.append("flag \(quoted(key)): its queue, urgency or rank does not follow from its state and its flag")
             }
         }
-        if seen != r.ingested && problems.count < 10 {
+        if seen != r.ingested && problems.count < limit {
             problems.append("\(seen) flags have a review state but the custody log ingested \(r.ingested): review states were added or deleted behind the log's back")
         }
-        var decisions: [String: [Replay.DecisionFact]] = [:]
-        for row in try Row.fetchAll(db, sql: "SELECT f.detector, f.flag_id, d.* FROM decisions d JOIN flags f ON f.id = d.flag ORDER BY d.id") {
-            decisions[FlagKey.make(detector: row["detector"], flagID: row["flag_id"]), default: []].append(Replay.DecisionFact(
-                reviewer: row["reviewer"], stage: row["stage"], outcome: row["outcome"], reason: row["reason"], category: row["category"],
-                final: (row["final"] as Int64) != 0))
-        }
-        compare("decisions of flag", stored: decisions, replayed: r.decisions, describe: { ds in
-            ds.map { "\($0.outcome) by \($0.reviewer) (\(quoted($0.reason)))" }.joined(separator: "; ") })
-        // Checkpoints: each audit.checkpoint entry's checkpoint exists and matches.
-        compare("checkpoint", stored: Dictionary(uniqueKeysWithValues: try StoredCheckpoint.fetchAll(db, sql: "SELECT * FROM checkpoints").map {
-                    (String($0.id), "\($0.size) entries, root \(Data($0.root).base64EncodedString())") }),
-                replayed: Dictionary(uniqueKeysWithValues: r.checkpoints.map { (String($0.key), "\($0.value.size) entries, root \($0.value.root)") }),
-                describe: { $0 })
-        return Array(problems.prefix(10))
+        return Array(problems.prefix(limit))
     }
 
     /// Every conversation's evidence hash recomputed from its rows.
@@ -278,59 +268,150 @@ extension Store {
         try firstChangedConversation(db: db, report: &report).map { [$0] } ?? []
     }
 
-    /// Every flag's conversation is the one its ingest entry recorded.
+    /// Every flag row is the one its ingest entry recorded (its conversation's evidence hash,
+    /// record hash, ingest time and the digest of its other columns), and every ingest entry's
+    /// flag and conversation exist.
     func verifyIngestEntries(_ db: Database, _ report: inout VerifyReport, _ v: inout Verification) throws -> [String] {
-        let missing = try Row.fetchOne(db, sql: """
-            SELECT f.detector, f.flag_id FROM flags f JOIN conversations c ON c.id = f.conversation_id
-            WHERE NOT EXISTS (SELECT 1 FROM custody e WHERE e.subject_type = ? AND e.action = ?
-                              AND e.subject_id = f.detector || ':' || f.flag_id AND e.evidence_hash = c.evidence_hash)
-            LIMIT 1
+        var problems: [String] = []
+        let columns = StoredTables.flagColumns.map { "f." + $0 }.joined(separator: ", ")
+        let flags = try Row.fetchCursor(db, sql: """
+            SELECT \(columns), f.id, f.detector, f.flag_id, f.record_hash, f.ingested_at, c.evidence_hash AS conversation_hash,
+                   e.seq, e.evidence_hash AS entry_hash, e.at AS entry_at,
+                   json_extract(e.details, '$.record_sha256') AS entry_record, json_extract(e.details, '$.flag_sha256') AS entry_digest
+            FROM flags f LEFT JOIN conversations c ON c.id = f.conversation_id
+            LEFT JOIN custody e ON e.subject_type = ? AND e.subject_id = f.detector || ':' || f.flag_id AND e.action = ?
+            ORDER BY f.id
             """, arguments: [SubjectType.flag.rawValue, CustodyAction.flagIngest.rawValue])
-        return missing.map { m in
-            ["flag \(FlagKey.make(detector: m["detector"], flagID: m["flag_id"])): no ingest entry in the custody log records its evidence hash (added or changed behind the log's back)"]
-        } ?? []
+        var before = SHA256()
+        var flagCount = 0
+        while let f = try flags.next(), problems.count < 10 {
+            flagCount += 1
+            let key = FlagKey.make(detector: f["detector"], flagID: f["flag_id"])
+            let id: Int64 = f["id"]
+            let digest = StoredTables.flagDigest(Array(f.databaseValues.prefix(StoredTables.flagColumns.count)))
+            if f["seq"] as Int64? == nil {
+                problems.append("flag \(quoted(key)): no ingest entry in the custody log records it: added behind the log's back")
+            } else if f["conversation_hash"] as String? == nil {
+                problems.append("flag \(quoted(key)): its conversation is missing: deleted behind the log's back")
+            } else if f["conversation_hash"] as String? != f["entry_hash"] as String? {
+                problems.append("flag \(quoted(key)): its conversation is not the one its ingest entry recorded: changed behind the log's back")
+            } else if f["record_hash"] as String? != f["entry_record"] as String? || f["ingested_at"] as String? != f["entry_at"] as String? {
+                problems.append("flag \(quoted(key)): its record hash or ingest time is not the one its ingest entry recorded: changed behind the log's back")
+            } else if let recorded: String = f["entry_digest"] {
+                if recorded != digest {
+                    problems.append("flag \(quoted(key)): its row (\(StoredTables.flagColumns.joined(separator: ", "))) is not the one its ingest entry recorded: changed behind the log's back")
+                }
+            } else if let old = v.replay.flagsBefore, id <= old.maxID {
+                before.update(data: Data(digest.utf8))
+            } else {
+                problems.append("flag \(quoted(key)): its ingest entry records no digest of its row")
+            }
+        }
+        if problems.isEmpty, let old = v.replay.flagsBefore, Hex.encode(Array(before.finalize())) != old.digest {
+            problems.append("a flag ingested before the store's migration to schema \(Migrations.fullFacts) is not the one the migration entry recorded (a row was changed, added or deleted behind the log's back)")
+        }
+        if flagCount != v.replay.ingested && problems.count < 10 {
+            let missing = try Row.fetchOne(db, sql: """
+                SELECT e.subject_id FROM custody e WHERE e.subject_type = ? AND e.action = ? AND NOT EXISTS (
+                    SELECT 1 FROM flags f WHERE f.detector = json_extract(e.details, '$.detector') AND f.flag_id = json_extract(e.details, '$.flag_id'))
+                LIMIT 1
+                """, arguments: [SubjectType.flag.rawValue, CustodyAction.flagIngest.rawValue])
+            problems.append(missing.map { "flag \(quoted($0[0])), which the custody log ingested, is missing: deleted behind the log's back" }
+                            ?? "\(flagCount) flags are stored but the custody log ingested \(v.replay.ingested)")
+        }
+        // Conversations no flag refers to.
+        let conversations = try Int.fetchOne(db, sql: "SELECT count(*) FROM conversations") ?? 0
+        let referenced = try Int.fetchOne(db, sql: "SELECT count(DISTINCT conversation_id) FROM flags") ?? 0
+        if conversations != referenced && problems.count < 10 {
+            let stray = try Row.fetchOne(db, sql: """
+                SELECT c.id, c.external_id FROM conversations c LEFT JOIN flags f ON f.conversation_id = c.id WHERE f.id IS NULL LIMIT 1
+                """)
+            problems.append(stray.map { "conversation \(quoted($0["external_id"])) (row \($0["id"] as Int64)) belongs to no flag: added behind the log's back" }
+                            ?? "\(conversations) conversations are stored, \(referenced) are referred to by flags")
+        }
+        return problems
     }
 
-    /// Every attachment's bytes still hash to their SHA-256 and size.
+    /// Every attachment's bytes still hash to their SHA-256 and size, and the stored ones are
+    /// exactly those the ingest entries recorded.
     func verifyBlobs(_ db: Database, _ report: inout VerifyReport, _ v: inout Verification) throws -> [String] {
+        var recorded = Set(try String.fetchAll(db, sql: """
+            SELECT DISTINCT j.value FROM custody e, json_each(e.details, '$.attachments') j WHERE e.subject_type = ? AND e.action = ?
+            """, arguments: [SubjectType.flag.rawValue, CustodyAction.flagIngest.rawValue]))
         let blobs = try Row.fetchCursor(db, sql: "SELECT sha256, size, bytes FROM blobs")
         while let b = try blobs.next() {
             report.blobs += 1
-            let bytes: Data = b["bytes"]
-            if SHA256Hex.of(bytes) != (b["sha256"] as String) || bytes.count != (b["size"] as Int) {
-                return ["attachment \(b["sha256"] as String): its bytes no longer match their SHA-256"]
+            let sha: String = b["sha256"], bytes: Data = b["bytes"]
+            if SHA256Hex.of(bytes) != sha || bytes.count != (b["size"] as Int) {
+                return ["attachment \(sha): its bytes no longer match their SHA-256"]
             }
+            guard recorded.remove(sha) != nil else {
+                return ["attachment \(sha): no ingest entry records it: added behind the log's back"]
+            }
+        }
+        if let missing = recorded.sorted().first {
+            let flag = try String.fetchOne(db, sql: """
+                SELECT e.subject_id FROM custody e, json_each(e.details, '$.attachments') j WHERE e.subject_type = ? AND e.action = ? AND j.value = ? LIMIT 1
+                """, arguments: [SubjectType.flag.rawValue, CustodyAction.flagIngest.rawValue, missing]) ?? "?"
+            return ["attachment \(missing) of flag \(quoted(flag)), which its ingest entry recorded, is missing: deleted behind the log's back"]
         }
         return []
     }
 }
 
+private func shown(_ value: String??) -> String {
+    switch value {
+    case .some(.some(let v)): quoted(v)
+    default: "NULL"
+    }
+}
+
+private extension Array {
+    subscript(safe i: Int) -> Element? { indices.contains(i) ? self[i] : nil }
+}
+
 extension Store {
     /// Streams conversations, participants and messages in key order (three cursors, one
-    /// pass) and recomputes each evidence hash; names the first that no longer matches.
+    /// pass) and recomputes each evidence hash; names the first that no longer matches, the
+    /// first row whose derived columns (times, counts) do not follow from it, and any
+    /// participant or message row of no conversation.
     func firstChangedConversation(db: Database, report: inout VerifyReport) throws -> String? {
         let conversations = try Row.fetchCursor(db, sql: "SELECT * FROM conversations ORDER BY id")
         let participants = try Row.fetchCursor(db, sql: "SELECT * FROM participants ORDER BY conversation_id, seq")
         let messages = try Row.fetchCursor(db, sql: "SELECT * FROM messages ORDER BY conversation_id, seq")
         var nextParticipant: (Int64, JSONValue)?
-        var nextMessage: (Int64, JSONValue)?
+        var nextMessage: (Int64, JSONValue, Int64?)?
+        var derived: String?
         func advanceParticipant() throws {
             nextParticipant = try participants.next().map { r in (r["conversation_id"], try ConversationRows.participant(r, conversation: r["conversation_id"])) }
         }
         func advanceMessage() throws {
-            nextMessage = try messages.next().map { r in (r["conversation_id"], try ConversationRows.message(r, conversation: r["conversation_id"])) }
+            nextMessage = try messages.next().map { r in
+                let sent = Timestamp.parse(r["sent_at"])
+                if derived == nil, sent?.epochMillis != r["sent_ms"] || sent?.offsetMinutes != r["offset_min"] {
+                    derived = "message \(r["conversation_id"] as Int64)/\(r["seq"] as Int64): its sent_ms or offset_min does not follow from its sent_at: changed behind the log's back"
+                }
+                return (r["conversation_id"], try ConversationRows.message(r, conversation: r["conversation_id"]), sent?.epochMillis)
+            }
+        }
+        func stray(_ what: String, _ cid: Int64) -> String {
+            "\(what) rows of conversation row \(cid), which does not exist: added behind the log's back"
         }
         try advanceParticipant()
         try advanceMessage()
         while let c = try conversations.next() {
             let id: Int64 = c["id"]
             var ps: [JSONValue] = [], ms: [JSONValue] = []
+            var times: [Int64] = []
             while let (cid, p) = nextParticipant, cid <= id {
-                if cid == id { ps.append(p) }
+                guard cid == id else { return stray("participant", cid) }
+                ps.append(p)
                 try advanceParticipant()
             }
-            while let (cid, m) = nextMessage, cid <= id {
-                if cid == id { ms.append(m) }
+            while let (cid, m, t) = nextMessage, cid <= id {
+                guard cid == id else { return stray("message", cid) }
+                ms.append(m)
+                if let t { times.append(t) }
                 try advanceMessage()
             }
             report.conversations += 1
@@ -342,7 +423,13 @@ extension Store {
                     .map { FlagKey.make(detector: $0["detector"], flagID: $0["flag_id"]) }
                 return "flag \(flags.joined(separator: ", ")): conversation \(quoted(c["external_id"])) no longer hashes to its evidence hash \(stored.prefix(16))… (now \(actual.prefix(16))…): evidence was changed"
             }
+            if let derived { return derived }
+            if c["message_count"] as Int != ms.count || c["first_ms"] as Int64 != (times.min() ?? 0) || c["last_ms"] as Int64 != (times.max() ?? 0) {
+                return "conversation \(quoted(c["external_id"])): its message_count, first_ms or last_ms does not follow from its messages: changed behind the log's back"
+            }
         }
-        return nil
+        if let (cid, _) = nextParticipant { return stray("participant", cid) }
+        if let (cid, _, _) = nextMessage { return stray("message", cid) }
+        return derived
     }
 }

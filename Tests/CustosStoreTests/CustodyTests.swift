@@ -207,18 +207,18 @@ import Testing
     }
 
     @Test(arguments: [
-        ("DROP TRIGGER IF EXISTS users_no_update; UPDATE users SET role = 'lead' WHERE name = 'alice'", "user \"alice\""),
-        ("INSERT INTO users(name, role, created_at) VALUES ('eve', 'admin', 'x')", "user \"eve\""),
-        ("DELETE FROM users WHERE name = 'bob'", "user \"bob\""),
-        ("UPDATE settings SET value = 'off' WHERE key = 'second-review'", "setting \"second-review\""),
-        ("UPDATE agencies SET route = 'always' WHERE code = 'NCA'", "agency \"NCA\""),
+        ("DROP TRIGGER IF EXISTS users_no_update; UPDATE users SET role = 'lead' WHERE name = 'alice'", "users \"alice\": role"),
+        ("INSERT INTO users(name, role, created_at) VALUES ('eve', 'admin', 'x')", "users \"eve\" is not produced"),
+        ("DELETE FROM users WHERE name = 'bob'", "users \"bob\", which the custody log records, is missing"),
+        ("UPDATE settings SET value = 'off' WHERE key = 'second-review'", "settings \"second-review\": value"),
+        ("UPDATE agencies SET route = 'always' WHERE code = 'NCA'", "agencies \"NCA\": route"),
         ("UPDATE flag_state SET status = 'confirmed', queue = NULL WHERE flag = (SELECT id FROM flags WHERE flag_id = 'b')", "flag \"det:b\""),
         ("UPDATE flag_state SET claimed_by = 'alice' WHERE flag = (SELECT id FROM flags WHERE flag_id = 'c')", "flag \"det:c\""),
-        ("DROP TRIGGER decisions_no_update; UPDATE decisions SET reason = 'forged' WHERE reason = 'grooming by bob'", "decisions of flag \"det:a\""),
-        ("DROP TRIGGER decisions_no_update; UPDATE decisions SET reviewer = 'lee' WHERE reviewer = 'bob'", "decisions of flag \"det:a\""),
-        ("DROP TRIGGER decisions_no_delete; DELETE FROM decisions WHERE reason = 'benign'", "decisions of flag \"det:b\""),
-        ("DROP TRIGGER checkpoints_no_delete; DELETE FROM checkpoints", "checkpoint \"1\""),
-        ("UPDATE store_meta SET value = 'Someone Else' WHERE key = 'org'", "store metadata \"org\""),
+        ("DROP TRIGGER decisions_no_update; UPDATE decisions SET reason = 'forged' WHERE reason = 'grooming by bob'", "decisions \"2\": reason"),
+        ("DROP TRIGGER decisions_no_update; UPDATE decisions SET reviewer = 'lee' WHERE reviewer = 'bob'", "decisions \"2\": reviewer"),
+        ("DROP TRIGGER decisions_no_delete; DELETE FROM decisions WHERE reason = 'benign'", "decisions \"3\", which the custody log records, is missing"),
+        ("DROP TRIGGER checkpoints_no_delete; DELETE FROM checkpoints", "checkpoints \"1\", which the custody log records, is missing"),
+        ("UPDATE store_meta SET value = 'Someone Else' WHERE key = 'org'", "store_meta \"org\": value"),
         ("UPDATE store_meta SET value = '-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAGb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE=\n-----END PUBLIC KEY-----\n' WHERE key = 'public_key_pem'", "re-keyed"),
     ] as [(String, String)])
     func anEditBehindTheLogsBackIsNamed(sql: String, named: String) throws {

@@ -170,7 +170,9 @@ import Testing
         // Turn the store back into a schema-1 store: no Merkle tables, migration 2 not applied.
         try f.sqlite("DROP TABLE merkle_nodes; DROP TABLE checkpoints; DELETE FROM schema_migrations WHERE version = 2;")
         let s = try f.store()
-        #expect(try f.sqlite("SELECT * FROM custody ORDER BY seq").1 == entriesBefore)
+        // The entries are unchanged; the upgrade is recorded after them.
+        #expect(try f.sqlite("SELECT * FROM custody WHERE seq < \(size) ORDER BY seq").1 == entriesBefore)
+        #expect(try s.custodyEntries().last?.action == CustodyAction.storeMigrate.rawValue)
         let rootAfter = try s.read { db in try Merkle.root(size: size, nodes: MerkleNodes.source(db)) }
         #expect(rootAfter == rootBefore)
         #expect(try s.verify().ok)

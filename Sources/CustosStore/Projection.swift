@@ -1,0 +1,78 @@
+import CustosCore
+import Foundation
+import GRDB
+
+/// The stored tables in the shape the log's fold projects them (`Replay.projection`): each row's
+/// compared columns as text, by row key. `audit verify` compares the two; a migration entry
+/// snapshots some of them.
+enum StoredTables {
+    /// Each projected table's rows: the key first, then `Replay.columns[table]` in order.
+    static let queries: [String: String] = [
+        "store_meta": "SELECT key, value FROM store_meta",
+        "schema_migrations": "SELECT version, name, sha256, applied_at FROM schema_migrations",
+        "users": "SELECT name, role, disabled, created_at FROM users",
+        "settings": "SELECT key, value FROM settings",
+        "agencies": "SELECT code, name, jurisdictions, profile, route, retention_days FROM agencies",
+        "decisions": """
+            SELECT d.id, f.detector || ':' || f.flag_id, d.reviewer, d.stage, d.outcome, d.reason, d.category, d.annotations,
+                   d.urgent_reason, d.at, d.at_ms, d.final
+            FROM decisions d LEFT JOIN flags f ON f.id = d.flag
+            """,
+        "checkpoints": "SELECT id, size, root, created_at FROM checkpoints",
+        "cases": "SELECT id, platform, state, merged_into, created_at FROM cases",
+        "case_accounts": "SELECT case_id || '|' || user_id FROM case_accounts",
+        "case_flags": "SELECT f.detector || ':' || f.flag_id, cf.case_id FROM case_flags cf LEFT JOIN flags f ON f.id = cf.flag",
+        "case_agencies": "SELECT case_id || '|' || agency, reason, served FROM case_agencies",
+        "referrals": """
+            SELECT packet_id, case_id, agency, supplements, tagmanifest_sha256, created_at, created_ms, created_by, hold_until_ms
+            FROM referrals
+            """,
+        "receipts": "SELECT id, case_id, agency, reference, recorded_at, recorded_by FROM receipts",
+        "packet_ids": "SELECT packet_id, case_id, agency, number, allocated_at FROM packet_ids",
+    ]
+
+    /// One table's rows. A key that occurs twice (a row whose key columns were blanked) is
+    /// kept under a name that says so, so it is reported rather than silently merged.
+    static func read(_ table: String, _ db: Database) throws -> [String: [String?]] {
+        guard let sql = queries[table] else { return [:] }
+        var rows: [String: [String?]] = [:]
+        let cursor = try Row.fetchCursor(db, sql: sql)
+        while let row = try cursor.next() {
+            let values = row.databaseValues.map(text)
+            var key = values.first.flatMap { $0 } ?? "(null)"
+            if rows[key] != nil { key += " (again)" }
+            rows[key] = Array(values.dropFirst())
+        }
+        return rows
+    }
+
+    /// A stored value as the fold writes it: integers in decimal, blobs in base64, NULL as nil.
+    static func text(_ value: DatabaseValue) -> String? {
+        switch value.storage {
+        case .null: nil
+        case .int64(let i): String(i)
+        case .double(let d): String(d)
+        case .string(let s): s
+        case .blob(let b): b.base64EncodedString()
+        }
+    }
+
+    /// The columns of a `flags` row that no other check covers (its conversation is covered by
+    /// the evidence hash, its record hash and ingest time by its ingest entry), hashed: the
+    /// ingest entry records it, `audit verify` recomputes it.
+    static let flagColumns = ["model_version", "score", "detected_at", "detected_ms", "platform", "surface", "signals", "extra"]
+
+    static func flagDigest(_ values: [DatabaseValue]) -> String {
+        SHA256Hex.of(JSONValue.array(values.map { text($0).map(JSONValue.string) ?? .null }).canonicalString)
+    }
+}
+
+extension Store {
+    /// The fold of the whole log (a migration computes it once; `audit verify` folds as it reads).
+    func replay(_ db: Database) throws -> Replay {
+        var replay = Replay()
+        let entries = try CustodyEntry.fetchCursor(db, sql: "SELECT * FROM custody ORDER BY seq")
+        while let e = try entries.next() { replay.apply(e) }
+        return replay
+    }
+}
