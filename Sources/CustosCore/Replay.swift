@@ -36,7 +36,7 @@ public struct Replay: Sendable {
     ]
 
     /// The tables a migration entry snapshots (their facts were not all in older entries).
-    public static let snapshotTables = ["store_meta", "cases", "case_accounts", "case_flags", "case_agencies", "referrals", "receipts", "packet_ids"]
+    public static let snapshotTables = ["store_meta", "schema_migrations", "cases", "case_accounts", "case_flags", "case_agencies", "referrals", "receipts", "packet_ids"]
 
     public struct UserFact: Sendable, Equatable {
         public var role: Role
@@ -122,8 +122,8 @@ public struct Replay: Sendable {
                 legacyProblems += problems
                 problems = []
             }
-            applyMigrations(d["migrations"])
             if case .object(let tables)? = d["tables"] { restore(tables) }
+            applyMigrations(d["migrations"])
             if case .object(let ms)? = d["decisions_at_ms"] {
                 for (id, v) in ms { rows["decisions"]?.rows[id]?[9] = v.intValue.map { String($0) } }
             }
@@ -259,7 +259,7 @@ public struct Replay: Sendable {
             guard case .object(let rs)? = tables[name] else { return [:] }
             return rs.mapValues { $0.arrayValue?.map { $0.stringValue ?? $0.intValue.map { String($0) } } ?? [] }
         }
-        for name in ["store_meta", "referrals", "receipts", "packet_ids"] where tables[name] != nil {
+        for name in ["store_meta", "schema_migrations", "referrals", "receipts", "packet_ids"] where tables[name] != nil {
             rows[name]?.rows = table(name)
         }
         lastID["receipts"] = rows["receipts"]?.rows.keys.compactMap { Int64($0) }.max() ?? 0

@@ -34,6 +34,18 @@ enum Migrations {
         return .object(applied)
     }
 
+    /// The schema versions the log's store.init and store.migrate entries record as applied.
+    static func logged(_ db: Database) throws -> Set<Int> {
+        guard try db.tableExists("custody") else { return [] }
+        var versions = Set<Int>()
+        for details in try String.fetchAll(db, sql: "SELECT details FROM custody WHERE subject_type = ? AND action IN (?, ?)",
+                                           arguments: [SubjectType.store.rawValue, CustodyAction.storeInit.rawValue, CustodyAction.storeMigrate.rawValue]) {
+            guard case .object(let d)? = try? JSONValue.parse(Array(details.utf8)) else { continue }
+            for key in ["schema", "migrations"] { versions.formUnion(d[key]?.objectValue?.keys.compactMap { Int($0) } ?? []) }
+        }
+        return versions
+    }
+
     /// The version from which every custody entry carries the full facts of its change.
     static let fullFacts = 6
 
@@ -89,6 +101,11 @@ extension Store {
                 let applied = try Row.fetchAll(db, sql: "SELECT version, name, sha256 FROM schema_migrations")
                 _ = try Migrations.check(applied)
                 let done = Set(applied.map { $0["version"] as Int })
+                // A migration the log records as applied is never applied again: its row was deleted.
+                if let missing = try Migrations.logged(db).subtracting(done).min() {
+                    throw CustosError.invalidState(subject: "the store", state: "edited",
+                                                   reason: "schema_migrations lacks migration \(missing), which the custody log records as applied: deleted behind the log's back. Nothing was changed.")
+                }
                 let log = CustodyLog(db: db, actor: actor, millis: clock())
                 var now: Set<Int> = []
                 for m in Migrations.all where !done.contains(m.version) {

@@ -47,7 +47,9 @@ public final class Store: @unchecked Sendable {
 
     /// How a command uses the store: `read` opens it read-only (a read-only copy can be
     /// inspected; nothing can be written), `write` may also apply migrations.
-    public enum Access: Sendable { case read, write }
+    /// `verify` is `read` for anyone who holds the file (an examiner with a copy, or a store
+    /// whose users table was edited): it checks the store's integrity and shows no evidence.
+    public enum Access: Sendable { case read, write, verify }
 
     /// Opens an existing Custos store, applying any migrations this binary carries that it
     /// lacks (`write` access only). Anything that is not a Custos store (a folder, a FIFO, an
@@ -74,7 +76,7 @@ public final class Store: @unchecked Sendable {
         var store = Store(path: path, actor: actor, db: queue)
         // A reading command on a store an older custos wrote upgrades it first when it can
         // (a read-only copy of an older store is refused: it cannot be upgraded).
-        let upgrade = access == .read ? try !store.checkMigrations() && Store.canWrite(path) : false
+        let upgrade = access != .write ? try !store.checkMigrations() && Store.canWrite(path) : false
         if access == .write || upgrade {
             try? queue.close()
             do {
@@ -92,6 +94,7 @@ public final class Store: @unchecked Sendable {
             try store.checkMigrations(requireCurrent: true)
         }
         // Every command acts as a known, enabled user; a refusal is itself recorded.
+        if access == .verify { return store }
         do {
             _ = try store.read { db in try store.currentReviewer(db: db) }
         } catch let e as CustosError {

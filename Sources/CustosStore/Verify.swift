@@ -15,6 +15,8 @@ public struct VerifyReport: Sendable {
     public var blobs = 0
     public var checkpoints = 0
     public var steps: [Step] = []
+    /// What an examiner should know that is not a failure.
+    public var notes: [String] = []
     public var problems: [String] { steps.flatMap(\.problems) }
     public var ok: Bool { problems.isEmpty }
 }
@@ -45,6 +47,9 @@ extension Store {
             state.replaying = evidence
             for (name, step) in steps {
                 report.steps.append(.init(name: name, problems: try step(db, &report, &state)))
+            }
+            if !state.replay.legacyProblems.isEmpty {
+                report.notes.append("\(state.replay.legacyProblems.count) entries written before schema \(Migrations.fullFacts) lack facts the fold needs or break today's rules; the store.migrate entry recorded each and the facts from the rows (see `custos audit log`)")
             }
         }
         return report
@@ -246,11 +251,14 @@ extension Store {
                 problems.append("flag_state row \(row["flag"] as Int64? ?? -1) has no flag: added behind the log's back"); continue
             }
             let key = FlagKey.make(detector: detector, flagID: flagID)
-            var review = try FlagReview(row: row)
             let replayed = r.flags[key] ?? FlagReview()
             seen += 1
+            guard var review = try? FlagReview(row: row) else {
+                problems.append("flag \(quoted(key)): its review state is not one custos writes: changed behind the log's back"); continue
+            }
             review.reviewers = replayed.reviewers
-            if review != replayed {
+            let annotations = replayed.annotations.isEmpty ? nil : JSONValue.array(replayed.annotations.map { .string($0) }).canonicalString
+            if review != replayed || row["annotations"] as String? != annotations {
                 problems.append("flag \(quoted(key)) is \(describe(review)) but the custody log says \(describe(replayed)): changed behind the log's back")
             } else if (row["queue"] as Int64?) != review.queue.map({ Int64($0.rawValue) }) || (row["urgent"] as Int64? != 0) != (review.urgentReason != nil)
                         || row["ranked"] as Int64? != 1 {

@@ -33,11 +33,12 @@ struct AuditVerify: ParsableCommand {
                 return try KeyEncoding.publicKey(pem: pem)
             }
             if !notes.isEmpty && pinned == nil { throw CustosError.invalidInput(field: "--key", reason: "--checkpoint needs the public key to check it with") }
-            let r = try global.open(.read).verify(evidence: !logOnly, anchors: notes, anchorKey: pinned)
+            let r = try global.open(.verify).verify(evidence: !logOnly, anchors: notes, anchorKey: pinned)
             print("custody entries \(r.entries), checkpoints \(r.checkpoints), conversations \(r.conversations), attachments \(r.blobs)")
             for step in r.steps {
                 print("\(step.ok ? "PASS" : "FAIL") \(pad(step.name, 16)) " + (step.ok ? "" : step.problems.map(terminalSafe).joined(separator: "; ")))
             }
+            for n in r.notes { print("NOTE: \(terminalSafe(n))") }
             if r.ok { print("OK: the custody log, its checkpoints\(logOnly ? "" : " and all evidence") verify"); return }
             for p in r.problems { print("FAIL: \(terminalSafe(p))") }
             throw ExitCode(1)

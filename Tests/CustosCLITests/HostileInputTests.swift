@@ -271,3 +271,70 @@ func confirmedCase(_ c: CLI) throws {
         #expect(try c.run(["audit", "verify", "--db", c.db]).status == 0)
     }
 }
+
+/// A store written by the custos before schema 6 (Tests/Fixtures/schema5: the demo, a receipt,
+/// a merge and a split, made with commit 36fa373): its entries lack facts the fold needs (the
+/// accounts a flag brings to a case, a split case's platform), so the upgrade records them once.
+@Suite struct SchemaFiveStore {
+    static let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Fixtures/schema5")
+
+    func copy() throws -> CLI {
+        let c = try CLI()
+        for (from, to) in [("demo.db", "c.db"), ("demo.signing.key", "c.signing.key")] {
+            try FileManager.default.copyItem(at: Self.fixture.appendingPathComponent(from), to: c.dir.appendingPathComponent(to))
+        }
+        return c
+    }
+
+    func sqlite(_ db: String, _ sql: String) throws -> String {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["sqlite3", db, sql]
+        let out = Pipe()
+        p.standardOutput = out
+        try p.run()
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        return text
+    }
+
+    @Test func itUpgradesWithOneMigrationEntryAndStaysAFoldOfItsLog() throws {
+        let c = try copy()
+        let entriesBefore = try sqlite(c.db, "SELECT seq, leaf_hash FROM custody ORDER BY seq")
+        let v = try c.run(["audit", "verify", "--db", c.db])
+        #expect(v.status == 0, "\(v.out)\(v.err)")
+        // The old entries are untouched; one migration entry follows them.
+        let after = try sqlite(c.db, "SELECT seq, leaf_hash FROM custody ORDER BY seq")
+        #expect(after.hasPrefix(entriesBefore))
+        #expect(try sqlite(c.db, "SELECT action FROM custody ORDER BY seq DESC LIMIT 1") == "store.migrate\n")
+        #expect(try sqlite(c.db, "SELECT json_extract(details, '$.tables.cases') IS NOT NULL FROM custody WHERE action = 'store.migrate'") == "1\n")
+        // Work goes on, and the store stays a fold of its log.
+        let e = try c.run(["export", "C-000003", "--agency", "NCMEC", "--out", c.dir.appendingPathComponent("p").path, "--db", c.db, "--actor", "cora"])
+        #expect(e.status == 0, "\(e.err)")
+        #expect(try c.run(["referral", "receipt", "C-000003", "--agency", "NCMEC", "--reference", "TIP-2", "--db", c.db, "--actor", "cora"]).status == 0)
+        let again = try c.run(["audit", "verify", "--db", c.db])
+        #expect(again.status == 0, "\(again.out)")
+        #expect(try sqlite(c.db, "SELECT count(*) FROM custody WHERE action = 'store.migrate'") == "1\n")
+    }
+
+    /// After the upgrade, an edit to any case table, old rows or new, is named.
+    @Test(arguments: [
+        ("UPDATE cases SET state = 'open', merged_into = NULL WHERE id = 2", "cases \"2\": state"),
+        ("DELETE FROM case_accounts WHERE case_id = 3", "case_accounts \"3|u-1001\""),
+        ("INSERT INTO case_accounts VALUES (1, 'u-9999')", "case_accounts \"1|u-9999\""),
+        ("UPDATE case_flags SET case_id = 1", "case_flags"),
+        ("UPDATE case_agencies SET served = 1 WHERE case_id = 3", "case_agencies \"3|"),
+        ("DROP TRIGGER receipts_no_update; UPDATE receipts SET reference = 'TIP-X'", "receipts \"1\": reference"),
+        ("DROP TRIGGER referrals_no_update; UPDATE referrals SET hold_until_ms = hold_until_ms + 1", "referrals"),
+        ("UPDATE packet_ids SET allocated_at = 'x'", "packet_ids"),
+        ("UPDATE store_meta SET value = '/tmp/other.key' WHERE key = 'key_file'", "store_meta \"key_file\""),
+    ] as [(String, String)])
+    func editsAfterTheUpgradeAreNamed(sql: String, named: String) throws {
+        let c = try copy()
+        #expect(try c.run(["audit", "verify", "--db", c.db]).status == 0)
+        _ = try sqlite(c.db, sql)
+        let v = try c.run(["audit", "verify", "--db", c.db])
+        #expect(v.status == 1 && v.out.contains(named), "\(v.out)\(v.err)")
+    }
+}
