@@ -13,6 +13,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", exact: "3.12.3"),
         .package(url: "https://github.com/hummingbird-project/swift-mustache", exact: "2.1.1"),
         .package(url: "https://github.com/weichsel/ZIPFoundation", exact: "0.9.20"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", exact: "2.28.1"),
     ],
     targets: [
         // Pure model: canonical encoding, hashing, Merkle math, review rules. No I/O, no clock.
@@ -47,6 +48,7 @@ let package = Package(
             dependencies: [
                 "CustosCore", "CustosStore", "CustosPackets", "CustosResources",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]),
         .executableTarget(name: "EmbedFiles", path: "Sources/EmbedFiles"),

@@ -33,6 +33,7 @@ public struct Replay: Sendable {
         "referrals": ["case_id", "agency", "supplements", "tagmanifest_sha256", "created_at", "created_ms", "created_by", "hold_until_ms"],
         "receipts": ["case_id", "agency", "reference", "recorded_at", "recorded_by"],
         "packet_ids": ["case_id", "agency", "number", "allocated_at"],
+        "cosignatures": ["signature", "cosigned_at"],
     ]
 
     /// The tables a migration entry snapshots (their facts were not all in older entries).
@@ -62,7 +63,7 @@ public struct Replay: Sendable {
     public var keyFingerprint: String?
     public var origin: String?
     public var users: [String: UserFact] = [:]
-    public var settings: [String: String] = Dictionary(uniqueKeysWithValues: Setting.allCases.map { ($0.rawValue, $0.defaultValue) })
+    public var settings: [String: String] = Dictionary(uniqueKeysWithValues: Setting.seeded.map { ($0.rawValue, $0.defaultValue) })
     public var agencies: [String: Agency] = Dictionary(uniqueKeysWithValues: Agency.seeded.map { ($0.code, $0) })
     /// Review states of the flags any entry touched after their ingest; every other ingested
     /// flag is in the initial state.
@@ -73,7 +74,7 @@ public struct Replay: Sendable {
     public var cases: [Int64: CaseFact] = [:]
     public var caseOfFlag: [String: Int64] = [:]
     /// Tables the fold keeps as rows: store_meta, schema_migrations, decisions, referrals, receipts, packet_ids.
-    public var rows: [String: Table] = Dictionary(uniqueKeysWithValues: ["store_meta", "schema_migrations", "decisions", "referrals", "receipts", "packet_ids"]
+    public var rows: [String: Table] = Dictionary(uniqueKeysWithValues: ["store_meta", "schema_migrations", "decisions", "referrals", "receipts", "packet_ids", "cosignatures"]
         .map { ($0, Table(columns: Replay.columns[$0] ?? [])) })
     /// A migration entry's record of the flags ingested before it: the highest flag row id and
     /// the digest over their rows (older ingest entries carry no per-flag digest).
@@ -190,6 +191,9 @@ public struct Replay: Sendable {
                 }
                 rows["packet_ids"]?.rows[packet] = [String(c), agency, String(number), e.at]
             }
+        case .auditCosign:
+            guard let witness = string("witness"), let line = string("signature") else { return problem("incomplete cosignature") }
+            rows["cosignatures"]?.rows["\(e.subjectID)|\(witness)"] = [line, e.at]
         case .caseOpen:
             guard let caseID else { return problem("not a case id") }
             guard let platform = string("platform"), let accounts = strings("reported_accounts") else { return problem("no platform or reported accounts") }

@@ -62,6 +62,8 @@ public enum CustodyAction: String, Sendable, CaseIterable {
     case agencyAdd = "agency.add"
     case agencySet = "agency.set"
     case auditCheckpoint = "audit.checkpoint"
+    /// A witness's cosignature on a checkpoint, recorded when the store received it.
+    case auditCosign = "audit.cosign"
     /// An attempt the rules refused (wrong role, unknown or disabled user): who, what, why.
     case refused = "refused"
 
@@ -75,7 +77,7 @@ public enum CustodyAction: String, Sendable, CaseIterable {
         case .flagIngest, .evidenceView, .flagClaim, .flagRelease, .flagDecide, .flagReopen: .flag
         case .caseOpen, .caseAddFlag, .caseRoute, .caseMerge, .caseMergedInto, .caseSplit, .caseExport, .referralReceipt: .case
         case .agencyAdd, .agencySet: .agency
-        case .auditCheckpoint: .checkpoint
+        case .auditCheckpoint, .auditCosign: .checkpoint
         case .refused: .user
         }
     }
@@ -150,21 +152,33 @@ public enum Setting: String, Sendable, CaseIterable {
     case secondReview = "second-review"
     case leaseMinutes = "lease-minutes"
     case urgentSLAMinutes = "urgent-sla-minutes"
+    /// Sign a checkpoint after a write when the last one is older than this (0: only on
+    /// export and `audit checkpoint`).
+    case checkpointMinutes = "checkpoint-minutes"
+    /// The witnesses that cosign the store's checkpoints: `none`, or `URL VERIFIER-KEY` pairs
+    /// separated by `;` (c2sp.org/tlog-witness; the key as `custos witness key` prints it).
+    case witnesses = "witnesses"
+
+    /// The settings schema 3 writes into every store; the others exist once set.
+    public static let seeded: [Setting] = [.secondReview, .leaseMinutes, .urgentSLAMinutes]
 
     public var defaultValue: String {
         switch self {
         case .secondReview: "required"
         case .leaseMinutes: "15"
         case .urgentSLAMinutes: "60"
+        case .checkpointMinutes: "60"
+        case .witnesses: "none"
         }
     }
 
     /// The allowed range of a numeric setting.
     public var bounds: ClosedRange<Int64>? {
         switch self {
-        case .secondReview: nil
+        case .secondReview, .witnesses: nil
         case .leaseMinutes: 1...(24 * 60)
         case .urgentSLAMinutes: 1...(366 * 24 * 60)
+        case .checkpointMinutes: 0...(366 * 24 * 60)
         }
     }
 
@@ -173,9 +187,37 @@ public enum Setting: String, Sendable, CaseIterable {
             guard let n = Int64(value), bounds.contains(n) else {
                 throw .invalidInput(field: rawValue, reason: "\(quoted(value)) is not a whole number from \(bounds.lowerBound) to \(bounds.upperBound)")
             }
+        } else if self == .witnesses {
+            _ = try WitnessEndpoint.list(value)
         } else if value != "required" && value != "off" {
             throw .invalidInput(field: rawValue, reason: "\(quoted(value)) must be required or off")
         }
+    }
+}
+
+/// A witness the store asks for cosignatures: where it listens, and its verifier key.
+public struct WitnessEndpoint: Sendable, Equatable {
+    public let url: String
+    public let key: VerifierKey
+
+    /// `none`, or `URL KEY` pairs separated by `;`.
+    public static func list(_ value: String) throws(CustosError) -> [WitnessEndpoint] {
+        let trimmed = value.trimmingCharacters(in: .whitespaces)
+        if trimmed == "none" || trimmed.isEmpty { return [] }
+        var out: [WitnessEndpoint] = []
+        for item in trimmed.split(separator: ";") {
+            let parts = item.split(separator: " ", omittingEmptySubsequences: true)
+            guard parts.count == 2, parts[0].hasPrefix("http://") || parts[0].hasPrefix("https://"),
+                  !parts[0].contains(where: { $0.isNewline || $0.unicodeScalars.contains { $0.value < 0x21 } }) else {
+                throw .invalidInput(field: "witnesses", reason: "\(quoted(String(item))) is not `URL VERIFIER-KEY` with an http(s) URL")
+            }
+            let key: VerifierKey
+            do { key = try VerifierKey(parsing: String(parts[1])) } catch { throw .invalidInput(field: "witnesses", reason: error.description) }
+            guard key.type == 0x04 else { throw .invalidInput(field: "witnesses", reason: "\(key.name) is not a cosignature/v1 (witness) key") }
+            guard !out.contains(where: { $0.key.name == key.name }) else { throw .invalidInput(field: "witnesses", reason: "\(key.name) is named twice") }
+            out.append(WitnessEndpoint(url: String(parts[0]), key: key))
+        }
+        return out
     }
 }
 

@@ -13,10 +13,13 @@ public struct PacketVerifier: Sendable {
 
     public var pinnedKeyPEM: String?
     public var xsdPath: String?
+    /// Witnesses the examiner trusts: each must have cosigned the packet's checkpoint.
+    public var witnesses: [VerifierKey]
 
-    public init(pinnedKeyPEM: String? = nil, xsdPath: String? = nil) {
+    public init(pinnedKeyPEM: String? = nil, xsdPath: String? = nil, witnesses: [VerifierKey] = []) {
         self.pinnedKeyPEM = pinnedKeyPEM
         self.xsdPath = xsdPath
+        self.witnesses = witnesses
     }
 
     /// Verifies a bag folder or a zip holding one.
@@ -249,6 +252,30 @@ public struct PacketVerifier: Sendable {
             return (custodyProblems, "\(entries) custody entries proven against the signed checkpoint")
         }
 
+        /// The checkpoint's witness cosignatures: each witness the examiner names must have
+        /// cosigned it (c2sp.org/tlog-cosignature); without names they are counted, not checked.
+        func cosignatures(_ witnesses: [VerifierKey]) -> (problems: [String], detail: String) {
+            guard let note = read(bag, "data/custody/checkpoint.txt").flatMap({ String(data: $0, encoding: .utf8) }) else {
+                return (["data/custody/checkpoint.txt is missing"], "")
+            }
+            let origin = note.split(separator: "\n").first.map(String.init) ?? ""
+            let lines = note.split(separator: "\n").filter { $0.hasPrefix("\u{2014} ") && !$0.hasPrefix("\u{2014} \(origin) ") }
+            guard !witnesses.isEmpty else {
+                return ([], "\(lines.count) witness cosignature\(lines.count == 1 ? "" : "s") on the checkpoint, not checked (name trusted witnesses with --witness)")
+            }
+            var problems: [String] = [], cosigned: [String] = []
+            for w in witnesses {
+                do {
+                    if try Cosignature.verify(note: note, name: w.name, key: w.key) != nil { cosigned.append(w.name) } else {
+                        problems.append("\(w.name) did not cosign the checkpoint")
+                    }
+                } catch {
+                    problems.append("\(error)")
+                }
+            }
+            return (problems, "the checkpoint is cosigned by \(cosigned.count) of the \(witnesses.count) named witness\(witnesses.count == 1 ? "" : "es"): \(cosigned.joined(separator: ", "))")
+        }
+
         /// The story: what report.json, the CyberTipline XML and the HTML claim (flags, each
         /// decision with its reviewer and reason, people) is what the proven custody entries and
         /// the verified conversations say; the agency's machine format is there when required.
@@ -328,7 +355,8 @@ public struct PacketVerifier: Sendable {
         let c = BagCheck(bag: bag, pinnedKeyPEM: pinnedKeyPEM, xsdPath: xsdPath)
         let steps: [(String, () -> (problems: [String], detail: String)?)] = [
             ("bag", c.payload), ("tag manifest", c.tagManifest), ("signature", c.signature),
-            ("evidence hashes", c.evidence), ("custody proofs", c.custody), ("claims", c.claims), ("cybertipline xml", c.schema),
+            ("evidence hashes", c.evidence), ("custody proofs", c.custody), ("witnesses", { c.cosignatures(self.witnesses) }),
+            ("claims", c.claims), ("cybertipline xml", c.schema),
         ]
         var checks: [Check] = []
         for (name, step) in steps {

@@ -29,6 +29,7 @@ enum StoredTables {
             """,
         "receipts": "SELECT id, case_id, agency, reference, recorded_at, recorded_by FROM receipts",
         "packet_ids": "SELECT packet_id, case_id, agency, number, allocated_at FROM packet_ids",
+        "cosignatures": "SELECT checkpoint_id || '|' || witness, signature, cosigned_at FROM cosignatures",
     ]
 
     /// One table's rows. A key that occurs twice (a row whose key columns were blanked) is

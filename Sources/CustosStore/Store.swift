@@ -20,6 +20,11 @@ public final class Store: @unchecked Sendable {
     let db: DatabaseQueue
     /// Injected clock, so tests can move time (lease expiry, holds).
     public var clock: @Sendable () -> Int64 = { Int64((Date().timeIntervalSince1970 * 1000).rounded(.down)) }
+    /// After each write, sign a checkpoint when `checkpoint-minutes` have passed since the last
+    /// (with the store's key file, when this process can read it) and offer it to the
+    /// witnesses. The CLI turns it on; library callers sign checkpoints themselves.
+    public var autoCheckpoint = false
+    private var checkpointing = false
 
     public static let defaultPath = "custos.db"
 
@@ -158,7 +163,7 @@ public final class Store: @unchecked Sendable {
         return url.deletingPathExtension().path + ".signing.key"
     }
 
-    static func writeSecret(_ text: String, to path: String) throws {
+    public static func writeSecret(_ text: String, to path: String) throws {
         let fd = Glibc.open(path, O_WRONLY | O_CREAT | O_EXCL, 0o600)
         guard fd >= 0 else { throw CustosError.storage(cause: "cannot create the key file \(path): \(String(cString: strerror(errno)))") }
         defer { close(fd) }
@@ -207,7 +212,13 @@ public final class Store: @unchecked Sendable {
     @discardableResult
     public func write<T>(verb: String = #function, _ body: (Database, CustodyLog) throws -> T) throws -> T {
         do {
-            return try transaction(body)
+            let result = try transaction(body)
+            if autoCheckpoint && !checkpointing, let key = try? signingKey() {
+                checkpointing = true
+                defer { checkpointing = false }
+                _ = try? checkpointIfDue(key: key)
+            }
+            return result
         } catch let e as CustosError {
             switch e {
             // The rules refusing a step (who may, or what state allows): recorded, nothing else changes.

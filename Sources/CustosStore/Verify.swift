@@ -34,6 +34,7 @@ extension Store {
             var steps: [(String, (Database, inout VerifyReport, inout Verification) throws -> [String])] = [
                 ("custody entries", verifyEntries), ("merkle nodes", verifyNodes),
                 ("checkpoints", { db, report, v in try Store.verifyCheckpoints(db, &report, v, key: key, origin: origin) }),
+                ("cosignatures", { db, report, _ in try Store.verifyCosignatures(db, &report) }),
             ]
             if !anchors.isEmpty {
                 steps.append(("outside checkpoints", { db, report, v in
@@ -164,6 +165,42 @@ extension Store {
                 }
             }
             previous = (cp.size, root, cp.id)
+        }
+        return problems
+    }
+
+    /// Each witness cosignature the store recorded verifies, with the key the `witnesses`
+    /// setting gives that witness, over the checkpoint it names; the report notes how many
+    /// witnesses cosigned the latest cosigned checkpoint.
+    static func verifyCosignatures(_ db: Database, _ report: inout VerifyReport) throws -> [String] {
+        var problems: [String] = []
+        let setting = try String.fetchOne(db, sql: "SELECT value FROM settings WHERE key = ?", arguments: [Setting.witnesses.rawValue]) ?? Setting.witnesses.defaultValue
+        let keys = Dictionary(((try? WitnessEndpoint.list(setting)) ?? []).map { ($0.key.name, $0.key.key) }, uniquingKeysWith: { a, _ in a })
+        var byCheckpoint: [Int64: (size: Int64, witnesses: [String])] = [:]
+        var unchecked = Set<String>()
+        for r in try Row.fetchAll(db, sql: """
+            SELECT s.checkpoint_id, s.witness, s.signature, c.note, c.size FROM cosignatures s LEFT JOIN checkpoints c ON c.id = s.checkpoint_id
+            ORDER BY s.checkpoint_id, s.witness
+            """) {
+            let id: Int64 = r["checkpoint_id"], witness: String = r["witness"], line: String = r["signature"]
+            guard let note: String = r["note"] else { problems.append("a cosignature by \(quoted(witness)) names checkpoint \(id), which does not exist"); continue }
+            guard let key = keys[witness] else { unchecked.insert(witness); continue }
+            do {
+                guard try Cosignature.verify(note: note + line, name: witness, key: key) != nil else {
+                    problems.append("checkpoint \(id): the cosignature recorded for \(quoted(witness)) is not one by its key"); continue
+                }
+                byCheckpoint[id, default: (r["size"], [])].witnesses.append(witness)
+            } catch {
+                problems.append("checkpoint \(id): \(error)")
+            }
+        }
+        if let latest = byCheckpoint.keys.max(), let c = byCheckpoint[latest] {
+            report.notes.append("checkpoint \(latest) (\(c.size) entries) is cosigned by \(c.witnesses.count) witness\(c.witnesses.count == 1 ? "" : "es"): \(c.witnesses.joined(separator: ", "))")
+        } else {
+            report.notes.append("no checkpoint is cosigned by a witness (see the `witnesses` setting)")
+        }
+        if !unchecked.isEmpty {
+            report.notes.append("cosignatures by \(unchecked.sorted().joined(separator: ", ")) not checked: no longer in the `witnesses` setting")
         }
         return problems
     }

@@ -75,15 +75,19 @@ struct AuditCheckpoint: ParsableCommand {
             }
             let store = try global.open()
             let cp = try store.makeCheckpoint(key: try store.signingKey(path: global.keyPath(key)))
+            for w in try store.collectCosignatures(checkpointID: cp.id) {
+                print("witness \(terminalSafe(w.witness)): \(terminalSafe(w.detail))")
+            }
+            let note = try store.cosignedNote(cp.note)
             if let out {
                 let file = URL(fileURLWithPath: out).appendingPathComponent("checkpoint-\(String(format: "%012lld", cp.size)).txt")
-                do { try Data(cp.note.utf8).write(to: file, options: .withoutOverwriting) } catch {
+                do { try Data(note.utf8).write(to: file, options: .withoutOverwriting) } catch {
                     throw CustosError.storage(cause: "cannot write \(file.path): \(error.localizedDescription)")
                 }
                 print("wrote \(file.path)")
             }
             print("checkpoint \(cp.id): \(cp.size) entries")
-            print(cp.note, terminator: "")
+            print(note, terminator: "")
         }
     }
 }

@@ -40,7 +40,16 @@ struct ExportResult {
 /// Snapshot from the store, write the bag, record the referral: the one export path.
 func export(store: Store, caseID: String, agency: String, out: URL, zip: Bool, templates: URL?, xsd: String?,
             key: Curve25519.Signing.PrivateKey) throws -> ExportResult {
-    let snapshot = try store.prepareReferral(caseName: caseID, agencyCode: agency, key: key)
+    var snapshot = try store.prepareReferral(caseName: caseID, agencyCode: agency, key: key)
+    // The packet carries the checkpoint with every witness's cosignature the store could collect.
+    if let id = try store.checkpointID(note: snapshot.checkpointNote) {
+        for w in try store.collectCosignatures(checkpointID: id) where !w.cosigned {
+            printError("warning: witness \(w.witness) did not cosign: \(w.detail)")
+        }
+        let cosigned = try store.cosignedNote(snapshot.checkpointNote)
+        snapshot.checkpointNote = cosigned
+        snapshot.proofs = snapshot.proofs.map { var p = $0; p.checkpointNote = cosigned; return p }
+    }
     let written = try PacketWriter(templatesDirectory: templates, xsdPath: xsd).write(snapshot, to: out, key: key, zip: zip)
     do {
         try store.recordReferral(snapshot, tagManifestSHA256: written.tagManifestSHA256)
@@ -60,15 +69,20 @@ struct VerifyPacket: ParsableCommand {
     @Argument var path: String
     @Option(help: "Pin the organisation's public key (PEM) instead of trusting the one in the packet.") var key: String?
     @Option(help: "Validate the CyberTipline XML against this schema instead of the built-in one.") var xsd: String?
+    @Option(help: "A witness you trust, as its verifier key (NAME+ID+KEY); it must have cosigned the packet's checkpoint (repeatable).")
+    var witness: [String] = []
 
     func run() throws {
         try guarded {
+            let witnesses = try witness.map { w -> VerifierKey in
+                do { return try VerifierKey(parsing: w) } catch { throw CustosError.invalidInput(field: "--witness", reason: "\(error)") }
+            }
             var pinned: String?
             if let key {
                 guard let s = String(data: try readInput(key), encoding: .utf8) else { throw CustosError.invalidInput(field: "--key", reason: "\(key) is not UTF-8 text") }
                 pinned = s
             }
-            let checks = try PacketVerifier(pinnedKeyPEM: pinned, xsdPath: xsd).verify(path: URL(fileURLWithPath: path))
+            let checks = try PacketVerifier(pinnedKeyPEM: pinned, xsdPath: xsd, witnesses: witnesses).verify(path: URL(fileURLWithPath: path))
             for c in checks { print("\(c.ok ? "PASS" : "FAIL") \(pad(c.name, 17)) \(terminalSafe(c.detail))") }
             let failed = checks.filter { !$0.ok }.map(\.name)
             guard failed.isEmpty else {

@@ -38,7 +38,9 @@ struct GlobalOptions: ParsableArguments {
 
     /// Opens the store: `.read` for commands that only read (read-only; a read-only copy works).
     func open(_ access: Store.Access = .write) throws -> Store {
-        try Store.open(path: path, actor: actorValue, access: access)
+        let store = try Store.open(path: path, actor: actorValue, access: access)
+        store.autoCheckpoint = access == .write
+        return store
     }
 }
 

@@ -42,7 +42,10 @@ struct KeyShow: ParsableCommand {
                 print("wrote \(out)")
             } else if pem { print(KeyEncoding.publicKeyPEM(key), terminator: "") } else {
                 print("Ed25519 \(KeyEncoding.fingerprint(key))")
-                print("origin  \(try store.organisation().origin)")
+                let origin = try store.organisation().origin
+                print("origin  \(origin)")
+                // What a witness is configured with (`custos witness serve --log`).
+                print("vkey    \(VerifierKey(name: origin, type: 0x01, key: key))")
             }
         }
     }

@@ -31,6 +31,9 @@ func readInput(_ path: String, limit: Int = 64 << 20) throws -> Data {
 /// Makes untrusted text safe for a terminal: control and bidi-override characters shown as escapes.
 func terminalSafe(_ s: String) -> String { Escape.terminal(s) }
 
+/// A line on standard error, made safe for a terminal.
+func printError(_ s: String) { FileHandle.standardError.write(Data((terminalSafe(s) + "\n").utf8)) }
+
 enum Transcript {
     /// A readable transcript with full dates: UTC, and the sender's original offset.
     static func render(_ f: StoredFlag, terminal: Bool) -> String {

@@ -255,11 +255,11 @@ func confirmedCase(_ c: CLI) throws {
     /// A reading command on a store an older custos wrote upgrades it first (it can write the
     /// file), then reads it read-only.
     @Test func aReadingCommandUpgradesAnOlderStore() throws {
-        let c = try CLI()
-        try c.initStore()
+        // A store custos 36fa373 wrote (schema 5), turned back into a schema-4 one.
+        let c = try SchemaFiveStore().copy()
         _ = try runShell(["sqlite3", c.db, "DROP TABLE packet_ids; DELETE FROM schema_migrations WHERE version = 5;"])
-        let r = try c.run(["flags", "--json", "--db", c.db])
-        #expect(r.status == 0 && r.out == "[]\n", "\(r.err)")
+        let r = try c.run(["flags", "--json", "--db", c.db, "--actor", "cora"])
+        #expect(r.status == 0 && r.out.contains("artemis-2026-000127"), "\(r.err)")
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         p.arguments = ["sqlite3", c.db, "SELECT count(*) FROM schema_migrations WHERE version = 5"]

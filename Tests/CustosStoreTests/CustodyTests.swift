@@ -246,3 +246,35 @@ import Testing
         #expect(replay.problems.first?.contains("breaks the review rules") == true, "\(replay.problems)")
     }
 }
+
+/// Checkpoints signed on their own at the `checkpoint-minutes` interval, by any write.
+@Suite struct AutomaticCheckpoints {
+    @Test func aWriteAfterTheIntervalSignsACheckpointAndOnlyThen() throws {
+        let f = try Fixture()
+        f.now = Int64(Date().timeIntervalSince1970 * 1000)  // the store was created on the real clock
+        try f.store().setSetting("checkpoint-minutes", "30")
+        func count() throws -> Int { try f.store().checkpoints().count }
+        func write(_ user: String) throws {
+            let s = try f.store()
+            s.autoCheckpoint = true
+            try s.addUser(name: user, role: .moderator)
+        }
+        let before = try count()
+        // Within the interval: nothing.
+        f.now += 10 * 60_000
+        try write("alice")
+        #expect(try count() == before)
+        // Past it: the next write signs one, covering that write.
+        f.now += 40 * 60_000
+        try write("bob")
+        #expect(try count() == before + 1)
+        let latest = try #require(try f.store().checkpoints().last)
+        #expect(latest.size == (try f.store().custodySize()) - 1)
+        // Turned off: never.
+        try f.store().setSetting("checkpoint-minutes", "0")
+        f.now += 24 * 60 * 60_000
+        try write("carol")
+        #expect(try count() == before + 1)
+        #expect(try f.store().verify().ok)
+    }
+}

@@ -161,15 +161,22 @@ import Testing
         #expect(errorKind { _ = try f.store() } == .invalidState)
     }
 
+    /// Schema 2 builds the Merkle tree over a log that has none, from the stored leaf hashes:
+    /// no entry is rewritten. The store is one custos 36fa373 wrote (Tests/Fixtures/schema5/
+    /// flags.db: nine flags ingested), turned back into a schema-1 store.
     @Test func upgradingASchema1StoreBuildsTheMerkleTreeWithoutRewritingEntries() throws {
         let f = try Fixture()
-        try f.ingest((0..<9).map { flagLine(id: "f\($0)") }.joined(separator: "\n") + "\n")
+        let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Fixtures/schema5/flags.db")
+        try FileManager.default.removeItem(atPath: f.db)
+        try FileManager.default.copyItem(atPath: fixture.path, toPath: f.db)
         let entriesBefore = try f.sqlite("SELECT * FROM custody ORDER BY seq").1
-        let size = try f.store().custodySize()
-        let rootBefore = try f.store().read { db in try Merkle.root(size: size, nodes: MerkleNodes.source(db)) }
-        // Turn the store back into a schema-1 store: no Merkle tables, migration 2 not applied.
+        let size = Int64(try f.count("custody"))
+        // The leaves as the old store holds them (opening it would upgrade it).
+        let leaves = try f.sqlite("SELECT hex(leaf_hash) FROM custody ORDER BY seq").1.split(separator: "\n").map { Hex.decode(String($0)) ?? [] }
+        let rootBefore = Merkle.root(leaves: leaves)
+        // No Merkle tables, migration 2 not applied.
         try f.sqlite("DROP TABLE merkle_nodes; DROP TABLE checkpoints; DELETE FROM schema_migrations WHERE version = 2;")
-        let s = try f.store()
+        let s = try Store.open(path: f.db, actor: Actor(name: "root", osUser: "root"), access: .verify)
         // The entries are unchanged; the upgrade is recorded after them.
         #expect(try f.sqlite("SELECT * FROM custody WHERE seq < \(size) ORDER BY seq").1 == entriesBefore)
         #expect(try s.custodyEntries().last?.action == CustodyAction.storeMigrate.rawValue)
