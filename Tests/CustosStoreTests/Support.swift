@@ -15,7 +15,21 @@ final class Fixture {
         db = dir.appendingPathComponent("t.db").path
         _ = try Store.create(path: db, keyPath: nil, org: "Test Org", contactEmail: "t@example.com", actor: Actor(name: "admin", osUser: "admin"))
     }
-    deinit { try? FileManager.default.removeItem(at: dir) }
+    /// Set when a test edits the file behind the store's back (with the sqlite3 shell).
+    var editedBehindTheLog = false
+
+    /// Every workflow a test runs leaves a store whose tables equal the replay of its log.
+    deinit {
+        if !editedBehindTheLog, FileManager.default.fileExists(atPath: db) {
+            do {
+                let r = try Store.open(path: db, actor: Actor(name: "admin", osUser: "admin"), access: .verify).verify()
+                if !r.ok { Issue.record("the store a test left does not verify: \(r.problems)") }
+            } catch {
+                Issue.record("the store a test left cannot be verified: \(error)")
+            }
+        }
+        try? FileManager.default.removeItem(at: dir)
+    }
 
     func store(_ actor: String = "admin") throws -> Store {
         let s = try Store.open(path: db, actor: Actor(name: actor, osUser: "admin"))
@@ -44,6 +58,7 @@ final class Fixture {
     /// Runs SQL with the sqlite3 shell, as someone editing the file behind Custos's back would.
     @discardableResult
     func sqlite(_ sql: String) throws -> (Int32, String) {
+        if !sql.uppercased().hasPrefix("SELECT") && !sql.uppercased().hasPrefix("PRAGMA") { editedBehindTheLog = true }
         let r = try runTool(["sqlite3", db, sql])
         return (r.status, r.output)
     }
