@@ -68,11 +68,12 @@ public struct KeyError: Error, CustomStringConvertible, Sendable {
 
 /// C2SP signed-note (https://c2sp.org/signed-note) with Ed25519 signatures.
 public enum SignedNote {
-    /// key ID = SHA-256(key name || 0x0A || 0x01 || 32-byte public key)[:4]
-    public static func keyID(name: String, key: Curve25519.Signing.PublicKey) -> [UInt8] {
+    /// key ID = SHA-256(key name || 0x0A || type || 32-byte public key)[:4]; type 0x01 is an
+    /// Ed25519 note signature, 0x04 a cosignature/v1.
+    public static func keyID(name: String, key: Curve25519.Signing.PublicKey, type: UInt8 = 0x01) -> [UInt8] {
         var h = SHA256()
         h.update(data: Data(name.utf8))
-        h.update(data: [0x0A, 0x01])
+        h.update(data: [0x0A, type])
         h.update(data: key.rawRepresentation)
         return Array(h.finalize().prefix(4))
     }

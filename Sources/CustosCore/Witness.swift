@@ -6,11 +6,7 @@ import Foundation
 public enum Cosignature {
     /// SHA-256(name || 0x0A || 0x04 || 32-byte public key)[:4]
     public static func keyID(name: String, key: Curve25519.Signing.PublicKey) -> [UInt8] {
-        var h = SHA256()
-        h.update(data: Data(name.utf8))
-        h.update(data: [0x0A, 0x04])
-        h.update(data: key.rawRepresentation)
-        return Array(h.finalize().prefix(4))
+        SignedNote.keyID(name: name, key: key, type: 0x04)
     }
 
     /// "cosignature/v1\ntime <t>\n" followed by the checkpoint's note body.
@@ -57,7 +53,7 @@ public struct VerifierKey: Sendable, Equatable, CustomStringConvertible {
     public init(name: String, type: UInt8, key: Curve25519.Signing.PublicKey) { self.name = name; self.type = type; self.key = key }
     public static func == (a: VerifierKey, b: VerifierKey) -> Bool { a.description == b.description }
 
-    public var keyID: [UInt8] { type == 0x04 ? Cosignature.keyID(name: name, key: key) : SignedNote.keyID(name: name, key: key) }
+    public var keyID: [UInt8] { SignedNote.keyID(name: name, key: key, type: type) }
 
     public var description: String {
         "\(name)+\(Hex.encode(keyID))+\(Data([type] + Array(key.rawRepresentation)).base64EncodedString())"
