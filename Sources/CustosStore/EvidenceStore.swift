@@ -108,14 +108,34 @@ extension Store {
 
     /// Resolves a flag named as `detector:flag_id` or as a bare flag_id that is unique.
     public func resolveFlag(_ name: String, db: Database) throws -> (rowID: Int64, key: String) {
-        if let row = try Row.fetchOne(db, sql: "SELECT id, detector, flag_id FROM flags WHERE detector || ':' || flag_id = ?", arguments: [name]) {
-            return (row["id"], FlagKey.make(detector: row["detector"], flagID: row["flag_id"]))
-        }
+        let keyed = try flagRows(key: name, db: db)
+        if keyed.count > 1 { throw Store.ambiguous(name) }
+        if let row = keyed.first { return (row, name) }
         let rows = try Row.fetchAll(db, sql: "SELECT id, detector, flag_id FROM flags WHERE flag_id = ? LIMIT 5", arguments: [name])
         if rows.count == 1 { return (rows[0]["id"], FlagKey.make(detector: rows[0]["detector"], flagID: rows[0]["flag_id"])) }
         if rows.isEmpty { throw CustosError.notFound(kind: "flag", name: name) }
         let keys = rows.map { FlagKey.make(detector: $0["detector"], flagID: $0["flag_id"]) }
         throw CustosError.invalidInput(field: "FLAG", reason: "flag id \(quoted(name)) is used by several detectors; name one of: \(keys.map(quoted).joined(separator: ", "))")
+    }
+
+    /// The flags whose key `detector:flag_id` is `key`, by the unique index: one per place the
+    /// key could split. Since schema 6 a detector cannot contain `:`, so there is at most one;
+    /// an older store may hold two flags with one key (`a` + `b:c`, `a:b` + `c`).
+    func flagRows(key: String, db: Database) throws -> [Int64] {
+        var rows: [Int64] = []
+        var i = key.startIndex
+        while let colon = key[i...].firstIndex(of: ":") {
+            if let id = try Int64.fetchOne(db.cachedStatement(sql: "SELECT id FROM flags WHERE detector = ? AND flag_id = ?"),
+                                           arguments: [String(key[..<colon]), String(key[key.index(after: colon)...])]) {
+                rows.append(id)
+            }
+            i = key.index(after: colon)
+        }
+        return rows
+    }
+
+    static func ambiguous(_ key: String) -> CustosError {
+        .conflict(subject: "flag key \(quoted(key))", reason: "two flags stored by an older custos share it (a detector name with ':'); their custody entries cannot be told apart, so custos will not act on either by this key")
     }
 
     public func flags(limit: Int? = nil) throws -> [FlagSummary] {

@@ -170,8 +170,14 @@ extension Store {
             maxID = f["id"]
             digest.update(data: Data(StoredTables.flagDigest(Array(f.databaseValues.dropFirst())).utf8))
         }
+        // Keys two flags share (a detector name with ':' before schema 6; any such pair has a ':'
+        // in each): named here, refused when used (Store.ambiguous).
+        let ambiguous = try String.fetchAll(db, sql: """
+            SELECT k FROM (SELECT detector || ':' || flag_id AS k FROM flags WHERE instr(detector || flag_id, ':') > 0)
+            GROUP BY k HAVING count(*) > 1 ORDER BY k
+            """)
         let replay = try replay(db)
-        return ["tables": .object(tables), "decisions_at_ms": .object(atMs), "flags_before": .integer(maxID),
+        return ["ambiguous_flag_keys": .array(ambiguous.map { .string($0) }),"tables": .object(tables), "decisions_at_ms": .object(atMs), "flags_before": .integer(maxID),
                 "flags_sha256": .string(Hex.encode(Array(digest.finalize()))),
                 "replay_problems": .integer(Int64(replay.problems.count)),
                 "first_problems": .array(replay.problems.prefix(20).map { .string($0) })]

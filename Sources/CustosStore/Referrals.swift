@@ -48,6 +48,8 @@ extension Store {
             try db.execute(sql: "INSERT INTO packet_ids(packet_id, case_id, agency, number, allocated_at) VALUES (?, ?, ?, ?, ?)",
                            arguments: [packetID, caseRow, agency.code, number, log.now])
             let detail = try caseDetail(id: caseRow, db: db)
+            // A packet carries the custody entries of its flags' keys: a key two flags share would mix theirs.
+            for f in detail.flags where try flagRows(key: f.key, db: db).count > 1 { throw Store.ambiguous(f.key) }
             for f in detail.flags {
                 try log.append(.evidenceView, subjectID: f.key,
                                details: .object(["purpose": .string("export"), "packet": .string(packetID), "case": .string(caseID)]),

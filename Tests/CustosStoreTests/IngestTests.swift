@@ -185,3 +185,23 @@ import Testing
         #expect(try s.verify().ok)
     }
 }
+
+/// Flag keys from before schema 6: two flags can share `detector:flag_id` when a detector name
+/// holds ':'. Custos refuses to act on such a key rather than mix the two flags' custody.
+@Suite struct AmbiguousLegacyKeys {
+    @Test func aKeyTwoLegacyFlagsShareIsRefusedAndAnUnambiguousOneResolves() throws {
+        let f = try Fixture()
+        try f.ingest(flagLine(id: "x:y") + "\n")
+        let s = try f.store()
+        #expect(try s.read { db in try s.resolveFlag("det:x:y", db: db).key } == "det:x:y")
+        // What an older custos could have stored: detector "det:x", flag "y".
+        #expect(try f.sqlite("""
+            INSERT INTO flags(detector, flag_id, model_version, score, detected_at, detected_ms, platform, surface, signals, extra,
+                              conversation_id, record_hash, ingested_at)
+            SELECT 'det:x', 'y', model_version, score, detected_at, detected_ms, platform, surface, signals, extra, conversation_id,
+                   record_hash, ingested_at FROM flags
+            """).0 == 0)
+        #expect(errorKind { try s.read { db in _ = try s.resolveFlag("det:x:y", db: db) } } == .conflict)
+        #expect(errorKind { _ = try f.store("admin").readFlag("det:x:y", purpose: "test") } == .conflict)
+    }
+}
