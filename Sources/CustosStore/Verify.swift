@@ -274,6 +274,10 @@ extension Store {
            let fp = try? KeyEncoding.fingerprint(KeyEncoding.publicKey(pem: pem)), fp != r.keyFingerprint {
             problems.append("the store's public key (\(fp.prefix(16))…) is not the key key.create recorded (\((r.keyFingerprint ?? "none").prefix(16))…): re-keyed behind the log's back")
         }
+        // The origin names the key it belongs to.
+        if let origin = r.origin, let fp = r.keyFingerprint, !origin.hasSuffix("/" + fp.prefix(16)) {
+            problems.append("the log's origin \(quoted(origin)) does not name the key key.create recorded (\(fp.prefix(16))…)")
+        }
         // Flag review states (the rules' view of each), streamed: a million flags need no copy.
         func describe(_ s: FlagReview) -> String {
             "\(s.status.rawValue)\(s.holder.map { ", held by \($0)" } ?? "")\(s.firstReviewer.map { ", first reviewer \($0)" } ?? "")\(s.category.map { ", \($0)" } ?? "")"
