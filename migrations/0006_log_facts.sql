@@ -3,6 +3,9 @@
 -- entries lack are re-derived from the rows once and recorded in a store.migrate entry
 -- (Migrations.swift, factsOlderEntriesLack).
 
+-- An agency's X25519 public key (PEM): `export --seal` encrypts its packets to it.
+ALTER TABLE agencies ADD COLUMN public_key TEXT;
+
 -- Witnesses' cosignatures on checkpoints (c2sp.org/tlog-cosignature), each the signature line
 -- the witness returned; recorded by an audit.cosign entry.
 CREATE TABLE cosignatures (

@@ -14,10 +14,13 @@ public struct Agency: Sendable, Equatable {
     public let profile: AgencyProfile
     public let route: AgencyRoute
     public let retentionDays: Int
+    /// The agency's X25519 public key (PEM) that `export --seal` encrypts packets to.
+    public let publicKey: String?
 
-    public init(code: String, name: String, jurisdictions: [String], profile: AgencyProfile, route: AgencyRoute, retentionDays: Int) {
+    public init(code: String, name: String, jurisdictions: [String], profile: AgencyProfile, route: AgencyRoute, retentionDays: Int,
+                publicKey: String? = nil) {
         self.code = code; self.name = name; self.jurisdictions = jurisdictions; self.profile = profile
-        self.route = route; self.retentionDays = retentionDays
+        self.route = route; self.retentionDays = retentionDays; self.publicKey = publicKey
     }
 
     /// Retention in days: at least one, at most a century (so no date arithmetic overflows).

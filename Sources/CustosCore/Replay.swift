@@ -23,7 +23,7 @@ public struct Replay: Sendable {
         "schema_migrations": ["name", "sha256", "applied_at"],
         "users": ["role", "disabled", "created_at"],
         "settings": ["value"],
-        "agencies": ["name", "jurisdictions", "profile", "route", "retention_days"],
+        "agencies": ["name", "jurisdictions", "profile", "route", "retention_days", "public_key"],
         "decisions": ["flag", "reviewer", "stage", "outcome", "reason", "category", "annotations", "urgent_reason", "at", "at_ms", "final"],
         "checkpoints": ["size", "root", "created_at"],
         "cases": ["platform", "state", "merged_into", "created_at"],
@@ -153,7 +153,8 @@ public struct Replay: Sendable {
                   let profile = string("profile").flatMap(AgencyProfile.init(rawValue:)) ?? before?.profile,
                   let route = string("route").flatMap(AgencyRoute.init(rawValue:)) ?? before?.route,
                   let days = d["retention_days"]?.intValue.map(Int.init) ?? before?.retentionDays else { return problem("incomplete agency") }
-            agencies[e.subjectID] = Agency(code: e.subjectID, name: name, jurisdictions: jurisdictions, profile: profile, route: route, retentionDays: days)
+            agencies[e.subjectID] = Agency(code: e.subjectID, name: name, jurisdictions: jurisdictions, profile: profile, route: route, retentionDays: days,
+                                           publicKey: string("public_key") ?? before?.publicKey)
         case .flagClaim:
             flags[e.subjectID, default: FlagReview()].holder = string("holder") ?? e.actor
             flags[e.subjectID]?.leaseExpiresMillis = string("lease_expires").flatMap(Timestamp.parse)?.epochMillis
@@ -292,7 +293,7 @@ public struct Replay: Sendable {
         func table(_ name: String, _ rows: [String: [String?]]) { t[name] = Table(columns: Replay.columns[name] ?? [], rows: rows) }
         table("users", users.mapValues { [$0.role.rawValue, $0.disabled ? "1" : "0", $0.createdAt] })
         table("settings", settings.mapValues { [$0] })
-        table("agencies", agencies.mapValues { [$0.name, $0.jurisdictions.joined(separator: ","), $0.profile.rawValue, $0.route.rawValue, String($0.retentionDays)] })
+        table("agencies", agencies.mapValues { [$0.name, $0.jurisdictions.joined(separator: ","), $0.profile.rawValue, $0.route.rawValue, String($0.retentionDays), $0.publicKey] })
         table("checkpoints", Dictionary(uniqueKeysWithValues: checkpoints.map { (String($0.key), [String($0.value.size), $0.value.root, $0.value.at]) }))
         table("cases", Dictionary(uniqueKeysWithValues: cases.map { (String($0.key), [$0.value.platform, $0.value.state.rawValue, $0.value.mergedInto.map { String($0) }, $0.value.createdAt]) }))
         table("case_accounts", Dictionary(uniqueKeysWithValues: cases.flatMap { c in c.value.accounts.map { ("\(c.key)|\($0)", [String?]()) } }))

@@ -42,6 +42,41 @@ public enum KeyEncoding {
         }
     }
 
+    // X25519 (RFC 8410, OID 1.3.101.110): an agency's key for sealed packets.
+    static let x25519SPKIPrefix: [UInt8] = [0x30, 0x2A, 0x30, 0x05, 0x06, 0x03, 0x2B, 0x65, 0x6E, 0x03, 0x21, 0x00]
+    static let x25519PKCS8Prefix: [UInt8] = [0x30, 0x2E, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2B, 0x65, 0x6E,
+                                             0x04, 0x22, 0x04, 0x20]
+
+    public static func agreementPublicKey(pem text: String) throws(KeyError) -> Curve25519.KeyAgreement.PublicKey {
+        let der = try unpem(text, label: "PUBLIC KEY")
+        guard der.count == 44, Array(der.prefix(12)) == x25519SPKIPrefix,
+              let key = try? Curve25519.KeyAgreement.PublicKey(rawRepresentation: der.suffix(32)) else {
+            throw KeyError("not an X25519 public key (SubjectPublicKeyInfo; `openssl genpkey -algorithm X25519` makes one)")
+        }
+        return key
+    }
+
+    public static func agreementPrivateKey(pem text: String) throws(KeyError) -> Curve25519.KeyAgreement.PrivateKey {
+        let der = try unpem(text, label: "PRIVATE KEY")
+        guard der.count == 48, Array(der.prefix(16)) == x25519PKCS8Prefix,
+              let key = try? Curve25519.KeyAgreement.PrivateKey(rawRepresentation: der.suffix(32)) else {
+            throw KeyError("not an X25519 private key (PKCS#8)")
+        }
+        return key
+    }
+
+    public static func publicKeyPEM(_ key: Curve25519.KeyAgreement.PublicKey) -> String {
+        pem(label: "PUBLIC KEY", der: x25519SPKIPrefix + Array(key.rawRepresentation))
+    }
+
+    public static func privateKeyPEM(_ key: Curve25519.KeyAgreement.PrivateKey) -> String {
+        pem(label: "PRIVATE KEY", der: x25519PKCS8Prefix + Array(key.rawRepresentation))
+    }
+
+    public static func fingerprint(_ key: Curve25519.KeyAgreement.PublicKey) -> String {
+        SHA256Hex.of(x25519SPKIPrefix + Array(key.rawRepresentation))
+    }
+
     static func pem(label: String, der: [UInt8]) -> String {
         let b64 = Data(der).base64EncodedString()
         var lines: [String] = []

@@ -5,7 +5,7 @@ import ZIPFoundation
 
 /// Reading a packet zip without trusting it: nothing is extracted beyond what the bag's own
 /// manifests and Payload-Oxum declare, so a small zip cannot fill the disk before any check.
-enum PacketZip {
+public enum PacketZip {
     /// Tag files are small; a larger one is refused.
     static let tagFileLimit: UInt64 = 16 << 20
     static let tagFiles: Set<String> = ["bagit.txt", "bag-info.txt", "manifest-sha256.txt", "tagmanifest-sha256.txt",
@@ -15,7 +15,7 @@ enum PacketZip {
     /// holds it inside one folder). Payload entries are written only if a manifest lists them
     /// and only up to the Payload-Oxum's byte count in all; an unlisted entry is written empty,
     /// so the verifier reports it without its bytes ever touching the disk.
-    static func extract(_ zip: URL, to folder: URL) throws {
+    public static func extract(_ zip: URL, to folder: URL) throws {
         let archive: Archive
         do { archive = try Archive(url: zip, accessMode: .read) } catch {
             throw CustosError.invalidInput(field: zip.lastPathComponent, reason: "not a readable zip: \(error)")

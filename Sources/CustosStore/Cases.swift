@@ -101,17 +101,37 @@ extension Store {
         }
     }
 
-    public func setAgency(code: String, name: String?, jurisdictions: [String]?, profile: AgencyProfile?, route: AgencyRoute?, retentionDays: Int?) throws {
+    public func setAgency(code: String, name: String?, jurisdictions: [String]?, profile: AgencyProfile?, route: AgencyRoute?, retentionDays: Int?,
+                          publicKey: String? = nil) throws {
+        if let publicKey {
+            do { _ = try KeyEncoding.agreementPublicKey(pem: publicKey) } catch { throw CustosError.invalidInput(field: "--public-key", reason: error.description) }
+        }
         try write { db, log in
             try requireRole(db: db, log: log, .manageAgencies)
             guard let a = try agencies(db: db).first(where: { $0.code == code }) else { throw CustosError.notFound(kind: "agency", name: code) }
             let j = jurisdictions ?? a.jurisdictions, p = profile ?? a.profile, r = route ?? a.route, d = retentionDays ?? a.retentionDays
             try validateAgency(code: code, jurisdictions: j, retentionDays: d)
-            try Agency(code: code, name: name ?? a.name, jurisdictions: j, profile: p, route: r, retentionDays: d).update(db)
+            try Agency(code: code, name: name ?? a.name, jurisdictions: j, profile: p, route: r, retentionDays: d, publicKey: publicKey ?? a.publicKey).update(db)
             try log.append(.agencySet, subjectID: code, details: .object([
                 ("name", name.map { .string($0) }), ("jurisdictions", jurisdictions.map { .array($0.map { .string($0) }) }),
                 ("profile", profile.map { .string($0.rawValue) }), ("route", route.map { .string($0.rawValue) }),
-                ("retention_days", retentionDays.map { .integer(Int64($0)) })]))
+                ("retention_days", retentionDays.map { .integer(Int64($0)) }), ("public_key", publicKey.map { .string($0) })]))
+        }
+    }
+
+    /// The X25519 key an agency's packets are sealed to; an exporter asking to seal for an
+    /// agency without one is refused (and the refusal recorded) before anything is written.
+    public func sealingKey(agency code: String) throws -> String {
+        try write { db, log in
+            try requireRole(db: db, log: log, .export)
+            guard let agency = try agencies(db: db).first(where: { $0.code == code }) else {
+                throw CustosError.notFound(kind: "agency", name: code, hint: "see `custos agency list`")
+            }
+            guard let pem = agency.publicKey else {
+                throw CustosError.invalidState(subject: "agency \(quoted(code))", state: "without a public key",
+                                               reason: "record its X25519 key first: custos agency set \(code) --public-key PEM")
+            }
+            return pem
         }
     }
 

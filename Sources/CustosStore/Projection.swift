@@ -12,7 +12,7 @@ enum StoredTables {
         "schema_migrations": "SELECT version, name, sha256, applied_at FROM schema_migrations",
         "users": "SELECT name, role, disabled, created_at FROM users",
         "settings": "SELECT key, value FROM settings",
-        "agencies": "SELECT code, name, jurisdictions, profile, route, retention_days FROM agencies",
+        "agencies": "SELECT code, name, jurisdictions, profile, route, retention_days, public_key FROM agencies",
         "decisions": """
             SELECT d.id, f.detector || ':' || f.flag_id, d.reviewer, d.stage, d.outcome, d.reason, d.category, d.annotations,
                    d.urgent_reason, d.at, d.at_ms, d.final

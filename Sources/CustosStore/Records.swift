@@ -10,6 +10,7 @@ extension Agency: FetchableRecord, PersistableRecord {
     public enum Columns {
         public static let code = Column("code"), name = Column("name"), jurisdictions = Column("jurisdictions")
         public static let profile = Column("profile"), route = Column("route"), retentionDays = Column("retention_days")
+        public static let publicKey = Column("public_key")
     }
 
     public init(row: Row) throws {
@@ -18,7 +19,7 @@ extension Agency: FetchableRecord, PersistableRecord {
         }
         self.init(code: row[Columns.code], name: row[Columns.name],
                   jurisdictions: (row[Columns.jurisdictions] as String).split(separator: ",").map(String.init),
-                  profile: profile, route: route, retentionDays: row[Columns.retentionDays])
+                  profile: profile, route: route, retentionDays: row[Columns.retentionDays], publicKey: row[Columns.publicKey])
     }
 
     public func encode(to container: inout PersistenceContainer) {
@@ -28,6 +29,7 @@ extension Agency: FetchableRecord, PersistableRecord {
         container[Columns.profile] = profile.rawValue
         container[Columns.route] = route.rawValue
         container[Columns.retentionDays] = retentionDays
+        container[Columns.publicKey] = publicKey
     }
 }
 

@@ -54,10 +54,18 @@ struct AgencySet: ParsableCommand {
     @Option(help: "cybertipline or generic.") var profile: AgencyProfile?
     @Option(help: "always, jurisdiction or never.") var route: AgencyRoute?
     @Option(name: .customLong("retention-days")) var retentionDays: Int?
+    @Option(name: .customLong("public-key"), help: "The agency's X25519 public key (PEM file) that `export --seal` encrypts its packets to.")
+    var publicKey: String?
     func run() throws {
         try guarded {
+            let pem = try publicKey.map { f -> String in
+                guard let text = String(data: try readInput(f, limit: 1 << 16), encoding: .utf8) else {
+                    throw CustosError.invalidInput(field: "--public-key", reason: "\(f) is not UTF-8 text")
+                }
+                return text
+            }
             try global.open().setAgency(code: code, name: name, jurisdictions: jurisdictions.map { $0.split(separator: ",").map(String.init) },
-                                        profile: profile, route: route, retentionDays: retentionDays)
+                                        profile: profile, route: route, retentionDays: retentionDays, publicKey: pem)
             print("updated agency \(code)")
         }
     }

@@ -15,13 +15,21 @@ struct Export: ParsableCommand {
     @Option(help: "A folder of Mustache templates overriding the built-in ones.") var templates: String?
     @Option(help: "A newer CyberTipline schema to validate against.") var xsd: String?
     @Option(help: "The signing key file (default: the one init wrote, or $CUSTOS_KEY).") var key: String?
+    @Flag(help: "Write only OUT.zip.hpke: the packet zip encrypted to the agency's public key (`agency set --public-key`); no plaintext is left.")
+    var seal = false
 
     func run() throws {
         try guarded {
             let store = try global.open()
             let signing = try store.signingKey(path: global.keyPath(key))
             let result = try export(store: store, caseID: caseID, agency: agency, out: URL(fileURLWithPath: out), zip: zip,
-                                    templates: templates.map { URL(fileURLWithPath: $0) }, xsd: xsd, key: signing)
+                                    templates: templates.map { URL(fileURLWithPath: $0) }, xsd: xsd, key: signing, seal: seal)
+            if let sealed = result.sealed {
+                print("packet \(result.packetID) for \(agency) sealed to its key: \(sealed.path)")
+                print("tag manifest SHA-256 \(result.tagManifestSHA256)")
+                print("the agency opens it with `custos open-packet` or any RFC 9180 HPKE implementation (docs/sealed-packet.md)")
+                return
+            }
             print("packet \(result.packetID) for \(agency) written to \(result.directory.path)")
             if let z = result.zip { print("zip: \(z.path)") }
             print("tag manifest SHA-256 \(result.tagManifestSHA256)")
@@ -35,11 +43,21 @@ struct ExportResult {
     let directory: URL
     let zip: URL?
     let tagManifestSHA256: String
+    var sealed: URL?
 }
 
 /// Snapshot from the store, write the bag, record the referral: the one export path.
 func export(store: Store, caseID: String, agency: String, out: URL, zip: Bool, templates: URL?, xsd: String?,
-            key: Curve25519.Signing.PrivateKey) throws -> ExportResult {
+            key: Curve25519.Signing.PrivateKey, seal: Bool = false) throws -> ExportResult {
+    // Sealing needs the agency's key: refused before anything is read or written.
+    var recipient: Curve25519.KeyAgreement.PublicKey?
+    let sealedFile = URL(fileURLWithPath: out.path + ".zip.hpke")
+    if seal {
+        recipient = try KeyEncoding.agreementPublicKey(pem: try store.sealingKey(agency: agency))
+        if FileManager.default.fileExists(atPath: sealedFile.path) {
+            throw CustosError.conflict(subject: sealedFile.path, reason: "already exists; refusing to overwrite it")
+        }
+    }
     var snapshot = try store.prepareReferral(caseName: caseID, agencyCode: agency, key: key)
     // The packet carries the checkpoint with every witness's cosignature the store could collect.
     if let id = try store.checkpointID(note: snapshot.checkpointNote) {
@@ -50,15 +68,29 @@ func export(store: Store, caseID: String, agency: String, out: URL, zip: Bool, t
         snapshot.checkpointNote = cosigned
         snapshot.proofs = snapshot.proofs.map { var p = $0; p.checkpointNote = cosigned; return p }
     }
-    let written = try PacketWriter(templatesDirectory: templates, xsdPath: xsd).write(snapshot, to: out, key: key, zip: zip)
+    // A sealed packet is written in a private folder beside OUT, sealed, and the plaintext removed.
+    let scratch = out.deletingLastPathComponent().appendingPathComponent(".custos-seal-\(UUID().uuidString)")
+    if seal { try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o700]) }
+    defer { if seal { try? FileManager.default.removeItem(at: scratch) } }
+    let written = try PacketWriter(templatesDirectory: templates, xsdPath: xsd)
+        .write(snapshot, to: seal ? scratch.appendingPathComponent(out.lastPathComponent) : out, key: key, zip: zip || seal)
+    var result = ExportResult(packetID: snapshot.packetID, directory: written.directory, zip: written.zip, tagManifestSHA256: written.tagManifestSHA256)
     do {
+        if let recipient, let plain = written.zip {
+            let sealed = try SealedPacket.seal(try Data(contentsOf: plain), to: recipient, agency: agency)
+            do { try sealed.write(to: sealedFile, options: .withoutOverwriting) } catch {
+                throw CustosError.storage(cause: "cannot write \(sealedFile.path): \(error.localizedDescription)")
+            }
+            result.sealed = sealedFile
+        }
         try store.recordReferral(snapshot, tagManifestSHA256: written.tagManifestSHA256)
     } catch {
         // An unrecorded packet is not a referral: nothing of it is left behind.
         PacketWriter.remove(written.directory, zip: written.zip)
+        if let s = result.sealed { try? FileManager.default.removeItem(at: s) }
         throw error
     }
-    return ExportResult(packetID: snapshot.packetID, directory: written.directory, zip: written.zip, tagManifestSHA256: written.tagManifestSHA256)
+    return result
 }
 
 struct VerifyPacket: ParsableCommand {
@@ -95,6 +127,34 @@ struct VerifyPacket: ParsableCommand {
                 throw ExitCode(ExitStatus.unpinned)
             }
             print("VERIFIED: \(path)")
+        }
+    }
+}
+
+struct OpenPacket: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "open-packet",
+        abstract: "The agency's side of `export --seal`: decrypt a .zip.hpke with the agency's X25519 private key and unpack the packet into a new folder.",
+        discussion: "Needs no store. A wrong key or any changed byte fails to open, saying so. Check the result with `custos verify-packet DIR --key ORG.pem`.")
+    @Argument(help: "The sealed packet (.zip.hpke).") var file: String
+    @Option(help: "The agency's X25519 private key (PKCS#8 PEM).") var key: String
+    @Option(help: "The folder to unpack into (must not exist).") var out: String
+
+    func run() throws {
+        try guarded {
+            let privateKey: Curve25519.KeyAgreement.PrivateKey
+            do { privateKey = try KeyEncoding.agreementPrivateKey(pem: String(decoding: try readInput(key, limit: 1 << 16), as: UTF8.self)) } catch let e as KeyError {
+                throw CustosError.invalidInput(field: "--key", reason: e.description)
+            }
+            guard !FileManager.default.fileExists(atPath: out) else { throw CustosError.conflict(subject: out, reason: "already exists; refusing to overwrite it") }
+            try InputPath.requireRegularFile(file, role: "FILE")
+            let zip = try SealedPacket.open(try Data(contentsOf: URL(fileURLWithPath: file)), with: privateKey)
+            let temp = FileManager.default.temporaryDirectory.appendingPathComponent("custos-open-\(UUID().uuidString).zip")
+            defer { try? FileManager.default.removeItem(at: temp) }
+            try zip.write(to: temp, options: .withoutOverwriting)
+            try PacketZip.extract(temp, to: URL(fileURLWithPath: out))
+            print("opened: \(out)")
+            print("check it: custos verify-packet \(out) --key ORGANISATION.pem")
         }
     }
 }
