@@ -100,7 +100,7 @@ public struct Replay: Sendable {
             flags[e.subjectID]?.holder = nil
             flags[e.subjectID]?.leaseExpiresMillis = nil
             return
-        case .evidenceView, .refused: return
+        case .evidenceView, .refused, .storeBackup, .storeRestore: return
         default: break
         }
         guard case .object(let d)? = try? JSONValue.parse(Array(e.details.utf8)) else {
@@ -230,7 +230,7 @@ public struct Replay: Sendable {
             guard let caseID, let agency = string("agency"), let reference = string("reference") else { return problem("incomplete receipt") }
             let id = nextID("receipts")
             rows["receipts"]?.rows[String(id)] = [String(caseID), agency, reference, e.at, e.actor]
-        case .flagIngest, .flagRelease, .evidenceView, .refused:
+        case .flagIngest, .flagRelease, .evidenceView, .refused, .storeBackup, .storeRestore:
             break  // handled before the details are parsed
         }
     }

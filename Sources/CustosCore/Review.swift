@@ -7,7 +7,7 @@ public enum Role: String, Sendable, CaseIterable {
 /// What each role may do (the README's permission table is this).
 public enum Permission: String, Sendable, CaseIterable {
     case read, ingest, claim, decide, leadDecide = "lead-decide", reassign, manageCases = "manage-cases"
-    case manageAgencies = "manage-agencies", export, manageUsers = "manage-users", manageSettings = "manage-settings"
+    case manageAgencies = "manage-agencies", export, manageUsers = "manage-users", manageSettings = "manage-settings", backup
 
     public var roles: Set<Role> {
         switch self {
@@ -16,7 +16,7 @@ public enum Permission: String, Sendable, CaseIterable {
         case .claim, .decide: [.moderator, .lead]
         case .leadDecide, .reassign: [.lead]
         case .manageCases, .manageAgencies, .export: [.compliance]
-        case .manageUsers, .manageSettings: [.admin]
+        case .manageUsers, .manageSettings, .backup: [.admin]
         }
     }
 
@@ -33,6 +33,7 @@ public enum Permission: String, Sendable, CaseIterable {
         case .export: "export referral packets"
         case .manageUsers: "add and disable users"
         case .manageSettings: "change settings"
+        case .backup: "back up the store"
         }
     }
 }

@@ -41,6 +41,10 @@ public enum CustodyAction: String, Sendable, CaseIterable {
     /// A store upgraded to a newer schema: the migrations applied and, once, the facts older
     /// entries lacked, re-derived from the rows.
     case storeMigrate = "store.migrate"
+    /// A verified copy of the store was written (`custos backup`), or this store was restored
+    /// from one (`custos restore`).
+    case storeBackup = "store.backup"
+    case storeRestore = "store.restore"
     case keyCreate = "key.create"
     case userAdd = "user.add"
     case userDisable = "user.disable"
@@ -70,7 +74,7 @@ public enum CustodyAction: String, Sendable, CaseIterable {
     /// What kind of subject the entry is about.
     public var subjectType: SubjectType {
         switch self {
-        case .storeInit, .storeMigrate: .store
+        case .storeInit, .storeMigrate, .storeBackup, .storeRestore: .store
         case .keyCreate: .key
         case .userAdd, .userDisable: .user
         case .settingsSet: .setting

@@ -50,3 +50,35 @@ struct KeyShow: ParsableCommand {
         }
     }
 }
+
+struct Backup: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Write a consistent copy of the store to DEST while others keep working, verify it, and record it (admin).",
+        discussion: "The signing key is not copied: back up the key file separately (its path is printed), and keep the two apart.")
+    @OptionGroup var global: GlobalOptions
+    @Argument(help: "The new file to write (refuses an existing one).") var dest: String
+
+    func run() throws {
+        try guarded {
+            let store = try global.open()
+            let r = try store.backup(to: dest)
+            print("backup written to \(r.path) and verified: \(r.report.entries) custody entries, \(r.report.checkpoints) checkpoints, \(r.report.conversations) conversations, \(r.report.blobs) attachments")
+            print("the signing key was not copied: back up \(try store.organisation().keyFile) separately")
+        }
+    }
+}
+
+struct Restore: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Restore a backup into a new store file (--db), verifying it first; refuses to overwrite.")
+    @OptionGroup var global: GlobalOptions
+    @Argument(help: "The backup file.") var source: String
+
+    func run() throws {
+        try guarded {
+            let r = try Store.restore(from: source, to: global.path, actor: global.actorValue)
+            print("restored \(source) to \(r.path) and verified: \(r.report.entries) custody entries, \(r.report.checkpoints) checkpoints")
+            print("put the signing key back beside it (or pass --key / $CUSTOS_KEY) before signing anything")
+        }
+    }
+}

@@ -1,0 +1,81 @@
+import Foundation
+import Testing
+
+/// `custos backup` and `custos restore`: a verified online copy, taken while another process
+/// writes, and a restore that verifies before it succeeds.
+@Suite struct BackupAndRestore {
+    func sqlite(_ db: String, _ sql: String) throws -> String {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["sqlite3", db, sql]
+        let out = Pipe()
+        p.standardOutput = out
+        try p.run()
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        return text
+    }
+
+    @Test func aBackupTakenDuringAnIngestVerifiesAndCarriesTheSameCheckpoints() throws {
+        let c = try CLI()
+        try c.initStore()
+        // Two halves of one generated set: the first stored, the second ingested while the backup is taken.
+        let lines = try c.run(["gen", "--flags", "8000", "--messages", "8", "--seed", "5"]).out.split(separator: "\n")
+        let flags = c.dir.appendingPathComponent("flags.jsonl"), more = c.dir.appendingPathComponent("more.jsonl")
+        try (lines.prefix(4000).joined(separator: "\n") + "\n").write(to: flags, atomically: true, encoding: .utf8)
+        try (lines.dropFirst(4000).joined(separator: "\n") + "\n").write(to: more, atomically: true, encoding: .utf8)
+        #expect(try c.run(["ingest", flags.path, "--db", c.db]).status == 0)
+        #expect(try c.run(["audit", "checkpoint", "--db", c.db]).status == 0)
+        let ingest = Process()
+        ingest.executableURL = CLI.binary
+        ingest.arguments = ["ingest", more.path, "--db", c.db]
+        ingest.environment = ProcessInfo.processInfo.environment.merging(["USER": "tester"]) { _, b in b }
+        ingest.standardOutput = FileHandle.nullDevice
+        ingest.standardError = FileHandle.nullDevice
+        try ingest.run()
+        usleep(300_000)
+        let copy = c.dir.appendingPathComponent("copy.db").path
+        let b = try c.run(["backup", copy, "--db", c.db])
+        ingest.waitUntilExit()
+        #expect(b.status == 0 && b.out.contains("verified"), "\(b.out)\(b.err)")
+        #expect(ingest.terminationStatus == 0)
+        // The copy's checkpoints are the source's, note for note; the copy verifies on its own.
+        let notes = "SELECT id, note FROM checkpoints ORDER BY id"
+        let copied = try sqlite(copy, notes)
+        let source = try sqlite(c.db, notes)
+        #expect(!copied.isEmpty && source.hasPrefix(copied))
+        #expect(try c.run(["audit", "verify", "--db", copy]).status == 0)
+        // The backup is a custody entry of the source, and the source verifies.
+        #expect(try sqlite(c.db, "SELECT count(*) FROM custody WHERE action = 'store.backup'") == "1\n")
+        #expect(try c.run(["audit", "verify", "--db", c.db]).status == 0)
+        // The key stayed behind; the file is private.
+        #expect(!FileManager.default.fileExists(atPath: c.dir.appendingPathComponent("copy.signing.key").path))
+        let mode = try FileManager.default.attributesOfItem(atPath: copy)[.posixPermissions] as? Int
+        #expect(mode == 0o600)
+        // Restore: a new file only, verified, and the restore recorded in it.
+        let restored = c.dir.appendingPathComponent("restored.db").path
+        #expect(try c.run(["restore", copy, "--db", restored]).status == 0)
+        #expect(try c.run(["audit", "verify", "--db", restored]).status == 0)
+        #expect(try sqlite(restored, "SELECT action FROM custody ORDER BY seq DESC LIMIT 1") == "store.restore\n")
+        #expect(try c.run(["restore", copy, "--db", restored]).status == 73)
+        #expect(try c.run(["backup", copy, "--db", c.db]).status == 73)
+    }
+
+    @Test func aDamagedBackupIsNotRestoredAndOnlyAnAdminBacksUp() throws {
+        let c = try CLI()
+        try c.initStore()
+        let flags = c.dir.appendingPathComponent("flags.jsonl")
+        try c.run(["gen", "--flags", "20", "--messages", "4", "--seed", "1"]).out.write(to: flags, atomically: true, encoding: .utf8)
+        #expect(try c.run(["ingest", flags.path, "--db", c.db]).status == 0)
+        #expect(try c.run(["user", "add", "mo", "--role", "moderator", "--db", c.db]).status == 0)
+        #expect(try c.run(["backup", c.dir.appendingPathComponent("x.db").path, "--db", c.db, "--actor", "mo"]).status == 77)
+        #expect(!FileManager.default.fileExists(atPath: c.dir.appendingPathComponent("x.db").path))
+        let copy = c.dir.appendingPathComponent("copy.db").path
+        #expect(try c.run(["backup", copy, "--db", c.db]).status == 0)
+        _ = try sqlite(copy, "DROP TRIGGER IF EXISTS messages_no_update; UPDATE messages SET text = 'altered' WHERE conversation_id = (SELECT min(conversation_id) FROM messages) AND seq = 0")
+        let restored = c.dir.appendingPathComponent("restored.db").path
+        let r = try c.run(["restore", copy, "--db", restored])
+        #expect(r.status == 65 && r.err.contains("does not verify"), "\(r.err)")
+        #expect(!FileManager.default.fileExists(atPath: restored))
+    }
+}
