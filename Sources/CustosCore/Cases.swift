@@ -78,3 +78,30 @@ public enum CaseID {
         return Int64(t).flatMap { $0 > 0 ? $0 : nil }
     }
 }
+
+/// When a flag's evidence may be erased (`custos retention run`): never while a preservation
+/// hold covers it; when every hold on it has ended; and, for a flag finally dismissed and
+/// never filed into a case, once `dismissed-retention-days` have passed. Anything else stays.
+public enum RetentionRules {
+    public struct FlagFacts: Sendable {
+        public var key: String
+        public var status: FlagStatus
+        /// When the flag's final decision was recorded.
+        public var decidedMillis: Int64?
+        public var inCase: Bool
+        /// The latest end of the holds covering it (its referrals and their extensions).
+        public var holdUntilMillis: Int64?
+        public init(key: String, status: FlagStatus, decidedMillis: Int64?, inCase: Bool, holdUntilMillis: Int64?) {
+            self.key = key; self.status = status; self.decidedMillis = decidedMillis; self.inCase = inCase; self.holdUntilMillis = holdUntilMillis
+        }
+    }
+
+    /// Why the flag's evidence may go at `now`, or nil when it must stay.
+    public static func erasable(_ f: FlagFacts, now: Int64, dismissedDays: Int64) -> String? {
+        if let hold = f.holdUntilMillis {
+            return hold <= now ? "every preservation hold on it ended (the last on \(Timestamp.utcString(millis: hold)))" : nil
+        }
+        guard f.status == .dismissed, !f.inCase, let at = f.decidedMillis, at + dismissedDays * 86_400_000 <= now else { return nil }
+        return "dismissed on \(Timestamp.utcString(millis: at)), kept \(dismissedDays) days"
+    }
+}

@@ -34,6 +34,11 @@ public struct Replay: Sendable {
         "receipts": ["case_id", "agency", "reference", "recorded_at", "recorded_by"],
         "packet_ids": ["case_id", "agency", "number", "allocated_at"],
         "cosignatures": ["signature", "cosigned_at"],
+        "tombstones": ["purged_at", "reason"],
+        "hold_extensions": ["case_id", "until_ms", "reason", "extended_at", "extended_by"],
+        // Rows only while a purge transaction runs: never in a committed store.
+        "purging": [],
+        "purging_blobs": [],
     ]
 
     /// The tables a migration entry snapshots (their facts were not all in older entries).
@@ -74,11 +79,14 @@ public struct Replay: Sendable {
     public var cases: [Int64: CaseFact] = [:]
     public var caseOfFlag: [String: Int64] = [:]
     /// Tables the fold keeps as rows: store_meta, schema_migrations, decisions, referrals, receipts, packet_ids.
-    public var rows: [String: Table] = Dictionary(uniqueKeysWithValues: ["store_meta", "schema_migrations", "decisions", "referrals", "receipts", "packet_ids", "cosignatures"]
+    public var rows: [String: Table] = Dictionary(uniqueKeysWithValues: ["store_meta", "schema_migrations", "decisions", "referrals", "receipts", "packet_ids", "cosignatures", "tombstones",
+      "hold_extensions", "purging", "purging_blobs"]
         .map { ($0, Table(columns: Replay.columns[$0] ?? [])) })
     /// A migration entry's record of the flags ingested before it: the highest flag row id and
     /// the digest over their rows (older ingest entries carry no per-flag digest).
     public var flagsBefore: (maxID: Int64, digest: String)?
+    /// Attachments erased by retention purges (their ingest entries still name them).
+    public var purgedBlobs: Set<String> = []
     /// Entries that break the rules or lack facts, named.
     public private(set) var problems: [String] = []
     /// Problems in entries before a migration entry, which recorded how many it found: older
@@ -226,6 +234,14 @@ public struct Replay: Sendable {
             rows["referrals"]?.rows[packet] = [String(caseID), agency, string("supplements"), manifest, e.at, millis(e.at), e.actor, hold]
             cases[caseID]?.routes[agency]?.served = true
             if cases[caseID]?.routes.values.allSatisfy(\.served) == true { cases[caseID]?.state = .referred }
+        case .evidencePurge:
+            guard let hash = e.evidenceHash, let reason = string("reason") else { return problem("incomplete purge") }
+            if rows["tombstones"]?.rows[hash] == nil { rows["tombstones"]?.rows[hash] = [e.at, reason] }
+            purgedBlobs.formUnion(strings("attachments") ?? [])
+        case .holdExtend:
+            guard let caseID, let until = millis(string("until")), let reason = string("reason") else { return problem("incomplete hold extension") }
+            let id = nextID("hold_extensions")
+            rows["hold_extensions"]?.rows[String(id)] = [String(caseID), until, reason, e.at, e.actor]
         case .referralReceipt:
             guard let caseID, let agency = string("agency"), let reference = string("reference") else { return problem("incomplete receipt") }
             let id = nextID("receipts")

@@ -7,7 +7,7 @@ public enum Role: String, Sendable, CaseIterable {
 /// What each role may do (the README's permission table is this).
 public enum Permission: String, Sendable, CaseIterable {
     case read, ingest, claim, decide, leadDecide = "lead-decide", reassign, manageCases = "manage-cases"
-    case manageAgencies = "manage-agencies", export, manageUsers = "manage-users", manageSettings = "manage-settings", backup
+    case manageAgencies = "manage-agencies", export, manageUsers = "manage-users", manageSettings = "manage-settings", backup, erase
 
     public var roles: Set<Role> {
         switch self {
@@ -17,6 +17,7 @@ public enum Permission: String, Sendable, CaseIterable {
         case .leadDecide, .reassign: [.lead]
         case .manageCases, .manageAgencies, .export: [.compliance]
         case .manageUsers, .manageSettings, .backup: [.admin]
+        case .erase: [.compliance, .admin]
         }
     }
 
@@ -34,6 +35,7 @@ public enum Permission: String, Sendable, CaseIterable {
         case .manageUsers: "add and disable users"
         case .manageSettings: "change settings"
         case .backup: "back up the store"
+        case .erase: "erase evidence whose retention has ended"
         }
     }
 }

@@ -51,6 +51,8 @@ public enum CustodyAction: String, Sendable, CaseIterable {
     case settingsSet = "settings.set"
     case flagIngest = "flag.ingest"
     case evidenceView = "evidence.view"
+    /// A flag's evidence erased under the retention rules; a tombstone keeps its hash.
+    case evidencePurge = "evidence.purge"
     case flagClaim = "flag.claim"
     case flagRelease = "flag.release"
     case flagDecide = "flag.decide"
@@ -63,6 +65,8 @@ public enum CustodyAction: String, Sendable, CaseIterable {
     case caseSplit = "case.split"
     case caseExport = "case.export"
     case referralReceipt = "referral.receipt"
+    /// A preservation hold extended (a law-enforcement request), with its new end and reason.
+    case holdExtend = "hold.extend"
     case agencyAdd = "agency.add"
     case agencySet = "agency.set"
     case auditCheckpoint = "audit.checkpoint"
@@ -78,8 +82,8 @@ public enum CustodyAction: String, Sendable, CaseIterable {
         case .keyCreate: .key
         case .userAdd, .userDisable: .user
         case .settingsSet: .setting
-        case .flagIngest, .evidenceView, .flagClaim, .flagRelease, .flagDecide, .flagReopen: .flag
-        case .caseOpen, .caseAddFlag, .caseRoute, .caseMerge, .caseMergedInto, .caseSplit, .caseExport, .referralReceipt: .case
+        case .flagIngest, .evidenceView, .evidencePurge, .flagClaim, .flagRelease, .flagDecide, .flagReopen: .flag
+        case .caseOpen, .caseAddFlag, .caseRoute, .caseMerge, .caseMergedInto, .caseSplit, .caseExport, .referralReceipt, .holdExtend: .case
         case .agencyAdd, .agencySet: .agency
         case .auditCheckpoint, .auditCosign: .checkpoint
         case .refused: .user
@@ -162,6 +166,8 @@ public enum Setting: String, Sendable, CaseIterable {
     /// The witnesses that cosign the store's checkpoints: `none`, or `URL VERIFIER-KEY` pairs
     /// separated by `;` (c2sp.org/tlog-witness; the key as `custos witness key` prints it).
     case witnesses = "witnesses"
+    /// Days a finally dismissed flag's evidence is kept before `retention run` erases it.
+    case dismissedRetentionDays = "dismissed-retention-days"
 
     /// The settings schema 3 writes into every store; the others exist once set.
     public static let seeded: [Setting] = [.secondReview, .leaseMinutes, .urgentSLAMinutes]
@@ -173,6 +179,7 @@ public enum Setting: String, Sendable, CaseIterable {
         case .urgentSLAMinutes: "60"
         case .checkpointMinutes: "60"
         case .witnesses: "none"
+        case .dismissedRetentionDays: "30"
         }
     }
 
@@ -183,6 +190,7 @@ public enum Setting: String, Sendable, CaseIterable {
         case .leaseMinutes: 1...(24 * 60)
         case .urgentSLAMinutes: 1...(366 * 24 * 60)
         case .checkpointMinutes: 0...(366 * 24 * 60)
+        case .dismissedRetentionDays: 0...36_525
         }
     }
 

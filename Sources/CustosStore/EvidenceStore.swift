@@ -176,6 +176,12 @@ extension Store {
             throw CustosError.storage(cause: "no flag with row id \(rowID)")
         }
         let conversationID: Int64 = f["conversation_id"]
+        if let t = try Row.fetchOne(db.cachedStatement(sql: """
+            SELECT t.evidence_hash, t.purged_at, t.reason FROM tombstones t JOIN conversations c ON c.evidence_hash = t.evidence_hash WHERE c.id = ?
+            """), arguments: [conversationID]) {
+            throw CustosError.invalidState(subject: "flag \(quoted(FlagKey.make(detector: f["detector"], flagID: f["flag_id"])))", state: "erased",
+                                           reason: "its evidence was erased on \(t["purged_at"] as String) (\(t["reason"] as String)); its evidence hash \(t["evidence_hash"] as String) and custody remain")
+        }
         let (doc, hash) = try conversationDocument(id: conversationID, db: db)
         let conversation = try Evidence.conversation(fromDocument: doc)
         let signals = try (f["signals"] as String?).map { try JSONValue.parse(Data($0.utf8)).arrayValue?.compactMap(\.stringValue) ?? [] } ?? []

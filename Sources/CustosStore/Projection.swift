@@ -30,6 +30,10 @@ enum StoredTables {
         "receipts": "SELECT id, case_id, agency, reference, recorded_at, recorded_by FROM receipts",
         "packet_ids": "SELECT packet_id, case_id, agency, number, allocated_at FROM packet_ids",
         "cosignatures": "SELECT checkpoint_id || '|' || witness, signature, cosigned_at FROM cosignatures",
+        "tombstones": "SELECT evidence_hash, purged_at, reason FROM tombstones",
+        "hold_extensions": "SELECT id, case_id, until_ms, reason, extended_at, extended_by FROM hold_extensions",
+        "purging": "SELECT conversation_id FROM purging",
+        "purging_blobs": "SELECT sha256 FROM purging_blobs",
     ]
 
     /// One table's rows. A key that occurs twice (a row whose key columns were blanked) is

@@ -138,7 +138,13 @@ extension Store {
     public func holds() throws -> [Hold] {
         let now = clock()
         return try read { db in
-            try ReferralRow.order(Column("hold_until_ms")).fetchAll(db).map { $0.hold(at: now) }
+            let extended = Dictionary(try Row.fetchAll(db, sql: "SELECT case_id, max(until_ms) AS until FROM hold_extensions GROUP BY case_id")
+                .map { ($0["case_id"] as Int64, $0["until"] as Int64) }, uniquingKeysWith: max)
+            return try ReferralRow.order(Column("hold_until_ms")).fetchAll(db).map { r in
+                var r = r
+                r.holdUntilMs = max(r.holdUntilMs, extended[r.caseId] ?? r.holdUntilMs)
+                return r.hold(at: now)
+            }
         }
     }
 

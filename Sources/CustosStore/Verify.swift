@@ -398,7 +398,7 @@ extension Store {
                 return ["attachment \(sha): no ingest entry records it: added behind the log's back"]
             }
         }
-        if let missing = recorded.sorted().first {
+        if let missing = recorded.subtracting(v.replay.purgedBlobs).sorted().first {
             let flag = try String.fetchOne(db, sql: """
                 SELECT e.subject_id FROM custody e, json_each(e.details, '$.attachments') j WHERE e.subject_type = ? AND e.action = ? AND j.value = ? LIMIT 1
                 """, arguments: [SubjectType.flag.rawValue, CustodyAction.flagIngest.rawValue, missing]) ?? "?"
@@ -428,6 +428,8 @@ extension Store {
         let conversations = try Row.fetchCursor(db, sql: "SELECT * FROM conversations ORDER BY id")
         let participants = try Row.fetchCursor(db, sql: "SELECT * FROM participants ORDER BY conversation_id, seq")
         let messages = try Row.fetchCursor(db, sql: "SELECT * FROM messages ORDER BY conversation_id, seq")
+        // Erased by retention: a tombstone keeps the hash; the rows must be blank.
+        let erased = Set(try String.fetchAll(db, sql: "SELECT evidence_hash FROM tombstones"))
         var nextParticipant: (Int64, JSONValue)?
         var nextMessage: (Int64, JSONValue, Int64?)?
         var derived: String?
@@ -464,8 +466,14 @@ extension Store {
                 try advanceMessage()
             }
             report.conversations += 1
-            let doc = try ConversationRows.document(c, participants: ps, messages: ms)
             let stored: String = c["evidence_hash"]
+            if erased.contains(stored) {
+                if ms.contains(where: { $0["text"]?.stringValue != "" || $0["sender"]?.stringValue != "" }) || ps.contains(where: { $0["user_id"]?.stringValue != "" }) {
+                    return "conversation \(quoted(c["external_id"])) has a tombstone but its text or participants were not erased"
+                }
+                continue
+            }
+            let doc = try ConversationRows.document(c, participants: ps, messages: ms)
             let actual = SHA256Hex.of(doc.canonicalBytes)
             if actual != stored {
                 let flags = try Row.fetchAll(db, sql: "SELECT detector, flag_id FROM flags WHERE conversation_id = ?", arguments: [id])

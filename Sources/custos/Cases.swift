@@ -108,8 +108,18 @@ struct Holds: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Preservation holds: one per referral, for the agency's retention period (NCMEC: one year, 18 U.S.C. 2258A(h)).")
     @OptionGroup var global: GlobalOptions
     @Flag var json = false
+    @Option(help: "Extend the holds of this case (compliance), with --until and --reason: a law-enforcement preservation request.") var extend: String?
+    @Option(help: "With --extend: the new end, YYYY-MM-DD (UTC).") var until: String?
+    @Option(help: "With --extend: why (e.g. the request's reference).") var reason: String?
     func run() throws {
         try guarded {
+            if let extend {
+                guard let until, let ms = Timestamp.parseDate(until) else { throw CustosError.invalidInput(field: "--until", reason: "give the new end as YYYY-MM-DD") }
+                guard let reason else { throw CustosError.invalidInput(field: "--reason", reason: "say why the hold is extended") }
+                try global.open().extendHold(caseName: extend, until: ms, reason: reason)
+                print("holds of \(extend) extended until \(Timestamp.utcString(millis: ms))")
+                return
+            }
             let holds = try global.open(.read).holds()
             if json {
                 printJSON(.array(holds.map { .object(["packet_id": .string($0.packetID), "case_id": .string($0.caseID), "agency": .string($0.agency),
@@ -118,6 +128,39 @@ struct Holds: ParsableCommand {
             }
             if holds.isEmpty { print("no holds"); return }
             for h in holds { print(pad(h.packetID, 24) + pad(h.caseID, 10) + pad(h.agency, 8) + "held until \(h.holdUntil)" + (h.active ? "" : " (ended)")) }
+        }
+    }
+}
+
+struct RetentionCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "retention", abstract: "Evidence retention.", subcommands: [RetentionRun.self])
+}
+
+struct RetentionRun: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Erase the evidence whose retention has ended (compliance, admin); --dry-run lists it.",
+        discussion: """
+            A flag's evidence goes when every preservation hold on it has ended (its referrals' agency retention, and any \
+            `holds --extend`), or when it was finally dismissed, never filed into a case, longer ago than \
+            `dismissed-retention-days` (30). Never while a hold covers it; a conversation goes only when all its flags may. \
+            Message text, participants' identifiers and attachment bytes are erased from the database file and its WAL; a \
+            tombstone keeps the evidence hash, and each flag gets an evidence.purge custody entry.
+            """)
+    @OptionGroup var global: GlobalOptions
+    @Flag(name: .customLong("dry-run"), help: "List what would be erased; erase nothing.") var dryRun = false
+    @Flag var json = false
+
+    func run() throws {
+        try guarded {
+            let erased = try global.open().retention(dryRun: dryRun)
+            if json {
+                printJSON(.object(["dry_run": .bool(dryRun), "conversations": .array(erased.map { e in
+                    .object(["evidence_hash": .string(e.evidenceHash), "flags": .array(e.flags.map { .string($0) }), "reason": .string(e.reason)]) })]))
+                return
+            }
+            for e in erased { print("\(dryRun ? "would erase" : "erased") \(e.flags.joined(separator: ", ")) (\(e.evidenceHash.prefix(16))…): \(e.reason)") }
+            print("\(erased.count) conversation\(erased.count == 1 ? "" : "s") \(dryRun ? "due for erasure" : "erased")")
         }
     }
 }

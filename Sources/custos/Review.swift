@@ -1,5 +1,6 @@
 import ArgumentParser
 import CustosCore
+import CustosPackets
 import CustosStore
 import Foundation
 
@@ -158,3 +159,38 @@ extension Outcome: ExpressibleByArgument {}
 extension CustosCore.Category: ExpressibleByArgument {}
 extension Annotation: ExpressibleByArgument {}
 extension Role: ExpressibleByArgument {}
+
+struct Transparency: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "A transparency report for a period, counted from the custody log alone (anyone holding the log recomputes it).")
+    @OptionGroup var global: GlobalOptions
+    @Option(help: "First day, YYYY-MM-DD (UTC).") var from: String
+    @Option(help: "Day after the last, YYYY-MM-DD (UTC).") var to: String
+    @Flag var json = false
+    @Option(help: "Also write the report as an HTML page to this new file.") var html: String?
+
+    func run() throws {
+        try guarded {
+            guard let f = Timestamp.parseDate(from) else { throw CustosError.invalidInput(field: "--from", reason: "\(quoted(from)) is not YYYY-MM-DD") }
+            guard let t = Timestamp.parseDate(to), t > f else { throw CustosError.invalidInput(field: "--to", reason: "\(quoted(to)) is not a YYYY-MM-DD after --from") }
+            let report = TransparencyReport.make(try global.open(.read).custodyEntries(), fromMillis: f, toMillis: t)
+            if let html {
+                try InputPath.requireRegularFile(html, role: "--html", mayBeMissing: true)
+                let rows = report.rows.map { "<tr><th scope=\"row\">\(Escape.html($0.0))</th><td>\(Escape.html($0.1))</td></tr>" }.joined(separator: "\n")
+                let page = """
+                    <!DOCTYPE html>
+                    <html lang="en"><head><meta charset="utf-8"><title>Transparency report</title></head>
+                    <body><main><h1>Transparency report</h1>
+                    <p>Counted from the custody log of \(Escape.html(try global.open(.read).organisation().name)); anyone holding the log can recompute every figure.</p>
+                    <table>\n\(rows)\n</table></main></body></html>
+
+                    """
+                do { try Data(page.utf8).write(to: URL(fileURLWithPath: html), options: .withoutOverwriting) } catch {
+                    throw CustosError.conflict(subject: html, reason: "cannot be written (it may exist already): \(error.localizedDescription)")
+                }
+            }
+            if json { printJSON(report.json); return }
+            for (label, value) in report.rows { print(pad(label, 42) + terminalSafe(value)) }
+        }
+    }
+}

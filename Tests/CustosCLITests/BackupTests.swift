@@ -79,3 +79,27 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: restored))
     }
 }
+
+/// Retention through the CLI on the demo: the dismissed flag is erased; the store and the
+/// packet exported before still verify; `show` says the evidence was erased; the transparency
+/// report counts it.
+@Suite struct RetentionCLI {
+    @Test func retentionRunErasesTheDismissedFlagAndEverythingStillVerifies() throws {
+        let c = try CLI()
+        let demo = c.dir.appendingPathComponent("demo")
+        #expect(try c.run(["demo", "--dir", demo.path]).status == 0)
+        let db = demo.appendingPathComponent("demo.db").path
+        #expect(try c.run(["settings", "set", "dismissed-retention-days", "0", "--db", db]).status == 0)
+        let dry = try c.run(["retention", "run", "--dry-run", "--json", "--db", db, "--actor", "cora"])
+        #expect(dry.status == 0 && dry.out.contains("artemis:artemis-2026-000125") && !dry.out.contains("000127"), "\(dry.out)")
+        let run = try c.run(["retention", "run", "--db", db, "--actor", "cora"])
+        #expect(run.status == 0 && run.out.contains("1 conversation erased"), "\(run.out)\(run.err)")
+        #expect(try c.run(["audit", "verify", "--db", db]).status == 0)
+        let packet = demo.appendingPathComponent("packet-C-000001-NCMEC.zip").path
+        #expect(try c.run(["verify-packet", packet, "--key", demo.appendingPathComponent("custos-key.pem").path]).status == 0)
+        let show = try c.run(["show", "artemis:artemis-2026-000125", "--db", db, "--actor", "cora"])
+        #expect(show.status == 69 && show.err.contains("erased"), "\(show.err)")
+        let t = try c.run(["transparency", "--from", "2000-01-01", "--to", "2100-01-01", "--json", "--db", db])
+        #expect(t.status == 0 && t.out.contains("\"erasures\":1") && t.out.contains("\"flags_received\":6"), "\(t.out)")
+    }
+}

@@ -1,0 +1,122 @@
+import CustosCore
+import Foundation
+import GRDB
+
+extension Store {
+    /// One conversation whose evidence may go (or went): its flags, its hash and why.
+    public struct Erasure: Sendable {
+        public let flags: [String]
+        public let evidenceHash: String
+        public let reason: String
+    }
+
+    /// `custos retention run`: the conversations every one of whose flags `RetentionRules`
+    /// lets go, erased (unless `dryRun`) in one transaction each: message text, participants'
+    /// identifiers and attachment bytes blanked with SQLite's secure delete, a tombstone with
+    /// the evidence hash, an `evidence.purge` entry per flag; then the WAL is checkpointed and
+    /// truncated, so the erased bytes are in neither the database file nor its WAL.
+    public func retention(dryRun: Bool) throws -> [Erasure] {
+        let now = clock()
+        let due = try write { db, log -> [(conversation: Int64, Erasure)] in
+            try requireRole(db: db, log: log, .erase)
+            return try erasable(now: now, db: db)
+        }
+        guard !dryRun, !due.isEmpty else { return due.map(\.1) }
+        try db.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA secure_delete = ON") }
+        for (conversation, erasure) in due {
+            try write { db, log in try purge(conversation: conversation, erasure, db: db, log: log) }
+        }
+        try db.writeWithoutTransaction { db in _ = try db.checkpoint(.truncate) }
+        return due.map(\.1)
+    }
+
+    func erasable(now: Int64, db: Database) throws -> [(conversation: Int64, Erasure)] {
+        let days = try number(.dismissedRetentionDays, db: db)
+        // Holds: each packet's flags until its hold ends, or later when its case's hold was extended.
+        let extended = Dictionary(try Row.fetchAll(db, sql: "SELECT case_id, max(until_ms) AS until FROM hold_extensions GROUP BY case_id")
+            .map { ($0["case_id"] as Int64, $0["until"] as Int64) }, uniquingKeysWith: max)
+        var holdUntil: [String: Int64] = [:]
+        for e in try CustodyEntry.fetchAll(db, sql: "SELECT * FROM custody WHERE subject_type = ? AND action = ?",
+                                           arguments: [SubjectType.case.rawValue, CustodyAction.caseExport.rawValue]) {
+            guard case .object(let d)? = try? JSONValue.parse(Array(e.details.utf8)),
+                  let until = d["hold_until"]?.stringValue.flatMap(Timestamp.parse)?.epochMillis else { continue }
+            let end = max(until, CaseID.parse(e.subjectID).flatMap { extended[$0] } ?? until)
+            for flag in d["flags"]?.arrayValue?.compactMap(\.stringValue) ?? [] { holdUntil[flag] = max(holdUntil[flag] ?? end, end) }
+        }
+        var byConversation: [Int64: (hash: String, flags: [String], reasons: [String], keep: Bool)] = [:]
+        let rows = try Row.fetchCursor(db, sql: """
+            SELECT f.detector, f.flag_id, f.conversation_id, c.evidence_hash, s.status, cf.case_id,
+                   (SELECT max(d.at_ms) FROM decisions d WHERE d.flag = f.id AND d.final = 1) AS decided
+            FROM flags f JOIN conversations c ON c.id = f.conversation_id JOIN flag_state s ON s.flag = f.id
+            LEFT JOIN case_flags cf ON cf.flag = f.id
+            WHERE NOT EXISTS (SELECT 1 FROM tombstones t WHERE t.evidence_hash = c.evidence_hash)
+            """)
+        while let r = try rows.next() {
+            let key = FlagKey.make(detector: r["detector"], flagID: r["flag_id"])
+            let facts = RetentionRules.FlagFacts(key: key, status: FlagStatus(rawValue: r["status"]) ?? .open, decidedMillis: r["decided"],
+                                                 inCase: (r["case_id"] as Int64?) != nil, holdUntilMillis: holdUntil[key])
+            let reason = RetentionRules.erasable(facts, now: now, dismissedDays: days)
+            let id: Int64 = r["conversation_id"]
+            var entry = byConversation[id] ?? (r["evidence_hash"], [], [], false)
+            entry.flags.append(key)
+            if let reason { entry.reasons.append(reason) } else { entry.keep = true }
+            byConversation[id] = entry
+        }
+        return byConversation.filter { !$0.value.keep }.sorted { $0.key < $1.key }.map { id, c in
+            (id, Erasure(flags: c.flags.sorted(), evidenceHash: c.hash, reason: Array(Set(c.reasons)).sorted().joined(separator: "; ")))
+        }
+    }
+
+    /// Erases one conversation's evidence inside the caller's transaction: the `purging`
+    /// tables open the evidence triggers for exactly these rows, and are empty again at commit.
+    func purge(conversation id: Int64, _ erasure: Erasure, db: Database, log: CustodyLog) throws {
+        // Its attachments that no other (unerased) conversation also holds.
+        var shas = Set<String>()
+        for text in try String.fetchAll(db, sql: "SELECT attachments FROM messages WHERE conversation_id = ? AND attachments IS NOT NULL", arguments: [id]) {
+            for a in (try? JSONValue.parse(Array(text.utf8)))?.arrayValue ?? [] { if let sha = a["sha256"]?.stringValue { shas.insert(sha) } }
+        }
+        var erasedBlobs: [String] = []
+        for sha in shas.sorted() {
+            let elsewhere = try Bool.fetchOne(db, sql: """
+                SELECT 1 FROM messages m JOIN conversations c ON c.id = m.conversation_id
+                WHERE m.conversation_id <> ? AND m.attachments LIKE '%' || ? || '%'
+                  AND NOT EXISTS (SELECT 1 FROM tombstones t WHERE t.evidence_hash = c.evidence_hash) LIMIT 1
+                """, arguments: [id, sha]) ?? false
+            if !elsewhere { erasedBlobs.append(sha) }
+        }
+        try db.execute(sql: "INSERT INTO purging(conversation_id) VALUES (?)", arguments: [id])
+        for sha in erasedBlobs { try db.execute(sql: "INSERT INTO purging_blobs(sha256) VALUES (?)", arguments: [sha]) }
+        try db.execute(sql: "UPDATE messages SET text = '', sender = '', attachments = NULL, extra = NULL WHERE conversation_id = ?", arguments: [id])
+        try db.execute(sql: """
+            UPDATE participants SET user_id = '', screen_name = NULL, display_name = NULL, stated_age = NULL, emails = NULL,
+                ip_events = NULL, extra = NULL WHERE conversation_id = ?
+            """, arguments: [id])
+        try db.execute(sql: "DELETE FROM blobs WHERE sha256 IN (SELECT sha256 FROM purging_blobs)")
+        try db.execute(sql: "INSERT INTO tombstones(evidence_hash, purged_at, reason) VALUES (?, ?, ?)", arguments: [erasure.evidenceHash, log.now, erasure.reason])
+        for flag in erasure.flags {
+            try log.append(.evidencePurge, subjectID: flag, details: .object([
+                "reason": .string(erasure.reason), "attachments": .array(erasedBlobs.map { .string($0) })]), evidenceHash: erasure.evidenceHash)
+        }
+        try db.execute(sql: "DELETE FROM purging")
+        try db.execute(sql: "DELETE FROM purging_blobs")
+    }
+
+    /// `custos holds --extend`: a hold runs on to `until` (a law-enforcement request).
+    public func extendHold(caseName: String, until: Int64, reason: String) throws {
+        guard !reason.trimmingCharacters(in: .whitespaces).isEmpty, reason.utf8.count <= 1024 else {
+            throw CustosError.invalidInput(field: "--reason", reason: "must be 1–1024 characters")
+        }
+        try write { db, log in
+            try requireRole(db: db, log: log, .manageCases)
+            let caseRow = try resolveCase(caseName, db: db)
+            guard try Bool.fetchOne(db, sql: "SELECT 1 FROM referrals WHERE case_id = ?", arguments: [caseRow]) == true else {
+                throw CustosError.invalidState(subject: "case \(CaseID.format(caseRow))", state: "not referred", reason: "only a referred case has a hold to extend")
+            }
+            guard until > log.millis else { throw CustosError.invalidInput(field: "--until", reason: "must be in the future") }
+            try db.execute(sql: "INSERT INTO hold_extensions(case_id, until_ms, reason, extended_at, extended_by) VALUES (?, ?, ?, ?, ?)",
+                           arguments: [caseRow, until, reason, log.now, actor.name])
+            try log.append(.holdExtend, subjectID: CaseID.format(caseRow),
+                           details: .object(["until": .string(Timestamp.utcString(millis: until)), "reason": .string(reason)]))
+        }
+    }
+}
