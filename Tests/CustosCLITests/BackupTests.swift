@@ -4,17 +4,7 @@ import Testing
 /// `custos backup` and `custos restore`: a verified online copy, taken while another process
 /// writes, and a restore that verifies before it succeeds.
 @Suite struct BackupAndRestore {
-    func sqlite(_ db: String, _ sql: String) throws -> String {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["sqlite3", db, sql]
-        let out = Pipe()
-        p.standardOutput = out
-        try p.run()
-        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        return text
-    }
+    func sqlite(_ db: String, _ sql: String) throws -> String { try sqliteShell(db, sql) }
 
     @Test func aBackupTakenDuringAnIngestVerifiesAndCarriesTheSameCheckpoints() throws {
         let c = try CLI()

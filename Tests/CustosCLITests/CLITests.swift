@@ -53,6 +53,19 @@ struct CLI {
     }
 }
 
+/// Runs SQL on a store file with the sqlite3 shell, as someone with the file would; its output.
+func sqliteShell(_ db: String, _ sql: String) throws -> String {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    p.arguments = ["sqlite3", db, sql]
+    let out = Pipe()
+    p.standardOutput = out
+    try p.run()
+    let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    p.waitUntilExit()
+    return text
+}
+
 let sampleLine = #"{"flag_id":"f1","source":{"detector":"d"},"score":0.5,"detected_at":"2026-11-20T14:03:00Z","service":{"platform":"P"},"conversation":{"id":"c","participants":[{"user_id":"a","role_hint":"suspected_adult"},{"user_id":"b","role_hint":"suspected_minor"}],"messages":[{"id":"1","sender":"a","sent_at":"2026-11-20T13:00:00Z","text":"hi"}]}}"#
 
 @Suite struct CommandLine_ {

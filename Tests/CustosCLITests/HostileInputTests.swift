@@ -260,14 +260,7 @@ func confirmedCase(_ c: CLI) throws {
         _ = try runShell(["sqlite3", c.db, "DROP TABLE packet_ids; DELETE FROM schema_migrations WHERE version = 5;"])
         let r = try c.run(["flags", "--json", "--db", c.db, "--actor", "cora"])
         #expect(r.status == 0 && r.out.contains("artemis-2026-000127"), "\(r.err)")
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["sqlite3", c.db, "SELECT count(*) FROM schema_migrations WHERE version = 5"]
-        let out = Pipe()
-        p.standardOutput = out
-        try p.run()
-        p.waitUntilExit()
-        #expect(String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self) == "1\n")
+        #expect(try sqliteShell(c.db, "SELECT count(*) FROM schema_migrations WHERE version = 5") == "1\n")
         #expect(try c.run(["audit", "verify", "--db", c.db]).status == 0)
     }
 }
@@ -287,17 +280,7 @@ func confirmedCase(_ c: CLI) throws {
         return c
     }
 
-    func sqlite(_ db: String, _ sql: String) throws -> String {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["sqlite3", db, sql]
-        let out = Pipe()
-        p.standardOutput = out
-        try p.run()
-        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        return text
-    }
+    func sqlite(_ db: String, _ sql: String) throws -> String { try sqliteShell(db, sql) }
 
     @Test func itUpgradesWithOneMigrationEntryAndStaysAFoldOfItsLog() throws {
         let c = try copy()
