@@ -24,6 +24,8 @@ public struct CaseDetail: Sendable {
     public let category: String?
     public let annotations: [String]
     public let urgentReasons: [String]
+    /// The case's flags whose evidence retention erased: what happened to each.
+    public let erased: [String]
 }
 
 
@@ -190,17 +192,23 @@ extension Store {
     func caseDetail(id: Int64, db: Database) throws -> CaseDetail {
         let summary = try caseSummary(id, db: db)
         let flagRows = try Int64.fetchAll(db, sql: "SELECT flag FROM case_flags WHERE case_id = ? ORDER BY flag", arguments: [id])
-        let flags = try flagRows.map { try loadFlag(rowID: $0, db: db) }
+        var flags: [StoredFlag] = [], erased: [String] = [], erasedKeys: [String] = []
+        for row in flagRows {
+            do { flags.append(try loadFlag(rowID: row, db: db)) } catch let e as CustosError where e.kind == .invalidState {
+                erased.append(e.description)  // erased by retention: its history stays, its evidence is gone
+                erasedKeys.append(try flagKey(row, db: db))
+            }
+        }
         let people = CaseRules.people(flags.map { ($0.platform, $0.conversation) })
         let decisions = try decisions(flagRowIDs: flagRows, db: db)
-        let subjects = [summary.caseID] + flags.map(\.key)
+        let subjects = [summary.caseID] + flags.map(\.key) + erasedKeys
         let timeline = try CustodyEntry.fetchAll(db, SQLRequest<CustodyEntry>(literal: "SELECT * FROM custody WHERE subject_id IN \(subjects) ORDER BY seq"))
         let states = try FlagReview.fetchAll(db, SQLRequest<FlagReview>(literal: "SELECT * FROM flag_state WHERE flag IN \(flagRows) ORDER BY flag"))
         let category = states.compactMap(\.category).first
         let annotations = Set(states.flatMap(\.annotations))
         return CaseDetail(summary: summary, reported: people.reported, victims: people.victims, flags: flags, decisions: decisions,
                           timeline: timeline, category: category, annotations: annotations.sorted(),
-                          urgentReasons: states.compactMap(\.urgentReason))
+                          urgentReasons: states.compactMap(\.urgentReason), erased: erased)
     }
 
     /// Moves B's flags and accounts into A; B is marked merged.

@@ -48,6 +48,9 @@ extension Store {
             try db.execute(sql: "INSERT INTO packet_ids(packet_id, case_id, agency, number, allocated_at) VALUES (?, ?, ?, ?, ?)",
                            arguments: [packetID, caseRow, agency.code, number, log.now])
             let detail = try caseDetail(id: caseRow, db: db)
+            if let first = detail.erased.first {
+                throw CustosError.invalidState(subject: "case \(caseID)", state: "erased", reason: "it cannot be exported: \(first)")
+            }
             // A packet carries the custody entries of its flags' keys: a key two flags share would mix theirs.
             for f in detail.flags where try flagRows(key: f.key, db: db).count > 1 { throw Store.ambiguous(f.key) }
             for f in detail.flags {

@@ -58,6 +58,7 @@ struct CaseShow: ParsableCommand {
             }
             print("Flags:")
             for f in d.flags { print("  \(terminalSafe(f.key)) \(f.conversation.messages.count) messages evidence \(f.evidenceHash.prefix(16))") }
+            for e in d.erased { print("  \(terminalSafe(e))") }
             print("Decisions:")
             for x in d.decisions {
                 print("  \(x.at) \(terminalSafe(x.reviewer)) \(x.outcome) \(terminalSafe(x.flagKey)) [\(x.stage)\(x.final ? ", final" : "")] \(x.category ?? "") — \(terminalSafe(x.reason))")

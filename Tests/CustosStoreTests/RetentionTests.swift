@@ -62,6 +62,12 @@ import Testing
         #expect(try f.store("cora").retention(dryRun: false).map(\.flags) == [["det:a"]])
         #expect(try fileBytes(f).firstRange(of: Data("secret-alpha".utf8)) == nil)
         #expect(try f.store().verify().ok)
+        // The case still shows its history; its export is refused.
+        let detail = try f.store("cora").caseDetail("C-000001")
+        #expect(detail.flags.isEmpty && detail.erased.count == 1 && detail.erased[0].contains("erased on"))
+        #expect(detail.timeline.contains { $0.subjectID == "det:a" && $0.action == CustodyAction.evidencePurge.rawValue })
+        #expect(detail.decisions.count == 2)
+        #expect(errorKind { _ = try f.store("cora").prepareReferral(caseName: "C-000001", agencyCode: "NCMEC", key: try f.store().signingKey()) } == .invalidState)
         // The open flag was never due.
         #expect(try fileBytes(f).firstRange(of: Data("secret-charlie".utf8)) != nil)
     }
