@@ -10,7 +10,12 @@ public struct Timestamp: Equatable, Sendable {
     /// Parses `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)`; returns nil for anything else,
     /// including impossible dates (2026-02-30) and a missing offset.
     public static func parse(_ text: String) -> Timestamp? {
-        let b = Array(text.utf8)
+        var storage = text
+        // Over the string's own UTF-8 storage: no copy (parsing is on every message's path).
+        return storage.withUTF8 { parse(bytes: $0, text: text) }
+    }
+
+    private static func parse(bytes b: UnsafeBufferPointer<UInt8>, text: String) -> Timestamp? {
         guard b.count >= 20 else { return nil }
         func num(_ from: Int, _ len: Int) -> Int? {
             guard from + len <= b.count else { return nil }
