@@ -14,6 +14,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/swift-mustache", exact: "2.1.1"),
         .package(url: "https://github.com/weichsel/ZIPFoundation", exact: "0.9.20"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", exact: "2.28.1"),
+        .package(url: "https://github.com/swift-server/async-http-client", exact: "1.37.0"),
     ],
     targets: [
         // Pure model: canonical encoding, hashing, Merkle math, review rules. No I/O, no clock.
@@ -31,6 +32,8 @@ let package = Package(
             dependencies: [
                 "CustosCore", "CustosResources", "CXML",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                // Witnesses over http(s); not Foundation's URLSession, which a static build cannot link.
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ]),
         // libxml2's schema validator, linked in-process (Debian: libxml2-dev).
         .systemLibrary(name: "CLibXML2", pkgConfig: "libxml-2.0", providers: [.apt(["libxml2-dev"])]),

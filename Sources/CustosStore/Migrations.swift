@@ -147,9 +147,10 @@ extension Store {
 
     /// Once, when a store reaches schema 6: what older entries did not record, re-derived from
     /// the rows. The snapshot of the tables whose facts older entries lack (cases, their
-    /// accounts, flags and routes, referrals, receipts, packet ids, the store's metadata); the
-    /// decisions whose millisecond time was read from a second clock; a digest over the flags
-    /// ingested so far (their entries carry no per-flag digest); and how many problems the
+    /// accounts, flags and routes, referrals, receipts, packet ids, the store's metadata and
+    /// schema); the decisions whose millisecond time was read from a second clock; a digest over
+    /// the flags ingested so far (their entries carry no per-flag digest); the flag keys two
+    /// flags share; and how many problems the
     /// entries so far replay with (older custos enforced older rules), so that number cannot
     /// change later unnoticed.
     private func factsOlderEntriesLack(_ db: Database) throws -> [String: JSONValue] {
@@ -177,8 +178,8 @@ extension Store {
             GROUP BY k HAVING count(*) > 1 ORDER BY k
             """)
         let replay = try replay(db)
-        return ["ambiguous_flag_keys": .array(ambiguous.map { .string($0) }),"tables": .object(tables), "decisions_at_ms": .object(atMs), "flags_before": .integer(maxID),
-                "flags_sha256": .string(Hex.encode(Array(digest.finalize()))),
+        return ["tables": .object(tables), "decisions_at_ms": .object(atMs), "flags_before": .integer(maxID),
+                "flags_sha256": .string(Hex.encode(Array(digest.finalize()))), "ambiguous_flag_keys": .array(ambiguous.map { .string($0) }),
                 "replay_problems": .integer(Int64(replay.problems.count)),
                 "first_problems": .array(replay.problems.prefix(20).map { .string($0) })]
     }

@@ -1,10 +1,9 @@
+import AsyncHTTPClient
 import CustosCore
 import Crypto
 import Foundation
 import GRDB
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
+import NIOCore
 
 extension Store {
     /// What one witness said about one checkpoint.
@@ -101,26 +100,15 @@ extension Store {
         return (cp, try collectCosignatures(checkpointID: cp.id))
     }
 
-    /// One HTTP POST; (0, reason) when there was no answer.
+    /// One HTTP POST (an answer of at most 64 KiB is read); (0, reason) when there was none.
     static func post(url: String, body: String, timeout: TimeInterval) -> (Int, String) {
-        guard let u = URL(string: url) else { return (0, "\(url) is not a URL") }
-        var request = URLRequest(url: u, timeoutInterval: timeout)
-        request.httpMethod = "POST"
-        request.httpBody = Data(body.utf8)
-        request.setValue("text/plain; charset=utf-8", forHTTPHeaderField: "Content-Type")
-        final class Box: @unchecked Sendable { var result: (Int, String) = (0, "no answer") }
-        let box = Box()
-        let done = DispatchSemaphore(value: 0)
-        let task = URLSession.shared.dataTask(with: request) { data, response, error in
-            if let error {
-                box.result = (0, "unreachable: \(error.localizedDescription)")
-            } else {
-                box.result = ((response as? HTTPURLResponse)?.statusCode ?? 0, String(decoding: (data ?? Data()).prefix(4096), as: UTF8.self))
-            }
-            done.signal()
+        do {
+            let request = try HTTPClient.Request(url: url, method: .POST, headers: ["Content-Type": "text/plain; charset=utf-8"], body: .string(body))
+            let response = try HTTPClient.shared.execute(request: request, delegate: ResponseAccumulator(request: request, maxBodySize: 64 * 1024),
+                                                         deadline: .now() + .milliseconds(Int64(timeout * 1000))).futureResult.wait()
+            return (Int(response.status.code), response.body.map { String(buffer: $0) } ?? "")
+        } catch {
+            return (0, "unreachable: \(error)")
         }
-        task.resume()
-        done.wait()
-        return box.result
     }
 }
