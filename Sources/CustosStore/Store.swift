@@ -213,7 +213,8 @@ public final class Store: @unchecked Sendable {
     public func write<T>(verb: String = #function, _ body: (Database, CustodyLog) throws -> T) throws -> T {
         do {
             let result = try transaction(body)
-            if autoCheckpoint && !checkpointing, let key = try? signingKey() {
+            // The key file is read only when a checkpoint is due (ingest writes a batch at a time).
+            if autoCheckpoint && !checkpointing, (try? checkpointDue()) == true, let key = try? signingKey() {
                 checkpointing = true
                 defer { checkpointing = false }
                 _ = try? checkpointIfDue(key: key)

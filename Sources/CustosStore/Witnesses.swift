@@ -85,19 +85,24 @@ extension Store {
     /// Signs a checkpoint when the last one is older than `checkpoint-minutes` and entries
     /// were added since, then offers it to the witnesses. Returns nil when none was due.
     public func checkpointIfDue(key: Curve25519.Signing.PrivateKey) throws -> (StoredCheckpoint, [WitnessOutcome])? {
-        let due = try read { db -> Bool in
-            let minutes = try number(.checkpointMinutes, db: db)
-            guard minutes > 0 else { return false }
-            // Since the last checkpoint (its own entry follows the size it signed), or since the store began.
-            let last = try Row.fetchOne(db, sql: "SELECT size + 1 AS size, created_at FROM checkpoints ORDER BY id DESC LIMIT 1")
-                ?? Row.fetchOne(db, sql: "SELECT 0 AS size, at AS created_at FROM custody WHERE seq = 0")
-            let size = try Int64.fetchOne(db, sql: "SELECT count(*) FROM custody") ?? 0
-            guard let last, let at = Timestamp.parse(last["created_at"])?.epochMillis else { return false }
-            return size > (last["size"] as Int64) && clock() - at >= minutes * 60_000
-        }
-        guard due else { return nil }
+        guard try checkpointDue() else { return nil }
         let cp = try makeCheckpoint(key: key)
         return (cp, try collectCosignatures(checkpointID: cp.id))
+    }
+
+    /// Whether `checkpoint-minutes` have passed since the last checkpoint (or since the store
+    /// began) and entries were added since. Indexed lookups only: it runs after every CLI write.
+    func checkpointDue() throws -> Bool {
+        try read { db -> Bool in
+            let minutes = try number(.checkpointMinutes, db: db)
+            guard minutes > 0 else { return false }
+            // The last checkpoint's own entry follows the size it signed.
+            let last = try Row.fetchOne(db, sql: "SELECT size + 1 AS size, created_at FROM checkpoints ORDER BY id DESC LIMIT 1")
+                ?? Row.fetchOne(db, sql: "SELECT 0 AS size, at AS created_at FROM custody WHERE seq = 0")
+            guard let last, let at = Timestamp.parse(last["created_at"])?.epochMillis, clock() - at >= minutes * 60_000 else { return false }
+            let size = try Int64.fetchOne(db, sql: "SELECT coalesce(max(seq) + 1, 0) FROM custody") ?? 0
+            return size > (last["size"] as Int64)
+        }
     }
 
     /// One HTTP POST (an answer of at most 64 KiB is read); (0, reason) when there was none.
