@@ -141,14 +141,19 @@ extension Store {
     public func holds() throws -> [Hold] {
         let now = clock()
         return try read { db in
-            let extended = Dictionary(try Row.fetchAll(db, sql: "SELECT case_id, max(until_ms) AS until FROM hold_extensions GROUP BY case_id")
-                .map { ($0["case_id"] as Int64, $0["until"] as Int64) }, uniquingKeysWith: max)
+            let extended = try holdExtensions(db: db)
             return try ReferralRow.order(Column("hold_until_ms")).fetchAll(db).map { r in
                 var r = r
                 r.holdUntilMs = max(r.holdUntilMs, extended[r.caseId] ?? r.holdUntilMs)
                 return r.hold(at: now)
             }
         }
+    }
+
+    /// The latest end each case's holds were extended to (`holds --extend`), by case row id.
+    func holdExtensions(db: Database) throws -> [Int64: Int64] {
+        Dictionary(try Row.fetchAll(db, sql: "SELECT case_id, max(until_ms) AS until FROM hold_extensions GROUP BY case_id")
+            .map { ($0["case_id"] as Int64, $0["until"] as Int64) }, uniquingKeysWith: max)
     }
 
     public func receipts(caseName: String) throws -> [(agency: String, reference: String, at: String)] {

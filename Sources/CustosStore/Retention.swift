@@ -33,8 +33,7 @@ extension Store {
     func erasable(now: Int64, db: Database) throws -> [(conversation: Int64, Erasure)] {
         let days = try number(.dismissedRetentionDays, db: db)
         // Holds: each packet's flags until its hold ends, or later when its case's hold was extended.
-        let extended = Dictionary(try Row.fetchAll(db, sql: "SELECT case_id, max(until_ms) AS until FROM hold_extensions GROUP BY case_id")
-            .map { ($0["case_id"] as Int64, $0["until"] as Int64) }, uniquingKeysWith: max)
+        let extended = try holdExtensions(db: db)
         var holdUntil: [String: Int64] = [:]
         for e in try CustodyEntry.fetchAll(db, sql: "SELECT * FROM custody WHERE subject_type = ? AND action = ?",
                                            arguments: [SubjectType.case.rawValue, CustodyAction.caseExport.rawValue]) {

@@ -149,9 +149,7 @@ public final class Store: @unchecked Sendable {
             try store.initialise(org: org, contactEmail: contactEmail, key: key, keyFile: keyFile)
         } catch {
             try? queue.close()
-            try? fm.removeItem(atPath: path)
-            try? fm.removeItem(atPath: path + "-wal")
-            try? fm.removeItem(atPath: path + "-shm")
+            Store.removeStoreFiles(path)
             try? fm.removeItem(atPath: keyFile)
             throw error
         }

@@ -34,7 +34,7 @@ extension Store {
             var steps: [(String, (Database, inout VerifyReport, inout Verification) throws -> [String])] = [
                 ("custody entries", verifyEntries), ("merkle nodes", verifyNodes),
                 ("checkpoints", { db, report, v in try Store.verifyCheckpoints(db, &report, v, key: key, origin: origin) }),
-                ("cosignatures", { db, report, _ in try Store.verifyCosignatures(db, &report) }),
+                ("cosignatures", verifyCosignatures),
             ]
             if !anchors.isEmpty {
                 steps.append(("outside checkpoints", { db, report, v in
@@ -172,10 +172,9 @@ extension Store {
     /// Each witness cosignature the store recorded verifies, with the key the `witnesses`
     /// setting gives that witness, over the checkpoint it names; the report notes how many
     /// witnesses cosigned the latest cosigned checkpoint.
-    static func verifyCosignatures(_ db: Database, _ report: inout VerifyReport) throws -> [String] {
+    func verifyCosignatures(_ db: Database, _ report: inout VerifyReport, _ v: inout Verification) throws -> [String] {
         var problems: [String] = []
-        let setting = try String.fetchOne(db, sql: "SELECT value FROM settings WHERE key = ?", arguments: [Setting.witnesses.rawValue]) ?? Setting.witnesses.defaultValue
-        let keys = Dictionary(((try? WitnessEndpoint.list(setting)) ?? []).map { ($0.key.name, $0.key.key) }, uniquingKeysWith: { a, _ in a })
+        let keys = Dictionary(((try? WitnessEndpoint.list(try setting(.witnesses, db: db))) ?? []).map { ($0.key.name, $0.key.key) }, uniquingKeysWith: { a, _ in a })
         var byCheckpoint: [Int64: (size: Int64, witnesses: [String])] = [:]
         var unchecked = Set<String>()
         for r in try Row.fetchAll(db, sql: """
