@@ -51,7 +51,8 @@ public struct Replay: Sendable {
         public init(role: Role, disabled: Bool, createdAt: String) { self.role = role; self.disabled = disabled; self.createdAt = createdAt }
     }
 
-    public struct CaseFact: Sendable, Equatable {
+    /// A case as the fold tracks it (compared through `projection`, like every table).
+    public struct CaseFact: Sendable {
         public var platform: String
         public var state: CaseState
         public var mergedInto: Int64?
@@ -59,10 +60,6 @@ public struct Replay: Sendable {
         public var accounts: Set<String>
         /// Agency code → (why it was routed, whether a packet has been sent to it).
         public var routes: [String: (reason: String, served: Bool)]
-        public static func == (a: CaseFact, b: CaseFact) -> Bool {
-            a.platform == b.platform && a.state == b.state && a.mergedInto == b.mergedInto && a.createdAt == b.createdAt
-                && a.accounts == b.accounts && a.routes.mapValues { "\($0.reason)|\($0.served)" } == b.routes.mapValues { "\($0.reason)|\($0.served)" }
-        }
     }
 
     public var keyFingerprint: String?
