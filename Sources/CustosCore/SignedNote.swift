@@ -27,17 +27,15 @@ public enum KeyEncoding {
     }
 
     public static func publicKey(pem text: String) throws(KeyError) -> Curve25519.Signing.PublicKey {
-        let der = try unpem(text, label: "PUBLIC KEY")
-        guard der.count == 44, Array(der.prefix(12)) == spkiPrefix else { throw KeyError("not an Ed25519 public key (SubjectPublicKeyInfo)") }
-        do { return try Curve25519.Signing.PublicKey(rawRepresentation: der.suffix(32)) } catch {
+        let raw = try keyBytes(text, label: "PUBLIC KEY", prefix: spkiPrefix, else: "not an Ed25519 public key (SubjectPublicKeyInfo)")
+        do { return try Curve25519.Signing.PublicKey(rawRepresentation: raw) } catch {
             throw KeyError("invalid Ed25519 public key")
         }
     }
 
     public static func privateKey(pem text: String) throws(KeyError) -> Curve25519.Signing.PrivateKey {
-        let der = try unpem(text, label: "PRIVATE KEY")
-        guard der.count == 48, Array(der.prefix(16)) == pkcs8Prefix else { throw KeyError("not an Ed25519 private key (PKCS#8)") }
-        do { return try Curve25519.Signing.PrivateKey(rawRepresentation: der.suffix(32)) } catch {
+        let raw = try keyBytes(text, label: "PRIVATE KEY", prefix: pkcs8Prefix, else: "not an Ed25519 private key (PKCS#8)")
+        do { return try Curve25519.Signing.PrivateKey(rawRepresentation: raw) } catch {
             throw KeyError("invalid Ed25519 private key")
         }
     }
@@ -48,20 +46,16 @@ public enum KeyEncoding {
                                              0x04, 0x22, 0x04, 0x20]
 
     public static func agreementPublicKey(pem text: String) throws(KeyError) -> Curve25519.KeyAgreement.PublicKey {
-        let der = try unpem(text, label: "PUBLIC KEY")
-        guard der.count == 44, Array(der.prefix(12)) == x25519SPKIPrefix,
-              let key = try? Curve25519.KeyAgreement.PublicKey(rawRepresentation: der.suffix(32)) else {
-            throw KeyError("not an X25519 public key (SubjectPublicKeyInfo; `openssl genpkey -algorithm X25519` makes one)")
-        }
+        let problem = "not an X25519 public key (SubjectPublicKeyInfo; `openssl genpkey -algorithm X25519` makes one)"
+        guard let key = try? Curve25519.KeyAgreement.PublicKey(
+            rawRepresentation: try keyBytes(text, label: "PUBLIC KEY", prefix: x25519SPKIPrefix, else: problem)) else { throw KeyError(problem) }
         return key
     }
 
     public static func agreementPrivateKey(pem text: String) throws(KeyError) -> Curve25519.KeyAgreement.PrivateKey {
-        let der = try unpem(text, label: "PRIVATE KEY")
-        guard der.count == 48, Array(der.prefix(16)) == x25519PKCS8Prefix,
-              let key = try? Curve25519.KeyAgreement.PrivateKey(rawRepresentation: der.suffix(32)) else {
-            throw KeyError("not an X25519 private key (PKCS#8)")
-        }
+        let problem = "not an X25519 private key (PKCS#8)"
+        guard let key = try? Curve25519.KeyAgreement.PrivateKey(
+            rawRepresentation: try keyBytes(text, label: "PRIVATE KEY", prefix: x25519PKCS8Prefix, else: problem)) else { throw KeyError(problem) }
         return key
     }
 
@@ -75,6 +69,14 @@ public enum KeyEncoding {
 
     public static func fingerprint(_ key: Curve25519.KeyAgreement.PublicKey) -> String {
         SHA256Hex.of(x25519SPKIPrefix + Array(key.rawRepresentation))
+    }
+
+    /// The 32 key bytes of a PEM block whose DER is exactly `prefix` (the algorithm's fixed
+    /// SubjectPublicKeyInfo or PKCS#8 header) and the key; `problem` when it is anything else.
+    static func keyBytes(_ text: String, label: String, prefix: [UInt8], else problem: String) throws(KeyError) -> [UInt8] {
+        let der = try unpem(text, label: label)
+        guard der.count == prefix.count + 32, Array(der.prefix(prefix.count)) == prefix else { throw KeyError(problem) }
+        return Array(der.suffix(32))
     }
 
     static func pem(label: String, der: [UInt8]) -> String {
