@@ -45,9 +45,7 @@ struct WitnessServe: ParsableCommand {
     func run() throws {
         try guarded {
             let name = try witnessName(name)
-            guard let signing = try? KeyEncoding.privateKey(pem: String(decoding: try readInput(key, limit: 1 << 16), as: UTF8.self)) else {
-                throw CustosError.invalidInput(field: "--key", reason: "\(key) is not an Ed25519 private key (create one with `custos witness key`)")
-            }
+            let signing = try readWitnessKey(key, field: "--key", else: "\(key) is not an Ed25519 private key (create one with `custos witness key`)")
             var logs: [String: Curve25519.Signing.PublicKey] = [:]
             for l in log {
                 let v: VerifierKey
@@ -149,12 +147,17 @@ private func witnessName(_ name: String) throws -> String {
 
 private func loadOrCreateWitnessKey(_ path: String) throws -> Curve25519.Signing.PrivateKey {
     if FileManager.default.fileExists(atPath: path) {
-        guard let key = try? KeyEncoding.privateKey(pem: String(decoding: try readInput(path, limit: 1 << 16), as: UTF8.self)) else {
-            throw CustosError.invalidInput(field: "--out", reason: "\(path) exists and is not an Ed25519 private key")
-        }
-        return key
+        return try readWitnessKey(path, field: "--out", else: "\(path) exists and is not an Ed25519 private key")
     }
     let key = Curve25519.Signing.PrivateKey()
     try Store.writeSecret(KeyEncoding.privateKeyPEM(key), to: path)
+    return key
+}
+
+/// The witness's Ed25519 key from a PEM file; a file that cannot be read says why, one that
+/// holds no such key says `problem`.
+private func readWitnessKey(_ path: String, field: String, else problem: String) throws -> Curve25519.Signing.PrivateKey {
+    let text = String(decoding: try readInput(path, limit: 1 << 16), as: UTF8.self)
+    guard let key = try? KeyEncoding.privateKey(pem: text) else { throw CustosError.invalidInput(field: field, reason: problem) }
     return key
 }
