@@ -15,6 +15,7 @@ let package = Package(
         .package(url: "https://github.com/weichsel/ZIPFoundation", exact: "0.9.20"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", exact: "2.28.1"),
         .package(url: "https://github.com/swift-server/async-http-client", exact: "1.37.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-auth", exact: "2.5.0"),
     ],
     targets: [
         // Pure model: canonical encoding, hashing, Merkle math, review rules. No I/O, no clock.
@@ -34,6 +35,9 @@ let package = Package(
                 .product(name: "GRDB", package: "GRDB.swift"),
                 // Witnesses over http(s); not Foundation's URLSession, which a static build cannot link.
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                // Login secrets: bcrypt password hashes and RFC 6238 codes.
+                .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
+                .product(name: "HummingbirdOTP", package: "hummingbird-auth"),
             ]),
         // libxml2's schema validator, linked in-process (Debian: libxml2-dev).
         .systemLibrary(name: "CLibXML2", pkgConfig: "libxml-2.0", providers: [.apt(["libxml2-dev"])]),

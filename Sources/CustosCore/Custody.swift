@@ -4,7 +4,7 @@ import Foundation
 /// One entry of the chain-of-custody log (docs/custody-log.md).
 ///
 /// Its canonical bytes are the RFC 8785 JSON object
-/// `{"action","actor","at","details","evidence_hash"?,"os_user","seq","subject_id","subject_type"}`;
+/// `{"action","actor","at","auth"?,"details","evidence_hash"?,"os_user","seq","subject_id","subject_type"}`;
 /// the entry is leaf `seq` of an RFC 9162 Merkle tree, leaf hash = SHA-256(0x00 || bytes).
 /// `chain` = SHA-256(previous chain || leaf hash) (32 zero bytes before entry 0) links each
 /// entry to everything before it, for a reader who holds the whole log.
@@ -14,8 +14,11 @@ public struct CustodyEntry: Equatable, Sendable {
     public var at: String
     /// Who acted: the OS login, or the name asserted with `--actor`.
     public var actor: String
-    /// The OS login that ran the command (equal to `actor` unless `--actor` was used).
+    /// The OS login that ran the command (equal to `actor` unless `--actor` was used), or that
+    /// runs `custos serve` for an entry written through it.
     public var osUser: String
+    /// How the actor was established (`AuthMethod`); nil in entries written before schema 7.
+    public var auth: String?
     public var action: String
     public var subjectType: String
     public var subjectID: String
@@ -24,8 +27,8 @@ public struct CustodyEntry: Equatable, Sendable {
     public var evidenceHash: String?
 
     public init(seq: Int64, at: String, actor: String, osUser: String, action: String, subjectType: String,
-                subjectID: String, details: String, evidenceHash: String?) {
-        self.seq = seq; self.at = at; self.actor = actor; self.osUser = osUser; self.action = action
+                subjectID: String, details: String, evidenceHash: String?, auth: String? = nil) {
+        self.seq = seq; self.at = at; self.actor = actor; self.osUser = osUser; self.action = action; self.auth = auth
         self.subjectType = subjectType; self.subjectID = subjectID; self.details = details
         self.evidenceHash = evidenceHash
     }
@@ -42,6 +45,10 @@ public struct CustodyEntry: Equatable, Sendable {
         JSONValue.writeCanonical(string: actor, into: &s)
         key(",\"at\":")
         JSONValue.writeCanonical(string: at, into: &s)
+        if let auth {
+            key(",\"auth\":")
+            JSONValue.writeCanonical(string: auth, into: &s)
+        }
         key(",\"details\":")
         s.append(contentsOf: details.utf8)
         if let evidenceHash {
@@ -84,6 +91,6 @@ public struct CustodyEntry: Equatable, Sendable {
         guard let details = o["details"], case .object = details else { throw RecordError("details", "missing") }
         self.init(seq: seq, at: try str("at"), actor: try str("actor"), osUser: try str("os_user"),
                   action: try str("action"), subjectType: try str("subject_type"), subjectID: try str("subject_id"),
-                  details: details.canonicalString, evidenceHash: o["evidence_hash"]?.stringValue)
+                  details: details.canonicalString, evidenceHash: o["evidence_hash"]?.stringValue, auth: o["auth"]?.stringValue)
     }
 }

@@ -36,6 +36,9 @@ public struct Replay: Sendable {
         "cosignatures": ["signature", "cosigned_at"],
         "tombstones": ["purged_at", "reason"],
         "hold_extensions": ["case_id", "until_ms", "reason", "extended_at", "extended_by"],
+        // Secrets are compared by their SHA-256 (the entries record no secret).
+        "credentials": ["password_sha256", "totp_sha256"],
+        "tokens": ["user", "token_sha256", "created_at", "revoked_at"],
         // Rows only while a purge transaction runs: never in a committed store.
         "purging": [],
         "purging_blobs": [],
@@ -77,7 +80,7 @@ public struct Replay: Sendable {
     public var caseOfFlag: [String: Int64] = [:]
     /// Tables the fold keeps as rows: store_meta, schema_migrations, decisions, referrals, receipts, packet_ids.
     public var rows: [String: Table] = Dictionary(uniqueKeysWithValues: ["store_meta", "schema_migrations", "decisions", "referrals", "receipts", "packet_ids", "cosignatures", "tombstones",
-      "hold_extensions", "purging", "purging_blobs"]
+      "hold_extensions", "purging", "purging_blobs", "credentials", "tokens"]
         .map { ($0, Table(columns: Replay.columns[$0] ?? [])) })
     /// A migration entry's record of the flags ingested before it: the highest flag row id and
     /// the digest over their rows (older ingest entries carry no per-flag digest).
@@ -105,7 +108,7 @@ public struct Replay: Sendable {
             flags[e.subjectID]?.holder = nil
             flags[e.subjectID]?.leaseExpiresMillis = nil
             return
-        case .evidenceView, .refused, .storeBackup, .storeRestore: return
+        case .evidenceView, .refused, .storeBackup, .storeRestore, .sessionLogin, .sessionLogout, .sessionFail: return
         default: break
         }
         guard case .object(let d)? = try? JSONValue.parse(Array(e.details.utf8)) else {
@@ -149,6 +152,16 @@ public struct Replay: Sendable {
                 flags[key]?.holder = nil
                 flags[key]?.leaseExpiresMillis = nil
             }
+        case .userPassword, .userTOTP:
+            let column = action == .userPassword ? 0 : 1
+            guard let digest = d[column == 0 ? "password_sha256" : "totp_sha256"] else { return problem("the secret's digest is not recorded") }
+            rows["credentials"]?.rows[e.subjectID, default: [nil, nil]][column] = digest.stringValue
+        case .tokenCreate:
+            guard let user = string("user"), let digest = string("token_sha256") else { return problem("incomplete token") }
+            rows["tokens"]?.rows[e.subjectID] = [user, digest, e.at, nil]
+        case .tokenRevoke:
+            guard rows["tokens"]?.rows[e.subjectID] != nil else { return problem("no such token") }
+            rows["tokens"]?.rows[e.subjectID]?[3] = e.at
         case .settingsSet:
             guard let value = string("value") else { return problem("no value") }
             settings[e.subjectID] = value
@@ -243,7 +256,7 @@ public struct Replay: Sendable {
             guard let caseID, let agency = string("agency"), let reference = string("reference") else { return problem("incomplete receipt") }
             let id = nextID("receipts")
             rows["receipts"]?.rows[String(id)] = [String(caseID), agency, reference, e.at, e.actor]
-        case .flagIngest, .flagRelease, .evidenceView, .refused, .storeBackup, .storeRestore:
+        case .flagIngest, .flagRelease, .evidenceView, .refused, .storeBackup, .storeRestore, .sessionLogin, .sessionLogout, .sessionFail:
             break  // handled before the details are parsed
         }
     }

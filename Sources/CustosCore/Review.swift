@@ -2,6 +2,8 @@ import Foundation
 
 public enum Role: String, Sendable, CaseIterable {
     case moderator, lead, compliance, admin
+    /// A machine client (a classifier's pipeline): ingests flags and does nothing else.
+    case detector
 }
 
 /// What each role may do (the README's permission table is this).
@@ -12,7 +14,7 @@ public enum Permission: String, Sendable, CaseIterable {
     public var roles: Set<Role> {
         switch self {
         case .read: [.moderator, .lead, .compliance, .admin]
-        case .ingest: [.lead, .compliance, .admin]
+        case .ingest: [.lead, .compliance, .admin, .detector]
         case .claim, .decide: [.moderator, .lead]
         case .leadDecide, .reassign: [.lead]
         case .manageCases, .manageAgencies, .export: [.compliance]

@@ -48,6 +48,18 @@ public enum CustodyAction: String, Sendable, CaseIterable {
     case keyCreate = "key.create"
     case userAdd = "user.add"
     case userDisable = "user.disable"
+    /// A login secret set or cleared: `user.password` records the SHA-256 of the bcrypt hash,
+    /// `user.totp` that of the TOTP secret (or `null` when reset); never the secret.
+    case userPassword = "user.password"
+    case userTOTP = "user.totp"
+    /// A bearer token issued (its SHA-256, which is what the store keeps) or revoked.
+    case tokenCreate = "token.create"
+    case tokenRevoke = "token.revoke"
+    /// Console sessions: a login (how: password or password+totp; from which address), a
+    /// logout or expiry, and a failed or throttled attempt.
+    case sessionLogin = "session.login"
+    case sessionLogout = "session.logout"
+    case sessionFail = "session.fail"
     case settingsSet = "settings.set"
     case flagIngest = "flag.ingest"
     case evidenceView = "evidence.view"
@@ -80,7 +92,8 @@ public enum CustodyAction: String, Sendable, CaseIterable {
         switch self {
         case .storeInit, .storeMigrate, .storeBackup, .storeRestore: .store
         case .keyCreate: .key
-        case .userAdd, .userDisable: .user
+        case .userAdd, .userDisable, .userPassword, .userTOTP, .tokenCreate, .tokenRevoke,
+             .sessionLogin, .sessionLogout, .sessionFail: .user
         case .settingsSet: .setting
         case .flagIngest, .evidenceView, .evidencePurge, .flagClaim, .flagRelease, .flagDecide, .flagReopen: .flag
         case .caseOpen, .caseAddFlag, .caseRoute, .caseMerge, .caseMergedInto, .caseSplit, .caseExport, .referralReceipt, .holdExtend: .case
@@ -89,6 +102,21 @@ public enum CustodyAction: String, Sendable, CaseIterable {
         case .refused: .user
         }
     }
+}
+
+/// How an actor was established: every custody entry from schema 7 records it (`auth`).
+public enum AuthMethod: String, Sendable, CaseIterable {
+    /// The CLI, acting as the OS login of the process's real uid.
+    case osLogin = "cli:os-login"
+    /// The CLI with `--actor NAME`: a name the OS user asserted (forbidden by `cli-actors off`).
+    case asserted = "cli:asserted"
+    /// A console or API session opened with a password, or with a password and a TOTP code.
+    case password = "session:password"
+    case passwordTOTP = "session:password+totp"
+    /// A bearer token (`custos token create`).
+    case token = "token"
+    /// Nobody established: a failed login attempt.
+    case none = "none"
 }
 
 public enum SubjectType: String, Sendable, CaseIterable {
@@ -168,6 +196,10 @@ public enum Setting: String, Sendable, CaseIterable {
     case witnesses = "witnesses"
     /// Days a finally dismissed flag's evidence is kept before `retention run` erases it.
     case dismissedRetentionDays = "dismissed-retention-days"
+    /// Who needs a TOTP code at login: `privileged` (compliance and admin) or `all`.
+    case totpRequired = "totp-required"
+    /// Whether the CLI accepts `--actor NAME` (`on`), or acts only as the OS login (`off`).
+    case cliActors = "cli-actors"
 
     /// The settings schema 3 writes into every store; the others exist once set.
     public static let seeded: [Setting] = [.secondReview, .leaseMinutes, .urgentSLAMinutes]
@@ -180,18 +212,34 @@ public enum Setting: String, Sendable, CaseIterable {
         case .checkpointMinutes: "60"
         case .witnesses: "none"
         case .dismissedRetentionDays: "30"
+        case .totpRequired: "privileged"
+        case .cliActors: "on"
         }
     }
 
     /// The allowed range of a numeric setting.
     public var bounds: ClosedRange<Int64>? {
         switch self {
-        case .secondReview, .witnesses: nil
+        case .secondReview, .witnesses, .totpRequired, .cliActors: nil
         case .leaseMinutes: 1...(24 * 60)
         case .urgentSLAMinutes: 1...(366 * 24 * 60)
         case .checkpointMinutes: 0...(366 * 24 * 60)
         case .dismissedRetentionDays: 0...36_525
         }
+    }
+
+    /// The allowed values of a setting that is one of a few words.
+    public var choices: [String]? {
+        switch self {
+        case .totpRequired: ["privileged", "all"]
+        case .cliActors: ["on", "off"]
+        default: nil
+        }
+    }
+
+    /// Whether a user of `role` must give a TOTP code at login under `value` of totp-required.
+    public static func totpRequired(for role: Role, value: String) -> Bool {
+        value == "all" || role == .compliance || role == .admin
     }
 
     public func validate(_ value: String) throws(CustosError) {
@@ -201,6 +249,8 @@ public enum Setting: String, Sendable, CaseIterable {
             }
         } else if self == .witnesses {
             _ = try WitnessEndpoint.list(value)
+        } else if let allowed = choices {
+            guard allowed.contains(value) else { throw .invalidInput(field: rawValue, reason: "\(quoted(value)) must be \(allowed.joined(separator: " or "))") }
         } else if value != "required" && value != "off" {
             throw .invalidInput(field: rawValue, reason: "\(quoted(value)) must be required or off")
         }

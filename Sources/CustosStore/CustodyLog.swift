@@ -36,14 +36,14 @@ public final class CustodyLog {
         let seq = tail!.seq + 1
         let entry = CustodyEntry(seq: seq, at: now, actor: actor.name, osUser: actor.osUser, action: action.rawValue,
                                  subjectType: subjectType, subjectID: subjectID, details: details.canonicalString,
-                                 evidenceHash: evidenceHash)
+                                 evidenceHash: evidenceHash, auth: actor.auth.rawValue)
         let leaf = entry.leafHash
         let chain = CustodyEntry.chain(previous: tail!.chain, leaf: leaf)
         try db.cachedStatement(sql: """
-            INSERT INTO custody(seq, at, actor, os_user, action, subject_type, subject_id, details, evidence_hash, leaf_hash, chain_hash)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            INSERT INTO custody(seq, at, actor, os_user, action, subject_type, subject_id, details, evidence_hash, leaf_hash, chain_hash, auth)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """).execute(arguments: [seq, entry.at, entry.actor, entry.osUser, entry.action, subjectType, subjectID, entry.details,
-                             evidenceHash, Data(leaf), Data(chain)])
+                             evidenceHash, Data(leaf), Data(chain), entry.auth])
         // Store the perfect subtrees this leaf closes (amortised O(1), at most log n).
         for node in try Merkle.completed(by: leaf, at: seq, sibling: { try MerkleNodes.node(db, level: $0, index: $1) }) {
             try db.cachedStatement(sql: "INSERT INTO merkle_nodes(level, idx, hash) VALUES (?, ?, ?)")

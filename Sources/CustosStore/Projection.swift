@@ -32,9 +32,14 @@ enum StoredTables {
         "cosignatures": "SELECT checkpoint_id || '|' || witness, signature, cosigned_at FROM cosignatures",
         "tombstones": "SELECT evidence_hash, purged_at, reason FROM tombstones",
         "hold_extensions": "SELECT id, case_id, until_ms, reason, extended_at, extended_by FROM hold_extensions",
+        "credentials": "SELECT user, password_hash, totp_secret FROM credentials",
+        "tokens": "SELECT id, user, token_sha256, created_at, revoked_at FROM tokens",
         "purging": "SELECT conversation_id FROM purging",
         "purging_blobs": "SELECT sha256 FROM purging_blobs",
     ]
+
+    /// Columns (0 = the first after the key) stored as secrets and compared by their SHA-256.
+    static let secretColumns: [String: Set<Int>] = ["credentials": [0, 1]]
 
     /// One table's rows. A key that occurs twice (a row whose key columns were blanked) is
     /// kept under a name that says so, so it is reported rather than silently merged.
@@ -46,7 +51,9 @@ enum StoredTables {
             let values = row.databaseValues.map(text)
             var key = values.first.flatMap { $0 } ?? "(null)"
             if rows[key] != nil { key += " (again)" }
-            rows[key] = Array(values.dropFirst())
+            var columns = Array(values.dropFirst())
+            for i in secretColumns[table] ?? [] where i < columns.count { columns[i] = columns[i].map(SHA256Hex.of) }
+            rows[key] = columns
         }
         return rows
     }

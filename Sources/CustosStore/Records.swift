@@ -37,7 +37,7 @@ extension CustodyEntry: FetchableRecord {
     public init(row: Row) {
         self.init(seq: row["seq"], at: row["at"], actor: row["actor"], osUser: row["os_user"], action: row["action"],
                   subjectType: row["subject_type"], subjectID: row["subject_id"], details: row["details"],
-                  evidenceHash: row["evidence_hash"])
+                  evidenceHash: row["evidence_hash"], auth: row.hasColumn("auth") ? row["auth"] : nil)
     }
 }
 

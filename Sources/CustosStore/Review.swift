@@ -53,6 +53,10 @@ extension Store {
         }
         guard (row["disabled"] as Int64) == 0 else { throw CustosError.unauthenticated(actor: actor.name, reason: "user \(quoted(actor.name)) is disabled") }
         guard let role = Role(rawValue: row["role"]) else { throw CustosError.storage(cause: "user \(quoted(actor.name)) has an unknown role") }
+        if actor.auth == .asserted, try setting(.cliActors, db: db) == "off" {
+            throw CustosError.unauthenticated(actor: actor.name, reason: "--actor is switched off on this store (cli-actors off): the CLI acts only as your OS login \(quoted(actor.osUser)); sign in to the console to act as another user")
+        }
+        guard actor.auth != .none else { throw CustosError.unauthenticated(actor: actor.name, reason: "not signed in") }
         return Reviewer(name: actor.name, role: role)
     }
 

@@ -4,12 +4,17 @@ import Crypto
 import Foundation
 import GRDB
 
-/// Who is acting: the name recorded as actor, and the OS login that ran the command. The
-/// caller establishes both (the CLI from the process, tests by name).
+/// Who is acting: the name recorded as actor, the OS login that ran the command, and how the
+/// actor was established. The caller establishes them (the CLI from the process, `serve` from a
+/// login or a token, tests by name).
 public struct Actor: Sendable, Equatable {
     public let name: String
     public let osUser: String
-    public init(name: String, osUser: String) { self.name = name; self.osUser = osUser }
+    public let auth: AuthMethod
+    public init(name: String, osUser: String, auth: AuthMethod? = nil) {
+        self.name = name; self.osUser = osUser
+        self.auth = auth ?? (name == osUser ? .osLogin : .asserted)
+    }
 }
 
 /// The Custos store: one SQLite file (WAL, foreign keys, busy timeout). Every public write
@@ -32,6 +37,15 @@ public final class Store: @unchecked Sendable {
         self.path = path
         self.actor = actor
         self.db = db
+    }
+
+    /// The same open store acting for someone else (`serve` acts for each request's user):
+    /// one connection, so every write is still one transaction after another.
+    public func acting(as actor: Actor) -> Store {
+        let store = Store(path: path, actor: actor, db: db)
+        store.clock = clock
+        store.autoCheckpoint = autoCheckpoint
+        return store
     }
 
     static func configuration(readonly: Bool = false) -> Configuration {

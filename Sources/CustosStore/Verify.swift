@@ -72,14 +72,14 @@ extension Store {
         var chain = CustodyEntry.genesisChain
         var builder = Merkle.FrontierBuilder()
         let rows = try Row.fetchCursor(db, sql: """
-            SELECT seq, at, actor, os_user, action, subject_type, subject_id, details, evidence_hash, leaf_hash, chain_hash
+            SELECT seq, at, actor, os_user, action, subject_type, subject_id, details, evidence_hash, leaf_hash, chain_hash, auth
             FROM custody ORDER BY seq
             """)
         var expected: Int64 = 0
         var firstBad: String?
         while let row = try rows.next() {
             let entry = CustodyEntry(seq: row[0], at: row[1], actor: row[2], osUser: row[3], action: row[4], subjectType: row[5],
-                                     subjectID: row[6], details: row[7], evidenceHash: row[8])
+                                     subjectID: row[6], details: row[7], evidenceHash: row[8], auth: row[11])
             if entry.seq != expected {
                 firstBad = firstBad ?? "custody entry \(expected) is missing (next stored entry is \(entry.seq)): entries were deleted or renumbered"
             }

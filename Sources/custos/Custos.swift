@@ -9,7 +9,7 @@ struct Custos: ParsableCommand {
         abstract: "Case manager for flagged grooming conversations: evidence store, review, custody log, referrals.",
         subcommands: [
             Demo.self, Init.self, KeyCommand.self, Ingest.self, Flags.self, Show.self, Gen.self,
-            UserCommand.self, SettingsCommand.self, Queue.self, ClaimCommand.self, Release.self, Decide.self, Reopen.self,
+            UserCommand.self, TokenCommand.self, SettingsCommand.self, Queue.self, ClaimCommand.self, Release.self, Decide.self, Reopen.self,
             CaseCommand.self, AgencyCommand.self, StatsCommand.self, Export.self, VerifyPacket.self, OpenPacket.self, ReferralCommand.self, Holds.self, Audit.self,
             WitnessCommand.self, Backup.self, Restore.self, RetentionCommand.self, Transparency.self,
         ])

@@ -23,7 +23,7 @@ struct GlobalOptions: ParsableArguments {
     /// (never `$USER` or `$LOGNAME`, which any process can set); `--actor` names the actor.
     var actorValue: Actor {
         let os = GlobalOptions.osLogin()
-        return Actor(name: actor ?? os, osUser: os)
+        return Actor(name: actor ?? os, osUser: os, auth: actor == nil ? .osLogin : .asserted)
     }
 
     /// `--key`, then `$CUSTOS_KEY`; nil means the key file `init` wrote.

@@ -1,0 +1,189 @@
+import CustosCore
+import Crypto
+import Foundation
+import GRDB
+import HummingbirdBcrypt
+import HummingbirdOTP
+
+/// Login secrets and bearer tokens, and the checks `serve` makes with them. The custody log
+/// records the SHA-256 of each secret the store keeps (never the secret), so `audit verify`
+/// names a password hash, TOTP secret or token written behind the log's back.
+public enum Secrets {
+    /// ASVS 2.1: at least 12 characters; bcrypt reads at most 72 bytes, so longer is refused
+    /// rather than silently cut.
+    public static func validatePassword(_ password: String) throws(CustosError) {
+        guard password.count >= 12 else { throw .invalidInput(field: "password", reason: "must be at least 12 characters") }
+        guard password.utf8.count <= 72 else { throw .invalidInput(field: "password", reason: "must be at most 72 bytes (bcrypt reads no more)") }
+        guard !password.unicodeScalars.contains(where: { $0.value == 0 }) else { throw .invalidInput(field: "password", reason: "must not contain a NUL character") }
+    }
+
+    /// bcrypt, cost 12 (about a quarter of a second here).
+    public static func hashPassword(_ password: String, cost: UInt8 = 12) -> String { Bcrypt.hash(password, cost: cost) }
+
+    public static func verifyPassword(_ password: String, hash: String) -> Bool {
+        guard password.utf8.count <= 72 else { return false }
+        return Bcrypt.verify(password, hash: hash)
+    }
+
+    /// A hash to compare against when the user is unknown, so that a wrong name costs as long as
+    /// a wrong password (no user enumeration by timing).
+    public static let decoyHash = Bcrypt.hash("custos decoy password", cost: 12)
+
+    /// `count` random characters from the base32 alphabet: a TOTP secret (its UTF-8 bytes are
+    /// the HMAC key, 32 × 5 bits of entropy) or a token body.
+    static func randomText(_ count: Int, alphabet: String = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567") -> String {
+        let chars = Array(alphabet)
+        var rng = SystemRandomNumberGenerator()
+        return String((0..<count).map { _ in chars[Int(rng.next(upperBound: UInt32(chars.count)))] })
+    }
+
+    /// The RFC 6238 time step a six-digit `code` is valid for at `millis` (one step of drift
+    /// either way), or nil. The caller refuses a step already used (no replay).
+    public static func totpStep(secret: String, code: String, millis: Int64) -> Int64? {
+        let digits = code.filter { !$0.isWhitespace }
+        guard digits.count == 6, digits.allSatisfy(\.isASCII), digits.allSatisfy(\.isNumber) else { return nil }
+        let totp = TOTP(secret: secret)
+        let step = millis / 30_000
+        for s in [step, step - 1, step + 1] {
+            let value = totp.compute(date: Date(timeIntervalSince1970: TimeInterval(s * 30)))
+            if String(format: "%06d", value) == digits { return s }
+        }
+        return nil
+    }
+
+    public static func totpURI(secret: String, user: String, issuer: String) -> String {
+        TOTP(secret: secret).createAuthenticatorURL(label: "\(issuer):\(user)", issuer: issuer)
+    }
+}
+
+/// What `serve` needs to authenticate a user.
+public struct Credential: Sendable {
+    public let name: String
+    public let role: Role
+    public let disabled: Bool
+    public let passwordHash: String?
+    public let totpSecret: String?
+}
+
+public struct TokenRecord: Sendable {
+    public let id: String
+    public let user: String
+    public let createdAt: String
+    public let revokedAt: String?
+}
+
+extension Store {
+    /// An admin sets anyone's password; a user may set their own.
+    public func setPassword(user: String, password: String) throws {
+        try Secrets.validatePassword(password)
+        let hash = Secrets.hashPassword(password)  // slow: outside the transaction
+        try write { db, log in
+            try requireSelfOrAdmin(user, db: db, log: log)
+            try db.execute(sql: """
+                INSERT INTO credentials(user, password_hash) VALUES (?, ?)
+                ON CONFLICT(user) DO UPDATE SET password_hash = excluded.password_hash
+                """, arguments: [user, hash])
+            try log.append(.userPassword, subjectID: user, details: .object(["password_sha256": .string(SHA256Hex.of(hash))]))
+        }
+    }
+
+    /// Enrols (or re-enrols) TOTP for `user` and returns the `otpauth://` URI to show once.
+    public func enrolTOTP(user: String) throws -> String {
+        let secret = Secrets.randomText(32)
+        let issuer = try organisation().name
+        try write { db, log in
+            try requireSelfOrAdmin(user, db: db, log: log)
+            try db.execute(sql: """
+                INSERT INTO credentials(user, totp_secret) VALUES (?, ?)
+                ON CONFLICT(user) DO UPDATE SET totp_secret = excluded.totp_secret
+                """, arguments: [user, secret])
+            try log.append(.userTOTP, subjectID: user, details: .object(["totp_sha256": .string(SHA256Hex.of(secret))]))
+        }
+        return Secrets.totpURI(secret: secret, user: user, issuer: issuer)
+    }
+
+    /// Clears a user's TOTP enrolment (a lost phone); an admin only.
+    public func resetTOTP(user: String) throws {
+        try write { db, log in
+            try requireRole(db: db, log: log, .manageUsers)
+            try requireUser(user, db: db)
+            try db.execute(sql: "UPDATE credentials SET totp_secret = NULL WHERE user = ?", arguments: [user])
+            try log.append(.userTOTP, subjectID: user, details: .object(["totp_sha256": .null, "reason": .string("reset")]))
+        }
+    }
+
+    /// Issues a bearer token for `user`; the token is returned once and only its SHA-256 kept.
+    public func createToken(user: String) throws -> (id: String, token: String) {
+        let id = "tok-" + Secrets.randomText(10, alphabet: "abcdefghijklmnopqrstuvwxyz234567")
+        let token = "custos_" + Secrets.randomText(43, alphabet: "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
+        let digest = SHA256Hex.of(token)
+        try write { db, log in
+            try requireRole(db: db, log: log, .manageUsers)
+            try requireUser(user, db: db)
+            try db.execute(sql: "INSERT INTO tokens(id, user, token_sha256, created_at) VALUES (?, ?, ?, ?)", arguments: [id, user, digest, log.now])
+            try log.append(.tokenCreate, subjectID: id, details: .object(["user": .string(user), "token_sha256": .string(digest)]))
+        }
+        return (id, token)
+    }
+
+    public func revokeToken(id: String) throws {
+        try write { db, log in
+            try requireRole(db: db, log: log, .manageUsers)
+            guard let revoked = try Row.fetchOne(db, sql: "SELECT revoked_at FROM tokens WHERE id = ?", arguments: [id]) else {
+                throw CustosError.notFound(kind: "token", name: id, hint: "`custos token list` shows them")
+            }
+            if (revoked["revoked_at"] as String?) != nil { throw CustosError.invalidState(subject: "token \(quoted(id))", state: "revoked", reason: "already") }
+            try db.execute(sql: "UPDATE tokens SET revoked_at = ? WHERE id = ?", arguments: [log.now, id])
+            try log.append(.tokenRevoke, subjectID: id)
+        }
+    }
+
+    public func tokens() throws -> [TokenRecord] {
+        try read { db in
+            try Row.fetchAll(db, sql: "SELECT id, user, created_at, revoked_at FROM tokens ORDER BY created_at, id").map {
+                TokenRecord(id: $0["id"], user: $0["user"], createdAt: $0["created_at"], revokedAt: $0["revoked_at"])
+            }
+        }
+    }
+
+    // MARK: authentication (serve)
+
+    public func credential(user: String) throws -> Credential? {
+        try read { db in
+            guard let r = try Row.fetchOne(db, sql: """
+                SELECT u.name, u.role, u.disabled, c.password_hash, c.totp_secret
+                FROM users u LEFT JOIN credentials c ON c.user = u.name WHERE u.name = ?
+                """, arguments: [user]), let role = Role(rawValue: r["role"]) else { return nil }
+            return Credential(name: r["name"], role: role, disabled: (r["disabled"] as Int64) != 0, passwordHash: r["password_hash"], totpSecret: r["totp_secret"])
+        }
+    }
+
+    /// The enabled user a live (unrevoked) bearer token belongs to.
+    public func tokenUser(_ token: String) throws -> Reviewer? {
+        try read { db in
+            guard let r = try Row.fetchOne(db, sql: """
+                SELECT u.name, u.role FROM tokens t JOIN users u ON u.name = t.user
+                WHERE t.token_sha256 = ? AND t.revoked_at IS NULL AND u.disabled = 0
+                """, arguments: [SHA256Hex.of(token)]), let role = Role(rawValue: r["role"]) else { return nil }
+            return Reviewer(name: r["name"], role: role)
+        }
+    }
+
+    /// Records a login, logout or failed attempt (`serve`); the actor is this store's actor.
+    public func recordSession(_ action: CustodyAction, user: String, details: [String: JSONValue]) throws {
+        try write { _, log in try log.append(action, subjectID: String(user.prefix(64)), details: .object(details)) }
+    }
+
+    // MARK: helpers
+
+    private func requireUser(_ user: String, db: Database) throws {
+        guard try Bool.fetchOne(db, sql: "SELECT 1 FROM users WHERE name = ?", arguments: [user]) != nil else {
+            throw CustosError.notFound(kind: "user", name: user)
+        }
+    }
+
+    private func requireSelfOrAdmin(_ user: String, db: Database, log: CustodyLog) throws {
+        if user == actor.name { _ = try currentReviewer(db: db) } else { try requireRole(db: db, log: log, .manageUsers) }
+        try requireUser(user, db: db)
+    }
+}
