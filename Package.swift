@@ -16,6 +16,10 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird", exact: "2.28.1"),
         .package(url: "https://github.com/swift-server/async-http-client", exact: "1.37.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird-auth", exact: "2.5.0"),
+        .package(url: "https://github.com/apple/swift-openapi-generator", exact: "1.14.3"),
+        .package(url: "https://github.com/apple/swift-openapi-runtime", exact: "1.13.4"),
+        .package(url: "https://github.com/hummingbird-project/swift-openapi-hummingbird", exact: "2.1.0"),
+        .package(url: "https://github.com/apple/swift-log", exact: "1.16.2"),
     ],
     targets: [
         // Pure model: canonical encoding, hashing, Merkle math, review rules. No I/O, no clock.
@@ -50,12 +54,29 @@ let package = Package(
                 .product(name: "Mustache", package: "swift-mustache"),
                 .product(name: "ZIPFoundation", package: "ZIPFoundation"),
             ]),
+        // `custos serve`: the console and the JSON API (its OpenAPI document, openapi.yaml, is
+        // compiled into the server's types by swift-openapi-generator, so the two cannot drift),
+        // and the workflows the CLI and the console share (export).
+        .target(
+            name: "CustosServer",
+            dependencies: [
+                "CustosCore", "CustosStore", "CustosPackets", "CustosResources",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime"),
+                .product(name: "OpenAPIHummingbird", package: "swift-openapi-hummingbird"),
+                .product(name: "Mustache", package: "swift-mustache"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            plugins: [.plugin(name: "OpenAPIGenerator", package: "swift-openapi-generator")]),
         .executableTarget(
             name: "custos",
             dependencies: [
-                "CustosCore", "CustosStore", "CustosPackets", "CustosResources",
+                "CustosCore", "CustosStore", "CustosPackets", "CustosResources", "CustosServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]),
         .executableTarget(name: "EmbedFiles", path: "Sources/EmbedFiles"),
@@ -71,5 +92,7 @@ let package = Package(
         .testTarget(name: "CustosPacketsTests", dependencies: ["CustosPackets", "CustosStore", "CustosCore", "CustosTestSupport",
                                                             .product(name: "ZIPFoundation", package: "ZIPFoundation")]),
         .testTarget(name: "CustosCLITests", dependencies: ["CustosCore", "custos"]),
+        .testTarget(name: "CustosServerTests", dependencies: ["CustosServer", "CustosStore", "CustosCore", "CustosTestSupport",
+                                                           .product(name: "HummingbirdTesting", package: "hummingbird")]),
     ]
 )

@@ -35,3 +35,11 @@ CREATE TABLE tokens (
     created_at   TEXT NOT NULL,
     revoked_at   TEXT
 ) WITHOUT ROWID;
+
+-- The console's per-user wellness preferences: attachments blurred and grayscale unless the
+-- user turns either off (user.preferences entries).
+CREATE TABLE preferences (
+    user      TEXT PRIMARY KEY REFERENCES users(name),
+    blur      INTEGER NOT NULL,
+    grayscale INTEGER NOT NULL
+) WITHOUT ROWID;

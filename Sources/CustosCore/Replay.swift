@@ -39,6 +39,7 @@ public struct Replay: Sendable {
         // Secrets are compared by their SHA-256 (the entries record no secret).
         "credentials": ["password_sha256", "totp_sha256"],
         "tokens": ["user", "token_sha256", "created_at", "revoked_at"],
+        "preferences": ["blur", "grayscale"],
         // Rows only while a purge transaction runs: never in a committed store.
         "purging": [],
         "purging_blobs": [],
@@ -80,7 +81,7 @@ public struct Replay: Sendable {
     public var caseOfFlag: [String: Int64] = [:]
     /// Tables the fold keeps as rows: store_meta, schema_migrations, decisions, referrals, receipts, packet_ids.
     public var rows: [String: Table] = Dictionary(uniqueKeysWithValues: ["store_meta", "schema_migrations", "decisions", "referrals", "receipts", "packet_ids", "cosignatures", "tombstones",
-      "hold_extensions", "purging", "purging_blobs", "credentials", "tokens"]
+      "hold_extensions", "purging", "purging_blobs", "credentials", "tokens", "preferences"]
         .map { ($0, Table(columns: Replay.columns[$0] ?? [])) })
     /// A migration entry's record of the flags ingested before it: the highest flag row id and
     /// the digest over their rows (older ingest entries carry no per-flag digest).
@@ -156,6 +157,9 @@ public struct Replay: Sendable {
             let column = action == .userPassword ? 0 : 1
             guard let digest = d[column == 0 ? "password_sha256" : "totp_sha256"] else { return problem("the secret's digest is not recorded") }
             rows["credentials"]?.rows[e.subjectID, default: [nil, nil]][column] = digest.stringValue
+        case .userPreferences:
+            guard case .bool(let blur)? = d["blur"], case .bool(let gray)? = d["grayscale"] else { return problem("incomplete preferences") }
+            rows["preferences"]?.rows[e.subjectID] = [blur ? "1" : "0", gray ? "1" : "0"]
         case .tokenCreate:
             guard let user = string("user"), let digest = string("token_sha256") else { return problem("incomplete token") }
             rows["tokens"]?.rows[e.subjectID] = [user, digest, e.at, nil]

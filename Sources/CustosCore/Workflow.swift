@@ -60,6 +60,8 @@ public enum CustodyAction: String, Sendable, CaseIterable {
     case sessionLogin = "session.login"
     case sessionLogout = "session.logout"
     case sessionFail = "session.fail"
+    /// A user's console preferences (blur and grayscale for attachments).
+    case userPreferences = "user.preferences"
     case settingsSet = "settings.set"
     case flagIngest = "flag.ingest"
     case evidenceView = "evidence.view"
@@ -93,7 +95,7 @@ public enum CustodyAction: String, Sendable, CaseIterable {
         case .storeInit, .storeMigrate, .storeBackup, .storeRestore: .store
         case .keyCreate: .key
         case .userAdd, .userDisable, .userPassword, .userTOTP, .tokenCreate, .tokenRevoke,
-             .sessionLogin, .sessionLogout, .sessionFail: .user
+             .sessionLogin, .sessionLogout, .sessionFail, .userPreferences: .user
         case .settingsSet: .setting
         case .flagIngest, .evidenceView, .evidencePurge, .flagClaim, .flagRelease, .flagDecide, .flagReopen: .flag
         case .caseOpen, .caseAddFlag, .caseRoute, .caseMerge, .caseMergedInto, .caseSplit, .caseExport, .referralReceipt, .holdExtend: .case

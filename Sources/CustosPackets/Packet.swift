@@ -7,8 +7,11 @@ import Mustache
 import ZIPFoundation
 
 /// HTML escaping per Unicode scalar for report templates (`{{% CONTENT_TYPE: STRICT_HTML}}`).
-struct StrictHTML: MustacheContentType {
-    func escapeText(_ text: String) -> String { Escape.html(text) }
+/// Mustache's `{{…}}` escaping through `Escape.html` (templates opt in with
+/// `{{% CONTENT_TYPE: STRICT_HTML}}`): the packet's report and the console's pages.
+public struct StrictHTML: MustacheContentType {
+    public init() {}
+    public func escapeText(_ text: String) -> String { Escape.html(text) }
 }
 
 /// Writes a referral packet: a BagIt 1.0 bag (RFC 8493) signed with the organisation's key.

@@ -236,3 +236,25 @@ enum ConversationRows {
         return .object(["format": .string(Evidence.format), "platform": .string(c["platform"]), "conversation": .object(conv)])
     }
 }
+
+extension Store {
+    /// One attachment's bytes as part of reading `flag` (the console shows it blurred, or
+    /// revealed): refused unless the flag's conversation carries it; logged as an evidence view
+    /// with `purpose` in the same transaction.
+    public func readAttachment(flag name: String, sha256: String, purpose: String) throws -> (bytes: Data, mediaType: String?) {
+        try write { db, log in
+            let (rowID, key) = try resolveFlag(name, db: db)
+            try requireReader(db: db, log: log)
+            let flag = try loadFlag(rowID: rowID, db: db)
+            guard let attachment = flag.conversation.messages.lazy.flatMap(\.attachments).first(where: { $0.sha256 == sha256 }) else {
+                throw CustosError.notFound(kind: "attachment", name: sha256, hint: "flag \(quoted(key)) carries no such attachment")
+            }
+            guard let bytes = try Data.fetchOne(db, sql: "SELECT bytes FROM blobs WHERE sha256 = ?", arguments: [sha256]) else {
+                throw CustosError.notFound(kind: "attachment", name: sha256, hint: "its bytes were not stored")
+            }
+            try log.append(.evidenceView, subjectID: key, details: .object(["purpose": .string(purpose), "attachment": .string(sha256)]),
+                           evidenceHash: flag.evidenceHash)
+            return (bytes, attachment.mediaType)
+        }
+    }
+}

@@ -146,6 +146,22 @@ extension Store {
         }
     }
 
+    /// The acting user's console preferences: (blur, grayscale), both on unless turned off.
+    public func preferences() throws -> (blur: Bool, grayscale: Bool) {
+        try read { db in
+            guard let r = try Row.fetchOne(db, sql: "SELECT blur, grayscale FROM preferences WHERE user = ?", arguments: [actor.name]) else { return (true, true) }
+            return ((r["blur"] as Int64) != 0, (r["grayscale"] as Int64) != 0)
+        }
+    }
+
+    public func setPreferences(blur: Bool, grayscale: Bool) throws {
+        try write { db, log in
+            _ = try currentReviewer(db: db)
+            try db.execute(sql: "INSERT OR REPLACE INTO preferences(user, blur, grayscale) VALUES (?, ?, ?)", arguments: [actor.name, blur, grayscale])
+            try log.append(.userPreferences, subjectID: actor.name, details: .object(["blur": .bool(blur), "grayscale": .bool(grayscale)]))
+        }
+    }
+
     // MARK: authentication (serve)
 
     public func credential(user: String) throws -> Credential? {

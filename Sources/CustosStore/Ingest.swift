@@ -98,6 +98,8 @@ public final class Ingestor {
     public var batchSize = 500
     public var onReject: (Rejection) -> Void = { _ in }
     public var onProgress: (_ records: Int, _ bytes: Int64) -> Void = { _, _ in }
+    /// Hears each record stored (or found already stored: `duplicate`), by its location.
+    public var onStored: (_ location: String, _ key: String, _ duplicate: Bool) -> Void = { _, _, _ in }
     public private(set) var summary = IngestSummary()
 
     /// A record validated, its attachments read and checked, its evidence hash computed:
@@ -316,8 +318,8 @@ public final class Ingestor {
         }
         for (item, result) in zip(batch, results) {
             switch result {
-            case .ingested: summary.ingested += 1
-            case .duplicate: summary.duplicate += 1
+            case .ingested: summary.ingested += 1; onStored(item.location, item.record.key, false)
+            case .duplicate: summary.duplicate += 1; onStored(item.location, item.record.key, true)
             case .conflict(let stored):
                 reject(Rejection(location: item.location,
                                  reason: "conflict: flag \(quoted(item.record.key)) is already stored with different content (stored record sha256 \(stored.prefix(16))…, this one \(item.record.recordHash.prefix(16))…); the stored record is unchanged",

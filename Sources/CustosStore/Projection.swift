@@ -34,6 +34,7 @@ enum StoredTables {
         "hold_extensions": "SELECT id, case_id, until_ms, reason, extended_at, extended_by FROM hold_extensions",
         "credentials": "SELECT user, password_hash, totp_secret FROM credentials",
         "tokens": "SELECT id, user, token_sha256, created_at, revoked_at FROM tokens",
+        "preferences": "SELECT user, blur, grayscale FROM preferences",
         "purging": "SELECT conversation_id FROM purging",
         "purging_blobs": "SELECT sha256 FROM purging_blobs",
     ]

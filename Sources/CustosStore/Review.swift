@@ -332,3 +332,54 @@ extension Store {
             """))
     }
 }
+
+/// A flag as a reviewer sees it: its evidence, its review state and its decisions — unless the
+/// reader is a moderator who has not decided it yet (blind second review): then the decisions
+/// are withheld and `decisionsHidden` says so. Leads, compliance and admins see them all.
+public struct ReviewView: Sendable {
+    public let flag: StoredFlag
+    public let review: FlagReview
+    public let decisions: [Store.DecisionRecord]
+    public let decisionsHidden: Bool
+}
+
+extension Store {
+    /// Reads a flag for review; the evidence view is logged with `purpose` in the same transaction.
+    public func reviewFlag(_ name: String, purpose: String) throws -> ReviewView {
+        try write { db, log in
+            let (rowID, key) = try resolveFlag(name, db: db)
+            let me = try requireRole(db: db, log: log, .read)
+            let flag = try loadFlag(rowID: rowID, db: db)
+            let review = try self.review(rowID, key: key, db: db)
+            let all = try decisions(flagRowIDs: [rowID], db: db)
+            let hidden = me.role == .moderator && !review.reviewers.contains(me.name) && !all.isEmpty
+            try log.append(.evidenceView, subjectID: key, details: .object(["purpose": .string(purpose)]), evidenceHash: flag.evidenceHash)
+            return ReviewView(flag: flag, review: review, decisions: hidden ? [] : all, decisionsHidden: hidden)
+        }
+    }
+}
+
+extension Store {
+    /// Refuses, and logs the refusal, unless the acting user's role carries one of `permissions`
+    /// (for reads that write no entry of their own).
+    public func requirePermission(_ permissions: Permission...) throws {
+        let me = try read { db in try currentReviewer(db: db) }
+        guard let first = permissions.first, !permissions.contains(where: { $0.roles.contains(me.role) }) else { return }
+        do { try first.require(me) } catch {
+            try? recordRefusal(error, verb: first.rawValue)
+            throw error
+        }
+    }
+}
+
+extension Store {
+    /// The flags a user of `role` would draw next, in the order they draw them: the lead queue
+    /// before the moderator queue for a lead.
+    public func reviewQueue(limit: Int, role: Role) throws -> [QueueItem] {
+        var items: [QueueItem] = []
+        for q in ReviewQueue.drawn(by: role) where items.count < limit {
+            items += try queue(limit: limit - items.count, lead: q == .lead)
+        }
+        return items
+    }
+}

@@ -262,7 +262,7 @@ public final class Store: @unchecked Sendable {
     }
 
     /// Appends a `refused` entry; nothing else changes.
-    func recordRefusal(_ error: CustosError, verb: String) throws {
+    public func recordRefusal(_ error: CustosError, verb: String) throws {
         let name = verb.prefix(while: { $0 != "(" })
         _ = try transaction { _, log in
             try log.append(.refused, subjectID: actor.name, details: .object(["verb": .string(String(name)), "reason": .string(error.description)]))

@@ -1,7 +1,7 @@
 import Foundation
 import PackagePlugin
 
-/// Compiles `migrations/`, `templates/` and the target's `samples/` into the target as
+/// Compiles `migrations/`, `templates/`, the target's `samples/` and the API's OpenAPI document into the target as
 /// base64 literals, so the `custos` binary carries them wherever it is copied.
 @main
 struct EmbedFilesPlugin: BuildToolPlugin {
@@ -12,8 +12,9 @@ struct EmbedFilesPlugin: BuildToolPlugin {
             ("templates", root.appending(path: "templates")),
             ("samples", target.directoryURL.appending(path: "samples")),
         ]
-        var inputs: [URL] = []
-        var arguments: [String] = []
+        // The API's OpenAPI document, which `serve` also serves.
+        var inputs: [URL] = [root.appending(path: "Sources/CustosServer/openapi.yaml")]
+        var arguments: [String] = ["api/openapi.yaml=\(inputs[0].path)"]
         let fm = FileManager.default
         for (prefix, url) in folders {
             guard let names = try? fm.contentsOfDirectory(atPath: url.path) else { continue }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Crypto
 import CustosCore
 import CustosPackets
+import CustosServer
 import CustosStore
 import Foundation
 
@@ -22,8 +23,9 @@ struct Export: ParsableCommand {
         try guarded {
             let store = try global.open()
             let signing = try store.signingKey(path: global.keyPath(key))
-            let result = try export(store: store, caseID: caseID, agency: agency, out: URL(fileURLWithPath: out), zip: zip,
-                                    templates: templates.map { URL(fileURLWithPath: $0) }, xsd: xsd, key: signing, seal: seal)
+            let result = try ReferralExport.run(store: store, caseID: caseID, agency: agency, out: URL(fileURLWithPath: out), zip: zip,
+                                                templates: templates.map { URL(fileURLWithPath: $0) }, xsd: xsd, key: signing, seal: seal,
+                                                warn: printError)
             if let sealed = result.sealed {
                 print("packet \(result.packetID) for \(agency) sealed to its key: \(sealed.path)")
                 print("tag manifest SHA-256 \(result.tagManifestSHA256)")
@@ -36,61 +38,6 @@ struct Export: ParsableCommand {
             print("open the report: \(result.directory.appendingPathComponent("data/report.html").path)")
         }
     }
-}
-
-struct ExportResult {
-    let packetID: String
-    let directory: URL
-    let zip: URL?
-    let tagManifestSHA256: String
-    var sealed: URL?
-}
-
-/// Snapshot from the store, write the bag, record the referral: the one export path.
-func export(store: Store, caseID: String, agency: String, out: URL, zip: Bool, templates: URL?, xsd: String?,
-            key: Curve25519.Signing.PrivateKey, seal: Bool = false) throws -> ExportResult {
-    // Sealing needs the agency's key: refused before anything is read or written.
-    var recipient: Curve25519.KeyAgreement.PublicKey?
-    let sealedFile = URL(fileURLWithPath: out.path + ".zip.hpke")
-    if seal {
-        recipient = try KeyEncoding.agreementPublicKey(pem: try store.sealingKey(agency: agency))
-        if FileManager.default.fileExists(atPath: sealedFile.path) {
-            throw CustosError.conflict(subject: sealedFile.path, reason: "already exists; refusing to overwrite it")
-        }
-    }
-    var snapshot = try store.prepareReferral(caseName: caseID, agencyCode: agency, key: key)
-    // The packet carries the checkpoint with every witness's cosignature the store could collect.
-    if let id = try store.checkpointID(note: snapshot.checkpointNote) {
-        for w in try store.collectCosignatures(checkpointID: id) where !w.cosigned {
-            printError("warning: witness \(w.witness) did not cosign: \(w.detail)")
-        }
-        let cosigned = try store.cosignedNote(snapshot.checkpointNote)
-        snapshot.checkpointNote = cosigned
-        snapshot.proofs = snapshot.proofs.map { var p = $0; p.checkpointNote = cosigned; return p }
-    }
-    // A sealed packet is written in a private folder beside OUT, sealed, and the plaintext removed.
-    let scratch = out.deletingLastPathComponent().appendingPathComponent(".custos-seal-\(UUID().uuidString)")
-    if seal { try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o700]) }
-    defer { if seal { try? FileManager.default.removeItem(at: scratch) } }
-    let written = try PacketWriter(templatesDirectory: templates, xsdPath: xsd)
-        .write(snapshot, to: seal ? scratch.appendingPathComponent(out.lastPathComponent) : out, key: key, zip: zip || seal)
-    var result = ExportResult(packetID: snapshot.packetID, directory: written.directory, zip: written.zip, tagManifestSHA256: written.tagManifestSHA256)
-    do {
-        if let recipient, let plain = written.zip {
-            let sealed = try SealedPacket.seal(try Data(contentsOf: plain), to: recipient, agency: agency)
-            do { try sealed.write(to: sealedFile, options: .withoutOverwriting) } catch {
-                throw CustosError.storage(cause: "cannot write \(sealedFile.path): \(error.localizedDescription)")
-            }
-            result.sealed = sealedFile
-        }
-        try store.recordReferral(snapshot, tagManifestSHA256: written.tagManifestSHA256)
-    } catch {
-        // An unrecorded packet is not a referral: nothing of it is left behind.
-        PacketWriter.remove(written.directory, zip: written.zip)
-        if let s = result.sealed { try? FileManager.default.removeItem(at: s) }
-        throw error
-    }
-    return result
 }
 
 struct VerifyPacket: ParsableCommand {

@@ -169,7 +169,8 @@ import Testing
         let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Fixtures/schema5/flags.db")
         try FileManager.default.removeItem(atPath: f.db)
         try FileManager.default.copyItem(atPath: fixture.path, toPath: f.db)
-        let entriesBefore = try f.sqlite("SELECT * FROM custody ORDER BY seq").1
+        let columns = "seq, at, actor, os_user, action, subject_type, subject_id, details, evidence_hash, hex(leaf_hash), hex(chain_hash)"
+        let entriesBefore = try f.sqlite("SELECT \(columns) FROM custody ORDER BY seq").1
         let size = Int64(try f.count("custody"))
         // The leaves as the old store holds them (opening it would upgrade it).
         let leaves = try f.sqlite("SELECT hex(leaf_hash) FROM custody ORDER BY seq").1.split(separator: "\n").map { Hex.decode(String($0)) ?? [] }
@@ -177,8 +178,9 @@ import Testing
         // No Merkle tables, migration 2 not applied.
         try f.sqlite("DROP TABLE merkle_nodes; DROP TABLE checkpoints; DELETE FROM schema_migrations WHERE version = 2;")
         let s = try Store.open(path: f.db, actor: Actor(name: "root", osUser: "root"), access: .verify)
-        // The entries are unchanged; the upgrade is recorded after them.
-        #expect(try f.sqlite("SELECT * FROM custody WHERE seq < \(size) ORDER BY seq").1 == entriesBefore)
+        // The entries are unchanged (schema 7 adds an `auth` column, NULL in them); the upgrade is recorded after them.
+        #expect(try f.sqlite("SELECT \(columns) FROM custody WHERE seq < \(size) ORDER BY seq").1 == entriesBefore)
+        #expect(try f.sqlite("SELECT count(*) FROM custody WHERE seq < \(size) AND auth IS NOT NULL").1.trimmingCharacters(in: .whitespacesAndNewlines) == "0")
         #expect(try s.custodyEntries().last?.action == CustodyAction.storeMigrate.rawValue)
         let rootAfter = try s.read { db in try Merkle.root(size: size, nodes: MerkleNodes.source(db)) }
         #expect(rootAfter == rootBefore)

@@ -1,0 +1,128 @@
+import Crypto
+import CustosCore
+import CustosStore
+import Foundation
+
+/// Who a request acts as, established by the auth middleware from a session cookie or a bearer
+/// token, and carried to the handlers (the OpenAPI ones receive no request context) in a task
+/// local for the request's duration.
+public struct Principal: Sendable, Equatable {
+    public let user: String
+    public let role: Role
+    public let auth: AuthMethod
+    /// The session's id and CSRF token; nil for a bearer token.
+    let sessionID: String?
+    let csrf: String?
+
+    @TaskLocal static var current: Principal?
+    /// The client's address as the server saw it (for login entries and throttling).
+    @TaskLocal static var address: String = "unknown"
+    /// A Set-Cookie value a handler wants on its response (the generated API code would
+    /// percent-encode a header it set), added by the auth middleware.
+    @TaskLocal static var cookieBox: CookieBox?
+}
+
+final class CookieBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var _value: String?
+    var value: String? {
+        get { lock.withLock { _value } }
+        set { lock.withLock { _value = newValue } }
+    }
+}
+
+/// Server-side sessions: a random id in an `HttpOnly`, `SameSite=Strict` cookie names one; it
+/// ends after 30 idle minutes or 12 hours, whichever comes first, or at logout. Held in memory:
+/// a restart signs everyone out.
+actor Sessions {
+    struct Session: Sendable {
+        let principal: Principal
+        let started: Int64
+        var lastSeen: Int64
+    }
+    static let idleMillis: Int64 = 30 * 60_000
+    static let absoluteMillis: Int64 = 12 * 3_600_000
+
+    private var sessions: [String: Session] = [:]
+
+    /// A new session (a new id each login: rotation), with its CSRF token.
+    func create(user: String, role: Role, auth: AuthMethod, now: Int64) -> Principal {
+        let id = Sessions.random()
+        let p = Principal(user: user, role: role, auth: auth, sessionID: id, csrf: Sessions.random())
+        sessions[id] = Session(principal: p, started: now, lastSeen: now)
+        return p
+    }
+
+    enum Lookup { case live(Principal), expired(Principal), unknown }
+
+    func lookup(_ id: String, now: Int64) -> Lookup {
+        guard var s = sessions[id] else { return .unknown }
+        if now - s.lastSeen > Sessions.idleMillis || now - s.started > Sessions.absoluteMillis {
+            sessions[id] = nil
+            return .expired(s.principal)
+        }
+        s.lastSeen = now
+        sessions[id] = s
+        return .live(s.principal)
+    }
+
+    func end(_ id: String) -> Principal? { sessions.removeValue(forKey: id)?.principal }
+
+    /// Ends every session of `user` (disabled, or password changed by an admin).
+    func end(user: String) { sessions = sessions.filter { $0.value.principal.user != user } }
+
+    /// The TOTP steps each user has used, so a code is accepted once (RFC 6238 §5.2).
+    private var usedSteps: [String: Int64] = [:]
+    func useTOTPStep(_ step: Int64, user: String) -> Bool {
+        if let last = usedSteps[user], step <= last { return false }
+        usedSteps[user] = step
+        return true
+    }
+
+    static func random() -> String {
+        var rng = SystemRandomNumberGenerator()
+        let bytes = (0..<32).map { _ in UInt8.random(in: 0...255, using: &rng) }
+        return Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+            .replacingOccurrences(of: "=", with: "")
+    }
+}
+
+/// Failed sign-ins, throttled per account and per address (ASVS 2.2.1): after 5 failures in a
+/// row for an account (20 for an address) each further attempt waits, doubling from 1 s up to
+/// 15 minutes; a success clears the account's count.
+actor Throttle {
+    struct Counter { var failures = 0; var until: Int64 = 0 }
+    private var accounts: [String: Counter] = [:]
+    private var addresses: [String: Counter] = [:]
+    static let accountFree = 5, addressFree = 20
+    static let maxWaitMillis: Int64 = 15 * 60_000
+
+    /// Milliseconds the caller must still wait, or 0.
+    func wait(account: String, address: String, now: Int64) -> Int64 {
+        max(accounts[account].map { $0.until - now } ?? 0, addresses[address].map { $0.until - now } ?? 0, 0)
+    }
+
+    /// Counts a failure; true when this failure starts (or lengthens) a wait.
+    @discardableResult
+    func fail(account: String, address: String, now: Int64) -> Bool {
+        func bump(_ c: inout Counter, free: Int) -> Bool {
+            c.failures += 1
+            guard c.failures >= free else { return false }
+            let wait = min(Throttle.maxWaitMillis, Int64(1000) << Int64(min(c.failures - free, 20)))
+            c.until = now + wait
+            return true
+        }
+        let a = bump(&accounts[account, default: Counter()], free: Throttle.accountFree)
+        let b = bump(&addresses[address, default: Counter()], free: Throttle.addressFree)
+        return a || b
+    }
+
+    func succeed(account: String) { accounts[account] = nil }
+}
+
+/// A sign-in refused: `status` 401, or 429 with the seconds to wait.
+struct LoginRefusal: Error {
+    let status: Int
+    let message: String
+    var retryAfter: Int64?
+}

@@ -1,0 +1,464 @@
+import CustosCore
+import CustosPackets
+import CustosResources
+import CustosStore
+import Foundation
+import Hummingbird
+import Mustache
+import NIOCore
+
+/// The console's templates (templates/console-*.mustache), escaped through `Escape.html`.
+enum Pages {
+    static let library: MustacheLibrary = {
+        MustacheContentTypes.register(StrictHTML(), named: "STRICT_HTML")
+        var library = MustacheLibrary()
+        for name in EmbeddedResources.names(in: "templates") where name.hasPrefix("templates/console-") && name.hasSuffix(".mustache") {
+            if let text = EmbeddedResources.text(name), let template = try? MustacheTemplate(string: text) {
+                library.register(template, named: String(name.dropFirst("templates/".count).dropLast(".mustache".count)))
+            }
+        }
+        return library
+    }()
+
+    static func render(_ name: String, _ context: [String: Any]) -> String {
+        library.render(context, withTemplate: "console-" + name) ?? "template \(name) is missing"
+    }
+
+    static func errorPage(status: Int, title: String, detail: String) -> String {
+        render("error", ["title": title, "heading": "\(status) \(title)", "detail": detail])
+    }
+}
+
+/// A form body (application/x-www-form-urlencoded): each field's values, decoded.
+struct Form {
+    var fields: [String: [String]] = [:]
+    subscript(_ name: String) -> String? { fields[name]?.first }
+
+    static func read(_ request: Request) async throws -> Form {
+        let buffer = try await request.body.collect(upTo: 1 << 20)
+        var form = Form()
+        for pair in String(buffer: buffer).split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            func decode(_ s: Substring) -> String { String(s).replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? "" }
+            form.fields[decode(parts[0]), default: []].append(parts.count > 1 ? decode(parts[1]) : "")
+        }
+        return form
+    }
+}
+
+/// The server-rendered console (no JavaScript needed; console.js adds shortcuts).
+struct Console {
+    let server: CustosServer
+
+    func register(on router: Router<CustosContext>) {
+        router.get("/") { _, _ in Response(status: .seeOther, headers: [.location: "/queue"]) }
+        router.get("assets/console.css") { _, _ in asset("console.css", "text/css; charset=utf-8") }
+        router.get("assets/console.js") { _, _ in asset("console.js", "text/javascript; charset=utf-8") }
+        router.get("login") { _, _ in html(Pages.render("login", ["title": "Sign in"])) }
+        router.post("login") { request, _ in try await login(request) }
+        router.post("logout") { request, _ in
+            let (p, _) = try await formSession(request)
+            await server.logout(p, reason: "signed out")
+            return Response(status: .seeOther, headers: [.location: "/login", .setCookie: server.clearedCookie])
+        }
+        router.get("queue") { request, _ in try await queue(request) }
+        router.post("review/next") { request, _ in
+            let (p, _) = try await formSession(request)
+            return try await next(p, notice: nil)
+        }
+        router.get("flags/:key") { request, context in try await flag(request, context) }
+        router.get("flags/:key/attachments/:sha") { request, context in try await attachment(request, context) }
+        router.post("flags/:key/:verb") { request, context in try await flagAction(request, context) }
+        router.get("cases") { _, _ in try await cases() }
+        router.get("cases/:id") { request, context in try await casePage(try context.parameters.require("id"), notice: nil) }
+        router.post("cases/:id/:verb") { request, context in try await caseAction(request, context) }
+        router.get("stats") { _, _ in try await stats() }
+        router.get("preferences") { _, _ in
+            let (_, p) = try server.requestStore()
+            return html(Pages.render("preferences", try await layout(p, title: "Preferences")))
+        }
+        router.post("preferences") { request, _ in
+            let (p, form) = try await formSession(request)
+            let store = server.acting(p)
+            try await blocking { try store.setPreferences(blur: form["blur"] == "1", grayscale: form["grayscale"] == "1") }
+            var context = try await layout(p, title: "Preferences")
+            context["notice"] = "Preferences saved."
+            return html(Pages.render("preferences", context))
+        }
+        router.get("admin") { _, _ in try await admin(notice: nil, extra: [:]) }
+        router.post("admin/users") { request, _ in try await adminAction(request, target: nil, verb: "add") }
+        router.post("admin/users/:name/:verb") { request, context in
+            try await adminAction(request, target: try context.parameters.require("name"), verb: try context.parameters.require("verb"))
+        }
+        router.post("admin/tokens/:id/revoke") { request, context in try await adminAction(request, target: try context.parameters.require("id"), verb: "revoke") }
+        router.post("admin/settings") { request, _ in try await adminAction(request, target: nil, verb: "setting") }
+    }
+
+    // MARK: plumbing
+
+    func html(_ text: String, status: HTTPResponse.Status = .ok) -> Response {
+        Response(status: status, headers: [.contentType: "text/html; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: text)))
+    }
+
+    func asset(_ name: String, _ type: String) -> Response {
+        let data = EmbeddedResources.data("templates/" + name) ?? Data()
+        return Response(status: .ok, headers: [.contentType: type, .cacheControl: "public, max-age=3600"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    func redirect(_ location: String) -> Response { Response(status: .seeOther, headers: [.location: location]) }
+
+    /// The page frame's context: who is signed in, their CSRF token, navigation, preferences.
+    func layout(_ p: Principal, title: String, nav: String? = nil) async throws -> [String: Any] {
+        let store = server.acting(p)
+        let prefs = try await blocking { try store.preferences() }
+        var c: [String: Any] = ["title": title, "user": p.user, "role": p.role.rawValue, "auth": p.auth.rawValue, "csrf": p.csrf ?? "",
+                                "isAdmin": p.role == .admin, "prefs": ["blur": prefs.blur, "grayscale": prefs.grayscale]]
+        if let nav { c["nav" + nav] = true }
+        return c
+    }
+
+    /// A form post of a signed-in session: its CSRF field must match, else the refusal is
+    /// logged and answered 403.
+    func formSession(_ request: Request) async throws -> (Principal, Form) {
+        let (_, p) = try server.requestStore()
+        let form = try await Form.read(request)
+        guard let csrf = p.csrf, form["csrf"] == csrf else {
+            throw await server.refuse(p, .forbidden(actor: p.user, role: p.role, needs: "a form needs the session's CSRF token"), verb: "POST \(request.uri.path)")
+        }
+        return (p, form)
+    }
+
+    static func path(_ key: String) -> String {
+        key.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-._~:"))) ?? key
+    }
+
+    // MARK: sign-in
+
+    func login(_ request: Request) async throws -> Response {
+        let form = try await Form.read(request)
+        do {
+            let p = try await server.login(username: form["username"] ?? "", password: form["password"] ?? "", otp: form["otp"])
+            if let old = Principal.current { await server.logout(old, reason: "replaced by a new sign-in") }
+            return Response(status: .seeOther, headers: [.location: "/queue", .setCookie: server.sessionCookie(p)])
+        } catch let e as LoginRefusal {
+            var headers: HTTPFields = [.contentType: "text/html; charset=utf-8"]
+            if let r = e.retryAfter { headers[.retryAfter] = String(r) }
+            return Response(status: .init(code: e.status), headers: headers,
+                            body: .init(byteBuffer: ByteBuffer(string: Pages.render("login", ["title": "Sign in", "error": e.message]))))
+        }
+    }
+
+    // MARK: review
+
+    func queue(_ request: Request, notice: String? = nil) async throws -> Response {
+        let (store, p) = try server.requestStore()
+        let now = server.now
+        let (items, stats) = try await blocking { () throws -> ([QueueItem], Stats) in
+            try store.requirePermission(.read)
+            return (try store.reviewQueue(limit: 100, role: p.role), try store.stats(since: nil))
+        }
+        var c = try await layout(p, title: "Queue", nav: "Queue")
+        c["moderatorCount"] = stats.queueDepth
+        c["leadCount"] = stats.leadQueueDepth
+        let urgent = items.filter(\.urgent).count
+        c["urgentCount"] = urgent > 0 ? String(urgent) : nil
+        c["shown"] = items.count
+        c["canClaim"] = Permission.claim.roles.contains(p.role)
+        c["items"] = items.map { q -> [String: Any] in
+            let age = Timestamp.parse(q.detectedAt).map { Console.duration(minutes: (now - $0.epochMillis) / 60_000) } ?? ""
+            return ["key": q.key, "path": Console.path(q.key), "status": q.status, "urgent": q.urgent, "urgentReason": q.urgentReason ?? "",
+                    "score": q.score.map { String(format: "%.2f", $0) } ?? "–", "age": age, "platform": q.platform]
+        }
+        if let notice { c["notice"] = notice }
+        if request.uri.queryParameters["empty"] != nil { c["notice"] = "Nothing is waiting in your queue." }
+        return html(Pages.render("queue", c))
+    }
+
+    static func duration(minutes: Int64) -> String {
+        if minutes < 60 { return "\(max(0, minutes)) min" }
+        if minutes < 48 * 60 { return "\(minutes / 60) h \(minutes % 60) min" }
+        return "\(minutes / 1440) days"
+    }
+
+    /// Claims the next flag and opens it; back to the queue when nothing waits.
+    func next(_ p: Principal, notice: String?) async throws -> Response {
+        let store = server.acting(p)
+        do {
+            let claim = try await blocking { try store.claim(nil) }
+            return redirect("/flags/\(Console.path(claim.key))")
+        } catch let e as CustosError where e.kind == .notFound {
+            return redirect("/queue?empty=1")
+        }
+    }
+
+    func flag(_ request: Request, _ context: CustosContext) async throws -> Response {
+        let (store, p) = try server.requestStore()
+        let key = try context.parameters.require("key")
+        let reveal = request.uri.queryParameters["reveal"].map(String.init)
+        let purpose = reveal.map { "reveal attachment \($0) (console)" } ?? "review (console)"
+        let view = try await blocking { try store.reviewFlag(key, purpose: purpose) }
+        let f = view.flag
+        var c = try await layout(p, title: "Flag \(f.key)", nav: "Queue")
+        let roles = Dictionary(f.conversation.participants.map { ($0.userID, $0.roleHint) }, uniquingKeysWith: { a, _ in a })
+        func roleClass(_ hint: RoleHint?) -> String { hint == .suspectedAdult ? "adult" : hint == .suspectedMinor ? "minor" : "unknown" }
+        func roleLabel(_ hint: RoleHint?) -> String { hint == .suspectedAdult ? "suspected adult" : hint == .suspectedMinor ? "suspected minor" : "role unknown" }
+        let now = server.now
+        let mine = view.review.liveHolder(at: now) == p.user
+        c["flag"] = ["key": f.key, "detector": f.detector, "modelVersion": f.modelVersion as Any, "detectedAt": f.detectedAt, "platform": f.platform,
+                     "surface": f.surface as Any, "evidenceHash": f.evidenceHash]
+        c["path"] = Console.path(f.key)
+        c["score"] = f.score.map { String(format: "%.3f", $0) } ?? "–"
+        c["signals"] = f.signals
+        c["status"] = view.review.status.rawValue
+        if let holder = view.review.liveHolder(at: now) {
+            c["holder"] = holder
+            if let ms = view.review.leaseExpiresMillis { c["leaseExpires"] = Timestamp.utcString(millis: ms); c["leaseExpiresMs"] = String(ms) }
+        }
+        c["mine"] = mine
+        c["claimable"] = view.review.queue != nil && view.review.liveHolder(at: now) == nil && Permission.claim.roles.contains(p.role)
+        c["participants"] = f.conversation.participants.map { pt -> [String: Any] in
+            ["userID": pt.userID, "screenName": pt.screenName ?? "", "roleClass": roleClass(pt.roleHint), "roleLabel": roleLabel(pt.roleHint),
+             "statedAge": pt.statedAge.map { String($0) } ?? "", "country": pt.country ?? ""]
+        }
+        c["messages"] = f.conversation.messages.map { m -> [String: Any] in
+            ["sender": m.sender, "roleClass": roleClass(roles[m.sender] ?? nil), "roleLabel": roleLabel(roles[m.sender] ?? nil),
+             "local": m.sentAt.text, "utc": Timestamp.utcString(millis: m.sentAt.epochMillis), "text": m.text,
+             "attachments": m.attachments.map { a -> [String: Any] in
+                 ["name": a.name ?? "(unnamed)", "mediaType": a.mediaType ?? "unknown type", "size": String(a.size), "sha256": a.sha256,
+                  "flagPath": Console.path(f.key), "image": (a.mediaType ?? "").hasPrefix("image/"), "revealed": reveal == a.sha256]
+             }]
+        }
+        c["decisionsHidden"] = view.decisionsHidden
+        c["hasDecisions"] = !view.decisions.isEmpty
+        c["decisions"] = view.decisions.map { d -> [String: Any] in
+            ["outcome": d.outcome, "reviewer": d.reviewer, "stage": d.stage, "at": d.at, "category": d.category as Any, "reason": d.reason]
+        }
+        c["canDecide"] = mine && Permission.decide.roles.contains(p.role)
+        c["categories"] = Category.allCases.map(\.rawValue)
+        c["annotations"] = Annotation.allCases.map(\.rawValue)
+        c["isLead"] = p.role == .lead
+        c["canReopen"] = p.role == .lead && view.review.status == .dismissed
+        c["canReassign"] = p.role == .lead && view.review.queue != nil
+        return html(Pages.render("flag", c))
+    }
+
+    func attachment(_ request: Request, _ context: CustosContext) async throws -> Response {
+        let (store, _) = try server.requestStore()
+        let key = try context.parameters.require("key"), sha = try context.parameters.require("sha")
+        let revealed = request.uri.queryParameters["revealed"] != nil
+        let (bytes, type) = try await blocking { try store.readAttachment(flag: key, sha256: sha, purpose: revealed ? "attachment revealed (console)" : "attachment shown blurred (console)") }
+        // Only image types the console shows are served as themselves; anything else downloads.
+        let safe = ["image/png", "image/jpeg", "image/gif", "image/webp"].contains(type ?? "")
+        return Response(status: .ok, headers: [.contentType: safe ? type! : "application/octet-stream", .contentDisposition: safe ? "inline" : "attachment"],
+                        body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
+    }
+
+    func flagAction(_ request: Request, _ context: CustosContext) async throws -> Response {
+        let (p, form) = try await formSession(request)
+        let store = server.acting(p)
+        let key = try context.parameters.require("key"), verb = try context.parameters.require("verb")
+        let back = "/flags/\(Console.path(key))"
+        switch verb {
+        case "claim": _ = try await blocking { try store.claim(key) }
+        case "release":
+            try await blocking { try store.release(key) }
+            return redirect("/queue")
+        case "decide":
+            let d = try DecisionForm.parse(outcome: form["outcome"] ?? "", category: form["category"], reason: form["reason"] ?? "",
+                                           urgent: form["urgent"], annotations: form.fields["annotations"] ?? [])
+            _ = try await blocking { try store.decide(key, outcome: d.outcome, reason: d.reason, category: d.category, urgent: d.urgent, annotations: d.annotations) }
+            if form["next"] == "1" { return try await next(p, notice: nil) }
+            return redirect("/queue")
+        case "reopen":
+            let reason = form["reason"] ?? ""
+            try await blocking { try store.reopen(key, reason: reason) }
+        case "reassign":
+            let to = form["assignee"] ?? ""
+            _ = try await blocking { try store.claim(key, for: to) }
+        default: throw CustosError.notFound(kind: "action", name: verb)
+        }
+        return redirect(back)
+    }
+
+    // MARK: cases
+
+    func cases() async throws -> Response {
+        let (store, p) = try server.requestStore()
+        let list = try await blocking { () throws -> [CaseSummary] in
+            try store.requirePermission(.read)
+            return try store.cases()
+        }
+        var c = try await layout(p, title: "Cases", nav: "Cases")
+        c["cases"] = list.map { s -> [String: Any] in
+            ["id": s.caseID, "state": s.state, "platform": s.platform, "accounts": s.reportedAccounts,
+             "agencies": s.agencies.map { $0.code + ($0.served ? " (sent)" : "") }.joined(separator: ", "), "flags": s.flagCount, "createdAt": s.createdAt]
+        }
+        return html(Pages.render("cases", c))
+    }
+
+    func casePage(_ id: String, notice: String?) async throws -> Response {
+        let (store, p) = try server.requestStore()
+        let (d, receipts) = try await blocking { (try store.caseDetail(id, purpose: "case view (console)"), try store.receipts(caseName: id)) }
+        var c = try await layout(p, title: "Case \(d.summary.caseID)", nav: "Cases")
+        c["id"] = d.summary.caseID
+        c["state"] = d.summary.state
+        c["platform"] = d.summary.platform
+        c["createdAt"] = d.summary.createdAt
+        c["category"] = d.category as Any
+        c["canExport"] = Permission.export.roles.contains(p.role)
+        c["routes"] = d.summary.agencies.map { ["code": $0.code, "served": $0.served, "reason": $0.reason] }
+        c["receipts"] = receipts.map { ["agency": $0.agency, "reference": $0.reference, "at": $0.at] }
+        func person(_ x: Person) -> [String: Any] {
+            ["userID": x.participant.userID, "screenName": x.participant.screenName as Any, "statedAge": x.participant.statedAge.map { String($0) } as Any]
+        }
+        c["reported"] = d.reported.map(person)
+        c["victims"] = d.victims.map(person)
+        c["flags"] = d.flags.map { ["key": $0.key, "path": Console.path($0.key)] }
+        c["erased"] = d.erased
+        c["decisions"] = d.decisions.map { ["flagKey": $0.flagKey, "reviewer": $0.reviewer, "stage": $0.stage, "outcome": $0.outcome, "reason": $0.reason, "at": $0.at] }
+        c["timeline"] = d.timeline.map { ["seq": String($0.seq), "at": $0.at, "actor": $0.actor, "auth": $0.auth ?? "(not recorded)", "action": $0.action, "subjectID": $0.subjectID] }
+        if let notice { c["notice"] = notice }
+        return html(Pages.render("case", c))
+    }
+
+    func caseAction(_ request: Request, _ context: CustosContext) async throws -> Response {
+        let (p, form) = try await formSession(request)
+        let store = server.acting(p)
+        let id = try context.parameters.require("id"), verb = try context.parameters.require("verb")
+        switch verb {
+        case "export":
+            let packet = try await server.export(store: store, caseID: id, agency: form["agency"] ?? "")
+            return Response(status: .ok, headers: [.contentType: "application/zip", .contentDisposition: "attachment; filename=\"\(packet.name)\""],
+                            body: .init(byteBuffer: ByteBuffer(bytes: packet.bytes)))
+        case "receipt":
+            let agency = form["agency"] ?? "", reference = form["reference"] ?? ""
+            try await blocking { try store.recordReceipt(caseName: id, agency: agency, reference: reference) }
+            return try await casePage(id, notice: "Receipt recorded.")
+        default: throw CustosError.notFound(kind: "action", name: verb)
+        }
+    }
+
+    // MARK: stats
+
+    func stats() async throws -> Response {
+        let (store, p) = try server.requestStore()
+        let s = try await blocking { () throws -> Stats in
+            try store.requirePermission(.read)
+            return try store.stats(since: nil)
+        }
+        var c = try await layout(p, title: "Stats", nav: "Stats")
+        func minutes(_ m: Double?) -> String { m.map { Console.duration(minutes: Int64($0.rounded())) } ?? "–" }
+        c["queueDepth"] = s.queueDepth
+        c["leadQueueDepth"] = s.leadQueueDepth
+        c["oldest"] = s.oldestQueuedAgeMinutes.map { Console.duration(minutes: $0) } ?? "–"
+        c["firstDecision"] = minutes(s.medianMinutesToFirstDecision)
+        c["finalDecision"] = minutes(s.medianMinutesToFinalDecision)
+        c["slaMinutes"] = s.urgentSLAMinutes
+        c["breachCount"] = s.urgentBreaches.count
+        c["breaches"] = s.urgentBreaches
+        c["charts"] = [
+            Console.chart("Queue depth", [("moderator queue", s.queueDepth), ("lead queue", s.leadQueueDepth)]),
+            Console.chart("Decisions by outcome", s.decisionsByOutcome.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }),
+            Console.chart("Decisions by reviewer", s.decisionsByReviewer.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }),
+            Console.chart("Cases by state", s.casesByState.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }),
+        ]
+        return html(Pages.render("stats", c))
+    }
+
+    /// A horizontal bar chart drawn on the server (SVG, with its data as a table beside it).
+    static func chart(_ title: String, _ rows: [(String, Int)]) -> [String: Any] {
+        let maxValue = max(1, rows.map(\.1).max() ?? 1)
+        let bars = rows.enumerated().map { i, r -> [String: Any] in
+            let w = Int(Double(r.1) / Double(maxValue) * 300)
+            return ["label": r.0, "value": r.1, "y": i * 22 + 2, "textY": i * 22 + 15, "w": w, "valueX": 166 + w]
+        }
+        return ["title": title, "bars": bars, "width": 520, "height": max(24, rows.count * 22 + 4)]
+    }
+
+    // MARK: admin
+
+    func admin(notice: String?, extra: [String: Any]) async throws -> Response {
+        let (store, p) = try server.requestStore()
+        let data = try await blocking { () throws -> ([UserRecord], [TokenRecord], [(String, String)], [Agency]) in
+            try store.requirePermission(.manageUsers)
+            return (try store.users(), try store.tokens(), try store.settings(), try store.agencies())
+        }
+        var c = try await layout(p, title: "Admin", nav: "Admin")
+        c["users"] = data.0.map { u -> [String: Any] in
+            ["name": u.name, "role": u.role.rawValue, "disabled": u.disabled, "state": u.disabled ? "disabled" : "active", "csrf": p.csrf ?? ""]
+        }
+        c["tokens"] = data.1.map { t -> [String: Any] in ["id": t.id, "user": t.user, "createdAt": t.createdAt, "revokedAt": t.revokedAt as Any, "csrf": p.csrf ?? ""] }
+        let set = Dictionary(data.2, uniquingKeysWith: { a, _ in a })
+        c["settings"] = Setting.allCases.map { ["key": $0.rawValue, "value": set[$0.rawValue] ?? $0.defaultValue + " (default)"] }
+        c["settingNames"] = Setting.allCases.map(\.rawValue)
+        c["roles"] = Role.allCases.map(\.rawValue)
+        c["agencies"] = data.3.map { a -> [String: Any] in
+            ["code": a.code, "name": a.name, "jurisdictions": a.jurisdictions.joined(separator: ", "), "route": a.route.rawValue,
+             "retentionDays": a.retentionDays, "sealing": a.publicKey == nil ? "none" : "set"]
+        }
+        if let notice { c["notice"] = notice }
+        c.merge(extra) { _, b in b }
+        return html(Pages.render("admin", c))
+    }
+
+    func adminAction(_ request: Request, target: String?, verb: String) async throws -> Response {
+        let (p, form) = try await formSession(request)
+        let store = server.acting(p)
+        switch (verb, target) {
+        case ("add", _):
+            let name = form["name"] ?? ""
+            guard let role = Role(rawValue: form["role"] ?? "") else { throw CustosError.invalidInput(field: "role", reason: "unknown role") }
+            try await blocking { try store.addUser(name: name, role: role) }
+            return try await admin(notice: "Added \(name) as \(role.rawValue); set a password for them below.", extra: [:])
+        case ("disable", let name?):
+            try await blocking { try store.disableUser(name: name) }
+            await server.sessions.end(user: name)
+            return try await admin(notice: "Disabled \(name); their sessions ended and their claims returned to the queue.", extra: [:])
+        case ("password", let name?):
+            let password = form["password"] ?? ""
+            try await blocking { try store.setPassword(user: name, password: password) }
+            if name != p.user { await server.sessions.end(user: name) }
+            return try await admin(notice: "Password set for \(name).", extra: [:])
+        case ("totp", let name?):
+            let uri = try await blocking { try store.enrolTOTP(user: name) }
+            return try await admin(notice: "TOTP enrolled for \(name).", extra: ["shownTOTP": uri])
+        case ("token", let name?):
+            let (id, token) = try await blocking { try store.createToken(user: name) }
+            return try await admin(notice: "Token \(id) issued for \(name).", extra: ["shownToken": token])
+        case ("revoke", let id?):
+            try await blocking { try store.revokeToken(id: id) }
+            return try await admin(notice: "Token \(id) revoked.", extra: [:])
+        case ("setting", _):
+            let key = form["key"] ?? "", value = form["value"] ?? ""
+            try await blocking { try store.setSetting(key, value) }
+            return try await admin(notice: "\(key) = \(value)", extra: [:])
+        default:
+            throw CustosError.notFound(kind: "action", name: verb)
+        }
+    }
+}
+
+extension CustosServer {
+    /// Exports a case as the request's user and answers the packet zip; the packet is kept
+    /// under the packets folder as well.
+    func export(store: Store, caseID: String, agency: String) async throws -> (name: String, bytes: Data) {
+        let folder = configuration.packets
+        let keyPath = configuration.keyPath
+        let safe = CharacterSet(charactersIn: "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+        for (field, value) in [("case", caseID), ("agency", agency)] where value.isEmpty || value.count > 64 || !value.unicodeScalars.allSatisfy(safe.contains) {
+            throw CustosError.invalidInput(field: field, reason: "\(quoted(value)) is not a case id or agency code")
+        }
+        return try await blocking {
+            try store.requirePermission(.export)
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            let key = try store.signingKey(path: keyPath)
+            let out = folder.appendingPathComponent("\(caseID)-\(agency)-\(UUID().uuidString.prefix(8))")
+            let result = try ReferralExport.run(store: store, caseID: caseID, agency: agency, out: out, zip: true, templates: nil, xsd: nil, key: key,
+                                                warn: { _ in })
+            guard let zip = result.zip, let bytes = FileManager.default.contents(atPath: zip.path) else {
+                throw CustosError.storage(cause: "the packet zip was not written")
+            }
+            return (result.packetID + ".zip", bytes)
+        }
+    }
+}

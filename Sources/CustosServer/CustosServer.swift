@@ -1,0 +1,334 @@
+import CustosCore
+import CustosResources
+import CustosStore
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import OpenAPIHummingbird
+import OpenAPIRuntime
+
+/// The request context: Hummingbird's core storage and the client's address.
+public struct CustosContext: RequestContext, RemoteAddressRequestContext {
+    public var coreContext: CoreRequestContextStorage
+    public let remoteAddress: SocketAddress?
+    public init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+        remoteAddress = source.channel.remoteAddress
+    }
+    /// Bodies up to 64 MiB (an NDJSON ingest batch); forms and JSON are far smaller.
+    public var maxUploadSize: Int { 64 << 20 }
+}
+
+/// `custos serve`: one open store (the one writer while it runs), the sessions, the sign-in
+/// throttle, and the routes of the console and the JSON API.
+public final class CustosServer: Sendable {
+    public struct Configuration: Sendable {
+        /// Where exported packets are kept (the console offers them for download).
+        public var packets: URL
+        /// The store's signing key file; nil: the one `init` wrote.
+        public var keyPath: String?
+        /// Cookies get `Secure` (the server runs TLS, or behind a TLS proxy).
+        public var secureCookies: Bool
+        public init(packets: URL, keyPath: String? = nil, secureCookies: Bool = false) {
+            self.packets = packets; self.keyPath = keyPath; self.secureCookies = secureCookies
+        }
+    }
+
+    let store: Store
+    let configuration: Configuration
+    let sessions = Sessions()
+    let throttle = Throttle()
+    let logger: Logger
+    static let cookie = "custos_session"
+
+    /// `store` is opened as the OS login running the server; each request acts as its own user.
+    public init(store: Store, configuration: Configuration, logger: Logger = Logger(label: "custos.serve")) {
+        self.store = store
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    var now: Int64 { store.clock() }
+
+    /// The store acting as the request's authenticated user.
+    func acting(_ p: Principal) -> Store {
+        store.acting(as: Actor(name: p.user, osUser: store.actor.osUser, auth: p.auth))
+    }
+
+    /// The store acting as the request's user; 401 when there is none.
+    func requestStore() throws -> (Store, Principal) {
+        guard let p = Principal.current else { throw CustosError.unauthenticated(actor: "", reason: "sign in first") }
+        return (acting(p), p)
+    }
+
+    // MARK: sign-in
+
+    /// Checks a password (and a TOTP code where the user is enrolled or their role requires one),
+    /// throttles failures, logs every outcome, and opens a new session.
+    func login(username: String, password: String, otp: String?) async throws -> Principal {
+        let address = Principal.address
+        let account = String(username.prefix(64))
+        let wait = await throttle.wait(account: account, address: address, now: now)
+        if wait > 0 {
+            throw LoginRefusal(status: 429, message: "too many failed sign-ins; try again in \((wait + 999) / 1000) s", retryAfter: (wait + 999) / 1000)
+        }
+        let credential = try await blocking { try self.store.credential(user: account) }
+        let passwordOK = await blocking {
+            Secrets.verifyPassword(password, hash: credential?.passwordHash ?? Secrets.decoyHash) && credential?.passwordHash != nil
+        }
+        var failure: String?
+        var method = AuthMethod.password
+        if !passwordOK || credential == nil {
+            failure = "wrong password or unknown user"
+        } else if let c = credential, c.disabled {
+            failure = "user is disabled"
+        } else if let c = credential {
+            let required = Setting.totpRequired(for: c.role, value: (try? await blocking { try self.store.settingValue(.totpRequired) }) ?? "privileged")
+            if let secret = c.totpSecret {
+                if let code = otp, !code.isEmpty, let step = Secrets.totpStep(secret: secret, code: code, millis: now),
+                   await sessions.useTOTPStep(step, user: c.name) {
+                    method = .passwordTOTP
+                } else {
+                    failure = otp?.isEmpty ?? true ? "one-time code missing" : "wrong or reused one-time code"
+                }
+            } else if required {
+                failure = "a one-time code is required for the \(c.role.rawValue) role and the user has none enrolled"
+            }
+        }
+        if let failure {
+            let started = await throttle.fail(account: account, address: address, now: now)
+            let details: [String: JSONValue] = ["reason": .string(failure), "address": .string(address), "throttled": .bool(started)]
+            try? await blocking {
+                try self.store.acting(as: Actor(name: "(unauthenticated)", osUser: self.store.actor.osUser, auth: AuthMethod.none))
+                    .recordSession(.sessionFail, user: account, details: details)
+            }
+            logger.notice("sign-in failed", metadata: ["address": .string(address), "reason": .string(failure)])
+            let message = failure.hasPrefix("a one-time code is required") ? "a one-time code is required for your role: ask an admin to enrol you (`custos user totp NAME`)"
+                : "wrong username, password or one-time code"
+            throw LoginRefusal(status: 401, message: message)
+        }
+        guard let c = credential else { throw LoginRefusal(status: 401, message: "wrong username, password or one-time code") }
+        await throttle.succeed(account: account)
+        let principal = await sessions.create(user: c.name, role: c.role, auth: method, now: now)
+        let how = method.rawValue
+        try await blocking {
+            try self.acting(principal).recordSession(.sessionLogin, user: c.name, details: ["address": .string(address), "method": .string(how)])
+        }
+        return principal
+    }
+
+    func logout(_ p: Principal, reason: String) async {
+        guard let id = p.sessionID, await sessions.end(id) != nil else { return }
+        try? await blocking { try self.acting(p).recordSession(.sessionLogout, user: p.user, details: ["reason": .string(reason)]) }
+    }
+
+    /// The principal of a request: its bearer token, else its session cookie.
+    func authenticate(_ request: Request) async -> Principal? {
+        if let header = request.headers[.authorization], header.lowercased().hasPrefix("bearer ") {
+            let token = String(header.dropFirst(7)).trimmingCharacters(in: .whitespaces)
+            guard let user = try? await blocking({ try self.store.tokenUser(token) }) else { return nil }
+            return Principal(user: user.name, role: user.role, auth: .token, sessionID: nil, csrf: nil)
+        }
+        guard let id = request.cookies[CustosServer.cookie]?.value else { return nil }
+        switch await sessions.lookup(id, now: now) {
+        case .live(let p):
+            // A user disabled since signing in is signed out.
+            guard let c = try? await blocking({ try self.store.credential(user: p.user) }), !c.disabled, c.role == p.role else {
+                await logout(p, reason: "user disabled or role changed")
+                return nil
+            }
+            return p
+        case .expired(let p):
+            try? await blocking { try self.acting(p).recordSession(.sessionLogout, user: p.user, details: ["reason": .string("session expired")]) }
+            return nil
+        case .unknown: return nil
+        }
+    }
+
+    func sessionCookie(_ p: Principal) -> String {
+        "\(CustosServer.cookie)=\(p.sessionID ?? ""); Path=/; HttpOnly; SameSite=Strict" + (configuration.secureCookies ? "; Secure" : "")
+    }
+
+    var clearedCookie: String {
+        "\(CustosServer.cookie)=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict" + (configuration.secureCookies ? "; Secure" : "")
+    }
+
+    /// Records a refused request (a missing CSRF token, a role without the permission) as the
+    /// `refused` custody entry `write` records for the rules' own refusals.
+    func refuse(_ p: Principal, _ error: CustosError, verb: String) async -> CustosError {
+        try? await blocking { try self.acting(p).recordRefusal(error, verb: verb) }
+        return error
+    }
+
+    // MARK: routes
+
+    public func router() throws -> Router<CustosContext> {
+        let router = Router(context: CustosContext.self)
+        router.add(middleware: RequestLogMiddleware(logger: logger))
+        router.add(middleware: SecurityHeadersMiddleware())
+        router.add(middleware: ProblemMiddleware(logger: logger))
+        router.add(middleware: AuthMiddleware(server: self))
+        let spec = EmbeddedResources.data("api/openapi.yaml") ?? Data()
+        router.get("api/v1/openapi.yaml") { _, _ in
+            Response(status: .ok, headers: [.contentType: "application/yaml"], body: .init(byteBuffer: ByteBuffer(bytes: spec)))
+        }
+        try API(server: self).registerHandlers(on: router, serverURL: URL(string: "/api/v1")!)
+        Console(server: self).register(on: router)
+        return router
+    }
+
+    /// Paths a request may reach without signing in.
+    static func isPublic(_ method: HTTPRequest.Method, _ path: String) -> Bool {
+        path == "/login" || path.hasPrefix("/assets/") || path == "/api/v1/openapi.yaml"
+            || (path == "/api/v1/session" && method == .post)
+    }
+}
+
+/// Runs blocking work (SQLite, bcrypt) off the concurrency pool.
+func blocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { c in
+        blockingQueue.async { c.resume(with: Result { try body() }) }
+    }
+}
+
+func blocking<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
+    await withCheckedContinuation { c in blockingQueue.async { c.resume(returning: body()) } }
+}
+
+private let blockingQueue = DispatchQueue(label: "custos.blocking", attributes: .concurrent)
+
+extension Store {
+    /// A setting's value (its default when unset).
+    public func settingValue(_ setting: Setting) throws -> String {
+        try settings().first { $0.0 == setting.rawValue }?.1 ?? setting.defaultValue
+    }
+}
+
+// MARK: middleware
+
+/// Sets the request's principal (bearer token or session) and address; refuses an API request
+/// without one (401) and sends a console request to the sign-in page; refuses a state-changing
+/// API request of a session without its CSRF token (the console's forms carry theirs).
+struct AuthMiddleware: RouterMiddleware {
+    let server: CustosServer
+
+    func handle(_ request: Request, context: CustosContext, next: (Request, CustosContext) async throws -> Response) async throws -> Response {
+        let address = context.remoteAddress?.ipAddress ?? "unknown"
+        let path = request.uri.path
+        let principal = await server.authenticate(request)
+        let box = CookieBox()
+        var response = try await Principal.$cookieBox.withValue(box) { try await authorised(request, context, principal, address, path, next: next) }
+        if let cookie = box.value { response.headers[.setCookie] = cookie }
+        return response
+    }
+
+    private func authorised(_ request: Request, _ context: CustosContext, _ principal: Principal?, _ address: String, _ path: String,
+                            next: (Request, CustosContext) async throws -> Response) async throws -> Response {
+        try await Principal.$address.withValue(address) {
+            try await Principal.$current.withValue(principal) {
+                guard let p = principal else {
+                    if CustosServer.isPublic(request.method, path) { return try await next(request, context) }
+                    if path.hasPrefix("/api/") { throw CustosError.unauthenticated(actor: "", reason: "sign in first (POST /api/v1/session) or send a bearer token") }
+                    return Response(status: .seeOther, headers: [.location: "/login"])
+                }
+                let unsafe = ![.get, .head, .options].contains(request.method)
+                if unsafe, path.hasPrefix("/api/"), let csrf = p.csrf, request.headers[.init("X-CSRF-Token")!] != csrf {
+                    throw await server.refuse(p, .forbidden(actor: p.user, role: p.role, needs: "a state-changing request needs the session's CSRF token in X-CSRF-Token"), verb: "\(request.method) \(path)")
+                }
+                return try await next(request, context)
+            }
+        }
+    }
+}
+
+/// Every error as RFC 9457 problem+json (API) or a plain page (console), by its typed case.
+struct ProblemMiddleware: RouterMiddleware {
+    let logger: Logger
+
+    func handle(_ request: Request, context: CustosContext, next: (Request, CustosContext) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch {
+            let (status, title, detail, retry) = ProblemMiddleware.classify(error)
+            if status >= 500 { logger.error("request failed", metadata: ["path": .string(request.uri.path), "error": .string("\(error)")]) }
+            var headers: HTTPFields = [:]
+            if let retry { headers[.retryAfter] = String(retry) }
+            if request.uri.path.hasPrefix("/api/") {
+                headers[.contentType] = "application/problem+json"
+                let body = JSONValue.object(["type": .string("about:blank"), "title": .string(title), "status": .integer(Int64(status)), "detail": .string(detail)])
+                return Response(status: .init(code: status), headers: headers, body: .init(byteBuffer: ByteBuffer(string: body.canonicalString)))
+            }
+            headers[.contentType] = "text/html; charset=utf-8"
+            return Response(status: .init(code: status), headers: headers, body: .init(byteBuffer: ByteBuffer(string: Pages.errorPage(status: status, title: title, detail: detail))))
+        }
+    }
+
+    static func classify(_ error: Error) -> (Int, String, String, Int64?) {
+        switch error {
+        case let e as CustosError:
+            let status = switch e.kind {
+            case .unauthenticated: 401
+            case .forbidden: 403
+            case .notFound: 404
+            case .invalidState, .conflict: 409
+            case .invalidInput: 422
+            case .storage: 500
+            }
+            return (status, title(status), e.kind == .storage ? "the store could not complete the request" : e.description, nil)
+        case let e as LoginRefusal:
+            return (e.status, title(e.status), e.message, e.retryAfter)
+        case let e as ServerError:
+            if let underlying = e.underlyingError as? CustosError { return classify(underlying) }
+            if let underlying = e.underlyingError as? HTTPError { return classify(underlying) }
+            return (422, title(422), "the request does not match the API: \(e.causeDescription)", nil)
+        case let e as HTTPError:
+            return (Int(e.status.code), e.status.reasonPhrase, e.body ?? e.status.reasonPhrase, nil)
+        case is DecodingError:
+            return (422, title(422), "the request body is not what the API expects", nil)
+        default:
+            return (500, title(500), "the server could not complete the request", nil)
+        }
+    }
+
+    static func title(_ status: Int) -> String {
+        switch status {
+        case 401: "Unauthorized"
+        case 403: "Forbidden"
+        case 404: "Not Found"
+        case 409: "Conflict"
+        case 413: "Content Too Large"
+        case 422: "Unprocessable Content"
+        case 429: "Too Many Requests"
+        default: "Internal Server Error"
+        }
+    }
+}
+
+/// The console's and the API's response headers (console.md): a CSP without inline script,
+/// no framing, no referrer, and nothing cached (every page may show evidence).
+struct SecurityHeadersMiddleware: RouterMiddleware {
+    func handle(_ request: Request, context: CustosContext, next: (Request, CustosContext) async throws -> Response) async throws -> Response {
+        var response = try await next(request, context)
+        response.headers[.contentSecurityPolicy] = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+        response.headers[.init("Referrer-Policy")!] = "no-referrer"
+        response.headers[.init("X-Content-Type-Options")!] = "nosniff"
+        response.headers[.init("X-Frame-Options")!] = "DENY"
+        if !request.uri.path.hasPrefix("/assets/") { response.headers[.cacheControl] = "no-store" }
+        return response
+    }
+}
+
+/// One line per request: method, path (no query), status, milliseconds, user. Never a body,
+/// a password, a token or a cookie.
+struct RequestLogMiddleware: RouterMiddleware {
+    let logger: Logger
+
+    func handle(_ request: Request, context: CustosContext, next: (Request, CustosContext) async throws -> Response) async throws -> Response {
+        let start = DispatchTime.now().uptimeNanoseconds
+        let response = try await next(request, context)
+        let ms = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
+        logger.info("\(request.method) \(request.uri.path) \(response.status.code) \(String(format: "%.1f", ms))ms")
+        return response
+    }
+}
