@@ -92,7 +92,8 @@ let package = Package(
         .testTarget(name: "CustosPacketsTests", dependencies: ["CustosPackets", "CustosStore", "CustosCore", "CustosTestSupport",
                                                             .product(name: "ZIPFoundation", package: "ZIPFoundation")]),
         .testTarget(name: "CustosCLITests", dependencies: ["CustosCore", "custos"]),
-        .testTarget(name: "CustosServerTests", dependencies: ["CustosServer", "CustosStore", "CustosCore", "CustosTestSupport",
-                                                           .product(name: "HummingbirdTesting", package: "hummingbird")]),
+        .testTarget(name: "CustosServerTests", dependencies: ["CustosServer", "CustosStore", "CustosCore", "CustosPackets", "CustosResources",
+                                                           .product(name: "HummingbirdTesting", package: "hummingbird"),
+                                                           .product(name: "HummingbirdOTP", package: "hummingbird-auth")]),
     ]
 )

@@ -70,7 +70,7 @@ struct Console {
         router.get("flags/:key/attachments/:sha") { request, context in try await attachment(request, context) }
         router.post("flags/:key/:verb") { request, context in try await flagAction(request, context) }
         router.get("cases") { _, _ in try await cases() }
-        router.get("cases/:id") { request, context in try await casePage(try context.parameters.require("id"), notice: nil) }
+        router.get("cases/:id") { request, context in try await casePage(try param(context, "id"), notice: nil) }
         router.post("cases/:id/:verb") { request, context in try await caseAction(request, context) }
         router.get("stats") { _, _ in try await stats() }
         router.get("preferences") { _, _ in
@@ -88,9 +88,9 @@ struct Console {
         router.get("admin") { _, _ in try await admin(notice: nil, extra: [:]) }
         router.post("admin/users") { request, _ in try await adminAction(request, target: nil, verb: "add") }
         router.post("admin/users/:name/:verb") { request, context in
-            try await adminAction(request, target: try context.parameters.require("name"), verb: try context.parameters.require("verb"))
+            try await adminAction(request, target: try param(context, "name"), verb: try param(context, "verb"))
         }
-        router.post("admin/tokens/:id/revoke") { request, context in try await adminAction(request, target: try context.parameters.require("id"), verb: "revoke") }
+        router.post("admin/tokens/:id/revoke") { request, context in try await adminAction(request, target: try param(context, "id"), verb: "revoke") }
         router.post("admin/settings") { request, _ in try await adminAction(request, target: nil, verb: "setting") }
     }
 
@@ -103,6 +103,13 @@ struct Console {
     func asset(_ name: String, _ type: String) -> Response {
         let data = EmbeddedResources.data("templates/" + name) ?? Data()
         return Response(status: .ok, headers: [.contentType: type, .cacheControl: "public, max-age=3600"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    /// A path parameter, percent-decoded (flag keys carry ':' and anything a detector chose).
+    func param(_ context: CustosContext, _ name: String) throws -> String {
+        let raw = try context.parameters.require(name)
+        guard let decoded = raw.removingPercentEncoding else { throw CustosError.invalidInput(field: name, reason: "not percent-encoded UTF-8") }
+        return decoded
     }
 
     func redirect(_ location: String) -> Response { Response(status: .seeOther, headers: [.location: location]) }
@@ -193,7 +200,7 @@ struct Console {
 
     func flag(_ request: Request, _ context: CustosContext) async throws -> Response {
         let (store, p) = try server.requestStore()
-        let key = try context.parameters.require("key")
+        let key = try param(context, "key")
         let reveal = request.uri.queryParameters["reveal"].map(String.init)
         let purpose = reveal.map { "reveal attachment \($0) (console)" } ?? "review (console)"
         let view = try await blocking { try store.reviewFlag(key, purpose: purpose) }
@@ -244,7 +251,7 @@ struct Console {
 
     func attachment(_ request: Request, _ context: CustosContext) async throws -> Response {
         let (store, _) = try server.requestStore()
-        let key = try context.parameters.require("key"), sha = try context.parameters.require("sha")
+        let key = try param(context, "key"), sha = try param(context, "sha")
         let revealed = request.uri.queryParameters["revealed"] != nil
         let (bytes, type) = try await blocking { try store.readAttachment(flag: key, sha256: sha, purpose: revealed ? "attachment revealed (console)" : "attachment shown blurred (console)") }
         // Only image types the console shows are served as themselves; anything else downloads.
@@ -256,7 +263,7 @@ struct Console {
     func flagAction(_ request: Request, _ context: CustosContext) async throws -> Response {
         let (p, form) = try await formSession(request)
         let store = server.acting(p)
-        let key = try context.parameters.require("key"), verb = try context.parameters.require("verb")
+        let key = try param(context, "key"), verb = try param(context, "verb")
         let back = "/flags/\(Console.path(key))"
         switch verb {
         case "claim": _ = try await blocking { try store.claim(key) }
@@ -324,7 +331,7 @@ struct Console {
     func caseAction(_ request: Request, _ context: CustosContext) async throws -> Response {
         let (p, form) = try await formSession(request)
         let store = server.acting(p)
-        let id = try context.parameters.require("id"), verb = try context.parameters.require("verb")
+        let id = try param(context, "id"), verb = try param(context, "verb")
         switch verb {
         case "export":
             let packet = try await server.export(store: store, caseID: id, agency: form["agency"] ?? "")

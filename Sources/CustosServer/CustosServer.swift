@@ -279,8 +279,9 @@ struct ProblemMiddleware: RouterMiddleware {
         case let e as LoginRefusal:
             return (e.status, title(e.status), e.message, e.retryAfter)
         case let e as ServerError:
-            if let underlying = e.underlyingError as? CustosError { return classify(underlying) }
-            if let underlying = e.underlyingError as? HTTPError { return classify(underlying) }
+            if e.underlyingError is CustosError || e.underlyingError is LoginRefusal || e.underlyingError is HTTPError {
+                return classify(e.underlyingError)
+            }
             return (422, title(422), "the request does not match the API: \(e.causeDescription)", nil)
         case let e as HTTPError:
             return (Int(e.status.code), e.status.reasonPhrase, e.body ?? e.status.reasonPhrase, nil)
