@@ -61,14 +61,28 @@ struct Demo: ParsableCommand {
                 var command = try Custos.parseAsRoot(args.first == "verify-packet" ? args : args + ["--db", db])
                 try command.run()
             }
+            // Console sign-ins for the demo's people (what `user set-password` and `user totp` do).
+            let os = GlobalOptions.osLogin()
+            let admin = try Store.open(path: db, actor: Actor(name: os, osUser: os, auth: .osLogin))
+            for (user, _) in Demo.people { try admin.setPassword(user: user, password: Demo.password(user)) }
+            let coraTOTP = try admin.enrolTOTP(user: "cora")
             let binary = URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL.path
             print("\nDemo store: \(db)")
             print("Referral packet: \(packet) (and .zip)")
             print("Open the report in a browser: \(packet)/data/report.html")
             print("Try: \(binary) --db \(db) case show C-000001")
             print("     \(binary) --db \(db) audit log --subject C-000001")
+            print("\nOpen the demo store in the console:")
+            print("  \(binary) serve --db \(db)")
+            print("  then http://127.0.0.1:8080/ and sign in as:")
+            for (user, role) in Demo.people { print("    \(pad(user, 6)) \(pad(role, 11)) password \(Demo.password(user))") }
+            print("  cora (compliance) also needs a one-time code: add this to an authenticator app:")
+            print("    \(coraTOTP)")
         }
     }
+
+    static let people = [("alice", "moderator"), ("bob", "moderator"), ("lee", "lead"), ("cora", "compliance")]
+    static func password(_ user: String) -> String { "demo-\(user)-password" }
 
     static func shellQuoted(_ s: String) -> String {
         s.allSatisfy({ $0.isLetter || $0.isNumber || "-_./:=@".contains($0) }) ? s : "'" + s.replacingOccurrences(of: "'", with: "'\\''") + "'"
