@@ -69,6 +69,20 @@ public struct CustodyEntry: Equatable, Sendable {
 
     public var leafHash: [UInt8] { Merkle.leafHash(canonicalBytes) }
 
+    /// How the actor was established, in words for a reader of the log or a report ("" for an
+    /// OS login acting as itself).
+    public var establishedBy: String {
+        switch auth.flatMap(AuthMethod.init(rawValue:)) {
+        case .osLogin?: ""
+        case .asserted?: "asserted by OS user \(osUser)"
+        case .password?: "signed in with a password"
+        case .passwordTOTP?: "signed in with a password and a one-time code"
+        case .token?: "bearer token"
+        case .none?: "not signed in"
+        case nil: actor == osUser ? "" : "asserted by OS user \(osUser)"
+        }
+    }
+
     public static func chain(previous: [UInt8], leaf: [UInt8]) -> [UInt8] {
         var h = SHA256()
         h.update(data: previous)

@@ -81,7 +81,7 @@ public enum Provenance {
             graph.append(.object([
                 "@id": aid, "@type": .string("case-investigation:InvestigativeAction"),
                 "uco-core:name": .string(e.action),
-                "uco-core:description": .string("Custody entry \(e.seq): \(e.action) \(e.subjectType) \(e.subjectID)" + (e.actor == e.osUser ? "" : " (actor asserted by OS user \(e.osUser))")),
+                "uco-core:description": .string("Custody entry \(e.seq): \(e.action) \(e.subjectType) \(e.subjectID)" + (e.establishedBy.isEmpty ? "" : " (actor \(e.establishedBy))")),
                 "uco-action:performer": ref(person(e.actor)),
                 "uco-action:object": .array(objects),
                 "uco-action:result": .array(proof.isEmpty ? [ref(record)] : proof),

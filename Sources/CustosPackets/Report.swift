@@ -88,7 +88,7 @@ public enum Report {
                 ("checkpoint_file", .string("data/custody/checkpoint.txt")),
                 ("entries", .array(s.custody.map { e in .object([
                     ("seq", .integer(e.seq)), ("at", .string(e.at)), ("actor", .string(e.actor)), ("os_user", .string(e.osUser)),
-                    ("action", .string(e.action)), ("subject", .string(e.subjectID)),
+                    ("auth", e.auth.map { .string($0) }), ("action", .string(e.action)), ("subject", .string(e.subjectID)),
                     ("details", (try? JSONValue.parse(Data(e.details.utf8))) ?? .string(e.details)),
                     ("evidence_hash", e.evidenceHash.map { .string($0) }), ("proof_file", .string(proofFile(e.seq))),
                 ]) })),
@@ -137,7 +137,7 @@ public enum Report {
                  "sha256": a.sha256, "file": s.attachments[a.sha256] != nil ? attachmentFile(a.sha256) : "(bytes not supplied by the detector)"]
             } } },
             "custody": s.custody.map { e in [
-                "seq": String(e.seq), "at": e.at, "actor": e.actor, "asserted_by": e.actor == e.osUser ? "" : e.osUser,
+                "seq": String(e.seq), "at": e.at, "actor": e.actor, "established": e.establishedBy,
                 "action": e.action, "subject": e.subjectID, "details": e.details,
             ] as [String: Any] },
             "checkpoint": s.checkpointNote,

@@ -55,7 +55,7 @@ struct AuditLog: ParsableCommand {
         try guarded {
             for e in try global.open(.read).custodyEntries(subjects: subject.map { [$0] }) {
                 if json { writeExact(e.canonicalBytes + Data([0x0A])); continue }
-                print("#\(e.seq) \(e.at) \(terminalSafe(e.actor))\(e.actor != e.osUser ? " (asserted by \(terminalSafe(e.osUser)))" : "") \(e.action) \(e.subjectType) \(terminalSafe(e.subjectID)) \(terminalSafe(e.details))\(e.evidenceHash.map { " evidence " + $0.prefix(16) } ?? "")")
+                print("#\(e.seq) \(e.at) \(terminalSafe(e.actor))\(e.establishedBy.isEmpty ? "" : " (\(terminalSafe(e.establishedBy)))") \(e.action) \(e.subjectType) \(terminalSafe(e.subjectID)) \(terminalSafe(e.details))\(e.evidenceHash.map { " evidence " + $0.prefix(16) } ?? "")")
             }
         }
     }
