@@ -305,7 +305,9 @@ struct Console {
 
     func casePage(_ id: String, notice: String?) async throws -> Response {
         let (store, p) = try server.requestStore()
-        let (d, receipts) = try await blocking { (try store.caseDetail(id, purpose: "case view (console)"), try store.receipts(caseName: id)) }
+        let (d, receipts, holds) = try await blocking {
+            (try store.caseDetail(id, purpose: "case view (console)"), try store.receipts(caseName: id), try store.holds())
+        }
         var c = try await layout(p, title: "Case \(d.summary.caseID)", nav: "Cases")
         c["id"] = d.summary.caseID
         c["state"] = d.summary.state
@@ -315,6 +317,9 @@ struct Console {
         c["canExport"] = Permission.export.roles.contains(p.role)
         c["routes"] = d.summary.agencies.map { ["code": $0.code, "served": $0.served, "reason": $0.reason] }
         c["receipts"] = receipts.map { ["agency": $0.agency, "reference": $0.reference, "at": $0.at] }
+        c["holds"] = holds.filter { $0.caseID == d.summary.caseID }.map {
+            ["packet": $0.packetID, "agency": $0.agency, "referredAt": $0.referredAt, "until": $0.holdUntil, "state": $0.active ? "held" : "ended"]
+        }
         func person(_ x: Person) -> [String: Any] {
             ["userID": x.participant.userID, "screenName": x.participant.screenName as Any, "statedAge": x.participant.statedAge.map { String($0) } as Any]
         }

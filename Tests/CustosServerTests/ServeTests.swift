@@ -267,6 +267,40 @@ func path(_ key: String) -> String { key.addingPercentEncoding(withAllowedCharac
     }
 }
 
+extension ServeAPI {
+    /// The operations the flow above does not reach: release, case, stats, checkpoint, proof,
+    /// sign-out; each as a role that may and, where one may not, a role that may not.
+    @Test func theRemainingOperations() async throws {
+        let f = try ServeFixture()
+        let ingest = Ingestor(store: f.store)
+        let file = f.dir.appendingPathComponent("s.jsonl")
+        try Data(ServeFixture.sampleNDJSON.utf8).write(to: file)
+        try ingest.ingestJSONLines(try #require(FileHandle(forReadingAtPath: file.path)), name: "s", baseDirectory: nil)
+        try await f.run { client in
+            let mia = try await session(client, "mia"), mo = try await session(client, "mo")
+            let key = try #require(try json(try await client.execute(uri: "/api/v1/flags/next", method: .post, headers: mia.headers))["key"] as? String)
+            // Someone else's claim: mo may not release it (409, logged); mia may.
+            let before = try f.store.custodySize()
+            #expect(try await client.execute(uri: "/api/v1/flags/\(path(key))/release", method: .post, headers: mo.headers).status == .conflict)
+            #expect(try f.entries().dropFirst(Int(before)).map(\.action) == [CustodyAction.refused.rawValue])
+            #expect(try await client.execute(uri: "/api/v1/flags/\(path(key))/release", method: .post, headers: mia.headers).status == .noContent)
+            #expect(try await client.execute(uri: "/api/v1/cases/C-000009", method: .get, headers: mia.headers).status == .notFound)
+            let stats = try json(try await client.execute(uri: "/api/v1/stats", method: .get, headers: mia.headers))
+            #expect(stats["queue_depth"] as? Int == 6)
+            let cam = try await session(client, "cam", otp: try f.totp("cam"))
+            let cp = try await client.execute(uri: "/api/v1/checkpoints", method: .post, headers: cam.headers)
+            #expect(cp.status == .ok)
+            let size = try #require(try json(cp)["size"] as? Int)
+            let proof = try await client.execute(uri: "/api/v1/entries/3/proof", method: .get, headers: mia.headers)
+            #expect(proof.status == .ok && String(buffer: proof.body).hasPrefix("c2sp.org/tlog-proof@v1"))
+            #expect(try await client.execute(uri: "/api/v1/entries/\(size + 50)/proof", method: .get, headers: mia.headers).status == .unprocessableContent)
+            #expect(try await client.execute(uri: "/api/v1/session", method: .delete, headers: mia.headers).status == .noContent)
+            #expect(try await client.execute(uri: "/api/v1/queue", method: .get, headers: mia.headers).status == .unauthorized)
+        }
+        #expect(try f.entries().contains { $0.action == CustodyAction.sessionLogout.rawValue && $0.actor == "mia" })
+    }
+}
+
 @Suite struct ServeConsole {
     /// The console escapes hostile conversation text, sends its security headers, and needs a
     /// session (and the form's CSRF token) for everything but sign-in.
