@@ -112,12 +112,22 @@ actor Throttle {
             c.until = now + wait
             return true
         }
+        prune(now: now)
         let a = bump(&accounts[account, default: Counter()], free: Throttle.accountFree)
         let b = bump(&addresses[address, default: Counter()], free: Throttle.addressFree)
         return a || b
     }
 
     func succeed(account: String) { accounts[account] = nil }
+
+    /// Forgets counters whose wait is over and that cannot start one soon, so names an attacker
+    /// invents do not pile up.
+    func prune(now: Int64) {
+        guard accounts.count + addresses.count > 10_000 else { return }
+        accounts = accounts.filter { $0.value.until > now || $0.value.failures >= Throttle.accountFree }
+        addresses = addresses.filter { $0.value.until > now || $0.value.failures >= Throttle.addressFree }
+        if accounts.count > 50_000 { accounts = accounts.filter { $0.value.until > now } }
+    }
 }
 
 /// A sign-in refused: `status` 401, or 429 with the seconds to wait.

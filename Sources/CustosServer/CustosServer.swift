@@ -227,12 +227,19 @@ struct AuthMiddleware: RouterMiddleware {
                             next: (Request, CustosContext) async throws -> Response) async throws -> Response {
         try await Principal.$address.withValue(address) {
             try await Principal.$current.withValue(principal) {
+                let unsafe = ![.get, .head, .options].contains(request.method)
+                // A state-changing request from another origin (a cross-site form, a forced
+                // sign-in) is refused whatever it carries.
+                if unsafe, let origin = request.headers[.origin], case let host = request.head.authority ?? "",
+                   URL(string: origin).map({ "\($0.host ?? "")\($0.port.map { ":\($0)" } ?? "")" }) != host {
+                    throw CustosError.forbidden(actor: principal?.user ?? "(not signed in)", role: principal?.role ?? .moderator,
+                                                needs: "a request from another origin (\(origin)) may not change anything")
+                }
                 guard let p = principal else {
                     if CustosServer.isPublic(request.method, path) { return try await next(request, context) }
                     if path.hasPrefix("/api/") { throw CustosError.unauthenticated(actor: "", reason: "sign in first (POST /api/v1/session) or send a bearer token") }
                     return Response(status: .seeOther, headers: [.location: "/login"])
                 }
-                let unsafe = ![.get, .head, .options].contains(request.method)
                 if unsafe, path.hasPrefix("/api/"), let csrf = p.csrf, request.headers[.init("X-CSRF-Token")!] != csrf {
                     throw await server.refuse(p, .forbidden(actor: p.user, role: p.role, needs: "a state-changing request needs the session's CSRF token in X-CSRF-Token"), verb: "\(request.method) \(path)")
                 }

@@ -329,6 +329,14 @@ extension ServeAPI {
             #expect(page.headers[.contentSecurityPolicy]?.contains("script-src 'self'") == true)
             #expect(page.headers[.cacheControl] == "no-store")
             #expect(page.headers[.init("Referrer-Policy")!] == "no-referrer")
+            // A sign-in posted from another site is refused; from the console's own origin it works.
+            let form: HTTPFields = [.contentType: "application/x-www-form-urlencoded"]
+            let body = "username=mia&password=\(ServeFixture.passwords["mia"]!)"
+            var foreign = form; foreign[.origin] = "http://evil.example"
+            #expect(try await client.execute(uri: "/login", method: .post, headers: foreign, body: ByteBuffer(string: body)).status == .forbidden)
+            var own = form; own[.origin] = "http://localhost"
+            let ownResponse = try await client.execute(uri: "/login", method: .post, headers: own, body: ByteBuffer(string: body))
+            #expect(ownResponse.status == .seeOther, "\(String(buffer: ownResponse.body))")
             // A form without the CSRF field is refused.
             let claim = try await client.execute(uri: "/flags/d%3Ax1/claim", method: .post, headers: [.cookie: cookie, .contentType: "application/x-www-form-urlencoded"], body: ByteBuffer(string: ""))
             #expect(claim.status == .forbidden)
