@@ -28,12 +28,12 @@ struct API: APIProtocol {
         let (store, p) = try server.requestStore()
         let limit = input.query.limit ?? 50
         guard (1...1000).contains(limit) else { throw CustosError.invalidInput(field: "limit", reason: "must be from 1 to 1000") }
-        let (items, counts) = try await blocking { () throws -> ([QueueItem], (Int, Int)) in
+        let (items, counts) = try await blocking { () throws -> ([QueueItem], (Int, Int, Bool)) in
             try store.requirePermission(.read)
-            let stats = try store.stats(since: nil)
-            return (try store.reviewQueue(limit: limit, role: p.role), (stats.queueDepth, stats.leadQueueDepth))
+            let counts = try store.queueCounts()
+            return (try store.reviewQueue(limit: limit, role: p.role), (counts.moderator, counts.lead, counts.capped))
         }
-        return .ok(.init(body: .json(.init(moderator: counts.0, lead: counts.1, items: items.map(API.queueItem)))))
+        return .ok(.init(body: .json(.init(moderator: counts.0, lead: counts.1, countsCapped: counts.2, items: items.map(API.queueItem)))))
     }
 
     static func queueItem(_ q: QueueItem) -> Components.Schemas.QueueItem {

@@ -160,13 +160,14 @@ struct Console {
     func queue(_ request: Request, notice: String? = nil) async throws -> Response {
         let (store, p) = try server.requestStore()
         let now = server.now
-        let (items, stats) = try await blocking { () throws -> ([QueueItem], Stats) in
+        let (items, counts) = try await blocking { () throws -> ([QueueItem], (moderator: Int, lead: Int, capped: Bool)) in
             try store.requirePermission(.read)
-            return (try store.reviewQueue(limit: 100, role: p.role), try store.stats(since: nil))
+            return (try store.reviewQueue(limit: 100, role: p.role), try store.queueCounts())
         }
         var c = try await layout(p, title: "Queue", nav: "Queue")
-        c["moderatorCount"] = stats.queueDepth
-        c["leadCount"] = stats.leadQueueDepth
+        func shown(_ n: Int) -> String { counts.capped && n >= 10_000 ? "\(n)+" : String(n) }
+        c["moderatorCount"] = shown(counts.moderator)
+        c["leadCount"] = shown(counts.lead)
         let urgent = items.filter(\.urgent).count
         c["urgentCount"] = urgent > 0 ? String(urgent) : nil
         c["shown"] = items.count
@@ -373,6 +374,12 @@ struct Console {
             Console.chart("Decisions by outcome", s.decisionsByOutcome.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }),
             Console.chart("Decisions by reviewer", s.decisionsByReviewer.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }),
             Console.chart("Cases by state", s.casesByState.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }),
+            Console.chart("Age and time to decision (minutes, median)", [
+                ("oldest waiting", Int(s.oldestQueuedAgeMinutes ?? 0)),
+                ("to first decision", Int((s.medianMinutesToFirstDecision ?? 0).rounded())),
+                ("to final decision", Int((s.medianMinutesToFinalDecision ?? 0).rounded())),
+            ]),
+            Console.chart("Urgent flags past the \(s.urgentSLAMinutes)-minute SLA", [("breaches", s.urgentBreaches.count)]),
         ]
         return html(Pages.render("stats", c))
     }

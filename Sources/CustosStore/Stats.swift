@@ -60,3 +60,19 @@ extension Store {
         }
     }
 }
+
+extension Store {
+    /// How many flags wait in each queue (the queue page's counts), counted along the queue
+    /// index up to `cap` each (a million waiting flags would take a tenth of a second to count
+    /// on every page; past the cap the page says "10000+").
+    public func queueCounts(cap: Int = 10_000) throws -> (moderator: Int, lead: Int, capped: Bool) {
+        try read { db in
+            func count(_ q: ReviewQueue) throws -> Int {
+                try Int.fetchOne(db, sql: "SELECT count(*) FROM (SELECT 1 FROM flag_state INDEXED BY flag_state_queue WHERE queue = ? LIMIT ?)",
+                                 arguments: [q.rawValue, cap + 1]) ?? 0
+            }
+            let m = try count(.moderator), l = try count(.lead)
+            return (min(m, cap), min(l, cap), m > cap || l > cap)
+        }
+    }
+}

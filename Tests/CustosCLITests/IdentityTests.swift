@@ -43,3 +43,16 @@ import Testing
         #expect(verify.status == 1 && verify.out.contains("credentials \"mia\": password_sha256"))
     }
 }
+
+extension IdentityCLI {
+    /// serve listens beyond loopback only with TLS, and takes no --actor.
+    @Test func serveRefusesAnOpenListenerWithoutTLS() throws {
+        let cli = try CLI()
+        try cli.initStore()
+        let open = try cli.run(["serve", "--listen", "0.0.0.0:0", "--db", cli.db])
+        #expect(open.status == 65 && open.err.contains("needs --tls-cert and --tls-key"))
+        let half = try cli.run(["serve", "--tls-cert", "x.pem", "--db", cli.db])
+        #expect(half.status == 65 && half.err.contains("give both or neither"))
+        #expect(try cli.run(["serve", "--listen", "nonsense", "--db", cli.db]).status == 65)
+    }
+}
