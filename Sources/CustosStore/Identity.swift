@@ -77,28 +77,14 @@ extension Store {
     public func setPassword(user: String, password: String) throws {
         try Secrets.validatePassword(password)
         let hash = Secrets.hashPassword(password)  // slow: outside the transaction
-        try write { db, log in
-            try requireSelfOrAdmin(user, db: db, log: log)
-            try db.execute(sql: """
-                INSERT INTO credentials(user, password_hash) VALUES (?, ?)
-                ON CONFLICT(user) DO UPDATE SET password_hash = excluded.password_hash
-                """, arguments: [user, hash])
-            try log.append(.userPassword, subjectID: user, details: .object(["password_sha256": .string(SHA256Hex.of(hash))]))
-        }
+        try storeSecret(hash, as: .password, of: user)
     }
 
     /// Enrols (or re-enrols) TOTP for `user` and returns the `otpauth://` URI to show once.
     public func enrolTOTP(user: String) throws -> String {
         let secret = Secrets.randomText(32)
         let issuer = try organisation().name
-        try write { db, log in
-            try requireSelfOrAdmin(user, db: db, log: log)
-            try db.execute(sql: """
-                INSERT INTO credentials(user, totp_secret) VALUES (?, ?)
-                ON CONFLICT(user) DO UPDATE SET totp_secret = excluded.totp_secret
-                """, arguments: [user, secret])
-            try log.append(.userTOTP, subjectID: user, details: .object(["totp_sha256": .string(SHA256Hex.of(secret))]))
-        }
+        try storeSecret(secret, as: .totp, of: user)
         return Secrets.totpURI(secret: secret, user: user, issuer: issuer)
     }
 
@@ -191,6 +177,26 @@ extension Store {
     }
 
     // MARK: helpers
+
+    private enum SecretKind {
+        case password, totp
+        var column: String { self == .password ? "password_hash" : "totp_secret" }
+        var action: CustodyAction { self == .password ? .userPassword : .userTOTP }
+        var digestKey: String { self == .password ? "password_sha256" : "totp_sha256" }
+        var verb: String { self == .password ? "setPassword" : "enrolTOTP" }
+    }
+
+    /// Stores one login secret of `user` (the user themselves, or an admin) and logs its SHA-256.
+    private func storeSecret(_ value: String, as kind: SecretKind, of user: String) throws {
+        try write(verb: kind.verb) { db, log in
+            try requireSelfOrAdmin(user, db: db, log: log)
+            try db.execute(sql: """
+                INSERT INTO credentials(user, \(kind.column)) VALUES (?, ?)
+                ON CONFLICT(user) DO UPDATE SET \(kind.column) = excluded.\(kind.column)
+                """, arguments: [user, value])
+            try log.append(kind.action, subjectID: user, details: .object([kind.digestKey: .string(SHA256Hex.of(value))]))
+        }
+    }
 
     private func requireUser(_ user: String, db: Database) throws {
         guard try Bool.fetchOne(db, sql: "SELECT 1 FROM users WHERE name = ?", arguments: [user]) != nil else {
