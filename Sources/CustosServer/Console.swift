@@ -256,8 +256,8 @@ struct Console {
         let revealed = request.uri.queryParameters["revealed"] != nil
         let (bytes, type) = try await blocking { try store.readAttachment(flag: key, sha256: sha, purpose: revealed ? "attachment revealed (console)" : "attachment shown blurred (console)") }
         // Only image types the console shows are served as themselves; anything else downloads.
-        let safe = ["image/png", "image/jpeg", "image/gif", "image/webp"].contains(type ?? "")
-        return Response(status: .ok, headers: [.contentType: safe ? type! : "application/octet-stream", .contentDisposition: safe ? "inline" : "attachment"],
+        let shown = ["image/png", "image/jpeg", "image/gif", "image/webp"].first { $0 == type }
+        return Response(status: .ok, headers: [.contentType: shown ?? "application/octet-stream", .contentDisposition: shown == nil ? "attachment" : "inline"],
                         body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
     }
 

@@ -73,7 +73,8 @@ public final class CustosServer: Sendable {
         if wait > 0 {
             throw LoginRefusal(status: 429, message: "too many failed sign-ins; try again in \((wait + 999) / 1000) s", retryAfter: (wait + 999) / 1000)
         }
-        let credential = try await blocking { try self.store.credential(user: account) }
+        // A name longer than any user's is nobody (not its first 64 characters).
+        let credential = username.count > 64 ? nil : try await blocking { try self.store.credential(user: account) }
         let passwordOK = await blocking {
             Secrets.verifyPassword(password, hash: credential?.passwordHash ?? Secrets.decoyHash) && credential?.passwordHash != nil
         }
