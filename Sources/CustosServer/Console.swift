@@ -256,8 +256,9 @@ struct Console {
         let revealed = request.uri.queryParameters["revealed"] != nil
         let (bytes, type) = try await blocking { try store.readAttachment(flag: key, sha256: sha, purpose: revealed ? "attachment revealed (console)" : "attachment shown blurred (console)") }
         // Only image types the console shows are served as themselves; anything else downloads.
-        let shown = ["image/png", "image/jpeg", "image/gif", "image/webp"].first { $0 == type }
-        return Response(status: .ok, headers: [.contentType: shown ?? "application/octet-stream", .contentDisposition: shown == nil ? "attachment" : "inline"],
+        let shown: String? = ["image/png", "image/jpeg", "image/gif", "image/webp"].first { $0 == type }
+        let headers: HTTPFields = [.contentType: shown ?? "application/octet-stream", .contentDisposition: shown == nil ? "attachment" : "inline"]
+        return Response(status: .ok, headers: headers,
                         body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
     }
 
