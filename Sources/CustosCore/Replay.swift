@@ -40,6 +40,8 @@ public struct Replay: Sendable {
         "credentials": ["password_sha256", "totp_sha256"],
         "tokens": ["user", "token_sha256", "created_at", "revoked_at"],
         "preferences": ["blur", "grayscale"],
+        "submissions": ["case_id", "agency", "packet_id", "endpoint", "report_id", "state", "last_error", "created_at", "updated_at"],
+        "submission_files": ["name", "path", "sha256", "md5", "file_id", "details_sent"],
         // Rows only while a purge transaction runs: never in a committed store.
         "purging": [],
         "purging_blobs": [],
@@ -81,7 +83,7 @@ public struct Replay: Sendable {
     public var caseOfFlag: [String: Int64] = [:]
     /// Tables the fold keeps as rows: store_meta, schema_migrations, decisions, referrals, receipts, packet_ids.
     public var rows: [String: Table] = Dictionary(uniqueKeysWithValues: ["store_meta", "schema_migrations", "decisions", "referrals", "receipts", "packet_ids", "cosignatures", "tombstones",
-      "hold_extensions", "purging", "purging_blobs", "credentials", "tokens", "preferences"]
+      "hold_extensions", "purging", "purging_blobs", "credentials", "tokens", "preferences", "submissions", "submission_files"]
         .map { ($0, Table(columns: Replay.columns[$0] ?? [])) })
     /// A migration entry's record of the flags ingested before it: the highest flag row id and
     /// the digest over their rows (older ingest entries carry no per-flag digest).
@@ -256,6 +258,15 @@ public struct Replay: Sendable {
             guard let caseID, let until = millis(string("until")), let reason = string("reason") else { return problem("incomplete hold extension") }
             let id = nextID("hold_extensions")
             rows["hold_extensions"]?.rows[String(id)] = [String(caseID), until, reason, e.at, e.actor]
+        case .submissionBegin, .submissionStep:
+            // The entry carries the rows as they are after it: copied, not recomputed.
+            func texts(_ v: JSONValue?) -> [String?]? { v?.arrayValue?.map { $0.stringValue ?? $0.intValue.map { String($0) } } }
+            guard let id = d["submission"]?.intValue, let row = texts(d["row"]), row.count == 9 else { return problem("incomplete submission") }
+            rows["submissions"]?.rows[String(id)] = row
+            for file in d["files"]?.arrayValue ?? [] {
+                guard let f = texts(file), f.count == 7, let seq = f[0] else { return problem("incomplete submission file") }
+                rows["submission_files"]?.rows["\(id)|\(seq)"] = Array(f.dropFirst())
+            }
         case .referralReceipt:
             guard let caseID, let agency = string("agency"), let reference = string("reference") else { return problem("incomplete receipt") }
             let id = nextID("receipts")

@@ -79,6 +79,11 @@ public enum CustodyAction: String, Sendable, CaseIterable {
     case caseSplit = "case.split"
     case caseExport = "case.export"
     case referralReceipt = "referral.receipt"
+    /// A submission to an agency's reporting API begun (the packet, the endpoint, the files),
+    /// and each of its steps (`submit`, `upload`, `fileinfo`, `finish`, `retract`, or a failure):
+    /// every entry carries the submission's row as it is after the step.
+    case submissionBegin = "submission.begin"
+    case submissionStep = "submission.step"
     /// A preservation hold extended (a law-enforcement request), with its new end and reason.
     case holdExtend = "hold.extend"
     case agencyAdd = "agency.add"
@@ -98,7 +103,8 @@ public enum CustodyAction: String, Sendable, CaseIterable {
              .sessionLogin, .sessionLogout, .sessionFail, .userPreferences: .user
         case .settingsSet: .setting
         case .flagIngest, .evidenceView, .evidencePurge, .flagClaim, .flagRelease, .flagDecide, .flagReopen: .flag
-        case .caseOpen, .caseAddFlag, .caseRoute, .caseMerge, .caseMergedInto, .caseSplit, .caseExport, .referralReceipt, .holdExtend: .case
+        case .caseOpen, .caseAddFlag, .caseRoute, .caseMerge, .caseMergedInto, .caseSplit, .caseExport, .referralReceipt, .holdExtend,
+             .submissionBegin, .submissionStep: .case
         case .agencyAdd, .agencySet: .agency
         case .auditCheckpoint, .auditCosign: .checkpoint
         case .refused: .user

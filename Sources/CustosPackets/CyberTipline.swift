@@ -7,7 +7,9 @@ public enum CyberTiplineReport {
     public static func xml(_ s: ReferralSnapshot) -> String {
         var x = XMLWriter()
         x.raw("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n")
-        x.open("report")
+        // As the Reporting API expects its root (the packet's XML is what `custos submit` sends).
+        x.raw("<report xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" xsi:noNamespaceSchemaLocation=\"https://report.cybertip.org/ispws/xsd\">\n")
+        x.depth += 1
         x.open("incidentSummary")
         x.leaf("incidentType", Report.incidentType(s))
         x.leaf("platform", s.platform)

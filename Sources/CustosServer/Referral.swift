@@ -10,6 +10,8 @@ public struct ExportResult: Sendable {
     public let zip: URL?
     public let tagManifestSHA256: String
     public var sealed: URL?
+    /// What the packet was made from (the submission's transcripts are made from it too).
+    public var snapshot: ReferralSnapshot? = nil
 }
 
 public enum ReferralExport {
@@ -43,7 +45,8 @@ public static func run(store: Store, caseID: String, agency: String, out: URL, z
     defer { if seal { try? FileManager.default.removeItem(at: scratch) } }
     let written = try PacketWriter(templatesDirectory: templates, xsdPath: xsd)
         .write(snapshot, to: seal ? scratch.appendingPathComponent(out.lastPathComponent) : out, key: key, zip: zip || seal)
-    var result = ExportResult(packetID: snapshot.packetID, directory: written.directory, zip: written.zip, tagManifestSHA256: written.tagManifestSHA256)
+    var result = ExportResult(packetID: snapshot.packetID, directory: written.directory, zip: written.zip, tagManifestSHA256: written.tagManifestSHA256,
+                              snapshot: snapshot)
     do {
         if let recipient, let plain = written.zip {
             let sealed = try SealedPacket.seal(try Data(contentsOf: plain), to: recipient, agency: agency)

@@ -62,6 +62,8 @@ enum ExitStatus {
     static let notFound: Int32 = 66
     static let invalidState: Int32 = 69
     static let conflict: Int32 = 73
+    /// `submit` stopped on a transient failure: run it again to resume.
+    static let tempfail: Int32 = 75
     static let storage: Int32 = 74
     static let forbidden: Int32 = 77
 
