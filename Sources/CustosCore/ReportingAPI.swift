@@ -60,7 +60,7 @@ public enum ReportingAPI {
         static func element(_ name: String, in text: String) -> String? { elements(name, in: text).first }
 
         /// The text of every `<name>…</name>` (entities decoded); `<name/>` is empty.
-        static func elements(_ name: String, in text: String) -> [String] {
+        public static func elements(_ name: String, in text: String) -> [String] {
             var out: [String] = []
             var rest = text[...]
             while let open = rest.range(of: "<\(name)") {

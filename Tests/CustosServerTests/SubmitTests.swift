@@ -1,0 +1,203 @@
+import CustosCore
+import CustosPackets
+@testable import CustosServer
+import CustosStore
+import Foundation
+import Testing
+
+/// `custos submit` against the Reporting API double: every fault ends, after as many runs as
+/// it takes, in exactly one finished report with every file described, matching the store.
+final class SubmitFixture: @unchecked Sendable {
+    let dir: URL
+    let db: String
+    let double = ReportingDouble()
+
+    static var binary: URL {
+        if let b = ProcessInfo.processInfo.environment["CUSTOS_BIN"] { return URL(fileURLWithPath: b) }
+        return URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent().appendingPathComponent("custos")
+    }
+
+    init() async throws {
+        dir = FileManager.default.temporaryDirectory.appendingPathComponent("custos-submit-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        db = dir.appendingPathComponent("demo.db").path
+        // The demo: a case C-000001 confirmed, routed to NCMEC, exported once; cora is compliance.
+        let p = Process()
+        p.executableURL = SubmitFixture.binary
+        p.arguments = ["demo", "--dir", dir.path]
+        p.standardOutput = FileHandle.nullDevice
+        try p.run()
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 0)
+        try await double.start()
+    }
+
+    deinit {
+        double.stop()
+        if let r = try? Store.open(path: db, actor: Actor(name: "cora", osUser: "t"), access: .verify).verify(), !r.ok {
+            Issue.record("the store does not verify after submitting: \(r.problems)")
+        }
+        try? FileManager.default.removeItem(at: dir)
+    }
+
+    func store() throws -> Store { try Store.open(path: db, actor: Actor(name: "cora", osUser: "t")) }
+
+    func submitter(attempts: Int = 4, password: String? = nil) throws -> Submitter {
+        var o = Submitter.Options(endpoint: double.endpoint, login: double.login, password: password ?? double.password,
+                                  folder: dir.appendingPathComponent("packets"))
+        o.attempts = attempts
+        o.backoff = 0.05
+        o.timeout = 1
+        return Submitter(store: try store(), options: o, say: { _ in })
+    }
+
+    /// Runs submit until it finishes (at most `runs` times); the runs that stopped, by kind.
+    @discardableResult
+    func submitUntilDone(runs: Int = 5, attempts: Int = 4) async throws -> [Submitter.Stopped.Kind] {
+        var stops: [Submitter.Stopped.Kind] = []
+        for _ in 0..<runs {
+            do {
+                _ = try await submitter(attempts: attempts).submit(caseID: "C-000001", agency: "NCMEC")
+                return stops
+            } catch let s as Submitter.Stopped {
+                stops.append(s.kind)
+            }
+        }
+        Issue.record("submit did not finish in \(runs) runs")
+        return stops
+    }
+
+    /// Exactly one finished report at the double, every file uploaded with its details, and
+    /// the store's record naming the same report and files; the report id is the receipt.
+    func expectOneFinishedReport() throws {
+        let finished = double.finished
+        #expect(finished.count == 1, "finished reports at the double: \(finished.map(\.0))")
+        guard let (id, report) = finished.first else { return }
+        let record = try #require(try store().latestSubmission(caseName: "C-000001", agency: "NCMEC"))
+        #expect(record.state == .finished && record.reportID == String(id))
+        #expect(record.files.count >= 1 && record.files.count == report.files.count)
+        #expect(Set(record.files.compactMap(\.fileID)) == Set(report.files.keys))
+        #expect(report.files.values.allSatisfy { $0.details != nil })
+        for f in record.files { #expect(report.files[f.fileID ?? ""]?.md5 == f.md5) }
+        #expect(try store().receipts(caseName: "C-000001").contains { $0.agency == "NCMEC" && $0.reference == String(id) })
+        #expect(report.xml.contains("xsi:noNamespaceSchemaLocation=\"https://report.cybertip.org/ispws/xsd\""))
+    }
+}
+
+@Suite(.serialized) struct SubmitToNCMEC {
+    /// Acceptance: the first upload answers 503, and finish is processed but its answer lost;
+    /// one finished report, found again as 5102 on the retried finish.
+    @Test func a503AndALostFinishAnswerEndInOneFinishedReport() async throws {
+        let f = try await SubmitFixture()
+        f.double.fail("upload", .status(503))
+        f.double.fail("finish", .lostAnswer(seconds: 2))
+        try await f.submitUntilDone()
+        try f.expectOneFinishedReport()
+        #expect(f.double.calls.filter { $0 == "submit" }.count == 1)
+        #expect(f.double.calls.filter { $0 == "finish" }.count == 2)
+        // A finished submission is not sent again.
+        let before = f.double.calls.count
+        _ = try await f.submitter().submit(caseID: "C-000001", agency: "NCMEC")
+        #expect(f.double.calls.count == before)
+        let steps = try f.store().custodyEntries(subjects: ["C-000001"]).filter { $0.action.hasPrefix("submission.") }
+        #expect(steps.first?.action == CustodyAction.submissionBegin.rawValue)
+        #expect(steps.contains { $0.details.contains("\"md5_match\":true") })
+    }
+
+    /// Acceptance: the answer to submit is lost; the next run opens a new report and finishes
+    /// it; the unanswered one stays unfinished (NCMEC lets it expire).
+    @Test func aLostSubmitAnswerEndsInOneFinishedReport() async throws {
+        let f = try await SubmitFixture()
+        f.double.fail("submit", .lostAnswer(seconds: 2))
+        let stops = try await f.submitUntilDone(attempts: 1)
+        #expect(stops == [.retryLater])
+        try f.expectOneFinishedReport()
+        #expect(f.double.reports.count == 2)
+        #expect(f.double.reports.values.filter { !$0.finished && !$0.retracted }.count == 1)
+    }
+
+    /// A run that stops between uploads resumes from the next file with the same report.
+    @Test func aRunStoppedBetweenUploadsResumes() async throws {
+        let f = try await SubmitFixture()
+        f.double.fail("upload", .status(200), .status(502))  // the first upload is fine; the second fails
+        // .status(200) with no body is not a reportResponse: retried like a transient failure.
+        let stops = try await f.submitUntilDone(attempts: 1)
+        #expect(stops.count == 2 && stops.allSatisfy { $0 == .retryLater })
+        try f.expectOneFinishedReport()
+        #expect(f.double.reports.count == 1)
+        let record = try #require(try f.store().latestSubmission(caseName: "C-000001", agency: "NCMEC"))
+        #expect(record.lastError == nil)
+    }
+
+    /// A rejected report is not retried: the validator's message is the recorded last error,
+    /// and nothing is finished; a wrong password stops before anything is opened.
+    @Test func validationAndCredentialsStop() async throws {
+        let f = try await SubmitFixture()
+        f.double.fail("submit", .code(4100, "cvc-complex-type.2.4.a: One of '{incidentSummary}' is expected."))
+        do {
+            _ = try await f.submitter().submit(caseID: "C-000001", agency: "NCMEC")
+            Issue.record("a 4100 answer should stop the run")
+        } catch let s as Submitter.Stopped {
+            #expect(s.kind == .fix && s.message.contains("cvc-complex-type.2.4.a"))
+        }
+        let record = try #require(try f.store().latestSubmission(caseName: "C-000001", agency: "NCMEC"))
+        #expect(record.lastError?.contains("cvc-complex-type.2.4.a") == true)
+        do {
+            _ = try await f.submitter(password: "wrong-password-000").submit(caseID: "C-000001", agency: "NCMEC")
+            Issue.record("a wrong password should stop the run")
+        } catch let s as Submitter.Stopped {
+            #expect(s.kind == .credentials && s.message.contains("authentication"))
+        }
+        #expect(f.double.finished.isEmpty)
+        // No password anywhere in the store file.
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: f.db)) + ((try? Data(contentsOf: URL(fileURLWithPath: f.db + "-wal"))) ?? Data())
+        #expect(bytes.range(of: Data(f.double.password.utf8)) == nil && bytes.range(of: Data("wrong-password-000".utf8)) == nil)
+        // Then the right credentials finish it.
+        try await f.submitUntilDone()
+        try f.expectOneFinishedReport()
+    }
+
+    /// An unfinished report can be retracted; the next submit starts a new one.
+    @Test func retractThenSubmitAgain() async throws {
+        let f = try await SubmitFixture()
+        f.double.fail("upload", .status(503))
+        _ = try? await f.submitter(attempts: 1).submit(caseID: "C-000001", agency: "NCMEC")
+        let retracted = try await f.submitter().retract(caseID: "C-000001", agency: "NCMEC")
+        #expect(retracted.state == .retracted)
+        #expect(f.double.reports.values.filter(\.retracted).count == 1)
+        try await f.submitUntilDone()
+        try f.expectOneFinishedReport()
+    }
+
+    /// `kill -9` of `custos submit` while an upload is in flight, then a second run: one
+    /// finished report. And a netrc others can read is refused before any call.
+    @Test func killedMidUploadThenResumed() async throws {
+        let f = try await SubmitFixture()
+        let netrc = try f.double.netrc(in: f.dir)
+        let open = try f.double.netrc(in: f.dir, mode: 0o644)
+        func custos(_ args: [String]) throws -> Process {
+            let p = Process()
+            p.executableURL = SubmitFixture.binary
+            p.arguments = args + ["--db", f.db, "--actor", "cora"]
+            p.standardOutput = FileHandle.nullDevice
+            p.standardError = FileHandle.nullDevice
+            try p.run()
+            return p
+        }
+        let refused = try custos(["submit", "C-000001", "--agency", "NCMEC", "--endpoint", f.double.endpoint, "--netrc", open])
+        refused.waitUntilExit()
+        #expect(refused.terminationStatus == 65)
+        #expect(f.double.calls.isEmpty)
+        f.double.fail("upload", .status(200), .stall(seconds: 30))
+        let first = try custos(["submit", "C-000001", "--agency", "NCMEC", "--endpoint", f.double.endpoint, "--netrc", netrc, "--backoff", "0.05"])
+        for _ in 0..<200 where f.double.calls.filter({ $0 == "upload" }).count < 2 { try await Task.sleep(nanoseconds: 50_000_000) }
+        kill(first.processIdentifier, SIGKILL)
+        first.waitUntilExit()
+        #expect(f.double.finished.isEmpty)
+        let second = try custos(["submit", "C-000001", "--agency", "NCMEC", "--endpoint", f.double.endpoint, "--netrc", netrc, "--backoff", "0.05"])
+        second.waitUntilExit()
+        #expect(second.terminationStatus == 0)
+        try f.expectOneFinishedReport()
+        #expect(f.double.reports.count == 1)
+    }
+}
