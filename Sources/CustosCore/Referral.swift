@@ -85,6 +85,9 @@ public struct ReferralSnapshot: Sendable {
     public var checkpointNote: String
     /// Attachment bytes by SHA-256 (only those the store holds).
     public var attachments: [String: Data]
+    /// NCMEC report ids of earlier finished submissions about a reported account (by account
+    /// id): the CyberTipline XML names them in `priorCTReports`.
+    public var priorReports: [String: [String]] = [:]
 
     public init(packetID: String, supplements: String?, caseID: String, platform: String, agency: AgencyInfo,
                 organisation: Organisation, createdAt: String, exportedBy: String, category: Category?, annotations: [Annotation],

@@ -47,7 +47,7 @@ public enum CyberTiplineReport {
                 for e in p.emails { x.leaf("email", e) }
                 x.close("personOrUserReportedPerson")
             }
-            participantIdentity(&x, p, platform: person.platform)
+            participantIdentity(&x, p, platform: person.platform, priorReports: s.priorReports[p.userID] ?? [])
             x.close("personOrUserReported")
         }
         for person in s.victims {
@@ -65,7 +65,7 @@ public enum CyberTiplineReport {
         return x.text
     }
 
-    static func participantIdentity(_ x: inout XMLWriter, _ p: Participant, platform: String) {
+    static func participantIdentity(_ x: inout XMLWriter, _ p: Participant, platform: String, priorReports: [String] = []) {
         x.leaf("espIdentifier", p.userID)
         x.leaf("espService", platform)
         if let s = p.screenName { x.leaf("screenName", s) }
@@ -78,6 +78,8 @@ public enum CyberTiplineReport {
             if let at = e.at { x.leaf("dateTime", at) }
             x.close("ipCaptureEvent")
         }
+        // Earlier CyberTipline reports about this person (the schema's order: after the devices).
+        for id in priorReports where Int64(id) != nil { x.leaf("priorCTReports", id) }
         if let age = p.statedAge, p.roleHint != .suspectedMinor {
             x.leaf("additionalInfo", "Stated age: \(age)")
         } else if let c = p.country {

@@ -43,11 +43,14 @@ public struct Submitter: Sendable {
     }
 
     /// Sends (or resumes sending) the case's referral to NCMEC; returns the finished record.
-    public func submit(caseID: String, agency: String) async throws -> SubmissionRecord {
+    /// A case already reported is sent again only as a `supplement` (a new packet and report,
+    /// which names the earlier report in `priorCTReports`).
+    public func submit(caseID: String, agency: String, supplement: Bool = false) async throws -> SubmissionRecord {
         var record: SubmissionRecord
-        if let latest = try store.latestSubmission(caseName: caseID, agency: agency), latest.state != .retracted {
+        if let latest = try store.latestSubmission(caseName: caseID, agency: agency), latest.state != .retracted,
+           !(supplement && latest.state == .finished) {
             if latest.state == .finished {
-                say("case \(latest.caseID) was already submitted to \(agency): report \(latest.reportID ?? "?") (submission \(latest.id), finished \(latest.updatedAt)); nothing was sent")
+                say("case \(latest.caseID) was already submitted to \(agency): report \(latest.reportID ?? "?") (submission \(latest.id), finished \(latest.updatedAt)); nothing was sent (--supplement sends what changed since as a new report)")
                 return latest
             }
             guard latest.endpoint == options.endpoint else {

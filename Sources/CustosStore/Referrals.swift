@@ -77,7 +77,7 @@ extension Store {
                     }
                 }
             }
-            return ReferralSnapshot(
+            var snapshot = ReferralSnapshot(
                 packetID: packetID, supplements: earlier.last, caseID: caseID, platform: detail.summary.platform,
                 agency: .init(code: agency.code, name: agency.name, profile: agency.profile, retentionDays: agency.retentionDays),
                 organisation: .init(name: org.name, contactEmail: org.contactEmail, logOrigin: org.origin, publicKeyPEM: org.publicKeyPEM),
@@ -95,6 +95,10 @@ extension Store {
                           category: $0.category, annotations: $0.annotations, urgentReason: $0.urgentReason, at: $0.at, final: $0.final)
                 },
                 custody: custody, proofs: proofs, checkpointNote: note, attachments: attachments)
+            if agency.profile == .cybertipline {
+                snapshot.priorReports = try priorReports(accounts: detail.reported.map(\.participant.userID), platform: detail.summary.platform, db: db)
+            }
+            return snapshot
         }
     }
 

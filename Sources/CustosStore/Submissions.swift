@@ -114,16 +114,17 @@ extension Store {
     }
 
     /// Report ids NCMEC gave earlier finished submissions about any of `accounts` on `platform`
-    /// (a later report names them in `priorCTReports`), by account.
-    func priorReports(accounts: [String], platform: String, excludingCase caseRow: Int64, db: Database) throws -> [String: [String]] {
+    /// (a later report, this case's supplement or another case's, names them in
+    /// `priorCTReports`), by account.
+    func priorReports(accounts: [String], platform: String, db: Database) throws -> [String: [String]] {
         var out: [String: [String]] = [:]
         for account in accounts {
             out[account] = try String.fetchAll(db, sql: """
                 SELECT DISTINCT s.report_id FROM submissions s
                 JOIN case_accounts a ON a.case_id = s.case_id JOIN cases c ON c.id = s.case_id
-                WHERE s.state = 'finished' AND s.agency = 'NCMEC' AND a.user_id = ? AND c.platform = ? AND s.case_id <> ?
+                WHERE s.state = 'finished' AND s.agency = 'NCMEC' AND a.user_id = ? AND c.platform = ?
                 ORDER BY s.id
-                """, arguments: [account, platform, caseRow])
+                """, arguments: [account, platform])
         }
         return out.filter { !$0.value.isEmpty }
     }

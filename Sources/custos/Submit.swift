@@ -24,6 +24,7 @@ struct Submit: ParsableCommand {
     @Option(help: "Seconds to wait for each answer.") var timeout: Double = 60
     @Option(help: "Seconds before the first retry of a transient failure (doubling each time).") var backoff: Double = 1
     @Flag(help: "Retract the case's unfinished report instead.") var retract = false
+    @Flag(help: "The case was reported already: send it again as a new report (a supplement naming the earlier one).") var supplement = false
     @Option(help: "Where packets and submission files are kept (default: packets/ beside the store).") var packets: String?
     @Option(help: "The signing key file (default: the one init wrote, or $CUSTOS_KEY).") var key: String?
 
@@ -53,7 +54,7 @@ struct Submit: ParsableCommand {
             let submitter = Submitter(store: store, options: options, say: { print(terminalSafe($0)) })
             do {
                 let record = try waitFor {
-                    retract ? try await submitter.retract(caseID: caseID, agency: agency) : try await submitter.submit(caseID: caseID, agency: agency)
+                    retract ? try await submitter.retract(caseID: caseID, agency: agency) : try await submitter.submit(caseID: caseID, agency: agency, supplement: supplement)
                 }
                 if retract { print("submission \(record.id) retracted") }
             } catch let stopped as Submitter.Stopped {

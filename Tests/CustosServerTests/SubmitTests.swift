@@ -201,3 +201,37 @@ final class SubmitFixture: @unchecked Sendable {
         #expect(f.double.reports.count == 1)
     }
 }
+
+extension SubmitToNCMEC {
+    /// A later report about a person already reported (here the case's supplement, after a new
+    /// flag joined it) names the earlier report in `priorCTReports`, where the double's schema
+    /// check accepts it.
+    @Test func aLaterReportNamesTheEarlierOne() async throws {
+        let f = try await SubmitFixture()
+        try await f.submitUntilDone()
+        let first = try #require(f.double.finished.first?.0)
+        let admin = try Store.open(path: f.db, actor: Actor(name: "cora", osUser: "t"))
+        let person = try #require(try admin.caseDetail("C-000001").reported.first)
+        let record = #"{"flag_id":"later-1","source":{"detector":"artemis"},"score":0.9,"detected_at":"2026-11-24T10:00:00Z","service":{"platform":"\#(person.platform)"},"conversation":{"id":"c-later","participants":[{"user_id":"\#(person.participant.userID)","role_hint":"suspected_adult"},{"user_id":"kid-9","role_hint":"suspected_minor","stated_age":12}],"messages":[{"id":"m1","sender":"\#(person.participant.userID)","sent_at":"2026-11-24T09:00:00Z","text":"don't tell anyone we talk"}]}}"#
+        let file = f.dir.appendingPathComponent("later.jsonl")
+        try Data((record + "\n").utf8).write(to: file)
+        let lee = try Store.open(path: f.db, actor: Actor(name: "lee", osUser: "t"))
+        let ingest = Ingestor(store: lee)
+        try ingest.ingestJSONLines(try #require(FileHandle(forReadingAtPath: file.path)), name: "later", baseDirectory: nil)
+        #expect(ingest.summary.ingested == 1)
+        for who in ["alice", "bob"] {
+            let s = try Store.open(path: f.db, actor: Actor(name: who, osUser: "t"))
+            _ = try s.claim("artemis:later-1")
+            _ = try s.decide("artemis:later-1", outcome: .confirm, reason: "secrecy with a 12-year-old", category: .grooming, urgent: nil, annotations: [])
+        }
+        let later = try #require(try admin.cases().first { $0.reportedAccounts.contains(person.participant.userID) && $0.flagCount > 1 })
+        // Without --supplement a reported case is not sent again; with it, a new report.
+        let calls = f.double.calls.count
+        _ = try await f.submitter().submit(caseID: later.caseID, agency: "NCMEC")
+        #expect(f.double.calls.count == calls)
+        _ = try await f.submitter().submit(caseID: later.caseID, agency: "NCMEC", supplement: true)
+        let second = try #require(f.double.finished.last)
+        #expect(second.0 != first)
+        #expect(second.1.xml.contains("<priorCTReports>\(first)</priorCTReports>"))
+    }
+}
