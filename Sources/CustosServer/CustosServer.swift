@@ -227,12 +227,18 @@ struct AuthMiddleware: RouterMiddleware {
         try await Principal.$address.withValue(address) {
             try await Principal.$current.withValue(principal) {
                 let unsafe = ![.get, .head, .options].contains(request.method)
-                // A state-changing request from another origin (a cross-site form, a forced
-                // sign-in) is refused whatever it carries.
-                if unsafe, let origin = request.headers[.origin], case let host = request.head.authority ?? "",
-                   URL(string: origin).map({ "\($0.host ?? "")\($0.port.map { ":\($0)" } ?? "")" }) != host {
-                    throw CustosError.forbidden(actor: principal?.user ?? "(not signed in)", role: principal?.role ?? .moderator,
-                                                needs: "a request from another origin (\(origin)) may not change anything")
+                // A state-changing request from another site (a cross-site form, a forced
+                // sign-in) is refused whatever it carries: by the browser's Sec-Fetch-Site, or
+                // an Origin naming another host. (Under `Referrer-Policy: no-referrer` browsers
+                // send `Origin: null` even for the console's own forms, so null says nothing.)
+                if unsafe {
+                    let origin = request.headers[.origin] ?? "null"
+                    let host = request.head.authority ?? ""
+                    let foreignOrigin = origin != "null" && URL(string: origin).map({ "\($0.host ?? "")\($0.port.map { ":\($0)" } ?? "")" }) != host
+                    if request.headers[.init("Sec-Fetch-Site")!] == "cross-site" || foreignOrigin {
+                        throw CustosError.forbidden(actor: principal?.user ?? "(not signed in)", role: principal?.role ?? .moderator,
+                                                    needs: "a request from another site (\(origin)) may not change anything")
+                    }
                 }
                 guard let p = principal else {
                     if CustosServer.isPublic(request.method, path) { return try await next(request, context) }

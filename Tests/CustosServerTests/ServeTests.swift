@@ -334,7 +334,9 @@ extension ServeAPI {
             let body = "username=mia&password=\(ServeFixture.passwords["mia"]!)"
             var foreign = form; foreign[.origin] = "http://evil.example"
             #expect(try await client.execute(uri: "/login", method: .post, headers: foreign, body: ByteBuffer(string: body)).status == .forbidden)
-            var own = form; own[.origin] = "http://localhost"
+            var crossSite = form; crossSite[.init("Sec-Fetch-Site")!] = "cross-site"; crossSite[.origin] = "null"
+            #expect(try await client.execute(uri: "/login", method: .post, headers: crossSite, body: ByteBuffer(string: body)).status == .forbidden)
+            var own = form; own[.origin] = "null"; own[.init("Sec-Fetch-Site")!] = "same-origin"
             let ownResponse = try await client.execute(uri: "/login", method: .post, headers: own, body: ByteBuffer(string: body))
             #expect(ownResponse.status == .seeOther, "\(String(buffer: ownResponse.body))")
             // A form without the CSRF field is refused.
