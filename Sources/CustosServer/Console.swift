@@ -307,8 +307,9 @@ struct Console {
 
     func casePage(_ id: String, notice: String?) async throws -> Response {
         let (store, p) = try server.requestStore()
-        let (d, receipts, holds) = try await blocking {
-            (try store.caseDetail(id, purpose: "case view (console)"), try store.receipts(caseName: id), try store.holds())
+        let (d, receipts, holds, submissions) = try await blocking {
+            (try store.caseDetail(id, purpose: "case view (console)"), try store.receipts(caseName: id), try store.holds(),
+             try store.submissions())
         }
         var c = try await layout(p, title: "Case \(d.summary.caseID)", nav: "Cases")
         c["id"] = d.summary.caseID
@@ -318,6 +319,13 @@ struct Console {
         c["category"] = d.category as Any
         c["canExport"] = Permission.export.roles.contains(p.role)
         c["routes"] = d.summary.agencies.map { ["code": $0.code, "served": $0.served, "reason": $0.reason] }
+        c["submissions"] = submissions.filter { $0.caseID == d.summary.caseID }.map { s -> [String: Any] in
+            ["id": String(s.id), "agency": s.agency, "state": s.state.rawValue, "report": s.reportID ?? "–", "error": s.lastError as Any,
+             "files": "\(s.files.filter { $0.fileID != nil }.count) of \(s.files.count)", "updated": s.updatedAt,
+             "retry": s.state == .open, "next": Console.describe(s.nextStep)]
+        }
+        c["canSubmit"] = Permission.export.roles.contains(p.role) && d.summary.agencies.contains { $0.code == "NCMEC" }
+        c["hasOpenSubmission"] = submissions.contains { $0.caseID == d.summary.caseID && $0.state == .open }
         c["receipts"] = receipts.map { ["agency": $0.agency, "reference": $0.reference, "at": $0.at] }
         c["holds"] = holds.filter { $0.caseID == d.summary.caseID }.map {
             ["packet": $0.packetID, "agency": $0.agency, "referredAt": $0.referredAt, "until": $0.holdUntil, "state": $0.active ? "held" : "ended"]
@@ -344,11 +352,34 @@ struct Console {
             let packet = try await server.export(store: store, caseID: id, agency: form["agency"] ?? "")
             return Response(status: .ok, headers: [.contentType: "application/zip", .contentDisposition: "attachment; filename=\"\(packet.name)\""],
                             body: .init(byteBuffer: ByteBuffer(bytes: packet.bytes)))
+        case "submit":
+            // Sends (or resumes) the NCMEC submission, as `custos submit` does.
+            let endpoint = server.configuration.reportingEndpoint
+            guard let host = URL(string: endpoint)?.host else { throw CustosError.invalidInput(field: "--endpoint", reason: "\(endpoint) has no host") }
+            let (login, password) = try Submitter.credentials(host: host, file: server.configuration.netrc)
+            let options = Submitter.Options(endpoint: endpoint, login: login, password: password, folder: server.configuration.packets,
+                                            keyPath: server.configuration.keyPath)
+            do {
+                let record = try await Submitter(store: store, options: options, say: { _ in }).submit(caseID: id, agency: "NCMEC")
+                return try await casePage(id, notice: "Submission \(record.id) finished: NCMEC report \(record.reportID ?? "?").")
+            } catch let stopped as Submitter.Stopped {
+                return try await casePage(id, notice: "The submission stopped: \(stopped.message)")
+            }
         case "receipt":
             let agency = form["agency"] ?? "", reference = form["reference"] ?? ""
             try await blocking { try store.recordReceipt(caseName: id, agency: agency, reference: reference) }
             return try await casePage(id, notice: "Receipt recorded.")
         default: throw CustosError.notFound(kind: "action", name: verb)
+        }
+    }
+
+    static func describe(_ step: ReportingAPI.NextStep) -> String {
+        switch step {
+        case .done: "none"
+        case .submit: "open a report"
+        case .upload(let i): "upload file \(i + 1)"
+        case .fileinfo(let i): "describe file \(i + 1)"
+        case .finish: "finish"
         }
     }
 

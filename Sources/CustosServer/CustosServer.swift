@@ -30,8 +30,13 @@ public final class CustosServer: Sendable {
         public var keyPath: String?
         /// Cookies get `Secure` (the server runs TLS, or behind a TLS proxy).
         public var secureCookies: Bool
-        public init(packets: URL, keyPath: String? = nil, secureCookies: Bool = false) {
+        /// The Reporting API the console's "Retry" submits to, and the netrc with its credentials.
+        public var reportingEndpoint: String
+        public var netrc: String?
+        public init(packets: URL, keyPath: String? = nil, secureCookies: Bool = false,
+                    reportingEndpoint: String = ReportingAPI.Environment.test.baseURL, netrc: String? = nil) {
             self.packets = packets; self.keyPath = keyPath; self.secureCookies = secureCookies
+            self.reportingEndpoint = reportingEndpoint; self.netrc = netrc
         }
     }
 

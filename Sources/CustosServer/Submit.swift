@@ -155,6 +155,27 @@ public struct Submitter: Sendable {
         }
     }
 
+    /// The login and password for `host` from a netrc file only its owner may read (`file`,
+    /// else $CUSTOS_NETRC, else ~/.netrc); refused before any network call otherwise.
+    public static func credentials(host: String, file: String?) throws -> (String, String) {
+        let path = file ?? ProcessInfo.processInfo.environment["CUSTOS_NETRC"].flatMap { $0.isEmpty ? nil : $0 }
+            ?? (FileManager.default.homeDirectoryForCurrentUser.path + "/.netrc")
+        var info = stat()
+        guard stat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else {
+            throw CustosError.notFound(kind: "netrc file", name: path, hint: "give the Reporting API credentials in a netrc file (--netrc FILE)")
+        }
+        guard info.st_mode & 0o077 == 0 else {
+            throw CustosError.invalidInput(field: "--netrc", reason: "\(path) can be read by others (mode \(String(info.st_mode & 0o777, radix: 8))); run `chmod 600 \(path)`. Nothing was sent.")
+        }
+        guard info.st_size <= 1 << 20, let data = FileManager.default.contents(atPath: path) else {
+            throw CustosError.invalidInput(field: "--netrc", reason: "\(path) cannot be read, or is larger than 1 MiB")
+        }
+        guard let c = Netrc.credentials(host: host, in: String(decoding: data, as: UTF8.self)) else {
+            throw CustosError.notFound(kind: "netrc entry", name: host, hint: "add `machine \(host) login USER password PASSWORD` to \(path)")
+        }
+        return c
+    }
+
     // MARK: the packet and its files
 
     /// Exports the packet (recorded as a referral, which starts its hold), writes one transcript

@@ -23,6 +23,9 @@ struct Serve: ParsableCommand {
     @Flag(help: "Mark cookies Secure (set automatically with TLS; use behind a TLS-terminating proxy).") var secureCookies = false
     @Option(help: "Where exported packets are kept (default: packets/ beside the store).") var packets: String?
     @Option(help: "The signing key file (default: the one init wrote, or $CUSTOS_KEY).") var key: String?
+    @Option(help: "NCMEC's Reporting API for the console's submissions: test or production.") var environment: ReportingAPI.Environment = .test
+    @Option(help: "The Reporting API's base URL, overriding --environment.") var endpoint: String?
+    @Option(help: "The netrc file with the Reporting API credentials (default: $CUSTOS_NETRC, else ~/.netrc).") var netrc: String?
 
     func run() throws {
         try guarded {
@@ -54,7 +57,9 @@ struct Serve: ParsableCommand {
             var logger = Logger(label: "custos.serve")
             logger.logLevel = .info
             let server = CustosServer(store: store, configuration: .init(packets: packetsDir, keyPath: global.keyPath(key),
-                                                                          secureCookies: secureCookies || tls != nil), logger: logger)
+                                                                          secureCookies: secureCookies || tls != nil,
+                                                                          reportingEndpoint: (endpoint ?? environment.baseURL).trimmingCharacters(in: CharacterSet(charactersIn: "/")),
+                                                                          netrc: netrc), logger: logger)
             let router = try server.router()
             let address = BindAddress.hostname(host, port: port)
             let config = ApplicationConfiguration(address: address, serverName: "custos")

@@ -47,7 +47,7 @@ struct Submit: ParsableCommand {
             guard let url = URL(string: base), let host = url.host, url.scheme == "https" || url.scheme == "http" else {
                 throw CustosError.invalidInput(field: "--endpoint", reason: "\(quoted(base)) is not an http(s) URL")
             }
-            let (login, password) = try Submit.credentials(host: host, file: netrc)
+            let (login, password) = try Submitter.credentials(host: host, file: netrc)
             var options = Submitter.Options(endpoint: base, login: login, password: password, folder: folder, keyPath: global.keyPath(key))
             options.timeout = timeout
             options.backoff = backoff
@@ -66,22 +66,6 @@ struct Submit: ParsableCommand {
                 throw CLIError(stopped.message, code: code)
             }
         }
-    }
-
-    /// The login and password for `host` from a netrc file only its owner may read.
-    static func credentials(host: String, file: String?) throws -> (String, String) {
-        let path = file ?? ProcessInfo.processInfo.environment["CUSTOS_NETRC"].flatMap { $0.isEmpty ? nil : $0 }
-            ?? (FileManager.default.homeDirectoryForCurrentUser.path + "/.netrc")
-        var info = stat()
-        guard stat(path, &info) == 0 else { throw CustosError.notFound(kind: "netrc file", name: path, hint: "give the Reporting API credentials in a netrc file (--netrc FILE)") }
-        guard info.st_mode & 0o077 == 0 else {
-            throw CustosError.invalidInput(field: "--netrc", reason: "\(path) can be read by others (mode \(String(info.st_mode & 0o777, radix: 8))); run `chmod 600 \(path)`. Nothing was sent.")
-        }
-        let text = String(decoding: try readInput(path, limit: 1 << 20), as: UTF8.self)
-        guard let c = Netrc.credentials(host: host, in: text) else {
-            throw CustosError.notFound(kind: "netrc entry", name: host, hint: "add `machine \(host) login USER password PASSWORD` to \(path)")
-        }
-        return c
     }
 }
 

@@ -3,6 +3,10 @@ import CustosPackets
 @testable import CustosServer
 import CustosStore
 import Foundation
+import Hummingbird
+import HummingbirdOTP
+import HummingbirdTesting
+import NIOCore
 import Testing
 
 /// `custos submit` against the Reporting API double: every fault ends, after as many runs as
@@ -233,5 +237,34 @@ extension SubmitToNCMEC {
         let second = try #require(f.double.finished.last)
         #expect(second.0 != first)
         #expect(second.1.xml.contains("<priorCTReports>\(first)</priorCTReports>"))
+    }
+}
+
+extension SubmitToNCMEC {
+    /// The console shows a failed submission with its error and offers Retry, which resumes it.
+    @Test func theConsoleShowsAFailedSubmissionAndRetries() async throws {
+        let f = try await SubmitFixture()
+        f.double.fail("upload", .status(503))
+        _ = try? await f.submitter(attempts: 1).submit(caseID: "C-000001", agency: "NCMEC")
+        let store = try Store.open(path: f.db, actor: Actor(name: "cora", osUser: "t"))
+        let secret = try #require(try store.credential(user: "cora")?.totpSecret)
+        let server = CustosServer(store: store, configuration: .init(packets: f.dir.appendingPathComponent("packets"),
+                                                                     reportingEndpoint: f.double.endpoint, netrc: try f.double.netrc(in: f.dir)))
+        let app = Application(router: try server.router())
+        try await app.test(.router) { client in
+            let code = String(format: "%06d", TOTP(secret: secret).compute(date: Date()))
+            let login = try await client.execute(uri: "/login", method: .post, headers: [.contentType: "application/x-www-form-urlencoded"],
+                                                 body: ByteBuffer(string: "username=cora&password=demo-cora-password&otp=\(code)"))
+            #expect(login.status == .seeOther)
+            let cookie = String(try #require(login.headers[.setCookie]).split(separator: ";")[0])
+            let page = String(buffer: try await client.execute(uri: "/cases/C-000001", method: .get, headers: [.cookie: cookie]).body)
+            #expect(page.contains("HTTP 503") && page.contains(">Retry</button>"))
+            let csrf = try #require(page.components(separatedBy: "name=\"csrf\" value=\"").dropFirst().first?.split(separator: "\"").first)
+            let retried = try await client.execute(uri: "/cases/C-000001/submit", method: .post,
+                                                   headers: [.cookie: cookie, .contentType: "application/x-www-form-urlencoded"], body: ByteBuffer(string: "csrf=\(csrf)"))
+            #expect(String(buffer: retried.body).contains("finished: NCMEC report"))
+        }
+        try f.expectOneFinishedReport()
+        #expect(try store.custodyEntries(subjects: ["C-000001"]).contains { $0.action == CustodyAction.submissionStep.rawValue && $0.auth == "session:password+totp" })
     }
 }
