@@ -18,8 +18,9 @@ CREATE TABLE submissions (
 );
 
 -- The files a submission uploads, in order: each conversation's transcript and each
--- attachment, with our digests, NCMEC's file id and MD5 once uploaded, and whether its
--- fileDetails were sent.
+-- attachment, with our digests, whether an upload was sent (recorded before sending, so a run
+-- killed mid-upload knows NCMEC may hold a file it has no id for), NCMEC's file id once
+-- answered, and whether its fileDetails were sent.
 CREATE TABLE submission_files (
     submission_id INTEGER NOT NULL REFERENCES submissions(id),
     seq           INTEGER NOT NULL,
@@ -27,6 +28,7 @@ CREATE TABLE submission_files (
     path          TEXT NOT NULL,
     sha256        TEXT NOT NULL,
     md5           TEXT NOT NULL,
+    upload_sent   INTEGER NOT NULL DEFAULT 0,
     file_id       TEXT,
     details_sent  INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (submission_id, seq)

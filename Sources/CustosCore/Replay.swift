@@ -41,7 +41,7 @@ public struct Replay: Sendable {
         "tokens": ["user", "token_sha256", "created_at", "revoked_at"],
         "preferences": ["blur", "grayscale"],
         "submissions": ["case_id", "agency", "packet_id", "endpoint", "report_id", "state", "last_error", "created_at", "updated_at"],
-        "submission_files": ["name", "path", "sha256", "md5", "file_id", "details_sent"],
+        "submission_files": ["name", "path", "sha256", "md5", "upload_sent", "file_id", "details_sent"],
         // Rows only while a purge transaction runs: never in a committed store.
         "purging": [],
         "purging_blobs": [],
@@ -264,7 +264,7 @@ public struct Replay: Sendable {
             guard let id = d["submission"]?.intValue, let row = texts(d["row"]), row.count == 9 else { return problem("incomplete submission") }
             rows["submissions"]?.rows[String(id)] = row
             for file in d["files"]?.arrayValue ?? [] {
-                guard let f = texts(file), f.count == 7, let seq = f[0] else { return problem("incomplete submission file") }
+                guard let f = texts(file), f.count == 8, let seq = f[0] else { return problem("incomplete submission file") }
                 rows["submission_files"]?.rows["\(id)|\(seq)"] = Array(f.dropFirst())
             }
         case .referralReceipt:

@@ -77,13 +77,26 @@ public struct Submitter: Sendable {
                     record = try store.recordSubmission(record.id, step: "submit", details: response(r)) { $0.reportID = report; $0.lastError = nil }
                     say("report \(report) opened")
                 case .upload(let i):
-                    let file = record.files[i]
+                    var file = record.files[i]
+                    if file.uploadSent {
+                        // A run stopped after sending this upload and before its answer was recorded.
+                        throw LostUpload(message: "upload of \(file.name): a previous run sent it and stopped before the answer was recorded")
+                    }
                     let bytes = try Data(contentsOf: URL(fileURLWithPath: file.path))
                     guard SHA256Hex.of(bytes) == file.sha256 else {
                         throw Stopped(kind: .fix, message: "\(file.path) changed since the submission began (its SHA-256 is not the recorded one)")
                     }
+                    record = try store.recordSubmission(record.id, step: "upload-sent", details: ["file": .integer(Int64(i))]) { $0.files[i].uploadSent = true }
+                    file = record.files[i]
                     let (body, type) = Submitter.multipart(fields: [("id", record.reportID ?? "")], file: (file.name, bytes))
-                    let r = try await call(client, .upload, body: .bytes(body), contentType: type)
+                    let r: ReportingAPI.Response
+                    do {
+                        r = try await call(client, .upload, body: .bytes(body), contentType: type)
+                    } catch let stopped as Stopped {
+                        // Every attempt was answered, with a refusal: NCMEC holds no file from it.
+                        record = try store.recordSubmission(record.id, step: "upload-refused", details: ["file": .integer(Int64(i))]) { $0.files[i].uploadSent = false }
+                        throw stopped
+                    }
                     let theirs = r.hash ?? ""
                     record = try store.recordSubmission(record.id, step: "upload",
                                                         details: response(r).merging(["file": .integer(Int64(i)), "md5": .string(file.md5), "ncmec_md5": .string(theirs),
@@ -119,12 +132,27 @@ public struct Submitter: Sendable {
                     say("report \(report) finished: recorded as the referral's receipt")
                     return record
                 }
+            } catch let lost as LostUpload {
+                // NCMEC may hold a file we have no id for: its report would carry a file without
+                // details. Retract it and open a clean one.
+                expiredRestarts += 1
+                guard expiredRestarts <= 2 else { throw Stopped(kind: .retryLater, message: lost.message) }
+                if let report = record.reportID {
+                    let r = try await call(client, .retract, body: .bytes(Data("id=\(report)".utf8)), contentType: "application/x-www-form-urlencoded")
+                    _ = r
+                }
+                record = try store.recordSubmission(record.id, step: "restart", details: ["reason": .string(lost.message), "retracted_report": record.reportID.map { .string($0) } ?? .null]) {
+                    $0.reportID = nil
+                    for i in $0.files.indices { $0.files[i].uploadSent = false; $0.files[i].fileID = nil; $0.files[i].detailsSent = false }
+                    $0.lastError = lost.message
+                }
+                say("\(lost.message): report retracted, opening a new one")
             } catch let expired as Expired {
                 expiredRestarts += 1
                 guard expiredRestarts <= 1 else { throw Stopped(kind: .retryLater, message: expired.message) }
                 record = try store.recordSubmission(record.id, step: "restart", details: ["reason": .string(expired.message)]) {
                     $0.reportID = nil
-                    for i in $0.files.indices { $0.files[i].fileID = nil; $0.files[i].detailsSent = false }
+                    for i in $0.files.indices { $0.files[i].uploadSent = false; $0.files[i].fileID = nil; $0.files[i].detailsSent = false }
                     $0.lastError = expired.message
                 }
                 say("\(expired.message): opening a new report")
@@ -225,6 +253,8 @@ public struct Submitter: Sendable {
     // MARK: the protocol
 
     struct Expired: Error { let message: String }
+    /// An upload whose answer never came: NCMEC may have attached the file under an id we do not know.
+    struct LostUpload: Error { let message: String }
 
     /// One call, retried with backoff while its answers are transient; returns a success (or
     /// an "already done"), throws `Stopped` or `Expired` otherwise. Retrying `submit` after a
@@ -257,6 +287,7 @@ public struct Submitter: Sendable {
                 throw e
             } catch {
                 last = "no answer (\(error))"
+                if step == .upload { throw LostUpload(message: "upload: \(last)") }
                 if step == .submit { say("submit: \(last); its outcome is unknown: a retry opens a new report, and an unanswered one expires unfinished at NCMEC") }
             }
             if attempt < options.attempts {

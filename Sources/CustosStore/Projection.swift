@@ -36,7 +36,7 @@ enum StoredTables {
         "tokens": "SELECT id, user, token_sha256, created_at, revoked_at FROM tokens",
         "preferences": "SELECT user, blur, grayscale FROM preferences",
         "submissions": "SELECT id, case_id, agency, packet_id, endpoint, report_id, state, last_error, created_at, updated_at FROM submissions",
-        "submission_files": "SELECT submission_id || '|' || seq, name, path, sha256, md5, file_id, details_sent FROM submission_files",
+        "submission_files": "SELECT submission_id || '|' || seq, name, path, sha256, md5, upload_sent, file_id, details_sent FROM submission_files",
         "purging": "SELECT conversation_id FROM purging",
         "purging_blobs": "SELECT sha256 FROM purging_blobs",
     ]

@@ -11,6 +11,8 @@ public struct SubmissionRecord: Sendable, Equatable {
         public let path: String
         public let sha256: String
         public let md5: String
+        /// An upload of it was sent (recorded before sending).
+        public var uploadSent: Bool
         public var fileID: String?
         public var detailsSent: Bool
     }
@@ -81,8 +83,8 @@ extension Store {
                            arguments: [after.reportID, after.state.rawValue, after.lastError, after.updatedAt, id])
             let changed = zip(before.files, after.files).filter { $0 != $1 }.map(\.1)
             for f in changed {
-                try db.execute(sql: "UPDATE submission_files SET file_id = ?, details_sent = ? WHERE submission_id = ? AND seq = ?",
-                               arguments: [f.fileID, f.detailsSent, id, f.seq])
+                try db.execute(sql: "UPDATE submission_files SET upload_sent = ?, file_id = ?, details_sent = ? WHERE submission_id = ? AND seq = ?",
+                               arguments: [f.uploadSent, f.fileID, f.detailsSent, id, f.seq])
             }
             var facts = Store.facts(after, files: changed)
             facts["step"] = .string(step)
@@ -136,7 +138,7 @@ extension Store {
         }
         let files = try Row.fetchAll(db, sql: "SELECT * FROM submission_files WHERE submission_id = ? ORDER BY seq", arguments: [id]).map {
             SubmissionRecord.File(seq: $0["seq"], name: $0["name"], path: $0["path"], sha256: $0["sha256"], md5: $0["md5"],
-                                  fileID: $0["file_id"], detailsSent: ($0["details_sent"] as Int64) != 0)
+                                  uploadSent: ($0["upload_sent"] as Int64) != 0, fileID: $0["file_id"], detailsSent: ($0["details_sent"] as Int64) != 0)
         }
         return SubmissionRecord(id: id, caseID: CaseID.format(r["case_id"]), agency: r["agency"], packetID: r["packet_id"], endpoint: r["endpoint"],
                                 reportID: r["report_id"], state: state, lastError: r["last_error"], createdAt: r["created_at"],
@@ -153,7 +155,7 @@ extension Store {
             "row": .array([caseRow, .string(s.agency), .string(s.packetID), .string(s.endpoint), opt(s.reportID), .string(s.state.rawValue),
                            opt(s.lastError), .string(s.createdAt), .string(s.updatedAt)]),
             "files": .array(files.map { f in .array([.string(String(f.seq)), .string(f.name), .string(f.path), .string(f.sha256), .string(f.md5),
-                                                     opt(f.fileID), .string(f.detailsSent ? "1" : "0")]) }),
+                                                     .string(f.uploadSent ? "1" : "0"), opt(f.fileID), .string(f.detailsSent ? "1" : "0")]) }),
         ]
     }
 }

@@ -202,7 +202,9 @@ final class SubmitFixture: @unchecked Sendable {
         second.waitUntilExit()
         #expect(second.terminationStatus == 0)
         try f.expectOneFinishedReport()
-        #expect(f.double.reports.count == 1)
+        // The killed run had sent an upload whose answer it never recorded: that report is
+        // retracted (NCMEC might hold the file under an id nobody knows) and a clean one finished.
+        #expect(f.double.reports.count == 2 && f.double.reports.values.filter(\.retracted).count == 1)
     }
 }
 
@@ -266,5 +268,18 @@ extension SubmitToNCMEC {
         }
         try f.expectOneFinishedReport()
         #expect(try store.custodyEntries(subjects: ["C-000001"]).contains { $0.action == CustodyAction.submissionStep.rawValue && $0.auth == "session:password+totp" })
+    }
+}
+
+extension SubmitToNCMEC {
+    /// An upload processed but unanswered leaves a file NCMEC holds under an id we never
+    /// learnt: the report is retracted and a clean one finished, every file described.
+    @Test func aLostUploadAnswerRetractsAndStartsClean() async throws {
+        let f = try await SubmitFixture()
+        f.double.fail("upload", .lostAnswer(seconds: 2))
+        try await f.submitUntilDone()
+        try f.expectOneFinishedReport()
+        #expect(f.double.reports.count == 2)
+        #expect(f.double.reports.values.filter(\.retracted).count == 1)
     }
 }
