@@ -72,6 +72,12 @@ public struct Submitter: Sendable {
                     return record
                 case .submit:
                     let xml = try Data(contentsOf: packetFolder(record).appendingPathComponent("data/cybertipline-report.xml"))
+                    if record.lastError?.hasPrefix(Submitter.submitSent) == true {
+                        // A run sent submit and stopped before recording its answer.
+                        record = try store.recordSubmission(record.id, step: "submit-unknown", details: [
+                            "reason": .string("a previous run sent submit and stopped before recording its answer; if NCMEC opened a report then, it expires unfinished (24 hours after it was opened); a new report is opened")]) { $0.lastError = nil }
+                    }
+                    record = try store.recordSubmission(record.id, step: "submit-sent") { $0.lastError = Submitter.submitSent + " at \(Timestamp.utcString(millis: Int64(Date().timeIntervalSince1970 * 1000)))" }
                     let r = try await call(client, .submit, body: .bytes(xml), contentType: "text/xml; charset=utf-8")
                     guard let report = r.reportID else { throw Stopped(kind: .retryLater, message: "submit answered no report id") }
                     record = try store.recordSubmission(record.id, step: "submit", details: response(r)) { $0.reportID = report; $0.lastError = nil }
@@ -157,8 +163,11 @@ public struct Submitter: Sendable {
                 }
                 say("\(expired.message): opening a new report")
             } catch let stopped as Stopped {
+                // A submit that got no answer stays marked as sent: the next run records that its
+                // outcome is unknown before opening a new report.
+                let unanswered = step == .submit && stopped.message.contains("no answer")
                 try? store.recordSubmission(record.id, step: "failed", details: ["at": .string(Submitter.describe(step)), "error": .string(stopped.message)]) {
-                    $0.lastError = stopped.message
+                    $0.lastError = unanswered ? Submitter.submitSent + " (\(stopped.message))" : stopped.message
                 }
                 throw stopped
             }
@@ -251,6 +260,9 @@ public struct Submitter: Sendable {
     }
 
     // MARK: the protocol
+
+    /// The mark `last_error` carries while a submit is in flight (no column needed for it).
+    static let submitSent = "submit sent; its answer is not recorded yet"
 
     struct Expired: Error { let message: String }
     /// An upload whose answer never came: NCMEC may have attached the file under an id we do not know.

@@ -118,6 +118,8 @@ final class SubmitFixture: @unchecked Sendable {
         try f.expectOneFinishedReport()
         #expect(f.double.reports.count == 2)
         #expect(f.double.reports.values.filter { !$0.finished && !$0.retracted }.count == 1)
+        // The second run recorded why it opened a new report.
+        #expect(try f.store().custodyEntries(subjects: ["C-000001"]).contains { $0.details.contains("\"step\":\"submit-unknown\"") })
     }
 
     /// A run that stops between uploads resumes from the next file with the same report.
