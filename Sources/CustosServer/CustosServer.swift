@@ -104,10 +104,16 @@ public final class CustosServer: Sendable {
         }
         if let failure {
             let started = await throttle.fail(account: account, address: address, now: now)
-            let details: [String: JSONValue] = ["reason": .string(failure), "address": .string(address), "throttled": .bool(started)]
+            var details: [String: JSONValue] = ["reason": .string(failure), "address": .string(address), "throttled": .bool(started)]
+            // The subject is a name only when it could be one; anything else a client typed is
+            // kept JSON-escaped in the details (a NUL or a control character cannot enter a subject).
+            let validName = (try? UserName.validate(account)) != nil
+            if !validName { details["attempted_name"] = .string(account) }
+            let subject = validName ? account : "(not a user name)"
+            let logged = details
             try? await blocking {
                 try self.store.acting(as: Actor(name: "(unauthenticated)", osUser: self.store.actor.osUser, auth: AuthMethod.none))
-                    .recordSession(.sessionFail, user: account, details: details)
+                    .recordSession(.sessionFail, user: subject, details: logged)
             }
             logger.notice("sign-in failed", metadata: ["address": .string(address), "reason": .string(failure)])
             let message = failure.hasPrefix("a one-time code is required") ? "a one-time code is required for your role: ask an admin to enrol you (`custos user totp NAME`)"

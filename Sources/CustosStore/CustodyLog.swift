@@ -26,6 +26,11 @@ public final class CustodyLog {
     public func append(_ action: CustodyAction, subjectID: String, details: JSONValue = .object([:]),
                        evidenceHash: String? = nil) throws -> Int64 {
         let subjectType = action.subjectType.rawValue
+        // SQLite hands TEXT back only up to a NUL: an entry holding one would no longer match
+        // its own leaf hash. Nothing that reaches here may carry one (details are JSON-escaped).
+        guard !subjectID.utf8.contains(0), !actor.name.utf8.contains(0), !actor.osUser.utf8.contains(0) else {
+            throw CustosError.invalidInput(field: "subject", reason: "a custody entry's subject or actor cannot contain a NUL character")
+        }
         if tail == nil {
             if let row = try Row.fetchOne(db, sql: "SELECT seq, chain_hash FROM custody ORDER BY seq DESC LIMIT 1") {
                 tail = (row["seq"], Array(row["chain_hash"] as Data))
