@@ -56,7 +56,7 @@ enum Migrations {
             let version: Int = row["version"]
             guard let m = all.first(where: { $0.version == version }) else {
                 if version > latest {
-                    throw CustosError.invalidState(subject: "the store", state: "newer", reason: "it has schema version \(version), newer than this custos understands (\(latest)); use a newer custos. Nothing was changed.")
+                    throw CustosError.invalidState(subject: "the store", state: "newer", reason: "its schema_migrations lists migration \(version), newer than this custos understands (\(latest)); use a newer custos (if none wrote this store, the row was added behind the log's back). Nothing was changed.")
                 }
                 throw CustosError.invalidState(subject: "the store", state: "unknown", reason: "it has a migration \(version) this custos does not know")
             }
