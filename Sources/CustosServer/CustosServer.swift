@@ -208,13 +208,6 @@ func blocking<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
 
 private let blockingQueue = DispatchQueue(label: "custos.blocking", attributes: .concurrent)
 
-extension Store {
-    /// A setting's value (its default when unset).
-    public func settingValue(_ setting: Setting) throws -> String {
-        try settings().first { $0.0 == setting.rawValue }?.1 ?? setting.defaultValue
-    }
-}
-
 // MARK: middleware
 
 /// Sets the request's principal (bearer token or session) and address; refuses an API request

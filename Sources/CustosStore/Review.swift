@@ -120,6 +120,9 @@ extension Store {
         try read { db in try Row.fetchAll(db, sql: "SELECT key, value FROM settings ORDER BY key").map { ($0["key"], $0["value"]) } }
     }
 
+    /// A setting's value (its default when unset), read on its own.
+    public func settingValue(_ key: Setting) throws -> String { try read { db in try setting(key, db: db) } }
+
     func setting(_ key: Setting, db: Database) throws -> String {
         try String.fetchOne(db, sql: "SELECT value FROM settings WHERE key = ?", arguments: [key.rawValue]) ?? key.defaultValue
     }
