@@ -75,14 +75,34 @@ public enum Evidence {
 
     /// Rebuilds a conversation from its canonical document (as written into a packet).
     public static func conversation(fromDocument doc: JSONValue) throws(RecordError) -> Conversation {
-        guard doc["format"]?.stringValue == format else { throw RecordError("format", "expected \(format)") }
-        guard let platform = doc["platform"]?.stringValue else { throw RecordError("platform", "missing") }
-        guard let c = doc["conversation"] else { throw RecordError("conversation", "missing") }
-        let record: JSONValue = .object([
-            "flag_id": .string("-"), "source": .object(["detector": .string("-")]),
-            "detected_at": .string("1970-01-01T00:00:00Z"), "service": .object(["platform": .string(platform)]),
-            "conversation": c,
-        ])
-        return try FlagRecord.validate(record).conversation
+        try read(doc.canonicalBytes).conversation
+    }
+
+    /// A stored evidence document read back: checked against the conversation contract, with
+    /// what the store indexes, and (when `materialize`) the conversation itself.
+    public struct Document: Sendable {
+        public let platform: String
+        public let conversationID: String
+        public let messageCount: Int
+        public let firstMillis: Int64
+        public let lastMillis: Int64
+        public let attachments: [PlacedAttachment]
+        /// Empty unless read with `materialize`.
+        public let conversation: Conversation
+    }
+
+    public static func read(_ bytes: [UInt8], materialize: Bool = true) throws(RecordError) -> Document {
+        let tape: JSONTape
+        do { tape = try JSONTape.parse(bytes) } catch { throw RecordError("", error.description) }
+        guard tape.kind(JSONTape.root) == .object else { throw RecordError("", "expected an object") }
+        guard let f = tape.member(JSONTape.root, "format"), tape.string(f) == format else { throw RecordError("format", "expected \(format)") }
+        guard let p = tape.member(JSONTape.root, "platform"), let platform = tape.string(p) else { throw RecordError("platform", "missing") }
+        guard let c = tape.member(JSONTape.root, "conversation") else { throw RecordError("conversation", "missing") }
+        guard tape.count(JSONTape.root) == 3 else { throw RecordError("", "members other than conversation, format and platform") }
+        var v = RecordValidator(tape: tape, materialize: materialize)
+        guard tape.kind(c) == .object else { throw RecordError("conversation", "expected an object, got \(tape.typeName(c))") }
+        let id = try v.conversation(c, platform: platform)
+        return Document(platform: platform, conversationID: id, messageCount: v.messageCount, firstMillis: v.firstMillis,
+                        lastMillis: v.lastMillis, attachments: v.attachments, conversation: v.conversation)
     }
 }

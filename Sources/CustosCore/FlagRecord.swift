@@ -142,136 +142,75 @@ public enum RecordLimits {
 extension FlagRecord {
     /// Validates a parsed JSON object against the flag-record contract.
     public static func validate(_ json: JSONValue) throws(RecordError) -> FlagRecord {
-        guard case .object(let root) = json else { throw RecordError("", "expected a JSON object, got \(json.typeName)") }
-        var r = Reader(members: root, path: "")
-        let flagID = try r.identifier("flag_id")
-        var source = try r.object("source")
-        let detector = try source.identifier("detector")
-        // The flag key is `detector:flag_id`; a ':' in the detector would let two different
-        // (detector, flag_id) pairs share a key ("a" + "b:c" and "a:b" + "c").
-        if detector.contains(":") { throw RecordError("source.detector", "must not contain ':' (it separates the detector from the flag id in the flag's key): \(quoted(detector))") }
-        let modelVersion = try source.optionalString("model_version")
-        var score: Double?
-        if let s = r.take("score"), s != .null {
-            guard let d = s.doubleValue else {
-                throw RecordError("score", "expected a number in [0, 1], got \(s.typeName)")
-            }
-            guard d >= 0, d <= 1 else { throw RecordError("score", "\(JSONValue.canonicalNumber(d)) is outside [0, 1]") }
-            score = d
-        }
-        let detectedAt = try r.timestamp("detected_at")
-        var service = try r.object("service")
-        let platform = try service.identifier("platform")
-        let surface = try service.optionalString("surface")
-        let signals = try r.stringArray("signals")
-        var c = try r.object("conversation")
-        let conversationID = try c.identifier("id")
+        let tape: JSONTape
+        do { tape = try JSONTape.parse(json.canonicalBytes) } catch { throw RecordError("", error.description) }
+        return try validate(tape)
+    }
 
-        let participantValues = try c.array("participants", required: true)
-        var participants: [Participant] = []
-        var userIDs = Set<String>()
-        for (i, value) in participantValues.enumerated() {
-            var p = try Reader.object(value, path: "conversation.participants[\(i)]")
-            let userID = try p.identifier("user_id")
-            guard userIDs.insert(userID).inserted else {
-                throw RecordError(p.path("user_id"), "duplicate participant \(quoted(userID))")
-            }
-            var roleHint: RoleHint?
-            if let hint = try p.optionalString("role_hint") {
-                guard let h = RoleHint(rawValue: hint) else {
-                    throw RecordError(p.path("role_hint"), "unknown role \(quoted(hint)) (expected suspected_adult, suspected_minor or unknown)")
-                }
-                roleHint = h
-            }
-            var statedAge: Int64?
-            if let a = p.take("stated_age"), a != .null {
-                guard case .integer(let age) = a, (0...150).contains(age) else {
-                    throw RecordError(p.path("stated_age"), "expected an integer age in 0...150")
-                }
-                statedAge = age
-            }
-            var country: String?
-            if let cc = try p.optionalString("country") {
-                guard cc.utf8.count == 2, cc.utf8.allSatisfy({ (0x41...0x5A).contains($0) }) else {
-                    throw RecordError(p.path("country"), "expected an ISO 3166-1 alpha-2 code such as \"GB\", got \(quoted(cc))")
-                }
-                country = cc
-            }
-            let emails = try p.stringArray("emails")
-            var ipEvents: [IPEvent] = []
-            for (j, ev) in try p.array("ip_events", required: false).enumerated() {
-                var e = try Reader.object(ev, path: p.path("ip_events[\(j)]"))
-                let ip = try e.identifier("ip")
-                guard ip.utf8.allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x66).contains($0) || (0x41...0x46).contains($0) || $0 == 0x2E || $0 == 0x3A }) else {
-                    throw RecordError(e.path("ip"), "not an IP address: \(quoted(ip))")
-                }
-                let event = try e.optionalString("event")
-                var at: String?
-                if e.members["at"] != nil { at = try e.timestamp("at").text }
-                ipEvents.append(IPEvent(ip: ip, event: event, at: at, extra: e.rest))
-            }
-            participants.append(Participant(
-                userID: userID, screenName: try p.optionalString("screen_name"),
-                displayName: try p.optionalString("display_name"), roleHint: roleHint, statedAge: statedAge,
-                country: country, emails: emails, ipEvents: ipEvents, extra: p.rest))
-        }
-        if participants.isEmpty { throw RecordError("conversation.participants", "at least one participant is required") }
+    /// Validates a record's tape against the flag-record contract, materialising it whole.
+    public static func validate(_ tape: JSONTape) throws(RecordError) -> FlagRecord {
+        var v = RecordValidator(tape: tape, materialize: true)
+        let header = try v.record()
+        var writer = CanonicalWriter()
+        var canonical: [UInt8] = []
+        writer.write(tape, JSONTape.root, into: &canonical)
+        return FlagRecord(flagID: header.flagID, detector: header.detector, modelVersion: header.modelVersion, score: header.score,
+                          detectedAt: header.detectedAt, surface: header.surface, signals: header.signals, extra: header.extra,
+                          conversation: v.conversation, recordHash: SHA256Hex.of(canonical))
+    }
+}
 
-        let messageValues = try c.array("messages", required: true)
-        if messageValues.isEmpty { throw RecordError("conversation.messages", "at least one message is required") }
-        if messageValues.count > RecordLimits.maxMessages {
-            throw RecordError("conversation.messages", "\(messageValues.count) messages exceed the limit of \(RecordLimits.maxMessages)")
+/// A flag record read for storing, in one pass: validated on its tape, with the RFC 8785 bytes
+/// of its evidence document and the SHA-256 of the record's own canonical bytes. The
+/// conversation is not materialised; what the store indexes is summarised.
+public struct CanonicalFlag: Sendable {
+    public var flagID: String
+    public var detector: String
+    public var modelVersion: String?
+    public var score: Double?
+    public var detectedAt: Timestamp
+    public var surface: String?
+    public var signals: [String]
+    public var extra: [String: JSONValue]
+    public var platform: String
+    public var conversationID: String
+    public var messageCount: Int
+    /// The earliest and latest message times (UTC milliseconds).
+    public var firstMillis: Int64
+    public var lastMillis: Int64
+    /// Every attachment the conversation carries, in order, with where it is (with its `path`, if any).
+    public var attachments: [PlacedAttachment]
+    /// SHA-256 of the whole record's canonical bytes: the idempotency fingerprint.
+    public var recordHash: String
+    /// The evidence document's canonical bytes (docs/evidence-hash.md) and their SHA-256.
+    public var evidence: [UInt8]
+    public var evidenceHash: String
+
+    public var key: String { FlagKey.make(detector: detector, flagID: flagID) }
+
+    /// Reads one record's bytes: parse, validate and canonicalise in one pass. `tape` and
+    /// `writer` are reused storage (one per thread).
+    public static func read(_ bytes: UnsafeBufferPointer<UInt8>, tape: inout JSONTape, writer: inout CanonicalWriter) throws(RecordError) -> CanonicalFlag {
+        do { try tape.parse(bytes) } catch { throw RecordError("", error.description) }
+        var v = RecordValidator(tape: tape, materialize: false)
+        let h = try v.record()
+        // The record's canonical bytes; the evidence document reuses its conversation's bytes
+        // when the evidence form drops nothing from them (one canonicalisation for both).
+        var canonical: [UInt8] = []
+        canonical.reserveCapacity(bytes.count + 256)
+        let span = writer.write(tape, JSONTape.root, into: &canonical, marking: h.conversationNode)
+        var evidence: [UInt8] = []
+        evidence.reserveCapacity(canonical.count + 64)
+        if v.evidenceIsVerbatim, let span {
+            CanonicalWriter.document(platform: h.platform, into: &evidence) { $0.append(contentsOf: canonical[span]) }
+        } else {
+            CanonicalWriter.document(platform: h.platform, into: &evidence) { writer.evidenceConversation(tape, h.conversationNode, into: &$0) }
         }
-        var messages: [Message] = []
-        messages.reserveCapacity(messageValues.count)
-        for (i, value) in messageValues.enumerated() {
-            var m = try Reader.object(value, path: "conversation.messages[\(i)]")
-            let id = try m.identifier("id")
-            let sender = try m.identifier("sender")
-            guard userIDs.contains(sender) else {
-                throw RecordError(m.path("sender"), "unknown sender \(quoted(sender)): not a participant")
-            }
-            let sentAt = try m.timestamp("sent_at")
-            var attachments: [Attachment] = []
-            for (j, av) in try m.array("attachments", required: false).enumerated() {
-                var a = try Reader.object(av, path: m.path("attachments[\(j)]"))
-                let sha = try a.string("sha256")
-                guard sha.utf8.count == 64, Hex.decode(sha) != nil else {
-                    throw RecordError(a.path("sha256"), "expected 64 hex digits, got \(quoted(sha))")
-                }
-                guard let sizeValue = a.take("size"), case .integer(let size) = sizeValue, size >= 0 else {
-                    throw RecordError(a.path("size"), "expected a non-negative integer byte count")
-                }
-                var path: String?
-                if let p = try a.optionalString("path") {
-                    try AttachmentPath.check(p, at: a.path("path"))
-                    path = p
-                }
-                attachments.append(Attachment(
-                    name: try a.optionalString("name"), mediaType: try a.optionalString("media_type"),
-                    sha256: sha.lowercased(), size: size, path: path, extra: a.rest))
-            }
-            var text = ""
-            if let t = m.take("text"), t != .null {
-                guard case .string(let s) = t else { throw RecordError(m.path("text"), "expected a string, got \(t.typeName)") }
-                guard s.utf8.count <= RecordLimits.maxTextBytes else {
-                    throw RecordError(m.path("text"), "\(s.utf8.count) bytes exceed the limit of \(RecordLimits.maxTextBytes)")
-                }
-                text = s
-            } else if attachments.isEmpty {
-                throw RecordError(m.path("text"), "missing (text may be absent only when the message has attachments)")
-            }
-            messages.append(Message(id: id, sender: sender, sentAt: sentAt, text: text, attachments: attachments, extra: m.rest))
-        }
-        var extra = r.rest
-        if !source.rest.isEmpty { extra["source"] = .object(source.rest) }
-        if !service.rest.isEmpty { extra["service"] = .object(service.rest) }
-        return FlagRecord(
-            flagID: flagID, detector: detector, modelVersion: modelVersion, score: score, detectedAt: detectedAt,
-            surface: surface, signals: signals, extra: extra,
-            conversation: Conversation(platform: platform, id: conversationID, participants: participants,
-                                       messages: messages, extra: c.rest),
-            recordHash: SHA256Hex.of(json.canonicalData))
+        return CanonicalFlag(flagID: h.flagID, detector: h.detector, modelVersion: h.modelVersion, score: h.score,
+                             detectedAt: h.detectedAt, surface: h.surface, signals: h.signals, extra: h.extra, platform: h.platform,
+                             conversationID: h.conversationID, messageCount: v.messageCount, firstMillis: v.firstMillis,
+                             lastMillis: v.lastMillis, attachments: v.attachments, recordHash: SHA256Hex.of(canonical),
+                             evidence: evidence, evidenceHash: SHA256Hex.of(evidence))
     }
 }
 
@@ -287,81 +226,356 @@ public enum AttachmentPath {
     }
 }
 
-/// Takes members out of a JSON object, leaving the unknown ones in `rest`.
-struct Reader {
-    var members: [String: JSONValue]
-    let prefix: String
 
-    init(members: [String: JSONValue], path: String) { self.members = members; self.prefix = path }
+/// An attachment and its place: `conversation.messages[message].attachments[index]`.
+public struct PlacedAttachment: Sendable {
+    public let message: Int
+    public let index: Int
+    public let attachment: Attachment
+}
 
-    static func object(_ value: JSONValue, path: String) throws(RecordError) -> Reader {
-        guard case .object(let m) = value else { throw RecordError(path, "expected an object, got \(value.typeName)") }
-        return Reader(members: m, path: path)
+/// The flag-record contract (../shared/spec/flag-record.md), checked on a tape: one walk,
+/// every error naming the JSON path of the offending field. With `materialize` it also builds
+/// the `Conversation`; without, it only summarises what the store indexes.
+struct RecordValidator {
+    let t: JSONTape
+    let materialize: Bool
+
+    struct Header {
+        var flagID: String, detector: String, modelVersion: String?, score: Double?, detectedAt: Timestamp
+        var surface: String?, signals: [String], extra: [String: JSONValue], platform: String
+        var conversationID: String, conversationNode: Int
     }
 
+    var conversation = Conversation(platform: "", id: "", participants: [], messages: [])
+    var messageCount = 0
+    var firstMillis: Int64 = 0
+    var lastMillis: Int64 = 0
+    var attachments: [PlacedAttachment] = []
+    /// Whether the evidence form of the conversation equals its canonical form (no null or
+    /// empty optional member, no attachment path, no upper-case digest, no missing text).
+    var evidenceIsVerbatim = true
+
+    init(tape: JSONTape, materialize: Bool) { self.t = tape; self.materialize = materialize }
+
+    mutating func record() throws(RecordError) -> Header {
+        var r = try Obj(t, JSONTape.root, "", top: true)
+        let flagID = try r.identifier("flag_id")
+        var source = try r.object("source")
+        let detector = try source.identifier("detector")
+        // The flag key is `detector:flag_id`; a ':' in the detector would let two different
+        // (detector, flag_id) pairs share a key ("a" + "b:c" and "a:b" + "c").
+        if detector.contains(":") { throw RecordError("source.detector", "must not contain ':' (it separates the detector from the flag id in the flag's key): \(quoted(detector))") }
+        let modelVersion = try source.optionalString("model_version")
+        var score: Double?
+        if let s = r.take("score"), !t.isNull(s) {
+            guard let d = t.double(s) else { throw RecordError("score", "expected a number in [0, 1], got \(t.typeName(s))") }
+            guard d >= 0, d <= 1 else { throw RecordError("score", "\(JSONValue.canonicalNumber(d)) is outside [0, 1]") }
+            score = d
+        }
+        let detectedAt = try r.timestamp("detected_at")
+        var service = try r.object("service")
+        let platform = try service.identifier("platform")
+        let surface = try service.optionalString("surface")
+        let signals = try r.stringArray("signals")
+        let conversationNode = try r.objectNode("conversation")
+        let conversationID = try self.conversation(conversationNode, platform: platform)
+        var extra = r.rest
+        let sourceRest = source.rest, serviceRest = service.rest
+        if !sourceRest.isEmpty { extra["source"] = .object(sourceRest) }
+        if !serviceRest.isEmpty { extra["service"] = .object(serviceRest) }
+        return Header(flagID: flagID, detector: detector, modelVersion: modelVersion, score: score, detectedAt: detectedAt,
+                      surface: surface, signals: signals, extra: extra, platform: platform,
+                      conversationID: conversationID, conversationNode: conversationNode)
+    }
+
+    /// Checks the conversation object at `node` (path `conversation`); returns its id.
+    mutating func conversation(_ node: Int, platform: String) throws(RecordError) -> String {
+        var c = try Obj(t, node, "conversation")
+        let conversationID = try c.identifier("id")
+
+        let participantValues = try c.requiredArray("participants")
+        var participants: [Participant] = []
+        // Senders are matched against the participants' id nodes; by a set once there are many.
+        var userNodes: [Int] = []
+        var userIDs = Set<String>()
+        var index = 0
+        for value in t.items(participantValues) {
+            defer { index += 1 }
+            var p = try Obj(t, value, "conversation.participants", index: index)
+            if p.isEmptyArray("emails") || p.isEmptyArray("ip_events") { evidenceIsVerbatim = false }
+            let userNode = try p.identifierNode("user_id")
+            let userID = t.string(userNode) ?? ""
+            guard userIDs.insert(userID).inserted else {
+                throw RecordError(p.path("user_id"), "duplicate participant \(quoted(userID))")
+            }
+            userNodes.append(userNode)
+            var roleHint: RoleHint?
+            if let hint = try p.optionalString("role_hint") {
+                guard let h = RoleHint(rawValue: hint) else {
+                    throw RecordError(p.path("role_hint"), "unknown role \(quoted(hint)) (expected suspected_adult, suspected_minor or unknown)")
+                }
+                roleHint = h
+            }
+            var statedAge: Int64?
+            if let a = p.take("stated_age"), !t.isNull(a) {
+                guard let age = t.integer(a), (0...150).contains(age) else {
+                    throw RecordError(p.path("stated_age"), "expected an integer age in 0...150")
+                }
+                statedAge = age
+            }
+            var country: String?
+            if let cc = try p.optionalString("country") {
+                guard cc.utf8.count == 2, cc.utf8.allSatisfy({ (0x41...0x5A).contains($0) }) else {
+                    throw RecordError(p.path("country"), "expected an ISO 3166-1 alpha-2 code such as \"GB\", got \(quoted(cc))")
+                }
+                country = cc
+            }
+            let emails = try p.stringArray("emails")
+            var ipEvents: [IPEvent] = []
+            let events = try p.array("ip_events")
+            var j = 0
+            for ev in t.items(events) {
+                defer { j += 1 }
+                var e = try Obj(t, ev, p.path("ip_events"), index: j)
+                let ip = try e.identifier("ip")
+                guard ip.utf8.allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x66).contains($0) || (0x41...0x46).contains($0) || $0 == 0x2E || $0 == 0x3A }) else {
+                    throw RecordError(e.path("ip"), "not an IP address: \(quoted(ip))")
+                }
+                let event = try e.optionalString("event")
+                var at: String?
+                if e.has("at") { at = try e.timestamp("at").text }
+                if e.tookNull { evidenceIsVerbatim = false }
+                ipEvents.append(IPEvent(ip: ip, event: event, at: at, extra: e.rest))
+            }
+            let screenName = try p.optionalString("screen_name")
+            let displayName = try p.optionalString("display_name")
+            if p.tookNull { evidenceIsVerbatim = false }
+            participants.append(Participant(
+                userID: userID, screenName: screenName, displayName: displayName, roleHint: roleHint, statedAge: statedAge,
+                country: country, emails: emails, ipEvents: ipEvents, extra: p.rest))
+        }
+        if participants.isEmpty { throw RecordError("conversation.participants", "at least one participant is required") }
+
+        let messageValues = try c.requiredArray("messages")
+        let total = t.count(messageValues)
+        if total == 0 { throw RecordError("conversation.messages", "at least one message is required") }
+        if total > RecordLimits.maxMessages {
+            throw RecordError("conversation.messages", "\(total) messages exceed the limit of \(RecordLimits.maxMessages)")
+        }
+        var messages: [Message] = []
+        if materialize { messages.reserveCapacity(total) }
+        var first = Int64.max, last = Int64.min
+        var i = 0
+        for value in t.items(messageValues) {
+            defer { i += 1 }
+            var m = try Obj(t, value, "conversation.messages", index: i)
+            let idNode = try m.identifierNode("id")
+            let senderNode = try m.identifierNode("sender")
+            let known = userNodes.count <= 8
+                ? userNodes.contains { t.sameString($0, senderNode) }
+                : userIDs.contains(t.string(senderNode) ?? "")
+            guard known else {
+                throw RecordError(m.path("sender"), "unknown sender \(quoted(t.string(senderNode) ?? "")): not a participant")
+            }
+            let sentNode = try m.stringNode("sent_at")
+            guard let instant = t.withBytes(sentNode, { Timestamp.instant($0) }) else {
+                throw RecordError(m.path("sent_at"), "not an RFC 3339 timestamp with offset: \(quoted(t.string(sentNode) ?? ""))")
+            }
+            first = min(first, instant.millis)
+            last = max(last, instant.millis)
+            var messageAttachments: [Attachment] = []
+            if m.isEmptyArray("attachments") { evidenceIsVerbatim = false }
+            let attachmentValues = try m.array("attachments")
+            var j = 0
+            for av in t.items(attachmentValues) {
+                defer { j += 1 }
+                var a = try Obj(t, av, m.path("attachments"), index: j)
+                let sha = try a.string("sha256")
+                guard sha.utf8.count == 64, Hex.decode(sha) != nil else {
+                    throw RecordError(a.path("sha256"), "expected 64 hex digits, got \(quoted(sha))")
+                }
+                if sha != sha.lowercased() { evidenceIsVerbatim = false }
+                guard let sizeValue = a.take("size"), let size = t.integer(sizeValue), size >= 0 else {
+                    throw RecordError(a.path("size"), "expected a non-negative integer byte count")
+                }
+                var path: String?
+                if let p = try a.optionalString("path") {
+                    try AttachmentPath.check(p, at: a.path("path"))
+                    path = p
+                    evidenceIsVerbatim = false
+                }
+                let name = try a.optionalString("name")
+                let mediaType = try a.optionalString("media_type")
+                if a.tookNull || a.has("path") { evidenceIsVerbatim = false }
+                let attachment = Attachment(name: name, mediaType: mediaType, sha256: sha.lowercased(), size: size, path: path, extra: a.rest)
+                messageAttachments.append(attachment)
+                attachments.append(PlacedAttachment(message: i, index: j, attachment: attachment))
+            }
+            var textNode: Int?
+            if let tn = m.take("text"), !t.isNull(tn) {
+                guard t.kind(tn) == .string else { throw RecordError(m.path("text"), "expected a string, got \(t.typeName(tn))") }
+                let n = t.byteCount(tn)
+                guard n <= RecordLimits.maxTextBytes else {
+                    throw RecordError(m.path("text"), "\(n) bytes exceed the limit of \(RecordLimits.maxTextBytes)")
+                }
+                textNode = tn
+            } else if messageAttachments.isEmpty {
+                throw RecordError(m.path("text"), "missing (text may be absent only when the message has attachments)")
+            } else {
+                evidenceIsVerbatim = false
+            }
+            if m.tookNull { evidenceIsVerbatim = false }
+            if materialize {
+                let sentText = t.string(sentNode) ?? ""
+                messages.append(Message(id: t.string(idNode) ?? "", sender: t.string(senderNode) ?? "",
+                                        sentAt: Timestamp(text: sentText, epochMillis: instant.millis, offsetMinutes: instant.offsetMinutes),
+                                        text: textNode.flatMap { t.string($0) } ?? "", attachments: messageAttachments, extra: m.rest))
+            }
+        }
+        messageCount = total
+        firstMillis = first
+        lastMillis = last
+        if materialize {
+            conversation = Conversation(platform: platform, id: conversationID, participants: participants, messages: messages, extra: c.rest)
+        }
+        return conversationID
+    }
+}
+
+/// One object of a record being validated: members are taken by name; those left are `rest`.
+struct Obj {
+    let t: JSONTape
+    let node: Int
+    let base: String
+    let index: Int?
+    /// Members taken so far, by position (a bit each for the first 64, a set beyond).
+    var taken: UInt64 = 0
+    var takenBeyond: Set<Int> = []
+    /// Whether a member taken was null (the evidence form leaves such a member out).
+    var tookNull = false
+
+    init(_ t: JSONTape, _ node: Int, _ base: String, index: Int? = nil, top: Bool = false) throws(RecordError) {
+        self.t = t; self.node = node; self.base = base; self.index = index
+        guard t.kind(node) == .object else {
+            let path = index.map { "\(base)[\($0)]" } ?? base
+            throw RecordError(path, top ? "expected a JSON object, got \(t.typeName(node))" : "expected an object, got \(t.typeName(node))")
+        }
+    }
+
+    var prefix: String { index.map { "\(base)[\($0)]" } ?? base }
     func path(_ key: String) -> String { prefix.isEmpty ? key : prefix + "." + key }
-    var rest: [String: JSONValue] { members }
 
-    mutating func take(_ key: String) -> JSONValue? { members.removeValue(forKey: key) }
+    func has(_ key: StaticString) -> Bool { t.member(node, key) != nil }
 
-    mutating func object(_ key: String) throws(RecordError) -> Reader {
-        guard let v = take(key), v != .null else { throw RecordError(path(key), "missing") }
-        return try Reader.object(v, path: path(key))
+    mutating func take(_ key: StaticString) -> Int? {
+        var position = 0
+        for (k, v) in t.members(node) {
+            defer { position += 1 }
+            if t.equals(k, key) {
+                if position < 64 { taken |= 1 << UInt64(position) } else { takenBeyond.insert(position) }
+                if t.isNull(v) { tookNull = true }
+                return v
+            }
+        }
+        return nil
     }
 
-    mutating func string(_ key: String) throws(RecordError) -> String {
-        guard let v = take(key), v != .null else { throw RecordError(path(key), "missing") }
-        guard case .string(let s) = v else { throw RecordError(path(key), "expected a string, got \(v.typeName)") }
-        return s
+    /// The members not taken, as values (empty in the usual case: no allocation).
+    var rest: [String: JSONValue] {
+        var out: [String: JSONValue] = [:]
+        var position = 0
+        for (k, v) in t.members(node) {
+            defer { position += 1 }
+            let isTaken = position < 64 ? taken & (1 << UInt64(position)) != 0 : takenBeyond.contains(position)
+            if !isTaken { out[t.string(k) ?? ""] = t.value(v) }
+        }
+        return out
+    }
+
+    mutating func objectNode(_ key: StaticString) throws(RecordError) -> Int {
+        guard let v = take(key), !t.isNull(v) else { throw RecordError(path("\(key)"), "missing") }
+        guard t.kind(v) == .object else { throw RecordError(path("\(key)"), "expected an object, got \(t.typeName(v))") }
+        return v
+    }
+
+    mutating func object(_ key: StaticString) throws(RecordError) -> Obj {
+        try Obj(t, try objectNode(key), path("\(key)"))
+    }
+
+    mutating func stringNode(_ key: StaticString) throws(RecordError) -> Int {
+        guard let v = take(key), !t.isNull(v) else { throw RecordError(path("\(key)"), "missing") }
+        guard t.kind(v) == .string else { throw RecordError(path("\(key)"), "expected a string, got \(t.typeName(v))") }
+        return v
+    }
+
+    mutating func string(_ key: StaticString) throws(RecordError) -> String {
+        t.string(try stringNode(key)) ?? ""
     }
 
     /// A required, non-empty string of bounded length without control characters.
-    mutating func identifier(_ key: String) throws(RecordError) -> String {
+    mutating func identifierNode(_ key: StaticString) throws(RecordError) -> Int {
+        let v = try stringNode(key)
+        let n = t.byteCount(v)
+        if n == 0 { throw RecordError(path("\(key)"), "must not be empty") }
+        if n > RecordLimits.maxIdentifierBytes {
+            throw RecordError(path("\(key)"), "\(n) bytes exceed the limit of \(RecordLimits.maxIdentifierBytes)")
+        }
+        if t.withBytes(v, { $0.contains(where: { $0 < 0x20 || $0 == 0x7F }) }) {
+            throw RecordError(path("\(key)"), "control characters are not allowed: \(quoted(t.string(v) ?? ""))")
+        }
+        return v
+    }
+
+    mutating func identifier(_ key: StaticString) throws(RecordError) -> String {
+        t.string(try identifierNode(key)) ?? ""
+    }
+
+    mutating func optionalString(_ key: StaticString) throws(RecordError) -> String? {
+        guard let v = take(key), !t.isNull(v) else { return nil }
+        guard t.kind(v) == .string else { throw RecordError(path("\(key)"), "expected a string, got \(t.typeName(v))") }
+        if t.byteCount(v) > RecordLimits.maxIdentifierBytes * 4 {
+            throw RecordError(path("\(key)"), "\(t.byteCount(v)) bytes exceed the limit of \(RecordLimits.maxIdentifierBytes * 4)")
+        }
+        return t.string(v)
+    }
+
+    mutating func timestamp(_ key: StaticString) throws(RecordError) -> Timestamp {
         let s = try string(key)
-        if s.isEmpty { throw RecordError(path(key), "must not be empty") }
-        if s.utf8.count > RecordLimits.maxIdentifierBytes {
-            throw RecordError(path(key), "\(s.utf8.count) bytes exceed the limit of \(RecordLimits.maxIdentifierBytes)")
+        guard let ts = Timestamp.parse(s) else {
+            throw RecordError(path("\(key)"), "not an RFC 3339 timestamp with offset: \(quoted(s))")
         }
-        if s.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }) {
-            throw RecordError(path(key), "control characters are not allowed: \(quoted(s))")
-        }
-        return s
+        return ts
     }
 
-    mutating func optionalString(_ key: String) throws(RecordError) -> String? {
-        guard let v = take(key), v != .null else { return nil }
-        guard case .string(let s) = v else { throw RecordError(path(key), "expected a string, got \(v.typeName)") }
-        if s.utf8.count > RecordLimits.maxIdentifierBytes * 4 {
-            throw RecordError(path(key), "\(s.utf8.count) bytes exceed the limit of \(RecordLimits.maxIdentifierBytes * 4)")
-        }
-        return s
+    /// An array member's node; nil when absent or null.
+    mutating func array(_ key: StaticString) throws(RecordError) -> Int? {
+        guard let v = take(key), !t.isNull(v) else { return nil }
+        guard t.kind(v) == .array else { throw RecordError(path("\(key)"), "expected an array, got \(t.typeName(v))") }
+        return v
     }
 
-    mutating func timestamp(_ key: String) throws(RecordError) -> Timestamp {
-        let s = try string(key)
-        guard let t = Timestamp.parse(s) else {
-            throw RecordError(path(key), "not an RFC 3339 timestamp with offset: \(quoted(s))")
-        }
-        return t
+    mutating func requiredArray(_ key: StaticString) throws(RecordError) -> Int {
+        guard let v = try array(key) else { throw RecordError(path("\(key)"), "missing") }
+        return v
     }
 
-    mutating func array(_ key: String, required: Bool) throws(RecordError) -> [JSONValue] {
-        guard let v = take(key), v != .null else {
-            if required { throw RecordError(path(key), "missing") }
-            return []
-        }
-        guard case .array(let a) = v else { throw RecordError(path(key), "expected an array, got \(v.typeName)") }
-        return a
+    /// Whether member `key` is an empty array (the evidence form leaves such a member out).
+    func isEmptyArray(_ key: StaticString) -> Bool {
+        guard let v = t.member(node, key) else { return false }
+        return t.kind(v) == .array && t.count(v) == 0
     }
 
-    mutating func stringArray(_ key: String) throws(RecordError) -> [String] {
-        let items = try array(key, required: false)
+    mutating func stringArray(_ key: StaticString) throws(RecordError) -> [String] {
+        guard let items = try array(key) else { return [] }
         var out: [String] = []
-        for (i, item) in items.enumerated() {
-            guard case .string(let s) = item else {
-                throw RecordError(path(key) + "[\(i)]", "expected a string, got \(item.typeName)")
+        var i = 0
+        for item in t.items(items) {
+            guard let s = t.string(item) else {
+                throw RecordError(path("\(key)") + "[\(i)]", "expected a string, got \(t.typeName(item))")
             }
             out.append(s)
+            i += 1
         }
         return out
     }

@@ -33,13 +33,11 @@ public enum JSONValue: Equatable, Sendable {
 
     /// Parses one JSON document. Throws `JSONValue.ParseError` with a readable reason.
     public static func parse(_ data: Data) throws -> JSONValue {
-        var parser = JSONParser(bytes: [UInt8](data))
-        return try parser.parseDocument()
+        try parse([UInt8](data))
     }
 
     public static func parse(_ bytes: [UInt8]) throws -> JSONValue {
-        var parser = JSONParser(bytes: bytes)
-        return try parser.parseDocument()
+        try JSONTape.parse(bytes).value(JSONTape.root)
     }
 
     public struct ParseError: Error, CustomStringConvertible, Sendable {
@@ -102,9 +100,14 @@ public enum JSONValue: Equatable, Sendable {
 
     /// RFC 8785 section 3.2.2.2 string escaping, on UTF-8 bytes.
     public static func writeCanonical(string: String, into out: inout [UInt8]) {
-        out.append(0x22)
         var s = string
-        s.withUTF8 { bytes in
+        s.withUTF8 { writeCanonical(utf8: $0, into: &out) }
+    }
+
+    /// RFC 8785 section 3.2.2.2 string escaping of a string's (valid) UTF-8 bytes.
+    public static func writeCanonical(utf8 bytes: UnsafeBufferPointer<UInt8>, into out: inout [UInt8]) {
+        out.append(0x22)
+        do {
             var runStart = 0
             for i in 0..<bytes.count {
                 let b = bytes[i]
@@ -186,241 +189,6 @@ public enum JSONValue: Equatable, Sendable {
             result = mantissa + "e" + sign + String(abs(e))
         }
         return negative ? "-" + result : result
-    }
-}
-
-/// A strict RFC 8259 parser over bytes: rejects invalid UTF-8, lone surrogates,
-/// trailing garbage and nesting deeper than 64 levels, and says where.
-struct JSONParser {
-    let bytes: [UInt8]
-    var index = 0
-    var depth = 0
-
-    init(bytes: [UInt8]) { self.bytes = bytes }
-
-    mutating func parseDocument() throws -> JSONValue {
-        skipWhitespace()
-        let value = try parseValue()
-        skipWhitespace()
-        if index < bytes.count { throw fail("unexpected data after the JSON value") }
-        return value
-    }
-
-    func fail(_ reason: String) -> JSONValue.ParseError {
-        JSONValue.ParseError(offset: min(index, bytes.count), reason: reason)
-    }
-
-    mutating func skipWhitespace() {
-        while index < bytes.count {
-            switch bytes[index] {
-            case 0x20, 0x09, 0x0A, 0x0D: index += 1
-            default: return
-            }
-        }
-    }
-
-    mutating func parseValue() throws -> JSONValue {
-        guard index < bytes.count else { throw fail("unexpected end of input") }
-        switch bytes[index] {
-        case UInt8(ascii: "{"): return try parseObject()
-        case UInt8(ascii: "["): return try parseArray()
-        case UInt8(ascii: "\""): return .string(try parseString())
-        case UInt8(ascii: "t"): try expectLiteral("true"); return .bool(true)
-        case UInt8(ascii: "f"): try expectLiteral("false"); return .bool(false)
-        case UInt8(ascii: "n"): try expectLiteral("null"); return .null
-        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): return try parseNumber()
-        default: throw fail("unexpected character")
-        }
-    }
-
-    mutating func expectLiteral(_ literal: String) throws {
-        for b in literal.utf8 {
-            guard index < bytes.count, bytes[index] == b else { throw fail("invalid literal") }
-            index += 1
-        }
-    }
-
-    mutating func enter() throws {
-        depth += 1
-        if depth > 64 { throw fail("nesting deeper than 64 levels") }
-    }
-
-    mutating func parseObject() throws -> JSONValue {
-        try enter()
-        index += 1
-        var members: [String: JSONValue] = [:]
-        skipWhitespace()
-        if index < bytes.count, bytes[index] == UInt8(ascii: "}") {
-            index += 1; depth -= 1
-            return .object(members)
-        }
-        while true {
-            skipWhitespace()
-            guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else {
-                throw fail("expected a member name in quotes")
-            }
-            let key = try parseString()
-            if members[key] != nil { throw fail("duplicate member name \"\(key)\"") }
-            skipWhitespace()
-            guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw fail("expected ':'") }
-            index += 1
-            skipWhitespace()
-            do { members[key] = try parseValue() } catch let e as JSONValue.ParseError { throw e.inside(key) }
-            skipWhitespace()
-            guard index < bytes.count else { throw fail("unexpected end of input in an object") }
-            if bytes[index] == UInt8(ascii: ",") { index += 1; continue }
-            if bytes[index] == UInt8(ascii: "}") { index += 1; break }
-            throw fail("expected ',' or '}'")
-        }
-        depth -= 1
-        return .object(members)
-    }
-
-    mutating func parseArray() throws -> JSONValue {
-        try enter()
-        index += 1
-        var items: [JSONValue] = []
-        skipWhitespace()
-        if index < bytes.count, bytes[index] == UInt8(ascii: "]") {
-            index += 1; depth -= 1
-            return .array(items)
-        }
-        while true {
-            skipWhitespace()
-            do { items.append(try parseValue()) } catch let e as JSONValue.ParseError { throw e.inside("[\(items.count)]") }
-            skipWhitespace()
-            guard index < bytes.count else { throw fail("unexpected end of input in an array") }
-            if bytes[index] == UInt8(ascii: ",") { index += 1; continue }
-            if bytes[index] == UInt8(ascii: "]") { index += 1; break }
-            throw fail("expected ',' or ']'")
-        }
-        depth -= 1
-        return .array(items)
-    }
-
-    mutating func parseNumber() throws -> JSONValue {
-        let start = index
-        var isInteger = true
-        if bytes[index] == UInt8(ascii: "-") { index += 1 }
-        guard index < bytes.count, isDigit(bytes[index]) else { throw fail("invalid number") }
-        if bytes[index] == UInt8(ascii: "0") {
-            index += 1
-            if index < bytes.count, isDigit(bytes[index]) { throw fail("invalid number (leading zero)") }
-        } else {
-            while index < bytes.count, isDigit(bytes[index]) { index += 1 }
-        }
-        if index < bytes.count, bytes[index] == UInt8(ascii: ".") {
-            isInteger = false
-            index += 1
-            guard index < bytes.count, isDigit(bytes[index]) else { throw fail("invalid number") }
-            while index < bytes.count, isDigit(bytes[index]) { index += 1 }
-        }
-        if index < bytes.count, bytes[index] == UInt8(ascii: "e") || bytes[index] == UInt8(ascii: "E") {
-            isInteger = false
-            index += 1
-            if index < bytes.count, bytes[index] == UInt8(ascii: "+") || bytes[index] == UInt8(ascii: "-") { index += 1 }
-            guard index < bytes.count, isDigit(bytes[index]) else { throw fail("invalid number") }
-            while index < bytes.count, isDigit(bytes[index]) { index += 1 }
-        }
-        let text = String(decoding: bytes[start..<index], as: UTF8.self)
-        // Beyond ±2^53 a number is rounded (RFC 8785 encodes through IEEE 754 doubles), so two
-        // different records would hash alike: refuse such integers rather than round them.
-        if isInteger {
-            guard let i = Int64(text), i.magnitude <= 1 << 53 else {
-                index = start
-                throw fail("integer \(text.prefix(30)) is beyond ±2^53 and cannot be kept exactly")
-            }
-            return .integer(i)
-        }
-        guard let d = Double(text), d.isFinite else { throw fail("number out of range") }
-        return .number(d)
-    }
-
-    func isDigit(_ b: UInt8) -> Bool { b >= 0x30 && b <= 0x39 }
-
-    mutating func parseString() throws -> String {
-        index += 1  // opening quote
-        let start = index
-        // Fast path: no escapes.
-        while index < bytes.count {
-            let b = bytes[index]
-            if b == UInt8(ascii: "\"") {
-                let slice = bytes[start..<index]
-                index += 1
-                guard let s = String(validating: slice, as: UTF8.self) else {
-                    index = start
-                    throw fail("invalid UTF-8 in a string")
-                }
-                return s
-            }
-            if b == UInt8(ascii: "\\") { break }
-            if b < 0x20 { throw fail("unescaped control character in a string") }
-            index += 1
-        }
-        guard index < bytes.count else { throw fail("unterminated string") }
-        // Slow path with escapes.
-        var out = [UInt8](bytes[start..<index])
-        while index < bytes.count {
-            let b = bytes[index]
-            if b == UInt8(ascii: "\"") {
-                index += 1
-                guard let s = String(validating: out, as: UTF8.self) else { throw fail("invalid UTF-8 in a string") }
-                return s
-            }
-            if b < 0x20 { throw fail("unescaped control character in a string") }
-            if b != UInt8(ascii: "\\") { out.append(b); index += 1; continue }
-            index += 1
-            guard index < bytes.count else { throw fail("unterminated escape") }
-            let e = bytes[index]
-            index += 1
-            switch e {
-            case UInt8(ascii: "\""): out.append(0x22)
-            case UInt8(ascii: "\\"): out.append(0x5C)
-            case UInt8(ascii: "/"): out.append(0x2F)
-            case UInt8(ascii: "b"): out.append(0x08)
-            case UInt8(ascii: "f"): out.append(0x0C)
-            case UInt8(ascii: "n"): out.append(0x0A)
-            case UInt8(ascii: "r"): out.append(0x0D)
-            case UInt8(ascii: "t"): out.append(0x09)
-            case UInt8(ascii: "u"):
-                var scalar = try parseHex4()
-                if (0xD800...0xDBFF).contains(scalar) {
-                    guard index + 1 < bytes.count, bytes[index] == UInt8(ascii: "\\"), bytes[index + 1] == UInt8(ascii: "u") else {
-                        throw fail("lone surrogate \\u\(String(scalar, radix: 16)) in a string")
-                    }
-                    index += 2
-                    let low = try parseHex4()
-                    guard (0xDC00...0xDFFF).contains(low) else { throw fail("invalid surrogate pair in a string") }
-                    scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
-                } else if (0xDC00...0xDFFF).contains(scalar) {
-                    throw fail("lone surrogate \\u\(String(scalar, radix: 16)) in a string")
-                }
-                guard scalar != 0 else { throw fail("U+0000 (NUL) in a string is not accepted") }
-                guard let u = Unicode.Scalar(scalar) else { throw fail("invalid \\u escape") }
-                out.append(contentsOf: Array(String(Character(u)).utf8))
-            default:
-                throw fail("invalid escape '\\\(Character(Unicode.Scalar(e)))'")
-            }
-        }
-        throw fail("unterminated string")
-    }
-
-    mutating func parseHex4() throws -> UInt32 {
-        guard index + 4 <= bytes.count else { throw fail("truncated \\u escape") }
-        var v: UInt32 = 0
-        for _ in 0..<4 {
-            let b = bytes[index]
-            let d: UInt32
-            switch b {
-            case 0x30...0x39: d = UInt32(b - 0x30)
-            case 0x41...0x46: d = UInt32(b - 0x41 + 10)
-            case 0x61...0x66: d = UInt32(b - 0x61 + 10)
-            default: throw fail("invalid hex digit in \\u escape")
-            }
-            v = v << 4 | d
-            index += 1
-        }
-        return v
     }
 }
 

@@ -12,10 +12,12 @@ public struct Timestamp: Equatable, Sendable {
     public static func parse(_ text: String) -> Timestamp? {
         var storage = text
         // Over the string's own UTF-8 storage: no copy (parsing is on every message's path).
-        return storage.withUTF8 { parse(bytes: $0, text: text) }
+        return storage.withUTF8 { instant($0) }.map { Timestamp(text: text, epochMillis: $0.millis, offsetMinutes: $0.offsetMinutes) }
     }
 
-    private static func parse(bytes b: UnsafeBufferPointer<UInt8>, text: String) -> Timestamp? {
+    /// The instant a timestamp's UTF-8 bytes name (UTC milliseconds) and its offset, or nil
+    /// when they are not one `parse` accepts.
+    public static func instant(_ b: UnsafeBufferPointer<UInt8>) -> (millis: Int64, offsetMinutes: Int)? {
         guard b.count >= 20 else { return nil }
         func num(_ from: Int, _ len: Int) -> Int? {
             guard from + len <= b.count else { return nil }
@@ -60,7 +62,7 @@ public struct Timestamp: Equatable, Sendable {
         guard i == b.count else { return nil }
         let days = daysFromCivil(year: year, month: month, day: day)
         let seconds = Int64(days) * 86400 + Int64(hour * 3600 + minute * 60 + min(second, 59)) - Int64(offset * 60)
-        return Timestamp(text: text, epochMillis: seconds * 1000 + Int64(millis), offsetMinutes: offset)
+        return (seconds * 1000 + Int64(millis), offset)
     }
 
     public init(text: String, epochMillis: Int64, offsetMinutes: Int) {

@@ -62,18 +62,20 @@ extension Store {
     /// Applies the routing rules (agencies.route) to a case (CaseRules.routes)
     /// whose jurisdiction holds a reported person's or a victim's country.
     func route(caseID: Int64, db: Database, log: CustodyLog) throws {
-        // The countries of the case's reported persons and victims, from the participant rows
-        // alone (no messages are read).
-        var byConversation: [Int64: [Participant]] = [:]
-        for r in try Row.fetchAll(db, sql: """
-            SELECT p.conversation_id, p.user_id, p.role_hint, p.country FROM case_flags cf
-            JOIN flags f ON f.id = cf.flag JOIN participants p ON p.conversation_id = f.conversation_id
-            WHERE cf.case_id = ?
+        // The countries of the case's reported persons and victims, from the participants of
+        // its conversations' documents (SQLite extracts them; no message is materialised).
+        var conversations: [Conversation] = []
+        for text in try String.fetchAll(db, sql: """
+            SELECT json_extract(e.document, '$.conversation.participants') FROM evidence e
+            WHERE e.conversation_id IN (SELECT f.conversation_id FROM case_flags cf JOIN flags f ON f.id = cf.flag WHERE cf.case_id = ?)
+            ORDER BY e.conversation_id
             """, arguments: [caseID]) {
-            byConversation[r["conversation_id"], default: []].append(
-                Participant(userID: r["user_id"], roleHint: (r["role_hint"] as String?).flatMap(RoleHint.init(rawValue:)), country: r["country"]))
+            let participants = (try? JSONValue.parse(Array(text.utf8)))?.arrayValue ?? []
+            conversations.append(Conversation(platform: "", id: "", participants: participants.compactMap { p in
+                p["user_id"]?.stringValue.map { Participant(userID: $0, roleHint: p["role_hint"]?.stringValue.flatMap(RoleHint.init(rawValue:)),
+                                                            country: p["country"]?.stringValue) }
+            }, messages: []))
         }
-        let conversations = byConversation.values.map { Conversation(platform: "", id: "", participants: $0, messages: []) }
         for (agency, reason) in CaseRules.routes(try agencies(db: db), conversations: conversations) {
             try CaseAgencyRow(caseId: caseID, agency: agency, reason: reason, served: false).insert(db, onConflict: .ignore)
             if db.changesCount > 0 {

@@ -46,30 +46,22 @@ public struct StoredFlag: Sendable {
 extension Store {
     /// Stores one validated record (with the attachment bytes the caller read and checked)
     /// inside the caller's transaction, appending its custody entry.
-    func insert(_ record: FlagRecord, evidenceHash: String, blobs: [String: Data], source: String, db: Database, log: CustodyLog) throws -> IngestResult {
-        if let existing = try String.fetchOne(db, sql: "SELECT record_hash FROM flags WHERE detector = ? AND flag_id = ?",
+    func insert(_ record: CanonicalFlag, blobs: [String: Data], source: String, db: Database, log: CustodyLog) throws -> IngestResult {
+        if let existing = try String.fetchOne(db.cachedStatement(sql: "SELECT record_hash FROM flags WHERE detector = ? AND flag_id = ?"),
                                               arguments: [record.detector, record.flagID]) {
             return existing == record.recordHash ? .duplicate : .conflict(storedRecordHash: existing)
         }
-        let c = record.conversation
+        let evidenceHash = record.evidenceHash
         var conversationID = try Int64.fetchOne(try db.cachedStatement(sql: "SELECT id FROM conversations WHERE evidence_hash = ?"), arguments: [evidenceHash])
         if conversationID == nil {
-            let times = c.messages.map(\.sentAt.epochMillis)
             try db.cachedStatement(sql: """
-                INSERT INTO conversations(platform, external_id, evidence_hash, extra, message_count, first_ms, last_ms)
-                VALUES (?, ?, ?, ?, ?, ?, ?)
-                """).execute(arguments: [c.platform, c.id, evidenceHash, Store.json(c.extra), c.messages.count,
-                                 times.min() ?? 0, times.max() ?? 0])
+                INSERT INTO conversations(platform, external_id, evidence_hash, message_count, first_ms, last_ms) VALUES (?, ?, ?, ?, ?, ?)
+                """).execute(arguments: [record.platform, record.conversationID, evidenceHash, record.messageCount,
+                                         record.firstMillis, record.lastMillis])
             let id = db.lastInsertedRowID
             conversationID = id
-            let pStmt = try db.cachedStatement(sql: EvidenceLayout.participantInsert)
-            for (i, p) in c.participants.enumerated() {
-                try pStmt.execute(arguments: EvidenceLayout.participantRow(p, conversation: id, seq: i))
-            }
-            let mStmt = try db.cachedStatement(sql: EvidenceLayout.messageInsert)
-            for (i, m) in c.messages.enumerated() {
-                try mStmt.execute(arguments: EvidenceLayout.messageRow(m, conversation: id, seq: i))
-            }
+            try db.cachedStatement(sql: "INSERT INTO evidence(conversation_id, document) VALUES (?, ?)")
+                .execute(arguments: [id, String(decoding: record.evidence, as: UTF8.self)])
         }
         for (sha, bytes) in blobs {
             try db.cachedStatement(sql: "INSERT OR IGNORE INTO blobs(sha256, size, bytes) VALUES (?, ?, ?)")
@@ -85,15 +77,15 @@ extension Store {
                 extra, conversation_id, record_hash, ingested_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """).execute(arguments: StatementArguments([record.detector.databaseValue, record.flagID.databaseValue] + columns
                              + [conversationID.databaseValue, record.recordHash.databaseValue, log.now.databaseValue]))
-        try afterIngest(flagRowID: db.lastInsertedRowID, record: record, db: db)
+        try afterIngest(flagRowID: db.lastInsertedRowID, score: record.score, detectedMillis: record.detectedAt.epochMillis, db: db)
         try log.append(.flagIngest, subjectID: record.key,
                        details: .object([
                            ("detector", .string(record.detector)), ("flag_id", .string(record.flagID)),
                            ("model_version", record.modelVersion.map { .string($0) }),
                            ("record_sha256", .string(record.recordHash)), ("flag_sha256", .string(StoredTables.flagDigest(columns))),
                            ("source", .string(source)),
-                           ("platform", .string(record.platform)), ("conversation_id", .string(c.id)),
-                           ("messages", .integer(Int64(c.messages.count))),
+                           ("platform", .string(record.platform)), ("conversation_id", .string(record.conversationID)),
+                           ("messages", .integer(Int64(record.messageCount))),
                            ("attachments", blobs.isEmpty ? nil : .array(blobs.keys.sorted().map { .string($0) })),
                        ]),
                        evidenceHash: evidenceHash)
@@ -182,58 +174,35 @@ extension Store {
             throw CustosError.invalidState(subject: "flag \(quoted(FlagKey.make(detector: f["detector"], flagID: f["flag_id"])))", state: "erased",
                                            reason: "its evidence was erased on \(t["purged_at"] as String) (\(t["reason"] as String)); its evidence hash \(t["evidence_hash"] as String) and custody remain")
         }
-        let (doc, hash) = try conversationDocument(id: conversationID, db: db)
-        let conversation = try Evidence.conversation(fromDocument: doc)
+        let (document, hash) = try evidenceDocument(conversation: conversationID, db: db)
+        let conversation: Conversation
+        do { conversation = try Evidence.read(document).conversation } catch {
+            throw CustosError.storage(cause: "the stored evidence of conversation row \(conversationID) does not read back (\(error)): changed behind the log's back; run `custos audit verify`")
+        }
         let signals = try (f["signals"] as String?).map { try JSONValue.parse(Data($0.utf8)).arrayValue?.compactMap(\.stringValue) ?? [] } ?? []
         return StoredFlag(rowID: rowID, key: FlagKey.make(detector: f["detector"], flagID: f["flag_id"]),
                           flagID: f["flag_id"], detector: f["detector"], modelVersion: f["model_version"], score: f["score"],
                           detectedAt: f["detected_at"], detectedMillis: f["detected_ms"], platform: f["platform"],
                           surface: f["surface"], signals: signals, evidenceHash: hash, conversation: conversation,
-                          canonicalConversation: doc.canonicalData)
+                          canonicalConversation: Data(document))
     }
 
-    /// Rebuilds a conversation's canonical document from its rows, and the hash it was stored under.
-    func conversationDocument(id: Int64, db: Database) throws -> (JSONValue, String) {
-        guard let c = try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM conversations WHERE id = ?"), arguments: [id]) else {
+    /// A conversation's stored evidence document (its canonical bytes) and the evidence hash
+    /// it was stored under.
+    func evidenceDocument(conversation id: Int64, db: Database) throws -> ([UInt8], String) {
+        guard let row = try Row.fetchOne(db.cachedStatement(sql: """
+            SELECT c.evidence_hash, e.document FROM conversations c LEFT JOIN evidence e ON e.conversation_id = c.id WHERE c.id = ?
+            """), arguments: [id]) else {
             throw CustosError.storage(cause: "conversation \(id) is missing")
         }
-        let participants = try Row.fetchAll(db.cachedStatement(sql: "SELECT * FROM participants WHERE conversation_id = ? ORDER BY seq"), arguments: [id])
-            .map { try ConversationRows.participant($0, conversation: id) }
-        var messages: [JSONValue] = []
-        let cursor = try Row.fetchCursor(db.cachedStatement(sql: "SELECT * FROM messages WHERE conversation_id = ? ORDER BY seq"), arguments: [id])
-        while let m = try cursor.next() { messages.append(try ConversationRows.message(m, conversation: id)) }
-        return (try ConversationRows.document(c, participants: participants, messages: messages), c["evidence_hash"])
+        guard let document = Store.documentBytes(row["document"]) else {
+            throw CustosError.storage(cause: "the evidence document of conversation row \(id) is missing: deleted behind the log's back; run `custos audit verify`")
+        }
+        return (document, StoredTables.text(row["evidence_hash"]) ?? "")
     }
 
     public func blob(sha256: String) throws -> Data? {
         try read { db in try Data.fetchOne(db, sql: "SELECT bytes FROM blobs WHERE sha256 = ?", arguments: [sha256]) }
-    }
-}
-
-/// Turns stored rows back into the canonical conversation document (docs/evidence-hash.md).
-enum ConversationRows {
-    static func parse(_ text: String?, _ what: String, _ id: Int64) throws -> JSONValue? {
-        guard let text else { return nil }
-        do { return try JSONValue.parse(Array(text.utf8)) } catch {
-            throw CustosError.storage(cause: "conversation \(id): stored \(what) is not valid JSON")
-        }
-    }
-
-    static func participant(_ p: Row, conversation id: Int64) throws -> JSONValue {
-        try EvidenceLayout.object(EvidenceLayout.participant, p, conversation: id, what: "participant")
-    }
-
-    static func message(_ m: Row, conversation id: Int64) throws -> JSONValue {
-        try EvidenceLayout.object(EvidenceLayout.message, m, conversation: id, what: "message")
-    }
-
-    static func document(_ c: Row, participants: [JSONValue], messages: [JSONValue]) throws -> JSONValue {
-        let id: Int64 = c["id"]
-        var conv = try parse(c["extra"], "conversation extra", id)?.objectValue ?? [:]
-        conv["id"] = .string(c["external_id"])
-        conv["participants"] = .array(participants)
-        conv["messages"] = .array(messages)
-        return .object(["format": .string(Evidence.format), "platform": .string(c["platform"]), "conversation": .object(conv)])
     }
 }
 

@@ -23,7 +23,7 @@ public final class LineReader: @unchecked Sendable {
         self.maxLine = maxLine
     }
 
-    public enum Line {
+    public enum Line: Sendable {
         case line([UInt8])
         /// A line longer than the limit; its bytes were skipped.
         case tooLong(Int)
@@ -102,17 +102,16 @@ public final class Ingestor {
     public var onStored: (_ location: String, _ key: String, _ duplicate: Bool) -> Void = { _, _, _ in }
     public private(set) var summary = IngestSummary()
 
-    /// A record validated, its attachments read and checked, its evidence hash computed:
-    /// everything but the write.
+    /// A record validated and canonicalised, its attachments read and checked: everything but
+    /// the write.
     public struct Prepared: Sendable {
-        let record: FlagRecord
-        let evidenceHash: String
+        let record: CanonicalFlag
         let blobs: [String: Data]
         let location: String
         let raw: [UInt8]
 
-        /// Roughly what the record holds in memory: its bytes, twice over, and its attachments.
-        var bytes: Int { 2 * raw.count + blobs.values.reduce(0) { $0 + $1.count } }
+        /// Roughly what the record holds in memory: its bytes, its evidence document and its attachments.
+        var bytes: Int { raw.count + record.evidence.count + blobs.values.reduce(0) { $0 + $1.count } }
     }
 
     static let chunkBytes = 4 << 20
@@ -126,8 +125,8 @@ public final class Ingestor {
     public init(store: Store) { self.store = store }
 
     /// Ingests a JSON Lines stream. `name` is used in messages; `baseDirectory` resolves
-    /// attachment paths. A second thread parses and validates while this one writes, with
-    /// at most a few chunks in flight, so memory stays flat.
+    /// attachment paths. A second thread reads lines and has them parsed on every core while
+    /// this one writes, with at most a few chunks in flight, so memory stays flat.
     public func ingestJSONLines(_ handle: FileHandle, name: String, baseDirectory: URL?) throws {
         // In flight at most: the producer's chunk (≤ chunkBytes or one record), the queue
         // (≤ queueBytes or one chunk), the consumer's chunk and the pending batch (≤ batchBytes
@@ -135,49 +134,55 @@ public final class Ingestor {
         let chunks = BoundedQueue<[Result<Prepared, Rejection>]>(capacity: 4, capacityBytes: Ingestor.queueBytes)
         let reader = LineReader(handle: handle)
         let producer = Thread {
-            var chunk: [Result<Prepared, Rejection>] = []
-            var chunkBytes = 0
+            let parsers = ParallelParse(baseDirectory: baseDirectory)
+            var lines: [(location: String, line: LineReader.Line)] = []
+            var lineBytes = 0
+            func send() {
+                let chunk = parsers.prepare(lines)
+                chunks.put(chunk, bytes: chunk.reduce(0) { $0 + ((try? $1.get().bytes) ?? 0) } + lineBytes)
+                lines.removeAll(keepingCapacity: true)
+                lineBytes = 0
+            }
             while let line = reader.next() {
-                let location = "\(name):\(reader.lineNumber)"
-                switch line {
-                case .tooLong(let n):
-                    chunk.append(.failure(Rejection(location: location, reason: "line of \(n) bytes exceeds the limit of \(RecordLimits.maxLineBytes)", raw: [])))
-                case .line(let bytes):
-                    if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { continue }
-                    do {
-                        let prepared = Ingestor.prepare(json: try JSONValue.parse(bytes), location: location, raw: bytes, baseDirectory: baseDirectory)
-                        chunkBytes += (try? prepared.get().bytes) ?? bytes.count
-                        chunk.append(prepared)
-                    } catch {
-                        chunkBytes += bytes.count
-                        chunk.append(.failure(Rejection(location: location, reason: "\(error)", raw: bytes)))
-                    }
-                }
-                if chunk.count >= 256 || chunkBytes >= Ingestor.chunkBytes {
-                    chunks.put(chunk, bytes: chunkBytes)
-                    chunk = []
-                    chunkBytes = 0
-                }
+                if case .line(let bytes) = line, bytes.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { continue }
+                if case .line(let bytes) = line { lineBytes += bytes.count }
+                lines.append(("\(name):\(reader.lineNumber)", line))
+                if lines.count >= 256 || lineBytes >= Ingestor.chunkBytes { send() }
                 if chunks.cancelled { return }
             }
-            chunks.put(chunk, bytes: chunkBytes)
+            send()
             chunks.finish()
         }
         producer.start()
         defer { chunks.cancel() }
         var count = 0
-        while let chunk = chunks.take() {
-            for item in chunk {
-                switch item {
-                case .success(let p): try enqueue(p)
-                case .failure(let r): reject(r)
+        try bulk {
+            while let chunk = chunks.take() {
+                for item in chunk {
+                    switch item {
+                    case .success(let p): try enqueue(p)
+                    case .failure(let r): reject(r)
+                    }
                 }
+                count += chunk.count
+                onProgress(count, reader.bytesReadSoFar)
             }
-            count += chunk.count
-            onProgress(count, reader.bytesReadSoFar)
+            try flush()
         }
-        try flush()
         if let problem = reader.readError { throw CustosError.storage(cause: "\(name): reading stopped: \(problem)") }
+    }
+
+    /// Runs an ingest with durability paid once: batches commit in WAL at synchronous=NORMAL
+    /// (each commit atomic; a crash of this process loses nothing committed), and before the
+    /// run returns, and so before the command reports anything stored, the WAL is written to
+    /// disk (fsync). A power loss mid-run loses at most batches the command never reported;
+    /// a re-run stores them (records already stored are duplicates).
+    func bulk(_ body: () throws -> Void) throws {
+        do { try body() } catch {
+            try? store.syncLog()  // what was committed stays stored: on disk too
+            throw error
+        }
+        try store.syncLog()
     }
 
     /// Ingests a PAN 2012 corpus stream (`name` is used in messages). The bytes are checked
@@ -192,7 +197,7 @@ public final class Ingestor {
             case .failure(let e):
                 self.reject(Rejection(location: location, reason: "conversation \(quoted(item.conversationID)): \(e)", raw: []))
             case .success(let json):
-                do { try self.offer(json: json, location: location, raw: Array(json.canonicalString.utf8), baseDirectory: nil) }
+                do { try self.offer(line: json.canonicalBytes, location: location, baseDirectory: nil) }
                 catch { failure = error }
             }
         }
@@ -220,40 +225,47 @@ public final class Ingestor {
             reject(Rejection(location: "\(name):\(utf8.line)", reason: "the file ends inside a UTF-8 sequence; the file was not read", raw: []))
             return
         }
-        let ok = reader.parse(path: path)
-        if let failure { throw failure }
-        try flush()
+        var ok = true
+        try bulk {
+            ok = reader.parse(path: path)
+            if let failure { throw failure }
+            try flush()
+        }
         if !ok {
             reject(Rejection(location: name, reason: reader.xmlError ?? "malformed XML; the rest of the file was not read", raw: []))
         }
     }
 
-    /// Validates one parsed record (from PAN12) and queues it for the next batch.
-    public func offer(json: JSONValue, location: String, raw: [UInt8], baseDirectory: URL?) throws {
-        switch Ingestor.prepare(json: json, location: location, raw: raw, baseDirectory: baseDirectory) {
+    /// Validates one record's bytes (a PAN12 conversation) and queues it for the next batch.
+    public func offer(line: [UInt8], location: String, baseDirectory: URL?) throws {
+        var tape = JSONTape(), writer = CanonicalWriter()
+        switch Ingestor.prepare(line: line, location: location, baseDirectory: baseDirectory, tape: &tape, writer: &writer) {
         case .success(let p): try enqueue(p)
         case .failure(let r): reject(r)
         }
     }
 
-    /// Everything about a record that does not touch the store. Thread-safe.
-    static func prepare(json: JSONValue, location: String, raw: [UInt8], baseDirectory: URL?) -> Result<Prepared, Rejection> {
-        let record: FlagRecord
-        do { record = try FlagRecord.validate(json) } catch {
-            return .failure(Rejection(location: location, reason: error.description, raw: raw))
+    /// Everything about a record that does not touch the store: parse, validate and
+    /// canonicalise in one pass, then read and check its attachments. Thread-safe (`tape` and
+    /// `writer` are the calling thread's).
+    static func prepare(line: [UInt8], location: String, baseDirectory: URL?, tape: inout JSONTape, writer: inout CanonicalWriter) -> Result<Prepared, Rejection> {
+        let record: CanonicalFlag
+        do {
+            record = try line.withUnsafeBufferPointer { (b) throws(CustosCore.RecordError) in try CanonicalFlag.read(b, tape: &tape, writer: &writer) }
+        } catch {
+            return .failure(Rejection(location: location, reason: error.description, raw: line))
         }
         var blobs: [String: Data] = [:]
-        for (i, m) in record.conversation.messages.enumerated() {
-            for (j, a) in m.attachments.enumerated() {
-                guard let path = a.path else { continue }
-                switch Ingestor.readAttachment(path: path, base: baseDirectory, expectedSHA: a.sha256, expectedSize: a.size) {
-                case .success(let data): blobs[a.sha256] = data
-                case .failure(let e):
-                    return .failure(Rejection(location: location, reason: "conversation.messages[\(i)].attachments[\(j)]: \(e.description)", raw: raw))
-                }
+        for placed in record.attachments {
+            let a = placed.attachment
+            guard let path = a.path else { continue }
+            switch Ingestor.readAttachment(path: path, base: baseDirectory, expectedSHA: a.sha256, expectedSize: a.size) {
+            case .success(let data): blobs[a.sha256] = data
+            case .failure(let e):
+                return .failure(Rejection(location: location, reason: "conversation.messages[\(placed.message)].attachments[\(placed.index)]: \(e.description)", raw: line))
             }
         }
-        return .success(Prepared(record: record, evidenceHash: Evidence.hash(record.conversation), blobs: blobs, location: location, raw: raw))
+        return .success(Prepared(record: record, blobs: blobs, location: location, raw: line))
     }
 
     func enqueue(_ p: Prepared) throws {
@@ -310,10 +322,10 @@ public final class Ingestor {
         pending.removeAll(keepingCapacity: true)
         pendingBytes = 0
         pendingKeys.removeAll(keepingCapacity: true)
-        let results = try store.write { db, log in
+        let results = try store.write(durable: false) { db, log in
             try store.requireRole(db: db, log: log, .ingest)
             return try batch.map { item in
-                try store.insert(item.record, evidenceHash: item.evidenceHash, blobs: item.blobs, source: item.location, db: db, log: log)
+                try store.insert(item.record, blobs: item.blobs, source: item.location, db: db, log: log)
             }
         }
         for (item, result) in zip(batch, results) {
@@ -325,6 +337,63 @@ public final class Ingestor {
                                  reason: "conflict: flag \(quoted(item.record.key)) is already stored with different content (stored record sha256 \(stored.prefix(16))…, this one \(item.record.recordHash.prefix(16))…); the stored record is unchanged",
                                  raw: item.raw))
             }
+        }
+    }
+}
+
+/// Parses a chunk of lines on every core: each worker has its own tape and writer (reused
+/// from chunk to chunk), the results keep the lines' order.
+final class ParallelParse: @unchecked Sendable {
+    let baseDirectory: URL?
+    let workers: Int
+    /// One tape and writer per worker; worker `w` alone touches `states[w]`.
+    private let states: UnsafeMutablePointer<(tape: JSONTape, writer: CanonicalWriter)>
+
+    init(baseDirectory: URL?) {
+        self.baseDirectory = baseDirectory
+        workers = max(1, ProcessInfo.processInfo.activeProcessorCount)
+        states = .allocate(capacity: workers)
+        states.initialize(repeating: (JSONTape(), CanonicalWriter()), count: workers)
+    }
+
+    deinit {
+        states.deinitialize(count: workers)
+        states.deallocate()
+    }
+
+    /// The lines' results, in their order. Worker `w` parses the `w`th slice into its own
+    /// part of the results.
+    func prepare(_ lines: [(location: String, line: LineReader.Line)]) -> [Result<Ingestor.Prepared, Rejection>] {
+        let slices = min(workers, lines.count)
+        guard slices > 0 else { return [] }
+        let results = Results(count: lines.count)
+        DispatchQueue.concurrentPerform(iterations: slices) { w in
+            for i in (w * lines.count / slices)..<((w + 1) * lines.count / slices) {
+                let (location, line) = lines[i]
+                switch line {
+                case .tooLong(let n):
+                    results.slots[i] = .failure(Rejection(location: location, reason: "line of \(n) bytes exceeds the limit of \(RecordLimits.maxLineBytes)", raw: []))
+                case .line(let bytes):
+                    results.slots[i] = Ingestor.prepare(line: bytes, location: location, baseDirectory: baseDirectory,
+                                                        tape: &states[w].tape, writer: &states[w].writer)
+                }
+            }
+        }
+        return (0..<lines.count).compactMap { results.slots[$0] }
+    }
+
+    /// Result slots written by the workers, each slot by one worker only.
+    final class Results: @unchecked Sendable {
+        let slots: UnsafeMutablePointer<Result<Ingestor.Prepared, Rejection>?>
+        let count: Int
+        init(count: Int) {
+            self.count = count
+            slots = .allocate(capacity: count)
+            slots.initialize(repeating: nil, count: count)
+        }
+        deinit {
+            slots.deinitialize(count: count)
+            slots.deallocate()
         }
     }
 }

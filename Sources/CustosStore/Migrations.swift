@@ -132,7 +132,9 @@ extension Store {
 
     /// Data steps that SQL cannot do. Version 2 builds the Merkle nodes over the custody
     /// entries that already exist, from their stored leaf hashes: no entry is rewritten.
+    /// Version 9 writes each conversation's evidence document from its schema-8 rows.
     private func afterMigration(_ version: Int, _ db: Database) throws {
+        if version == 9 { try Schema8Evidence.convert(db) }
         if version == 2 {
             var builder = Merkle.FrontierBuilder()
             let cursor = try Data.fetchCursor(db, sql: "SELECT leaf_hash FROM custody ORDER BY seq")

@@ -11,8 +11,8 @@ extension Store {
     }
 
     /// `custos retention run`: the conversations every one of whose flags `RetentionRules`
-    /// lets go, erased (unless `dryRun`) in one transaction each: message text, participants'
-    /// identifiers and attachment bytes blanked with SQLite's secure delete, a tombstone with
+    /// lets go, erased (unless `dryRun`) in one transaction each: the conversation's evidence
+    /// document and its attachments' bytes deleted with SQLite's secure delete, a tombstone with
     /// the evidence hash, an `evidence.purge` entry per flag; then the WAL is checkpointed and
     /// truncated, so the erased bytes are in neither the database file nor its WAL.
     public func retention(dryRun: Bool) throws -> [Erasure] {
@@ -71,25 +71,19 @@ extension Store {
     func purge(conversation id: Int64, _ erasure: Erasure, db: Database, log: CustodyLog) throws {
         // Its attachments that no other (unerased) conversation also holds.
         var shas = Set<String>()
-        for text in try String.fetchAll(db, sql: "SELECT attachments FROM messages WHERE conversation_id = ? AND attachments IS NOT NULL", arguments: [id]) {
-            for a in (try? JSONValue.parse(Array(text.utf8)))?.arrayValue ?? [] { if let sha = a["sha256"]?.stringValue { shas.insert(sha) } }
+        if let (document, _) = try? evidenceDocument(conversation: id, db: db), let read = try? Evidence.read(document, materialize: false) {
+            for placed in read.attachments { shas.insert(placed.attachment.sha256) }
         }
         var erasedBlobs: [String] = []
         for sha in shas.sorted() {
-            let elsewhere = try Bool.fetchOne(db, sql: """
-                SELECT 1 FROM messages m JOIN conversations c ON c.id = m.conversation_id
-                WHERE m.conversation_id <> ? AND m.attachments LIKE '%' || ? || '%'
-                  AND NOT EXISTS (SELECT 1 FROM tombstones t WHERE t.evidence_hash = c.evidence_hash) LIMIT 1
-                """, arguments: [id, sha]) ?? false
+            // A digest is 64 hex digits: found in another document only where it is an attachment's.
+            let elsewhere = try Bool.fetchOne(db, sql: "SELECT 1 FROM evidence WHERE conversation_id <> ? AND instr(document, ?) > 0 LIMIT 1",
+                                              arguments: [id, sha]) ?? false
             if !elsewhere { erasedBlobs.append(sha) }
         }
         try db.execute(sql: "INSERT INTO purging(conversation_id) VALUES (?)", arguments: [id])
         for sha in erasedBlobs { try db.execute(sql: "INSERT INTO purging_blobs(sha256) VALUES (?)", arguments: [sha]) }
-        try db.execute(sql: "UPDATE messages SET text = '', sender = '', attachments = NULL, extra = NULL WHERE conversation_id = ?", arguments: [id])
-        try db.execute(sql: """
-            UPDATE participants SET user_id = '', screen_name = NULL, display_name = NULL, stated_age = NULL, emails = NULL,
-                ip_events = NULL, extra = NULL WHERE conversation_id = ?
-            """, arguments: [id])
+        try db.execute(sql: "DELETE FROM evidence WHERE conversation_id = ?", arguments: [id])
         try db.execute(sql: "DELETE FROM blobs WHERE sha256 IN (SELECT sha256 FROM purging_blobs)")
         try db.execute(sql: "INSERT INTO tombstones(evidence_hash, purged_at, reason) VALUES (?, ?, ?)", arguments: [erasure.evidenceHash, log.now, erasure.reason])
         for flag in erasure.flags {

@@ -135,9 +135,9 @@ extension Store {
 
     // MARK: queue and claims
 
-    func afterIngest(flagRowID: Int64, record: FlagRecord, db: Database) throws {
+    func afterIngest(flagRowID: Int64, score: Double?, detectedMillis: Int64, db: Database) throws {
         try db.cachedStatement(sql: "INSERT INTO flag_state(flag, status, queue, score_rank, detected_ms) VALUES (?, ?, ?, ?, ?)")
-            .execute(arguments: [flagRowID, FlagStatus.open.rawValue, ReviewQueue.moderator.rawValue, record.score ?? -1, record.detectedAt.epochMillis])
+            .execute(arguments: [flagRowID, FlagStatus.open.rawValue, ReviewQueue.moderator.rawValue, score ?? -1, detectedMillis])
     }
 
     /// Open, unclaimed flags in priority order: urgent, score (unscored last), oldest detection.

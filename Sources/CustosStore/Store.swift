@@ -221,10 +221,13 @@ public final class Store: @unchecked Sendable {
     /// refusal by the rules (unknown or disabled user, wrong role, a state that does not allow
     /// the step, a conflict) rolls the body back and is then recorded in a transaction of its
     /// own: who tried, what (`verb`, the calling method) and why. Bad input is not recorded.
+    /// `durable: false` (an ingest batch) commits at synchronous=NORMAL: atomic, but on disk
+    /// only at the next fsync of the WAL, which the caller owes (`syncLog`) before it reports
+    /// the write; every other write commits at FULL.
     @discardableResult
-    public func write<T>(verb: String = #function, _ body: (Database, CustodyLog) throws -> T) throws -> T {
+    public func write<T>(verb: String = #function, durable: Bool = true, _ body: (Database, CustodyLog) throws -> T) throws -> T {
         do {
-            let result = try transaction(body)
+            let result = try transaction(durable: durable, body)
             // The key file is read only when a checkpoint is due (ingest writes a batch at a time).
             if autoCheckpoint && !checkpointing, (try? checkpointDue()) == true, let key = try? signingKey() {
                 checkpointing = true
@@ -242,9 +245,11 @@ public final class Store: @unchecked Sendable {
         }
     }
 
-    private func transaction<T>(_ body: (Database, CustodyLog) throws -> T) throws -> T {
+    private func transaction<T>(durable: Bool = true, _ body: (Database, CustodyLog) throws -> T) throws -> T {
         do {
             return try db.writeWithoutTransaction { db in
+                if !durable { try db.execute(sql: "PRAGMA synchronous = NORMAL") }
+                defer { if !durable { try? db.execute(sql: "PRAGMA synchronous = FULL") } }
                 var result: T?
                 try db.inTransaction(.immediate) {
                     let log = CustodyLog(db: db, actor: actor, millis: clock())
@@ -258,6 +263,19 @@ public final class Store: @unchecked Sendable {
             throw e
         } catch {
             throw CustosError.storage(cause: Store.describe(error))
+        }
+    }
+
+    /// Writes the WAL to disk (fsync): every transaction committed so far, `durable` or not,
+    /// survives a power loss from here on.
+    public func syncLog() throws {
+        try db.writeWithoutTransaction { _ in
+            // Under the connection's lock, so no commit is half-written while we sync.
+            let wal = path + "-wal"
+            let fd = Glibc.open(wal, O_RDONLY)
+            guard fd >= 0 else { return }  // no WAL: everything is in the database file
+            defer { Glibc.close(fd) }
+            guard fsync(fd) == 0 else { throw CustosError.storage(cause: "cannot write the store's WAL to disk (fsync failed: errno \(errno))") }
         }
     }
 

@@ -419,73 +419,57 @@ private extension Array {
 }
 
 extension Store {
-    /// Streams conversations, participants and messages in key order (three cursors, one
-    /// pass) and recomputes each evidence hash; names the first that no longer matches, the
-    /// first row whose derived columns (times, counts) do not follow from it, and any
-    /// participant or message row of no conversation.
+    /// Streams conversations with their evidence documents (one pass) and rehashes each
+    /// document; names the first that no longer hashes to its evidence hash, the first whose
+    /// indexed columns (platform, id, count, times) do not follow from it, an erased one whose
+    /// document is still there or one whose document is gone, and any document of no conversation.
     func firstChangedConversation(db: Database, report: inout VerifyReport) throws -> String? {
-        let conversations = try Row.fetchCursor(db, sql: "SELECT * FROM conversations ORDER BY id")
-        let participants = try Row.fetchCursor(db, sql: "SELECT * FROM participants ORDER BY conversation_id, seq")
-        let messages = try Row.fetchCursor(db, sql: "SELECT * FROM messages ORDER BY conversation_id, seq")
-        // Erased by retention: a tombstone keeps the hash; the rows must be blank.
+        // Erased by retention: a tombstone keeps the hash; the document must be gone.
         let erased = Set(try String.fetchAll(db, sql: "SELECT evidence_hash FROM tombstones"))
-        var nextParticipant: (Int64, JSONValue)?
-        var nextMessage: (Int64, JSONValue, Int64?)?
-        var derived: String?
-        func advanceParticipant() throws {
-            nextParticipant = try participants.next().map { r in (r["conversation_id"], try ConversationRows.participant(r, conversation: r["conversation_id"])) }
+        let rows = try Row.fetchCursor(db, sql: """
+            SELECT c.id, c.platform, c.external_id, c.evidence_hash, c.message_count, c.first_ms, c.last_ms, e.document
+            FROM conversations c LEFT JOIN evidence e ON e.conversation_id = c.id ORDER BY c.id
+            """)
+        func flags(_ id: Int64) throws -> String {
+            try Row.fetchAll(db, sql: "SELECT detector, flag_id FROM flags WHERE conversation_id = ?", arguments: [id])
+                .map { FlagKey.make(detector: $0["detector"], flagID: $0["flag_id"]) }.joined(separator: ", ")
         }
-        func advanceMessage() throws {
-            nextMessage = try messages.next().map { r in
-                let sent = Timestamp.parse(r["sent_at"])
-                if derived == nil, sent?.epochMillis != r["sent_ms"] || sent?.offsetMinutes != r["offset_min"] {
-                    derived = "message \(r["conversation_id"] as Int64)/\(r["seq"] as Int64): its sent_ms or offset_min does not follow from its sent_at: changed behind the log's back"
-                }
-                return (r["conversation_id"], try ConversationRows.message(r, conversation: r["conversation_id"]), sent?.epochMillis)
-            }
-        }
-        func stray(_ what: String, _ cid: Int64) -> String {
-            "\(what) rows of conversation row \(cid), which does not exist: added behind the log's back"
-        }
-        try advanceParticipant()
-        try advanceMessage()
-        while let c = try conversations.next() {
-            let id: Int64 = c["id"]
-            var ps: [JSONValue] = [], ms: [JSONValue] = []
-            var times: [Int64] = []
-            while let (cid, p) = nextParticipant, cid <= id {
-                guard cid == id else { return stray("participant", cid) }
-                ps.append(p)
-                try advanceParticipant()
-            }
-            while let (cid, m, t) = nextMessage, cid <= id {
-                guard cid == id else { return stray("message", cid) }
-                ms.append(m)
-                if let t { times.append(t) }
-                try advanceMessage()
-            }
+        while let c = try rows.next() {
             report.conversations += 1
-            let stored: String = c["evidence_hash"]
+            let id = c["id"] as Int64? ?? -1
+            let stored = StoredTables.text(c["evidence_hash"]) ?? ""
+            let name = quoted(StoredTables.text(c["external_id"]) ?? "")
+            guard let document = Store.documentBytes(c["document"]) else {
+                if erased.contains(stored) { continue }
+                return "flag \(try flags(id)): conversation \(name): its evidence document is missing: deleted behind the log's back"
+            }
             if erased.contains(stored) {
-                if ms.contains(where: { $0["text"]?.stringValue != "" || $0["sender"]?.stringValue != "" }) || ps.contains(where: { $0["user_id"]?.stringValue != "" }) {
-                    return "conversation \(quoted(c["external_id"])) has a tombstone but its text or participants were not erased"
-                }
-                continue
+                return "conversation \(name) has a tombstone but its evidence document was not erased"
             }
-            let doc = try ConversationRows.document(c, participants: ps, messages: ms)
-            let actual = SHA256Hex.of(doc.canonicalBytes)
+            let actual = SHA256Hex.of(document)
             if actual != stored {
-                let flags = try Row.fetchAll(db, sql: "SELECT detector, flag_id FROM flags WHERE conversation_id = ?", arguments: [id])
-                    .map { FlagKey.make(detector: $0["detector"], flagID: $0["flag_id"]) }
-                return "flag \(flags.joined(separator: ", ")): conversation \(quoted(c["external_id"])) no longer hashes to its evidence hash \(stored.prefix(16))… (now \(actual.prefix(16))…): evidence was changed"
+                return "flag \(try flags(id)): conversation \(name) no longer hashes to its evidence hash \(stored.prefix(16))… (now \(actual.prefix(16))…): evidence was changed"
             }
-            if let derived { return derived }
-            if c["message_count"] as Int != ms.count || c["first_ms"] as Int64 != (times.min() ?? 0) || c["last_ms"] as Int64 != (times.max() ?? 0) {
-                return "conversation \(quoted(c["external_id"])): its message_count, first_ms or last_ms does not follow from its messages: changed behind the log's back"
+            let read = try? Evidence.read(document, materialize: false)
+            guard let read, read.platform == StoredTables.text(c["platform"]), read.conversationID == StoredTables.text(c["external_id"]),
+                  String(read.messageCount) == StoredTables.text(c["message_count"]), String(read.firstMillis) == StoredTables.text(c["first_ms"]),
+                  String(read.lastMillis) == StoredTables.text(c["last_ms"]) else {
+                return "conversation \(name): its platform, external_id, message_count, first_ms or last_ms does not follow from its evidence document: changed behind the log's back"
             }
         }
-        if let (cid, _) = nextParticipant { return stray("participant", cid) }
-        if let (cid, _, _) = nextMessage { return stray("message", cid) }
-        return derived
+        if let stray = try Int64.fetchOne(db, sql: "SELECT conversation_id FROM evidence WHERE conversation_id NOT IN (SELECT id FROM conversations) LIMIT 1") {
+            return "an evidence document of conversation row \(stray), which does not exist: added behind the log's back"
+        }
+        return nil
+    }
+
+    /// A stored document's bytes, whatever SQLite type it was written as (nil when NULL or
+    /// not text: a value written behind the log's back must not crash the reader).
+    static func documentBytes(_ value: DatabaseValue) -> [UInt8]? {
+        switch value.storage {
+        case .string(let s): Array(s.utf8)
+        case .blob(let b): Array(b)
+        default: nil
+        }
     }
 }

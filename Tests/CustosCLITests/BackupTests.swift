@@ -62,7 +62,7 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: c.dir.appendingPathComponent("x.db").path))
         let copy = c.dir.appendingPathComponent("copy.db").path
         #expect(try c.run(["backup", copy, "--db", c.db]).status == 0)
-        _ = try sqlite(copy, "DROP TRIGGER IF EXISTS messages_no_update; UPDATE messages SET text = 'altered' WHERE conversation_id = (SELECT min(conversation_id) FROM messages) AND seq = 0")
+        _ = try sqlite(copy, "DROP TRIGGER IF EXISTS evidence_no_update; UPDATE evidence SET document = replace(document, '\"text\":\"', '\"text\":\"altered ') WHERE conversation_id = (SELECT min(conversation_id) FROM evidence)")
         let restored = c.dir.appendingPathComponent("restored.db").path
         let r = try c.run(["restore", copy, "--db", restored])
         #expect(r.status == 65 && r.err.contains("does not verify"), "\(r.err)")

@@ -18,7 +18,7 @@ import Testing
     @Test func triggersRefuseUpdateAndDelete() throws {
         let f = try populated()
         for sql in ["UPDATE custody SET actor = 'x' WHERE seq = 1", "DELETE FROM custody WHERE seq = 1",
-                    "UPDATE messages SET text = 'x'", "DELETE FROM messages", "UPDATE flags SET score = 0",
+                    "UPDATE evidence SET document = 'x'", "DELETE FROM evidence", "UPDATE flags SET score = 0",
                     "DELETE FROM checkpoints", "UPDATE merkle_nodes SET hash = x'00'"] {
             let (status, out) = try f.sqlite(sql)
             #expect(status != 0, "\(sql) was allowed")
@@ -34,7 +34,7 @@ import Testing
 
     @Test func aMessageEditedWithTheShellIsNamed() throws {
         let f = try populated()
-        try f.sqlite("DROP TRIGGER messages_no_update; UPDATE messages SET text = 'message 9' WHERE text = 'message 3';")
+        try f.sqlite("DROP TRIGGER evidence_no_update; UPDATE evidence SET document = replace(document, '\"message 3\"', '\"message 9\"');")
         let p = try problems(f)
         #expect(p.count == 1)
         #expect(p[0].contains("det:f3") && p[0].contains("evidence was changed"))

@@ -19,14 +19,14 @@ import Testing
     @Test func idempotentAndConflictsLeaveTheStoredRecordUntouched() throws {
         let f = try Fixture()
         try f.ingest(flagLine(id: "a") + "\n")
-        let before = try f.sqlite("SELECT * FROM messages; SELECT * FROM flags;").1
+        let before = try f.sqlite("SELECT * FROM evidence; SELECT * FROM flags;").1
         let entries = try f.store().custodySize()
         let (s, _) = try f.ingest(flagLine(id: "a") + "\n")
         #expect(s.duplicate == 1 && s.ingested == 0 && s.rejected == 0)
         let (s2, rejects) = try f.ingest(flagLine(id: "a", text: "changed") + "\n")
         #expect(s2.rejected == 1)
         #expect(rejects[0].reason.contains("conflict"))
-        #expect(try f.sqlite("SELECT * FROM messages; SELECT * FROM flags;").1 == before)
+        #expect(try f.sqlite("SELECT * FROM evidence; SELECT * FROM flags;").1 == before)
         #expect(try f.store().custodySize() == entries)
     }
 
@@ -109,8 +109,8 @@ import Testing
         let h = try f.store().readFlag("det:h", purpose: "test")
         #expect(Array(h.conversation.messages[0].text.utf8) == Array(hostile.utf8))
         #expect(try f.store().readFlag("long", purpose: "test").conversation.messages[0].text == long)
-        // The bytes in SQLite are exactly the UTF-8 received.
-        let hex = try f.sqlite("SELECT hex(text) FROM messages WHERE message_id = 'm1' AND text LIKE 'emoji%'").1.trimmingCharacters(in: .whitespacesAndNewlines)
+        // The text in SQLite is exactly the UTF-8 received (SQLite's own JSON reader decodes it).
+        let hex = try f.sqlite("SELECT hex(json_extract(e.document, '$.conversation.messages[0].text')) FROM evidence e JOIN flags f ON f.conversation_id = e.conversation_id WHERE f.flag_id = 'h'").1.trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(hex == Hex.encode(Array(hostile.utf8)).uppercased())
     }
 

@@ -77,7 +77,7 @@ import Testing
         f.now += 40 * day
         #expect(errorKind { _ = try f.store("alice").retention(dryRun: false) } == .forbidden)
         // The evidence triggers still refuse an edit outside a purge.
-        let (status, out) = try f.sqlite("UPDATE messages SET text = '' WHERE seq = 0")
+        let (status, out) = try f.sqlite("UPDATE evidence SET document = '' WHERE conversation_id = 1")
         #expect(status != 0 && out.contains("refused"), "\(out)")
         #expect(try f.sqlite("DELETE FROM blobs").0 == 0)  // nothing to delete: no attachments here
     }
