@@ -13,6 +13,8 @@ public final class CustodyLog {
     public let now: String
     public let millis: Int64
     private var tail: (seq: Int64, chain: [UInt8])?
+    /// The newest Merkle node of each level this transaction wrote (level 0: leaves).
+    private var newest: [Int: (index: Int64, hash: Merkle.Hash)] = [:]
 
     init(db: Database, actor: Actor, millis: Int64) {
         self.db = db
@@ -25,6 +27,13 @@ public final class CustodyLog {
     @discardableResult
     public func append(_ action: CustodyAction, subjectID: String, details: JSONValue = .object([:]),
                        evidenceHash: String? = nil) throws -> Int64 {
+        try append(action, subjectID: subjectID, canonicalDetails: details.canonicalString, evidenceHash: evidenceHash)
+    }
+
+    /// Appends one entry whose details are already canonical JSON text (ingest builds them on
+    /// the parsing threads).
+    @discardableResult
+    func append(_ action: CustodyAction, subjectID: String, canonicalDetails: String, evidenceHash: String?) throws -> Int64 {
         let subjectType = action.subjectType.rawValue
         // SQLite hands TEXT back only up to a NUL: an entry holding one would no longer match
         // its own leaf hash. Nothing that reaches here may carry one (details are JSON-escaped).
@@ -40,7 +49,7 @@ public final class CustodyLog {
         }
         let seq = tail!.seq + 1
         let entry = CustodyEntry(seq: seq, at: now, actor: actor.name, osUser: actor.osUser, action: action.rawValue,
-                                 subjectType: subjectType, subjectID: subjectID, details: details.canonicalString,
+                                 subjectType: subjectType, subjectID: subjectID, details: canonicalDetails,
                                  evidenceHash: evidenceHash, auth: actor.auth.rawValue)
         let leaf = entry.leafHash
         let chain = CustodyEntry.chain(previous: tail!.chain, leaf: leaf)
@@ -49,11 +58,17 @@ public final class CustodyLog {
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """).execute(arguments: [seq, entry.at, entry.actor, entry.osUser, entry.action, subjectType, subjectID, entry.details,
                              evidenceHash, Data(leaf), Data(chain), entry.auth])
-        // Store the perfect subtrees this leaf closes (amortised O(1), at most log n).
-        for node in try Merkle.completed(by: leaf, at: seq, sibling: { try MerkleNodes.node(db, level: $0, index: $1) }) {
+        // Store the perfect subtrees this leaf closes (amortised O(1), at most log n). A sibling
+        // is the newest node of its level: this transaction's, kept in `newest`, or the store's.
+        for node in try Merkle.completed(by: leaf, at: seq, sibling: { level, index in
+            if let n = newest[level], n.index == index { return n.hash }
+            return try MerkleNodes.node(db, level: level, index: index)
+        }) {
             try db.cachedStatement(sql: "INSERT INTO merkle_nodes(level, idx, hash) VALUES (?, ?, ?)")
                 .execute(arguments: [node.level, node.index, Data(node.hash)])
+            newest[node.level] = (node.index, node.hash)
         }
+        newest[0] = (seq, leaf)
         tail = (seq, chain)
         return seq
     }

@@ -43,10 +43,41 @@ public struct StoredFlag: Sendable {
 }
 
 
+/// One record as the writer binds it, computed on the parsing thread: the flags columns, the
+/// evidence document as text and the ingest entry's canonical details.
+struct IngestRow: Sendable {
+    let record: CanonicalFlag
+    let blobs: [String: Data]
+    /// The flags columns in `StoredTables.flagColumns` order.
+    let columns: [DatabaseValue]
+    let document: String
+    let details: String
+
+    init(record: CanonicalFlag, blobs: [String: Data], source: String) {
+        self.record = record
+        self.blobs = blobs
+        let signals: String? = record.signals.isEmpty ? nil : JSONValue.array(record.signals.map { .string($0) }).canonicalString
+        columns = [record.modelVersion.databaseValue, record.score.databaseValue, record.detectedAt.text.databaseValue,
+                   record.detectedAt.epochMillis.databaseValue, record.platform.databaseValue, record.surface.databaseValue,
+                   signals.databaseValue, Store.json(record.extra).databaseValue]
+        document = String(decoding: record.evidence, as: UTF8.self)
+        details = JSONValue.object([
+            ("detector", .string(record.detector)), ("flag_id", .string(record.flagID)),
+            ("model_version", record.modelVersion.map { .string($0) }),
+            ("record_sha256", .string(record.recordHash)), ("flag_sha256", .string(StoredTables.flagDigest(columns))),
+            ("source", .string(source)),
+            ("platform", .string(record.platform)), ("conversation_id", .string(record.conversationID)),
+            ("messages", .integer(Int64(record.messageCount))),
+            ("attachments", blobs.isEmpty ? nil : .array(blobs.keys.sorted().map { .string($0) })),
+        ]).canonicalString
+    }
+}
+
 extension Store {
     /// Stores one validated record (with the attachment bytes the caller read and checked)
     /// inside the caller's transaction, appending its custody entry.
-    func insert(_ record: CanonicalFlag, blobs: [String: Data], source: String, db: Database, log: CustodyLog) throws -> IngestResult {
+    func insert(_ row: IngestRow, db: Database, log: CustodyLog) throws -> IngestResult {
+        let record = row.record
         if let existing = try String.fetchOne(db.cachedStatement(sql: "SELECT record_hash FROM flags WHERE detector = ? AND flag_id = ?"),
                                               arguments: [record.detector, record.flagID]) {
             return existing == record.recordHash ? .duplicate : .conflict(storedRecordHash: existing)
@@ -61,34 +92,19 @@ extension Store {
             let id = db.lastInsertedRowID
             conversationID = id
             try db.cachedStatement(sql: "INSERT INTO evidence(conversation_id, document) VALUES (?, ?)")
-                .execute(arguments: [id, String(decoding: record.evidence, as: UTF8.self)])
+                .execute(arguments: [id, row.document])
         }
-        for (sha, bytes) in blobs {
+        for (sha, bytes) in row.blobs {
             try db.cachedStatement(sql: "INSERT OR IGNORE INTO blobs(sha256, size, bytes) VALUES (?, ?, ?)")
                            .execute(arguments: [sha, bytes.count, bytes])
         }
-        let signals: String? = record.signals.isEmpty ? nil : JSONValue.array(record.signals.map { .string($0) }).canonicalString
-        // In StoredTables.flagColumns order.
-        let columns: [DatabaseValue] = [record.modelVersion.databaseValue, record.score.databaseValue, record.detectedAt.text.databaseValue,
-                                        record.detectedAt.epochMillis.databaseValue, record.platform.databaseValue, record.surface.databaseValue,
-                                        signals.databaseValue, Store.json(record.extra).databaseValue]
         try db.cachedStatement(sql: """
             INSERT INTO flags(detector, flag_id, model_version, score, detected_at, detected_ms, platform, surface, signals,
                 extra, conversation_id, record_hash, ingested_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """).execute(arguments: StatementArguments([record.detector.databaseValue, record.flagID.databaseValue] + columns
+            """).execute(arguments: StatementArguments([record.detector.databaseValue, record.flagID.databaseValue] + row.columns
                              + [conversationID.databaseValue, record.recordHash.databaseValue, log.now.databaseValue]))
         try afterIngest(flagRowID: db.lastInsertedRowID, score: record.score, detectedMillis: record.detectedAt.epochMillis, db: db)
-        try log.append(.flagIngest, subjectID: record.key,
-                       details: .object([
-                           ("detector", .string(record.detector)), ("flag_id", .string(record.flagID)),
-                           ("model_version", record.modelVersion.map { .string($0) }),
-                           ("record_sha256", .string(record.recordHash)), ("flag_sha256", .string(StoredTables.flagDigest(columns))),
-                           ("source", .string(source)),
-                           ("platform", .string(record.platform)), ("conversation_id", .string(record.conversationID)),
-                           ("messages", .integer(Int64(record.messageCount))),
-                           ("attachments", blobs.isEmpty ? nil : .array(blobs.keys.sorted().map { .string($0) })),
-                       ]),
-                       evidenceHash: evidenceHash)
+        try log.append(.flagIngest, subjectID: record.key, canonicalDetails: row.details, evidenceHash: evidenceHash)
         return .ingested(evidenceHash: evidenceHash)
     }
 

@@ -95,7 +95,9 @@ public struct Rejection: Error, Sendable {
 /// entries together. A record is never half-stored.
 public final class Ingestor {
     let store: Store
-    public var batchSize = 500
+    /// Records per transaction: large batches mean fewer commits, and so fewer rewrites of the
+    /// index pages a batch touches (the evidence-hash index is in random order).
+    public var batchSize = 2000
     public var onReject: (Rejection) -> Void = { _ in }
     public var onProgress: (_ records: Int, _ bytes: Int64) -> Void = { _, _ in }
     /// Hears each record stored (or found already stored: `duplicate`), by its location.
@@ -105,18 +107,18 @@ public final class Ingestor {
     /// A record validated and canonicalised, its attachments read and checked: everything but
     /// the write.
     public struct Prepared: Sendable {
-        let record: CanonicalFlag
-        let blobs: [String: Data]
+        let row: IngestRow
         let location: String
         let raw: [UInt8]
+        var record: CanonicalFlag { row.record }
 
-        /// Roughly what the record holds in memory: its bytes, its evidence document and its attachments.
-        var bytes: Int { raw.count + record.evidence.count + blobs.values.reduce(0) { $0 + $1.count } }
+        /// Roughly what the record holds in memory: its bytes, its evidence document twice and its attachments.
+        var bytes: Int { raw.count + 2 * row.record.evidence.count + row.blobs.values.reduce(0) { $0 + $1.count } }
     }
 
     static let chunkBytes = 4 << 20
-    static let queueBytes = 16 << 20
-    static let batchBytes = 16 << 20
+    static let queueBytes = 48 << 20
+    static let batchBytes = 32 << 20
 
     private var pending: [Prepared] = []
     private var pendingBytes = 0
@@ -131,7 +133,7 @@ public final class Ingestor {
         // In flight at most: the producer's chunk (≤ chunkBytes or one record), the queue
         // (≤ queueBytes or one chunk), the consumer's chunk and the pending batch (≤ batchBytes
         // or one record), so memory is bounded in bytes whatever the records' sizes.
-        let chunks = BoundedQueue<[Result<Prepared, Rejection>]>(capacity: 4, capacityBytes: Ingestor.queueBytes)
+        let chunks = BoundedQueue<[Result<Prepared, Rejection>]>(capacity: 16, capacityBytes: Ingestor.queueBytes)
         let reader = LineReader(handle: handle)
         let producer = Thread {
             let parsers = ParallelParse(baseDirectory: baseDirectory)
@@ -178,6 +180,10 @@ public final class Ingestor {
     /// disk (fsync). A power loss mid-run loses at most batches the command never reported;
     /// a re-run stores them (records already stored are duplicates).
     func bulk(_ body: () throws -> Void) throws {
+        // The WAL may grow to 64 MiB before SQLite copies it into the database: fewer
+        // checkpoints, each with its fsyncs, and a page rewritten by several batches is copied once.
+        try store.setWALCheckpoint(bytes: 64 << 20)
+        defer { try? store.setWALCheckpoint(bytes: nil) }
         do { try body() } catch {
             try? store.syncLog()  // what was committed stays stored: on disk too
             throw error
@@ -265,7 +271,7 @@ public final class Ingestor {
                 return .failure(Rejection(location: location, reason: "conversation.messages[\(placed.message)].attachments[\(placed.index)]: \(e.description)", raw: line))
             }
         }
-        return .success(Prepared(record: record, blobs: blobs, location: location, raw: line))
+        return .success(Prepared(row: IngestRow(record: record, blobs: blobs, source: location), location: location, raw: line))
     }
 
     func enqueue(_ p: Prepared) throws {
@@ -325,7 +331,7 @@ public final class Ingestor {
         let results = try store.write(durable: false) { db, log in
             try store.requireRole(db: db, log: log, .ingest)
             return try batch.map { item in
-                try store.insert(item.record, blobs: item.blobs, source: item.location, db: db, log: log)
+                try store.insert(item.row, db: db, log: log)
             }
         }
         for (item, result) in zip(batch, results) {

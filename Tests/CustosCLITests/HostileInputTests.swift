@@ -273,10 +273,12 @@ func confirmedCase(_ c: CLI) throws {
         .appendingPathComponent("Fixtures/schema5")
 
     func copy() throws -> CLI {
-        let c = try CLI()
+        var c = try CLI()
         for (from, to) in [("demo.db", "c.db"), ("demo.signing.key", "c.signing.key")] {
             try FileManager.default.copyItem(at: Self.fixture.appendingPathComponent(from), to: c.dir.appendingPathComponent(to))
         }
+        // The store names the key file where it was made; the copy's key is beside it.
+        c.env["CUSTOS_KEY"] = c.dir.appendingPathComponent("c.signing.key").path
         return c
     }
 
@@ -319,5 +321,90 @@ func confirmedCase(_ c: CLI) throws {
         _ = try sqlite(c.db, sql)
         let v = try c.run(["audit", "verify", "--db", c.db])
         #expect(v.status == 1 && v.out.contains(named), "\(v.out)\(v.err)")
+    }
+}
+
+/// A store written by the custos of schema 8 (Tests/Fixtures/schema8: `custos demo` of commit
+/// ad899e0, then a retention run that erased the dismissed flag's conversation): evidence as
+/// message and participant rows. Migrations 9 and 10 turn each conversation into its stored
+/// document and drop the rows.
+@Suite struct SchemaEightStore {
+    static let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Fixtures/schema8")
+
+    func copy() throws -> CLI {
+        var c = try CLI()
+        for (from, to) in [("demo.db", "c.db"), ("demo.signing.key", "c.signing.key")] {
+            try FileManager.default.copyItem(at: Self.fixture.appendingPathComponent(from), to: c.dir.appendingPathComponent(to))
+        }
+        // The store names the key file where it was made; the copy's key is beside it.
+        c.env["CUSTOS_KEY"] = c.dir.appendingPathComponent("c.signing.key").path
+        return c
+    }
+
+    func sqlite(_ db: String, _ sql: String) throws -> String { try sqliteShell(db, sql) }
+
+    /// The shell's standard output and error together (a trigger's refusal is on stderr).
+    func sqliteAll(_ db: String, _ sql: String) throws -> String {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["sqlite3", db, sql]
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = out
+        try p.run()
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        return text
+    }
+
+    @Test func eachConversationBecomesTheDocumentItsHashCovers() throws {
+        let c = try copy()
+        let entriesBefore = try sqlite(c.db, "SELECT seq, leaf_hash FROM custody ORDER BY seq")
+        let v = try c.run(["audit", "verify", "--db", c.db])
+        #expect(v.status == 0, "\(v.out)\(v.err)")
+        #expect(try sqlite(c.db, "SELECT seq, leaf_hash FROM custody ORDER BY seq").hasPrefix(entriesBefore))
+        #expect(try sqlite(c.db, "SELECT json_extract(details, '$.migrations') FROM custody ORDER BY seq DESC LIMIT 1").contains("0010_drop_message_rows.sql"))
+        #expect(try sqlite(c.db, "SELECT count(*) FROM sqlite_master WHERE name IN ('messages', 'participants')") == "0\n")
+        // Every conversation but the erased one has its document, and the document hashes to
+        // the evidence hash the old rows were stored under (hashed here, not by custos).
+        let rows = try sqlite(c.db, "SELECT c.id, c.evidence_hash, e.document IS NULL FROM conversations c LEFT JOIN evidence e ON e.conversation_id = c.id ORDER BY c.id")
+            .split(separator: "\n").map { $0.split(separator: "|").map(String.init) }
+        #expect(rows.count == 6)
+        let erased = try sqlite(c.db, "SELECT evidence_hash FROM tombstones").trimmingCharacters(in: .whitespacesAndNewlines)
+        for row in rows {
+            if row[1] == erased { #expect(row[2] == "1"); continue }
+            #expect(row[2] == "0")
+            let document = try sqlite(c.db, "SELECT document FROM evidence WHERE conversation_id = \(row[0])")
+            #expect(SHA256Hex.of(Data(document.dropLast().utf8)) == row[1], "conversation \(row[0])")
+        }
+        // The attachment the demo ingested is in its document, and reads back.
+        let show = try c.run(["show", "artemis-2026-000123", "--canonical", "--db", c.db, "--actor", "alice"])
+        #expect(show.status == 0 && show.out.contains("\"attachments\":[{") && show.out.contains("\"sha256\":"), "\(show.out)\(show.err)")
+        // Work goes on and the store stays a fold of its log.
+        let ingest = try c.run(["ingest", c.dir.appendingPathComponent("none.jsonl").path, "--db", c.db])
+        #expect(ingest.status != 0)  // no such file: refused, nothing written
+        #expect(try c.run(["audit", "verify", "--db", c.db]).status == 0)
+    }
+
+    /// A message row edited behind the log's back before the upgrade is still named after it:
+    /// the document is written as the rows held it, and no longer hashes to its evidence hash.
+    @Test func anEditBeforeTheUpgradeIsNamedAfterIt() throws {
+        let c = try copy()
+        _ = try sqlite(c.db, "DROP TRIGGER messages_no_update; UPDATE messages SET text = 'altered' WHERE conversation_id = 1 AND seq = 0")
+        let v = try c.run(["audit", "verify", "--db", c.db])
+        #expect(v.status == 1 && v.out.contains("artemis:artemis-2026-000123") && v.out.contains("evidence was changed"), "\(v.out)\(v.err)")
+    }
+
+    /// After the upgrade, the documents are evidence like the rows were: the triggers refuse an
+    /// edit, and an edit made by dropping them is named.
+    @Test func anEditAfterTheUpgradeIsRefusedOrNamed() throws {
+        let c = try copy()
+        #expect(try c.run(["audit", "verify", "--db", c.db]).status == 0)
+        #expect(try sqliteAll(c.db, "UPDATE evidence SET document = '{}' WHERE conversation_id = 2").contains("refused"))
+        #expect(try sqliteAll(c.db, "DELETE FROM evidence WHERE conversation_id = 2").contains("refused"))
+        _ = try sqlite(c.db, "DROP TRIGGER evidence_no_delete; DELETE FROM evidence WHERE conversation_id = 2")
+        let v = try c.run(["audit", "verify", "--db", c.db])
+        #expect(v.status == 1 && v.out.contains("artemis:artemis-2026-000124") && v.out.contains("document is missing"), "\(v.out)")
     }
 }
