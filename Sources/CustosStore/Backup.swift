@@ -63,7 +63,8 @@ extension Store {
         }
         close(fd)
         do {
-            let target = try DatabaseQueue(path: dest, configuration: configuration())
+            let pageSize = try source.read { db in try Int.fetchOne(db, sql: "PRAGMA page_size") }
+            let target = try DatabaseQueue(path: dest, configuration: configuration(pageSize: pageSize))
             try source.backup(to: target)
             try target.close()
         } catch {

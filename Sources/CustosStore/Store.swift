@@ -32,6 +32,7 @@ public final class Store: @unchecked Sendable {
     private var checkpointing = false
 
     public static let defaultPath = "custos.db"
+    static let newStorePageSize = 16384
 
     init(path: String, actor: Actor, db: DatabaseQueue) {
         self.path = path
@@ -48,10 +49,11 @@ public final class Store: @unchecked Sendable {
         return store
     }
 
-    /// `newStore`: the file is being created, so its page size can still be chosen: 16 KiB
-    /// (SQLite's default is 4 KiB), which packs several evidence documents of a few KiB into a
-    /// page where 4 KiB pages hold one each and waste the rest.
-    static func configuration(readonly: Bool = false, newStore: Bool = false) -> Configuration {
+    /// `pageSize`: the file is being created, so its page size can still be chosen. A new store
+    /// has 16 KiB pages (`newStorePageSize`; SQLite's default is 4 KiB), which pack several
+    /// evidence documents of a few KiB into a page where 4 KiB pages hold one each; a copy has
+    /// its source's (SQLite's backup cannot change the page size of a WAL database).
+    static func configuration(readonly: Bool = false, pageSize: Int? = nil) -> Configuration {
         var config = Configuration()
         config.readonly = readonly
         config.foreignKeysEnabled = true
@@ -59,7 +61,7 @@ public final class Store: @unchecked Sendable {
         config.label = "custos"
         if !readonly {
             config.prepareDatabase { db in
-                if newStore { try db.execute(sql: "PRAGMA page_size = 16384") }
+                if let pageSize { try db.execute(sql: "PRAGMA page_size = \(pageSize)") }
                 let mode = try String.fetchOne(db, sql: "PRAGMA journal_mode = WAL")
                 if mode?.lowercased() != "wal" { throw CustosError.storage(cause: "could not switch the store to WAL mode (got \(mode ?? "nothing"))") }
                 try db.execute(sql: "PRAGMA synchronous = FULL")
@@ -159,7 +161,7 @@ public final class Store: @unchecked Sendable {
         try Store.writeSecret(KeyEncoding.privateKeyPEM(key), to: keyFile)
         let queue: DatabaseQueue
         do {
-            queue = try DatabaseQueue(path: path, configuration: configuration(newStore: true))
+            queue = try DatabaseQueue(path: path, configuration: configuration(pageSize: newStorePageSize))
         } catch {
             try? fm.removeItem(atPath: keyFile)
             throw CustosError.storage(cause: "cannot create the store at \(path): \(describe(error))")
