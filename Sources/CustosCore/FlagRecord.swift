@@ -150,7 +150,7 @@ extension FlagRecord {
     /// Validates a record's tape against the flag-record contract, materialising it whole.
     public static func validate(_ tape: JSONTape) throws(RecordError) -> FlagRecord {
         var v = RecordValidator(tape: tape, materialize: true)
-        let header = try v.record()
+        let (header, _) = try v.record()
         var writer = CanonicalWriter()
         var canonical: [UInt8] = []
         writer.write(tape, JSONTape.root, into: &canonical)
@@ -160,10 +160,9 @@ extension FlagRecord {
     }
 }
 
-/// A flag record read for storing, in one pass: validated on its tape, with the RFC 8785 bytes
-/// of its evidence document and the SHA-256 of the record's own canonical bytes. The
-/// conversation is not materialised; what the store indexes is summarised.
-public struct CanonicalFlag: Sendable {
+/// What a flag record says about itself, outside its conversation: the members the flags row
+/// holds, and the conversation's platform and id.
+public struct FlagHeader: Sendable {
     public var flagID: String
     public var detector: String
     public var modelVersion: String?
@@ -171,9 +170,19 @@ public struct CanonicalFlag: Sendable {
     public var detectedAt: Timestamp
     public var surface: String?
     public var signals: [String]
+    /// Top-level members the contract does not name, kept verbatim.
     public var extra: [String: JSONValue]
     public var platform: String
     public var conversationID: String
+}
+
+/// A flag record read for storing, in one pass: validated on its tape, with the RFC 8785 bytes
+/// of its evidence document and the SHA-256 of the record's own canonical bytes. The
+/// conversation is not materialised; what the store indexes is summarised. The header's
+/// members read as the flag's own (`flag.detector`).
+@dynamicMemberLookup
+public struct CanonicalFlag: Sendable {
+    public var header: FlagHeader
     public var messageCount: Int
     /// The earliest and latest message times (UTC milliseconds).
     public var firstMillis: Int64
@@ -186,29 +195,29 @@ public struct CanonicalFlag: Sendable {
     public var evidence: [UInt8]
     public var evidenceHash: String
 
-    public var key: String { FlagKey.make(detector: detector, flagID: flagID) }
+    public subscript<T>(dynamicMember member: KeyPath<FlagHeader, T>) -> T { header[keyPath: member] }
+
+    public var key: String { FlagKey.make(detector: header.detector, flagID: header.flagID) }
 
     /// Reads one record's bytes: parse, validate and canonicalise in one pass. `tape` and
     /// `writer` are reused storage (one per thread).
     public static func read(_ bytes: UnsafeBufferPointer<UInt8>, tape: inout JSONTape, writer: inout CanonicalWriter) throws(RecordError) -> CanonicalFlag {
         do { try tape.parse(bytes) } catch { throw RecordError("", error.description) }
         var v = RecordValidator(tape: tape, materialize: false)
-        let h = try v.record()
+        let (h, conversationNode) = try v.record()
         // The record's canonical bytes; the evidence document reuses its conversation's bytes
         // when the evidence form drops nothing from them (one canonicalisation for both).
         var canonical: [UInt8] = []
         canonical.reserveCapacity(bytes.count + 256)
-        let span = writer.write(tape, JSONTape.root, into: &canonical, marking: h.conversationNode)
+        let span = writer.write(tape, JSONTape.root, into: &canonical, marking: conversationNode)
         var evidence: [UInt8] = []
         evidence.reserveCapacity(canonical.count + 64)
         if v.evidenceIsVerbatim, let span {
             CanonicalWriter.document(platform: h.platform, into: &evidence) { $0.append(contentsOf: canonical[span]) }
         } else {
-            CanonicalWriter.document(platform: h.platform, into: &evidence) { writer.evidenceConversation(tape, h.conversationNode, into: &$0) }
+            CanonicalWriter.document(platform: h.platform, into: &evidence) { writer.evidenceConversation(tape, conversationNode, into: &$0) }
         }
-        return CanonicalFlag(flagID: h.flagID, detector: h.detector, modelVersion: h.modelVersion, score: h.score,
-                             detectedAt: h.detectedAt, surface: h.surface, signals: h.signals, extra: h.extra, platform: h.platform,
-                             conversationID: h.conversationID, messageCount: v.messageCount, firstMillis: v.firstMillis,
+        return CanonicalFlag(header: h, messageCount: v.messageCount, firstMillis: v.firstMillis,
                              lastMillis: v.lastMillis, attachments: v.attachments, recordHash: SHA256Hex.of(canonical),
                              evidence: evidence, evidenceHash: SHA256Hex.of(evidence))
     }
@@ -241,12 +250,6 @@ struct RecordValidator {
     let t: JSONTape
     let materialize: Bool
 
-    struct Header {
-        var flagID: String, detector: String, modelVersion: String?, score: Double?, detectedAt: Timestamp
-        var surface: String?, signals: [String], extra: [String: JSONValue], platform: String
-        var conversationID: String, conversationNode: Int
-    }
-
     var conversation = Conversation(platform: "", id: "", participants: [], messages: [])
     var messageCount = 0
     var firstMillis: Int64 = 0
@@ -258,7 +261,8 @@ struct RecordValidator {
 
     init(tape: JSONTape, materialize: Bool) { self.t = tape; self.materialize = materialize }
 
-    mutating func record() throws(RecordError) -> Header {
+    /// The record's header, and the conversation object's node.
+    mutating func record() throws(RecordError) -> (FlagHeader, conversation: Int) {
         var r = try Obj(t, JSONTape.root, "", top: true)
         let flagID = try r.identifier("flag_id")
         var source = try r.object("source")
@@ -284,9 +288,9 @@ struct RecordValidator {
         let sourceRest = source.rest, serviceRest = service.rest
         if !sourceRest.isEmpty { extra["source"] = .object(sourceRest) }
         if !serviceRest.isEmpty { extra["service"] = .object(serviceRest) }
-        return Header(flagID: flagID, detector: detector, modelVersion: modelVersion, score: score, detectedAt: detectedAt,
-                      surface: surface, signals: signals, extra: extra, platform: platform,
-                      conversationID: conversationID, conversationNode: conversationNode)
+        return (FlagHeader(flagID: flagID, detector: detector, modelVersion: modelVersion, score: score, detectedAt: detectedAt,
+                           surface: surface, signals: signals, extra: extra, platform: platform, conversationID: conversationID),
+                conversationNode)
     }
 
     /// Checks the conversation object at `node` (path `conversation`); returns its id.

@@ -54,12 +54,27 @@ struct CLI {
 }
 
 /// Runs SQL on a store file with the sqlite3 shell, as someone with the file would; its output.
-func sqliteShell(_ db: String, _ sql: String) throws -> String {
+extension CLI {
+    /// A copy of a fixture store written by an older custos (`demo.db` and its key) as `c.db`.
+    /// The store names its key file where it was made; the copy's key is beside it.
+    static func fixtureStore(_ folder: URL) throws -> CLI {
+        var c = try CLI()
+        for (from, to) in [("demo.db", "c.db"), ("demo.signing.key", "c.signing.key")] {
+            try FileManager.default.copyItem(at: folder.appendingPathComponent(from), to: c.dir.appendingPathComponent(to))
+        }
+        c.env["CUSTOS_KEY"] = c.dir.appendingPathComponent("c.signing.key").path
+        return c
+    }
+}
+
+/// What the sqlite3 shell prints (with `withErrors`, its standard error too: a trigger's refusal).
+func sqliteShell(_ db: String, _ sql: String, withErrors: Bool = false) throws -> String {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
     p.arguments = ["sqlite3", db, sql]
     let out = Pipe()
     p.standardOutput = out
+    if withErrors { p.standardError = out }
     try p.run()
     let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
     p.waitUntilExit()

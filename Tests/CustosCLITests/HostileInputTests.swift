@@ -272,15 +272,7 @@ func confirmedCase(_ c: CLI) throws {
     static let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("Fixtures/schema5")
 
-    func copy() throws -> CLI {
-        var c = try CLI()
-        for (from, to) in [("demo.db", "c.db"), ("demo.signing.key", "c.signing.key")] {
-            try FileManager.default.copyItem(at: Self.fixture.appendingPathComponent(from), to: c.dir.appendingPathComponent(to))
-        }
-        // The store names the key file where it was made; the copy's key is beside it.
-        c.env["CUSTOS_KEY"] = c.dir.appendingPathComponent("c.signing.key").path
-        return c
-    }
+    func copy() throws -> CLI { try CLI.fixtureStore(Self.fixture) }
 
     func sqlite(_ db: String, _ sql: String) throws -> String { try sqliteShell(db, sql) }
 
@@ -332,31 +324,9 @@ func confirmedCase(_ c: CLI) throws {
     static let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("Fixtures/schema8")
 
-    func copy() throws -> CLI {
-        var c = try CLI()
-        for (from, to) in [("demo.db", "c.db"), ("demo.signing.key", "c.signing.key")] {
-            try FileManager.default.copyItem(at: Self.fixture.appendingPathComponent(from), to: c.dir.appendingPathComponent(to))
-        }
-        // The store names the key file where it was made; the copy's key is beside it.
-        c.env["CUSTOS_KEY"] = c.dir.appendingPathComponent("c.signing.key").path
-        return c
-    }
+    func copy() throws -> CLI { try CLI.fixtureStore(Self.fixture) }
 
     func sqlite(_ db: String, _ sql: String) throws -> String { try sqliteShell(db, sql) }
-
-    /// The shell's standard output and error together (a trigger's refusal is on stderr).
-    func sqliteAll(_ db: String, _ sql: String) throws -> String {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["sqlite3", db, sql]
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = out
-        try p.run()
-        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        return text
-    }
 
     @Test func eachConversationBecomesTheDocumentItsHashCovers() throws {
         let c = try copy()
@@ -401,8 +371,8 @@ func confirmedCase(_ c: CLI) throws {
     @Test func anEditAfterTheUpgradeIsRefusedOrNamed() throws {
         let c = try copy()
         #expect(try c.run(["audit", "verify", "--db", c.db]).status == 0)
-        #expect(try sqliteAll(c.db, "UPDATE evidence SET document = '{}' WHERE conversation_id = 2").contains("refused"))
-        #expect(try sqliteAll(c.db, "DELETE FROM evidence WHERE conversation_id = 2").contains("refused"))
+        #expect(try sqliteShell(c.db, "UPDATE evidence SET document = '{}' WHERE conversation_id = 2", withErrors: true).contains("refused"))
+        #expect(try sqliteShell(c.db, "DELETE FROM evidence WHERE conversation_id = 2", withErrors: true).contains("refused"))
         _ = try sqlite(c.db, "DROP TRIGGER evidence_no_delete; DELETE FROM evidence WHERE conversation_id = 2")
         let v = try c.run(["audit", "verify", "--db", c.db])
         #expect(v.status == 1 && v.out.contains("artemis:artemis-2026-000124") && v.out.contains("document is missing"), "\(v.out)")
