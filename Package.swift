@@ -37,6 +37,8 @@ let package = Package(
             dependencies: [
                 "CustosCore", "CustosResources", "CXML",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                // SQLite's C interface, for the few statements run per record (DirectStatement).
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 // Witnesses over http(s); not Foundation's URLSession, which a static build cannot link.
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 // Login secrets: bcrypt password hashes and RFC 6238 codes.

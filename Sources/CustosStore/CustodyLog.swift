@@ -53,19 +53,23 @@ public final class CustodyLog {
                                  evidenceHash: evidenceHash, auth: actor.auth.rawValue)
         let leaf = entry.leafHash
         let chain = CustodyEntry.chain(previous: tail!.chain, leaf: leaf)
-        try db.cachedStatement(sql: """
+        var insert = try DirectStatement(db, """
             INSERT INTO custody(seq, at, actor, os_user, action, subject_type, subject_id, details, evidence_hash, leaf_hash, chain_hash, auth)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """).execute(arguments: [seq, entry.at, entry.actor, entry.osUser, entry.action, subjectType, subjectID, entry.details,
-                             evidenceHash, Data(leaf), Data(chain), entry.auth])
+            """)
+        insert.bind(seq); insert.bind(entry.at); insert.bind(entry.actor); insert.bind(entry.osUser); insert.bind(entry.action)
+        insert.bind(subjectType); insert.bind(subjectID); insert.bind(entry.details); insert.bind(evidenceHash)
+        insert.bind(leaf); insert.bind(chain); insert.bind(entry.auth)
+        try insert.run()
         // Store the perfect subtrees this leaf closes (amortised O(1), at most log n). A sibling
         // is the newest node of its level: this transaction's, kept in `newest`, or the store's.
         for node in try Merkle.completed(by: leaf, at: seq, sibling: { level, index in
             if let n = newest[level], n.index == index { return n.hash }
             return try MerkleNodes.node(db, level: level, index: index)
         }) {
-            try db.cachedStatement(sql: "INSERT INTO merkle_nodes(level, idx, hash) VALUES (?, ?, ?)")
-                .execute(arguments: [node.level, node.index, Data(node.hash)])
+            var insert = try DirectStatement(db, "INSERT INTO merkle_nodes(level, idx, hash) VALUES (?, ?, ?)")
+            insert.bind(node.level); insert.bind(node.index); insert.bind(node.hash)
+            try insert.run()
             newest[node.level] = (node.index, node.hash)
         }
         newest[0] = (seq, leaf)

@@ -52,10 +52,13 @@ struct IngestRow: Sendable {
     let columns: [DatabaseValue]
     let document: String
     let details: String
+    /// `detector:flag_id`.
+    let key: String
 
     init(record: CanonicalFlag, blobs: [String: Data], source: String) {
         self.record = record
         self.blobs = blobs
+        key = record.key
         let signals: String? = record.signals.isEmpty ? nil : JSONValue.array(record.signals.map { .string($0) }).canonicalString
         columns = [record.modelVersion.databaseValue, record.score.databaseValue, record.detectedAt.text.databaseValue,
                    record.detectedAt.epochMillis.databaseValue, record.platform.databaseValue, record.surface.databaseValue,
@@ -75,36 +78,48 @@ struct IngestRow: Sendable {
 
 extension Store {
     /// Stores one validated record (with the attachment bytes the caller read and checked)
-    /// inside the caller's transaction, appending its custody entry.
+    /// inside the caller's transaction, appending its custody entry. Bound through SQLite's C
+    /// interface: this runs once per ingested record on the one writer thread.
     func insert(_ row: IngestRow, db: Database, log: CustodyLog) throws -> IngestResult {
         let record = row.record
-        if let existing = try String.fetchOne(db.cachedStatement(sql: "SELECT record_hash FROM flags WHERE detector = ? AND flag_id = ?"),
-                                              arguments: [record.detector, record.flagID]) {
+        var stored = try DirectStatement(db, "SELECT record_hash FROM flags WHERE detector = ? AND flag_id = ?")
+        stored.bind(record.header.detector); stored.bind(record.header.flagID)
+        if let existing = try stored.text() {
             return existing == record.recordHash ? .duplicate : .conflict(storedRecordHash: existing)
         }
         let evidenceHash = record.evidenceHash
-        var conversationID = try Int64.fetchOne(try db.cachedStatement(sql: "SELECT id FROM conversations WHERE evidence_hash = ?"), arguments: [evidenceHash])
-        if conversationID == nil {
-            try db.cachedStatement(sql: """
-                INSERT INTO conversations(platform, external_id, evidence_hash, message_count, first_ms, last_ms) VALUES (?, ?, ?, ?, ?, ?)
-                """).execute(arguments: [record.platform, record.conversationID, evidenceHash, record.messageCount,
-                                         record.firstMillis, record.lastMillis])
-            let id = db.lastInsertedRowID
+        var known = try DirectStatement(db, "SELECT id FROM conversations WHERE evidence_hash = ?")
+        known.bind(evidenceHash)
+        let conversationID: Int64
+        if let id = try known.int64() {
             conversationID = id
-            try db.cachedStatement(sql: "INSERT INTO evidence(conversation_id, document) VALUES (?, ?)")
-                .execute(arguments: [id, row.document])
+        } else {
+            var conversation = try DirectStatement(db, """
+                INSERT INTO conversations(platform, external_id, evidence_hash, message_count, first_ms, last_ms) VALUES (?, ?, ?, ?, ?, ?)
+                """)
+            conversation.bind(record.header.platform); conversation.bind(record.header.conversationID); conversation.bind(evidenceHash)
+            conversation.bind(record.messageCount); conversation.bind(record.firstMillis); conversation.bind(record.lastMillis)
+            try conversation.run()
+            conversationID = db.lastInsertedRowID
+            var evidence = try DirectStatement(db, "INSERT INTO evidence(conversation_id, document) VALUES (?, ?)")
+            evidence.bind(conversationID); evidence.bind(row.document)
+            try evidence.run()
         }
         for (sha, bytes) in row.blobs {
-            try db.cachedStatement(sql: "INSERT OR IGNORE INTO blobs(sha256, size, bytes) VALUES (?, ?, ?)")
-                           .execute(arguments: [sha, bytes.count, bytes])
+            var blob = try DirectStatement(db, "INSERT OR IGNORE INTO blobs(sha256, size, bytes) VALUES (?, ?, ?)")
+            blob.bind(sha); blob.bind(bytes.count); blob.bind(bytes)
+            try blob.run()
         }
-        try db.cachedStatement(sql: """
+        var flag = try DirectStatement(db, """
             INSERT INTO flags(detector, flag_id, model_version, score, detected_at, detected_ms, platform, surface, signals,
                 extra, conversation_id, record_hash, ingested_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """).execute(arguments: StatementArguments([record.detector.databaseValue, record.flagID.databaseValue] + row.columns
-                             + [conversationID.databaseValue, record.recordHash.databaseValue, log.now.databaseValue]))
-        try afterIngest(flagRowID: db.lastInsertedRowID, score: record.score, detectedMillis: record.detectedAt.epochMillis, db: db)
-        try log.append(.flagIngest, subjectID: record.key, canonicalDetails: row.details, evidenceHash: evidenceHash)
+            """)
+        flag.bind(record.header.detector); flag.bind(record.header.flagID)
+        for column in row.columns { flag.bind(column) }
+        flag.bind(conversationID); flag.bind(record.recordHash); flag.bind(log.now)
+        try flag.run()
+        try afterIngest(flagRowID: db.lastInsertedRowID, score: record.header.score, detectedMillis: record.header.detectedAt.epochMillis, db: db)
+        try log.append(.flagIngest, subjectID: row.key, canonicalDetails: row.details, evidenceHash: evidenceHash)
         return .ingested(evidenceHash: evidenceHash)
     }
 

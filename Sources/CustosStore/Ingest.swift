@@ -275,13 +275,13 @@ public final class Ingestor {
     }
 
     func enqueue(_ p: Prepared) throws {
-        if pendingKeys.contains(p.record.key) {
+        if pendingKeys.contains(p.row.key) {
             // The same key twice in one batch: settle the first before judging the second.
             try flush()
         }
         pending.append(p)
         pendingBytes += p.bytes
-        pendingKeys.insert(p.record.key)
+        pendingKeys.insert(p.row.key)
         if pending.count >= batchSize || pendingBytes >= Ingestor.batchBytes { try flush() }
     }
 
@@ -336,11 +336,11 @@ public final class Ingestor {
         }
         for (item, result) in zip(batch, results) {
             switch result {
-            case .ingested: summary.ingested += 1; onStored(item.location, item.record.key, false)
-            case .duplicate: summary.duplicate += 1; onStored(item.location, item.record.key, true)
+            case .ingested: summary.ingested += 1; onStored(item.location, item.row.key, false)
+            case .duplicate: summary.duplicate += 1; onStored(item.location, item.row.key, true)
             case .conflict(let stored):
                 reject(Rejection(location: item.location,
-                                 reason: "conflict: flag \(quoted(item.record.key)) is already stored with different content (stored record sha256 \(stored.prefix(16))…, this one \(item.record.recordHash.prefix(16))…); the stored record is unchanged",
+                                 reason: "conflict: flag \(quoted(item.row.key)) is already stored with different content (stored record sha256 \(stored.prefix(16))…, this one \(item.record.recordHash.prefix(16))…); the stored record is unchanged",
                                  raw: item.raw))
             }
         }

@@ -136,8 +136,10 @@ extension Store {
     // MARK: queue and claims
 
     func afterIngest(flagRowID: Int64, score: Double?, detectedMillis: Int64, db: Database) throws {
-        try db.cachedStatement(sql: "INSERT INTO flag_state(flag, status, queue, score_rank, detected_ms) VALUES (?, ?, ?, ?, ?)")
-            .execute(arguments: [flagRowID, FlagStatus.open.rawValue, ReviewQueue.moderator.rawValue, score ?? -1, detectedMillis])
+        var state = try DirectStatement(db, "INSERT INTO flag_state(flag, status, queue, score_rank, detected_ms) VALUES (?, ?, ?, ?, ?)")
+        state.bind(flagRowID); state.bind(FlagStatus.open.rawValue); state.bind(ReviewQueue.moderator.rawValue)
+        state.bind(score ?? -1); state.bind(detectedMillis)
+        try state.run()
     }
 
     /// Open, unclaimed flags in priority order: urgent, score (unscored last), oldest detection.
