@@ -43,12 +43,7 @@ struct API: APIProtocol {
     func ingestFlags(_ input: Operations.IngestFlags.Input) async throws -> Operations.IngestFlags.Output {
         let (store, _) = try server.requestStore()
         guard case .applicationXNdjson(let body) = input.body else { throw CustosError.invalidInput(field: "body", reason: "expected application/x-ndjson") }
-        let data: Data
-        do { data = try await Data(collecting: body, upTo: 64 << 20) } catch {
-            throw CustosError.invalidInput(field: "body", reason: "larger than 64 MiB; send it in batches")
-        }
-        let result = try await blocking { try FlagIntake.ingest(data, store: store) }
-        return .ok(.init(body: .json(result)))
+        return .ok(.init(body: .json(try await FlagIntake.ingest(body, store: store))))
     }
 
     func claimNextFlag(_ input: Operations.ClaimNextFlag.Input) async throws -> Operations.ClaimNextFlag.Output {

@@ -4,13 +4,15 @@ import GRDB
 
 /// Reads a byte stream line by line with a bounded buffer, so memory stays flat.
 public final class LineReader: @unchecked Sendable {
-    private let handle: FileHandle
+    /// The next chunk of the stream; nil or empty at its end.
+    private let read: () throws -> Data?
     private var buffer = [UInt8]()
     private var start = 0
     private var eof = false
     public private(set) var lineNumber = 0
-    /// Why reading stopped early (a folder, an I/O error); nil at a normal end of input.
-    public private(set) var readError: String?
+    /// Why reading stopped early (a folder, an I/O error, a request body cut off); nil at a
+    /// normal end of input.
+    public private(set) var readError: Error?
     public private(set) var bytesRead: Int64 = 0
     private let lock = NSLock()
     private var _bytesReadShared: Int64 = 0
@@ -18,8 +20,12 @@ public final class LineReader: @unchecked Sendable {
     public var bytesReadSoFar: Int64 { lock.withLock { _bytesReadShared } }
     let maxLine: Int
 
-    public init(handle: FileHandle, maxLine: Int = RecordLimits.maxLineBytes) {
-        self.handle = handle
+    public convenience init(handle: FileHandle, maxLine: Int = RecordLimits.maxLineBytes) {
+        self.init(maxLine: maxLine) { try handle.read(upToCount: 1 << 20) }
+    }
+
+    public init(maxLine: Int = RecordLimits.maxLineBytes, read: @escaping () throws -> Data?) {
+        self.read = read
         self.maxLine = maxLine
     }
 
@@ -61,8 +67,8 @@ public final class LineReader: @unchecked Sendable {
             }
             scanFrom = buffer.count
             let chunk: Data
-            do { chunk = try handle.read(upToCount: 1 << 20) ?? Data() } catch {
-                readError = "\(error.localizedDescription)"
+            do { chunk = try read() ?? Data() } catch {
+                readError = error
                 chunk = Data()
             }
             if chunk.isEmpty { eof = true } else {
@@ -130,11 +136,17 @@ public final class Ingestor {
     /// attachment paths. A second thread reads lines and has them parsed on every core while
     /// this one writes, with at most a few chunks in flight, so memory stays flat.
     public func ingestJSONLines(_ handle: FileHandle, name: String, baseDirectory: URL?) throws {
+        try ingestJSONLines(LineReader(handle: handle), name: name, baseDirectory: baseDirectory)
+    }
+
+    /// Ingests the JSON Lines `reader` yields (a file, or a request body as it arrives). If
+    /// reading stops early, what was read is ingested, then the error is thrown: a CustosError
+    /// as it is, any other as a storage error naming `name`.
+    public func ingestJSONLines(_ reader: LineReader, name: String, baseDirectory: URL?) throws {
         // In flight at most: the producer's chunk (≤ chunkBytes or one record), the queue
         // (≤ queueBytes or one chunk), the consumer's chunk and the pending batch (≤ batchBytes
         // or one record), so memory is bounded in bytes whatever the records' sizes.
         let chunks = BoundedQueue<[Result<Prepared, Rejection>]>(capacity: 16, capacityBytes: Ingestor.queueBytes)
-        let reader = LineReader(handle: handle)
         let producer = Thread {
             let parsers = ParallelParse(baseDirectory: baseDirectory)
             var lines: [(location: String, line: LineReader.Line)] = []
@@ -168,10 +180,18 @@ public final class Ingestor {
                 }
                 count += chunk.count
                 onProgress(count, reader.bytesReadSoFar)
+                // Nothing parsed is waiting: write what we have (a quarter batch at least)
+                // rather than idle. While the writer is the slower side, as for a file, batches
+                // fill to batchSize; while parsing is (a request body still arriving), writing
+                // overlaps it instead of waiting for a full batch.
+                if pending.count >= batchSize / 4 && chunks.isEmpty { try flush() }
             }
             try flush()
         }
-        if let problem = reader.readError { throw CustosError.storage(cause: "\(name): reading stopped: \(problem)") }
+        if let problem = reader.readError {
+            if let e = problem as? CustosError { throw e }
+            throw CustosError.storage(cause: "\(name): reading stopped: \(problem.localizedDescription)")
+        }
     }
 
     /// Runs an ingest with durability paid once: batches commit in WAL at synchronous=NORMAL
@@ -433,6 +453,8 @@ final class BoundedQueue<T>: @unchecked Sendable {
     func cancel() { condition.withLock { _cancelled = true; items.removeAll(); bytes = 0; condition.broadcast() } }
 
     /// The next item, or nil once the producer has finished and everything was taken.
+    var isEmpty: Bool { condition.withLock { items.isEmpty } }
+
     func take() -> T? {
         condition.lock()
         defer { condition.unlock() }
