@@ -1,6 +1,7 @@
 import CustosCore
 import CustosStore
 import Foundation
+import Hummingbird
 import OpenAPIRuntime
 
 /// Flags sent over the API: the same contract and the same per-record checks as `custos ingest`
@@ -37,12 +38,14 @@ enum FlagIntake {
         defer { feeding.cancel() }
         return try await blocking {
             defer { stream.close() }
-            return try ingest(LineReader { try stream.read() }, store: store)
+            // A body that ended badly stops the reading; the answer names the body's fault.
+            do { return try ingest(LineReader { try stream.read() }, store: store) } catch { throw stream.failure ?? error }
         }
     }
 
-    static func tooLarge(_ limit: Int, lines: String?) -> CustosError {
-        .invalidInput(field: "body", reason: "larger than \(limit >> 20 > 0 ? "\(limit >> 20) MiB" : "\(limit) bytes"); send it in batches" + (lines.map { " (\($0))" } ?? ""))
+    /// 413, as the API document says.
+    static func tooLarge(_ limit: Int, lines: String?) -> HTTPError {
+        HTTPError(.contentTooLarge, message: "the request body is larger than \(limit >> 20 > 0 ? "\(limit >> 20) MiB" : "\(limit) bytes"); send it in batches" + (lines.map { " (\($0))" } ?? ""))
     }
 
     private static func ingest(_ reader: LineReader, store: Store) throws -> Components.Schemas.IngestResult {
@@ -72,7 +75,7 @@ final class BodyStream: @unchecked Sendable {
     private var head = 0
     private var bytes = 0
     private var ended = false
-    private var failure: Error?
+    private var _failure: Error?
     private var closed = false
     private var waitingSender: CheckedContinuation<Void, Never>?
     let capacityBytes: Int
@@ -104,11 +107,14 @@ final class BodyStream: @unchecked Sendable {
         }
     }
 
+    /// What ended the body early, if anything did.
+    var failure: Error? { condition.withLock { ended ? _failure : nil } }
+
     /// The end of the body: `error` nil at its normal end.
     func finish(throwing error: Error?) {
         condition.withLock {
             ended = true
-            failure = error
+            _failure = error
             condition.broadcast()
         }
     }
@@ -118,7 +124,7 @@ final class BodyStream: @unchecked Sendable {
         condition.lock()
         while head == chunks.count && !ended && !closed { condition.wait() }
         guard head < chunks.count else {
-            let failure = failure
+            let failure = _failure
             condition.unlock()
             if let failure { throw failure }
             return nil

@@ -2,6 +2,7 @@ import CustosCore
 @testable import CustosServer
 import CustosStore
 import Foundation
+import Hummingbird
 import OpenAPIRuntime
 import Testing
 
@@ -54,7 +55,7 @@ import Testing
         let f = try ServeFixture()
         let bytes = Array(ServeFixture.sampleNDJSON.utf8)
         await #expect { try await FlagIntake.ingest(Self.body(bytes, pieces: 3, length: .known(Int64(bytes.count))), store: Self.detector(f), maxBody: bytes.count - 1) }
-            throws: { e in (e as? CustosError)?.kind == .invalidInput && "\(e)".contains("larger than") }
+            throws: { e in (e as? HTTPError)?.status == .contentTooLarge && "\(e)".contains("larger than") }
         #expect(try Self.flagCount(f) == 0)
     }
 
@@ -67,7 +68,7 @@ import Testing
         let limit = bytes.count / 2
         let whole = records.reduce(into: (n: 0, end: 0)) { acc, r in if acc.end + r.count + 1 <= limit - 1000 { acc.n += 1; acc.end += r.count + 1 } }.n
         await #expect { try await FlagIntake.ingest(Self.body(bytes, pieces: 40), store: Self.detector(f), maxBody: limit) }
-            throws: { e in (e as? CustosError)?.kind == .invalidInput && "\(e)".contains("lines before the cut were ingested") }
+            throws: { e in (e as? HTTPError)?.status == .contentTooLarge && "\(e)".contains("lines before the cut were ingested") }
         let stored = try Self.flagCount(f)
         #expect(stored >= whole && stored < 40)
         #expect(try f.store.verify().ok)
