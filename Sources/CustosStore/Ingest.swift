@@ -171,22 +171,14 @@ public final class Ingestor {
         defer { chunks.cancel() }
         var count = 0
         try bulk {
+            // Each transaction starts with the next parsed chunk and takes the chunks parsed
+            // while it writes, so writing overlaps parsing and batches stay large (see `write`).
             while let chunk = chunks.take() {
-                for item in chunk {
-                    switch item {
-                    case .success(let p): try enqueue(p)
-                    case .failure(let r): reject(r)
-                    }
+                try write(chunk, more: { chunks.take(waitingAtMost: Ingestor.pause) }) { n in
+                    count += n
+                    onProgress(count, reader.bytesReadSoFar)
                 }
-                count += chunk.count
-                onProgress(count, reader.bytesReadSoFar)
-                // Nothing parsed is waiting: write what we have (a quarter batch at least)
-                // rather than idle. While the writer is the slower side, as for a file, batches
-                // fill to batchSize; while parsing is (a request body still arriving), writing
-                // overlaps it instead of waiting for a full batch.
-                if pending.count >= batchSize / 4 && chunks.isEmpty { try flush() }
             }
-            try flush()
         }
         if let problem = reader.readError {
             if let e = problem as? CustosError { throw e }
@@ -348,13 +340,51 @@ public final class Ingestor {
         pending.removeAll(keepingCapacity: true)
         pendingBytes = 0
         pendingKeys.removeAll(keepingCapacity: true)
-        let results = try store.write(durable: false) { db, log in
-            try store.requireRole(db: db, log: log, .ingest)
-            return try batch.map { item in
-                try store.insert(item.row, db: db, log: log)
-            }
+        try write(batch.map { .success($0) }, more: { nil })
+    }
+
+    /// How long a transaction waits for the next parsed chunk before it commits, and how long
+    /// it may stay open: a request body that arrives slowly never holds the store's one write
+    /// lock for long (the console's claims and decisions wait for it).
+    static let pause = 0.02
+    static let longestTransaction = 0.25
+
+    /// One transaction: the records of `first`, then those of each chunk `more` yields, until
+    /// the batch is full (batchSize records or batchBytes), `more` has nothing (the input
+    /// ended, or nothing was parsed within `pause`), or the transaction has been open for
+    /// `longestTransaction`. The same key twice in one transaction is judged against the first
+    /// (a duplicate, or a conflict). Rejections are reported as met; stored records after the
+    /// commit. `taken` hears each chunk's size.
+    func write(_ first: [Result<Prepared, Rejection>], more: () -> [Result<Prepared, Rejection>]?,
+               taken: (Int) -> Void = { _ in }) throws {
+        guard first.contains(where: { (try? $0.get()) != nil }) else {
+            for case .failure(let r) in first { reject(r) }
+            taken(first.count)
+            return
         }
-        for (item, result) in zip(batch, results) {
+        let opened = DispatchTime.now().uptimeNanoseconds
+        let written = try store.write(durable: false) { db, log in
+            try store.requireRole(db: db, log: log, .ingest)
+            var written: [(Prepared, IngestResult)] = []
+            var bytes = 0
+            var chunk: [Result<Prepared, Rejection>]? = first
+            while let items = chunk {
+                for item in items {
+                    switch item {
+                    case .success(let p):
+                        written.append((p, try store.insert(p.row, db: db, log: log)))
+                        bytes += p.bytes
+                    case .failure(let r): reject(r)
+                    }
+                }
+                taken(items.count)
+                let open = Double(DispatchTime.now().uptimeNanoseconds - opened) / 1e9
+                guard written.count < batchSize, bytes < Ingestor.batchBytes, open < Ingestor.longestTransaction else { break }
+                chunk = more()
+            }
+            return written
+        }
+        for (item, result) in written {
             switch result {
             case .ingested: summary.ingested += 1; onStored(item.location, item.row.key, false)
             case .duplicate: summary.duplicate += 1; onStored(item.location, item.row.key, true)
@@ -453,7 +483,18 @@ final class BoundedQueue<T>: @unchecked Sendable {
     func cancel() { condition.withLock { _cancelled = true; items.removeAll(); bytes = 0; condition.broadcast() } }
 
     /// The next item, or nil once the producer has finished and everything was taken.
-    var isEmpty: Bool { condition.withLock { items.isEmpty } }
+    /// The next item, waiting at most `seconds`; nil if none came (or the producer finished).
+    func take(waitingAtMost seconds: Double) -> T? {
+        condition.lock()
+        defer { condition.unlock() }
+        let deadline = Date(timeIntervalSinceNow: seconds)
+        while items.isEmpty && !finished { if !condition.wait(until: deadline) { break } }
+        if items.isEmpty { return nil }
+        let (item, size) = items.removeFirst()
+        bytes -= size
+        condition.broadcast()
+        return item
+    }
 
     func take() -> T? {
         condition.lock()
