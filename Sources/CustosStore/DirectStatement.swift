@@ -52,14 +52,8 @@ struct DirectStatement {
 
     mutating func bind(_ value: Double) { check(sqlite3_bind_double(handle, slot(), value)) }
 
-    mutating func bind(_ value: [UInt8]) {
-        let i = slot()
-        check(value.withUnsafeBytes { b in
-            sqlite3_bind_blob(handle, i, b.baseAddress ?? UnsafeRawPointer(bitPattern: 1), Int32(b.count), DirectStatement.transient)
-        })
-    }
-
-    mutating func bind(_ value: Data) {
+    /// Bytes as a BLOB (`[UInt8]`, `Data`).
+    mutating func bind(_ value: some ContiguousBytes) {
         let i = slot()
         check(value.withUnsafeBytes { b in
             sqlite3_bind_blob(handle, i, b.baseAddress ?? UnsafeRawPointer(bitPattern: 1), Int32(b.count), DirectStatement.transient)

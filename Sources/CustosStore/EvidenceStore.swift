@@ -59,17 +59,20 @@ struct IngestRow: Sendable {
         self.record = record
         self.blobs = blobs
         key = record.key
-        let signals: String? = record.signals.isEmpty ? nil : JSONValue.array(record.signals.map { .string($0) }).canonicalString
-        columns = [record.modelVersion.databaseValue, record.score.databaseValue, record.detectedAt.text.databaseValue,
-                   record.detectedAt.epochMillis.databaseValue, record.platform.databaseValue, record.surface.databaseValue,
-                   signals.databaseValue, Store.json(record.extra).databaseValue]
+        // The header itself, not `record.x`: a key path resolved at run time per member, on
+        // the parsing threads' path.
+        let h = record.header
+        let signals: String? = h.signals.isEmpty ? nil : JSONValue.array(h.signals.map { .string($0) }).canonicalString
+        columns = [h.modelVersion.databaseValue, h.score.databaseValue, h.detectedAt.text.databaseValue,
+                   h.detectedAt.epochMillis.databaseValue, h.platform.databaseValue, h.surface.databaseValue,
+                   signals.databaseValue, Store.json(h.extra).databaseValue]
         document = String(decoding: record.evidence, as: UTF8.self)
         details = JSONValue.object([
-            ("detector", .string(record.detector)), ("flag_id", .string(record.flagID)),
-            ("model_version", record.modelVersion.map { .string($0) }),
+            ("detector", .string(h.detector)), ("flag_id", .string(h.flagID)),
+            ("model_version", h.modelVersion.map { .string($0) }),
             ("record_sha256", .string(record.recordHash)), ("flag_sha256", .string(StoredTables.flagDigest(columns))),
             ("source", .string(source)),
-            ("platform", .string(record.platform)), ("conversation_id", .string(record.conversationID)),
+            ("platform", .string(h.platform)), ("conversation_id", .string(h.conversationID)),
             ("messages", .integer(Int64(record.messageCount))),
             ("attachments", blobs.isEmpty ? nil : .array(blobs.keys.sorted().map { .string($0) })),
         ]).canonicalString

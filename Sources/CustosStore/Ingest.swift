@@ -128,7 +128,6 @@ public final class Ingestor {
 
     private var pending: [Prepared] = []
     private var pendingBytes = 0
-    private var pendingKeys = Set<String>()
 
     public init(store: Store) { self.store = store }
 
@@ -287,13 +286,10 @@ public final class Ingestor {
     }
 
     func enqueue(_ p: Prepared) throws {
-        if pendingKeys.contains(p.row.key) {
-            // The same key twice in one batch: settle the first before judging the second.
-            try flush()
-        }
+        // The same key twice in one batch needs nothing here: `write` judges the second against
+        // the first, stored earlier in the same transaction.
         pending.append(p)
         pendingBytes += p.bytes
-        pendingKeys.insert(p.row.key)
         if pending.count >= batchSize || pendingBytes >= Ingestor.batchBytes { try flush() }
     }
 
@@ -339,7 +335,6 @@ public final class Ingestor {
         let batch = pending
         pending.removeAll(keepingCapacity: true)
         pendingBytes = 0
-        pendingKeys.removeAll(keepingCapacity: true)
         try write(batch.map { .success($0) }, more: { nil })
     }
 
@@ -482,24 +477,16 @@ final class BoundedQueue<T>: @unchecked Sendable {
     /// Stops the producer (the consumer failed or returned early).
     func cancel() { condition.withLock { _cancelled = true; items.removeAll(); bytes = 0; condition.broadcast() } }
 
-    /// The next item, or nil once the producer has finished and everything was taken.
-    /// The next item, waiting at most `seconds`; nil if none came (or the producer finished).
-    func take(waitingAtMost seconds: Double) -> T? {
+    /// The next item, or nil once the producer has finished and everything was taken; with
+    /// `seconds`, also nil when nothing came within them.
+    func take(waitingAtMost seconds: Double? = nil) -> T? {
         condition.lock()
         defer { condition.unlock() }
-        let deadline = Date(timeIntervalSinceNow: seconds)
-        while items.isEmpty && !finished { if !condition.wait(until: deadline) { break } }
-        if items.isEmpty { return nil }
-        let (item, size) = items.removeFirst()
-        bytes -= size
-        condition.broadcast()
-        return item
-    }
-
-    func take() -> T? {
-        condition.lock()
-        defer { condition.unlock() }
-        while items.isEmpty && !finished { condition.wait() }
+        // (Foundation's wait(until: .distantFuture) traps on Linux: no deadline is a plain wait.)
+        let deadline = seconds.map { Date(timeIntervalSinceNow: $0) }
+        while items.isEmpty && !finished {
+            if let deadline { if !condition.wait(until: deadline) { break } } else { condition.wait() }
+        }
         if items.isEmpty { return nil }
         let (item, size) = items.removeFirst()
         bytes -= size
