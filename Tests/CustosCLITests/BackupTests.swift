@@ -4,7 +4,6 @@ import Testing
 /// `custos backup` and `custos restore`: a verified online copy, taken while another process
 /// writes, and a restore that verifies before it succeeds.
 @Suite struct BackupAndRestore {
-    func sqlite(_ db: String, _ sql: String) throws -> String { try sqliteShell(db, sql) }
 
     @Test func aBackupTakenDuringAnIngestVerifiesAndCarriesTheSameCheckpoints() throws {
         let c = try CLI()
@@ -31,12 +30,12 @@ import Testing
         #expect(ingest.terminationStatus == 0)
         // The copy's checkpoints are the source's, note for note; the copy verifies on its own.
         let notes = "SELECT id, note FROM checkpoints ORDER BY id"
-        let copied = try sqlite(copy, notes)
-        let source = try sqlite(c.db, notes)
+        let copied = try sqliteShell(copy, notes)
+        let source = try sqliteShell(c.db, notes)
         #expect(!copied.isEmpty && source.hasPrefix(copied))
         #expect(try c.run(["audit", "verify", "--db", copy]).status == 0)
         // The backup is a custody entry of the source, and the source verifies.
-        #expect(try sqlite(c.db, "SELECT count(*) FROM custody WHERE action = 'store.backup'") == "1\n")
+        #expect(try sqliteShell(c.db, "SELECT count(*) FROM custody WHERE action = 'store.backup'") == "1\n")
         #expect(try c.run(["audit", "verify", "--db", c.db]).status == 0)
         // The key stayed behind; the file is private.
         #expect(!FileManager.default.fileExists(atPath: c.dir.appendingPathComponent("copy.signing.key").path))
@@ -46,7 +45,7 @@ import Testing
         let restored = c.dir.appendingPathComponent("restored.db").path
         #expect(try c.run(["restore", copy, "--db", restored]).status == 0)
         #expect(try c.run(["audit", "verify", "--db", restored]).status == 0)
-        #expect(try sqlite(restored, "SELECT action FROM custody ORDER BY seq DESC LIMIT 1") == "store.restore\n")
+        #expect(try sqliteShell(restored, "SELECT action FROM custody ORDER BY seq DESC LIMIT 1") == "store.restore\n")
         #expect(try c.run(["restore", copy, "--db", restored]).status == 73)
         #expect(try c.run(["backup", copy, "--db", c.db]).status == 73)
     }
@@ -62,7 +61,7 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: c.dir.appendingPathComponent("x.db").path))
         let copy = c.dir.appendingPathComponent("copy.db").path
         #expect(try c.run(["backup", copy, "--db", c.db]).status == 0)
-        _ = try sqlite(copy, "DROP TRIGGER IF EXISTS evidence_no_update; UPDATE evidence SET document = replace(document, '\"text\":\"', '\"text\":\"altered ') WHERE conversation_id = (SELECT min(conversation_id) FROM evidence)")
+        _ = try sqliteShell(copy, "DROP TRIGGER IF EXISTS evidence_no_update; UPDATE evidence SET document = replace(document, '\"text\":\"', '\"text\":\"altered ') WHERE conversation_id = (SELECT min(conversation_id) FROM evidence)")
         let restored = c.dir.appendingPathComponent("restored.db").path
         let r = try c.run(["restore", copy, "--db", restored])
         #expect(r.status == 65 && r.err.contains("does not verify"), "\(r.err)")

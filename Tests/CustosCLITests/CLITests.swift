@@ -53,11 +53,13 @@ struct CLI {
     }
 }
 
-/// Runs SQL on a store file with the sqlite3 shell, as someone with the file would; its output.
 extension CLI {
-    /// A copy of a fixture store written by an older custos (`demo.db` and its key) as `c.db`.
-    /// The store names its key file where it was made; the copy's key is beside it.
-    static func fixtureStore(_ folder: URL) throws -> CLI {
+    /// A copy of a fixture store written by an older custos (Tests/Fixtures/`name`: `demo.db`
+    /// and its key) as `c.db`. The store names its key file where it was made; the copy's key
+    /// is beside it.
+    static func fixtureStore(_ name: String) throws -> CLI {
+        let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fixtures/\(name)")
         var c = try CLI()
         for (from, to) in [("demo.db", "c.db"), ("demo.signing.key", "c.signing.key")] {
             try FileManager.default.copyItem(at: folder.appendingPathComponent(from), to: c.dir.appendingPathComponent(to))
@@ -67,7 +69,8 @@ extension CLI {
     }
 }
 
-/// What the sqlite3 shell prints (with `withErrors`, its standard error too: a trigger's refusal).
+/// Runs SQL on a store file with the sqlite3 shell, as someone with the file would: what it
+/// prints (with `withErrors`, its standard error too: a trigger's refusal).
 func sqliteShell(_ db: String, _ sql: String, withErrors: Bool = false) throws -> String {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: "/usr/bin/env")

@@ -256,7 +256,7 @@ func confirmedCase(_ c: CLI) throws {
     /// file), then reads it read-only.
     @Test func aReadingCommandUpgradesAnOlderStore() throws {
         // A store custos 36fa373 wrote (schema 5), turned back into a schema-4 one.
-        let c = try SchemaFiveStore().copy()
+        let c = try CLI.fixtureStore("schema5")
         _ = try runShell(["sqlite3", c.db, "DROP TABLE packet_ids; DELETE FROM schema_migrations WHERE version = 5;"])
         let r = try c.run(["flags", "--json", "--db", c.db, "--actor", "cora"])
         #expect(r.status == 0 && r.out.contains("artemis-2026-000127"), "\(r.err)")
@@ -269,30 +269,23 @@ func confirmedCase(_ c: CLI) throws {
 /// a merge and a split, made with commit 36fa373): its entries lack facts the fold needs (the
 /// accounts a flag brings to a case, a split case's platform), so the upgrade records them once.
 @Suite struct SchemaFiveStore {
-    static let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("Fixtures/schema5")
-
-    func copy() throws -> CLI { try CLI.fixtureStore(Self.fixture) }
-
-    func sqlite(_ db: String, _ sql: String) throws -> String { try sqliteShell(db, sql) }
-
     @Test func itUpgradesWithOneMigrationEntryAndStaysAFoldOfItsLog() throws {
-        let c = try copy()
-        let entriesBefore = try sqlite(c.db, "SELECT seq, leaf_hash FROM custody ORDER BY seq")
+        let c = try CLI.fixtureStore("schema5")
+        let entriesBefore = try sqliteShell(c.db, "SELECT seq, leaf_hash FROM custody ORDER BY seq")
         let v = try c.run(["audit", "verify", "--db", c.db])
         #expect(v.status == 0, "\(v.out)\(v.err)")
         // The old entries are untouched; one migration entry follows them.
-        let after = try sqlite(c.db, "SELECT seq, leaf_hash FROM custody ORDER BY seq")
+        let after = try sqliteShell(c.db, "SELECT seq, leaf_hash FROM custody ORDER BY seq")
         #expect(after.hasPrefix(entriesBefore))
-        #expect(try sqlite(c.db, "SELECT action FROM custody ORDER BY seq DESC LIMIT 1") == "store.migrate\n")
-        #expect(try sqlite(c.db, "SELECT json_extract(details, '$.tables.cases') IS NOT NULL FROM custody WHERE action = 'store.migrate'") == "1\n")
+        #expect(try sqliteShell(c.db, "SELECT action FROM custody ORDER BY seq DESC LIMIT 1") == "store.migrate\n")
+        #expect(try sqliteShell(c.db, "SELECT json_extract(details, '$.tables.cases') IS NOT NULL FROM custody WHERE action = 'store.migrate'") == "1\n")
         // Work goes on, and the store stays a fold of its log.
         let e = try c.run(["export", "C-000003", "--agency", "NCMEC", "--out", c.dir.appendingPathComponent("p").path, "--db", c.db, "--actor", "cora"])
         #expect(e.status == 0, "\(e.err)")
         #expect(try c.run(["referral", "receipt", "C-000003", "--agency", "NCMEC", "--reference", "TIP-2", "--db", c.db, "--actor", "cora"]).status == 0)
         let again = try c.run(["audit", "verify", "--db", c.db])
         #expect(again.status == 0, "\(again.out)")
-        #expect(try sqlite(c.db, "SELECT count(*) FROM custody WHERE action = 'store.migrate'") == "1\n")
+        #expect(try sqliteShell(c.db, "SELECT count(*) FROM custody WHERE action = 'store.migrate'") == "1\n")
     }
 
     /// After the upgrade, an edit to any case table, old rows or new, is named.
@@ -308,9 +301,9 @@ func confirmedCase(_ c: CLI) throws {
         ("UPDATE store_meta SET value = '/tmp/other.key' WHERE key = 'key_file'", "store_meta \"key_file\""),
     ] as [(String, String)])
     func editsAfterTheUpgradeAreNamed(sql: String, named: String) throws {
-        let c = try copy()
+        let c = try CLI.fixtureStore("schema5")
         #expect(try c.run(["audit", "verify", "--db", c.db]).status == 0)
-        _ = try sqlite(c.db, sql)
+        _ = try sqliteShell(c.db, sql)
         let v = try c.run(["audit", "verify", "--db", c.db])
         #expect(v.status == 1 && v.out.contains(named), "\(v.out)\(v.err)")
     }
@@ -321,31 +314,24 @@ func confirmedCase(_ c: CLI) throws {
 /// message and participant rows. Migrations 9 and 10 turn each conversation into its stored
 /// document and drop the rows.
 @Suite struct SchemaEightStore {
-    static let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("Fixtures/schema8")
-
-    func copy() throws -> CLI { try CLI.fixtureStore(Self.fixture) }
-
-    func sqlite(_ db: String, _ sql: String) throws -> String { try sqliteShell(db, sql) }
-
     @Test func eachConversationBecomesTheDocumentItsHashCovers() throws {
-        let c = try copy()
-        let entriesBefore = try sqlite(c.db, "SELECT seq, leaf_hash FROM custody ORDER BY seq")
+        let c = try CLI.fixtureStore("schema8")
+        let entriesBefore = try sqliteShell(c.db, "SELECT seq, leaf_hash FROM custody ORDER BY seq")
         let v = try c.run(["audit", "verify", "--db", c.db])
         #expect(v.status == 0, "\(v.out)\(v.err)")
-        #expect(try sqlite(c.db, "SELECT seq, leaf_hash FROM custody ORDER BY seq").hasPrefix(entriesBefore))
-        #expect(try sqlite(c.db, "SELECT json_extract(details, '$.migrations') FROM custody ORDER BY seq DESC LIMIT 1").contains("0010_drop_message_rows.sql"))
-        #expect(try sqlite(c.db, "SELECT count(*) FROM sqlite_master WHERE name IN ('messages', 'participants')") == "0\n")
+        #expect(try sqliteShell(c.db, "SELECT seq, leaf_hash FROM custody ORDER BY seq").hasPrefix(entriesBefore))
+        #expect(try sqliteShell(c.db, "SELECT json_extract(details, '$.migrations') FROM custody ORDER BY seq DESC LIMIT 1").contains("0010_drop_message_rows.sql"))
+        #expect(try sqliteShell(c.db, "SELECT count(*) FROM sqlite_master WHERE name IN ('messages', 'participants')") == "0\n")
         // Every conversation but the erased one has its document, and the document hashes to
         // the evidence hash the old rows were stored under (hashed here, not by custos).
-        let rows = try sqlite(c.db, "SELECT c.id, c.evidence_hash, e.document IS NULL FROM conversations c LEFT JOIN evidence e ON e.conversation_id = c.id ORDER BY c.id")
+        let rows = try sqliteShell(c.db, "SELECT c.id, c.evidence_hash, e.document IS NULL FROM conversations c LEFT JOIN evidence e ON e.conversation_id = c.id ORDER BY c.id")
             .split(separator: "\n").map { $0.split(separator: "|").map(String.init) }
         #expect(rows.count == 6)
-        let erased = try sqlite(c.db, "SELECT evidence_hash FROM tombstones").trimmingCharacters(in: .whitespacesAndNewlines)
+        let erased = try sqliteShell(c.db, "SELECT evidence_hash FROM tombstones").trimmingCharacters(in: .whitespacesAndNewlines)
         for row in rows {
             if row[1] == erased { #expect(row[2] == "1"); continue }
             #expect(row[2] == "0")
-            let document = try sqlite(c.db, "SELECT document FROM evidence WHERE conversation_id = \(row[0])")
+            let document = try sqliteShell(c.db, "SELECT document FROM evidence WHERE conversation_id = \(row[0])")
             #expect(SHA256Hex.of(Data(document.dropLast().utf8)) == row[1], "conversation \(row[0])")
         }
         // The attachment the demo ingested is in its document, and reads back.
@@ -360,8 +346,8 @@ func confirmedCase(_ c: CLI) throws {
     /// A message row edited behind the log's back before the upgrade is still named after it:
     /// the document is written as the rows held it, and no longer hashes to its evidence hash.
     @Test func anEditBeforeTheUpgradeIsNamedAfterIt() throws {
-        let c = try copy()
-        _ = try sqlite(c.db, "DROP TRIGGER messages_no_update; UPDATE messages SET text = 'altered' WHERE conversation_id = 1 AND seq = 0")
+        let c = try CLI.fixtureStore("schema8")
+        _ = try sqliteShell(c.db, "DROP TRIGGER messages_no_update; UPDATE messages SET text = 'altered' WHERE conversation_id = 1 AND seq = 0")
         let v = try c.run(["audit", "verify", "--db", c.db])
         #expect(v.status == 1 && v.out.contains("artemis:artemis-2026-000123") && v.out.contains("evidence was changed"), "\(v.out)\(v.err)")
     }
@@ -369,11 +355,11 @@ func confirmedCase(_ c: CLI) throws {
     /// After the upgrade, the documents are evidence like the rows were: the triggers refuse an
     /// edit, and an edit made by dropping them is named.
     @Test func anEditAfterTheUpgradeIsRefusedOrNamed() throws {
-        let c = try copy()
+        let c = try CLI.fixtureStore("schema8")
         #expect(try c.run(["audit", "verify", "--db", c.db]).status == 0)
         #expect(try sqliteShell(c.db, "UPDATE evidence SET document = '{}' WHERE conversation_id = 2", withErrors: true).contains("refused"))
         #expect(try sqliteShell(c.db, "DELETE FROM evidence WHERE conversation_id = 2", withErrors: true).contains("refused"))
-        _ = try sqlite(c.db, "DROP TRIGGER evidence_no_delete; DELETE FROM evidence WHERE conversation_id = 2")
+        _ = try sqliteShell(c.db, "DROP TRIGGER evidence_no_delete; DELETE FROM evidence WHERE conversation_id = 2")
         let v = try c.run(["audit", "verify", "--db", c.db])
         #expect(v.status == 1 && v.out.contains("artemis:artemis-2026-000124") && v.out.contains("document is missing"), "\(v.out)")
     }
