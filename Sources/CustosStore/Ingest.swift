@@ -191,15 +191,13 @@ public final class Ingestor {
     /// disk (fsync). A power loss mid-run loses at most batches the command never reported;
     /// a re-run stores them (records already stored are duplicates).
     func bulk(_ body: () throws -> Void) throws {
-        // The WAL may grow to 64 MiB before SQLite copies it into the database: fewer
-        // checkpoints, each with its fsyncs, and a page rewritten by several batches is copied once.
-        try store.setWALCheckpoint(bytes: 64 << 20)
-        defer { try? store.setWALCheckpoint(bytes: nil) }
-        do { try body() } catch {
-            try? store.syncLog()  // what was committed stays stored: on disk too
-            throw error
+        try store.withLargeWAL {
+            do { try body() } catch {
+                try? store.syncLog()  // what was committed stays stored: on disk too
+                throw error
+            }
+            try store.syncLog()
         }
-        try store.syncLog()
     }
 
     /// Ingests a PAN 2012 corpus stream (`name` is used in messages). The bytes are checked

@@ -3,6 +3,7 @@ import CustosResources
 import Crypto
 import Foundation
 import GRDB
+import GRDBSQLite
 
 /// Who is acting: the name recorded as actor, the OS login that ran the command, and how the
 /// actor was established. The caller establishes them (the CLI from the process, `serve` from a
@@ -30,6 +31,8 @@ public final class Store: @unchecked Sendable {
     /// witnesses. The CLI turns it on; library callers sign checkpoints themselves.
     public var autoCheckpoint = false
     private var checkpointing = false
+    /// Set by `checkpointWALInBackground`; shared by the stores acting on this connection.
+    var walCheckpointer: WALCheckpointer?
 
     public static let defaultPath = "custos.db"
     static let newStorePageSize = 16384
@@ -46,6 +49,7 @@ public final class Store: @unchecked Sendable {
         let store = Store(path: path, actor: actor, db: db)
         store.clock = clock
         store.autoCheckpoint = autoCheckpoint
+        store.walCheckpointer = walCheckpointer
         return store
     }
 
@@ -276,24 +280,58 @@ public final class Store: @unchecked Sendable {
     }
 
     /// Writes the WAL to disk (fsync): every transaction committed so far, `durable` or not,
-    /// survives a power loss from here on.
+    /// survives a power loss from here on. It does not take the connection: frames a commit in
+    /// progress has written are flushed too but count for nothing without their commit frame,
+    /// and a frame a checkpoint has already copied is on disk in the database file (a
+    /// checkpoint syncs that file before the WAL may be reused), so it need not wait for either.
     public func syncLog() throws {
-        try db.writeWithoutTransaction { _ in
-            // Under the connection's lock, so no commit is half-written while we sync.
-            let wal = path + "-wal"
-            let fd = Glibc.open(wal, O_RDONLY)
-            guard fd >= 0 else { return }  // no WAL: everything is in the database file
-            defer { Glibc.close(fd) }
-            guard fsync(fd) == 0 else { throw CustosError.storage(cause: "cannot write the store's WAL to disk (fsync failed: errno \(errno))") }
+        let fd = Glibc.open(path + "-wal", O_RDONLY)
+        guard fd >= 0 else { return }  // no WAL: everything is in the database file
+        defer { Glibc.close(fd) }
+        guard fsync(fd) == 0 else { throw CustosError.storage(cause: "cannot write the store's WAL to disk (fsync failed: errno \(errno))") }
+    }
+
+    /// The most the WAL grows during a bulk write before it is copied into the database: fewer
+    /// checkpoints, each with its fsyncs, and a page rewritten by several batches is copied once.
+    public static let bulkWALBytes = 64 << 20
+
+    /// Runs `body` (a bulk write) with the WAL allowed to grow to `bulkWALBytes` before it is
+    /// copied into the database. With SQLite's automatic checkpoint (a command) the threshold
+    /// is raised for the run and then set back to SQLite's default (1000 pages); a store that
+    /// checkpoints in the background (`serve`) already works at that size and is left alone.
+    func withLargeWAL<T>(_ body: () throws -> T) throws -> T {
+        guard walCheckpointer == nil else { return try body() }
+        try setAutomaticWALCheckpoint(pages: { max(1000, Store.bulkWALBytes / $0) })
+        defer { try? setAutomaticWALCheckpoint(pages: { _ in 1000 }) }
+        return try body()
+    }
+
+    private func setAutomaticWALCheckpoint(pages: (_ pageSize: Int) -> Int) throws {
+        try db.writeWithoutTransaction { db in
+            let pageSize = try Int.fetchOne(db, sql: "PRAGMA page_size") ?? 4096
+            _ = try Int.fetchOne(db, sql: "PRAGMA wal_autocheckpoint = \(pages(max(512, pageSize)))")
         }
     }
 
-    /// How large the WAL may grow before SQLite's automatic checkpoint copies it into the
-    /// database; nil restores SQLite's default (1000 pages).
-    func setWALCheckpoint(bytes: Int?) throws {
+    /// Moves the copying of the WAL into the database off the writers' path, for a process that
+    /// keeps the store open and answers clients (`serve`). SQLite's automatic checkpoint runs
+    /// inside the commit that takes the WAL past its threshold, so that commit, and the client
+    /// waiting on it, pays for copying the whole WAL (about a quarter of a second at 64 MiB
+    /// here). Instead, a commit that leaves the WAL at `bytes` or more only asks for a passive
+    /// checkpoint, which a utility thread then runs on the connection like any write: the
+    /// transaction after it waits (its records are parsed meanwhile); the answer does not.
+    public func checkpointWALInBackground(atBytes bytes: Int = Store.bulkWALBytes) throws {
+        guard walCheckpointer == nil else { return }
         try db.writeWithoutTransaction { db in
             let pageSize = try Int.fetchOne(db, sql: "PRAGMA page_size") ?? 4096
-            _ = try Int.fetchOne(db, sql: "PRAGMA wal_autocheckpoint = \(bytes.map { max(1000, $0 / max(512, pageSize)) } ?? 1000)")
+            let checkpointer = WALCheckpointer(frames: max(1, bytes / max(512, pageSize)), db: self.db)
+            // Replaces SQLite's own hook (the automatic checkpoint); the connection holds the
+            // checkpointer for as long as it is open.
+            sqlite3_wal_hook(db.sqliteConnection, { context, _, _, frames in
+                if let context { Unmanaged<WALCheckpointer>.fromOpaque(context).takeUnretainedValue().committed(frames: Int(frames)) }
+                return SQLITE_OK
+            }, Unmanaged.passRetained(checkpointer).toOpaque())
+            walCheckpointer = checkpointer
         }
     }
 
@@ -376,3 +414,35 @@ public final class Store: @unchecked Sendable {
     }
 }
 
+
+/// Runs one passive WAL checkpoint at a time on a utility thread when a commit reports the WAL
+/// at `frames` or more (see `Store.checkpointWALInBackground`).
+final class WALCheckpointer: @unchecked Sendable {
+    let frames: Int
+    private weak var db: DatabaseQueue?
+    private let lock = NSLock()
+    private var pending = false
+    private var runs = 0
+    private static let queue = DispatchQueue(label: "custos.wal-checkpoint", qos: .utility)
+
+    init(frames: Int, db: DatabaseQueue) {
+        self.frames = frames
+        self.db = db
+    }
+
+    /// Called by SQLite inside a commit (on the writer's thread, connection held): only asks.
+    func committed(frames walFrames: Int) {
+        guard walFrames >= frames, lock.withLock({ () -> Bool in
+            defer { pending = true }
+            return !pending
+        }) else { return }
+        WALCheckpointer.queue.async { [self] in
+            // A failure (the store closed, or busy) leaves the WAL as it is: the next commit asks again.
+            _ = try? db?.writeWithoutTransaction { try $0.checkpoint(.passive) }
+            lock.withLock { pending = false; runs += 1 }
+        }
+    }
+
+    /// Checkpoints run so far.
+    var checkpointsRun: Int { lock.withLock { runs } }
+}

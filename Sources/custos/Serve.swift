@@ -52,6 +52,8 @@ struct Serve: ParsableCommand {
             let store = try global.open()
             // The server writes as each request's user; --actor makes no sense here.
             guard global.actor == nil else { throw CustosError.invalidInput(field: "--actor", reason: "serve acts as each signed-in user; it takes no --actor") }
+            // Clients wait on commits: none of them pays for copying the WAL into the database.
+            try store.checkpointWALInBackground()
             let packetsDir = packets.map { URL(fileURLWithPath: $0) }
                 ?? URL(fileURLWithPath: store.path).deletingLastPathComponent().appendingPathComponent("packets")
             var logger = Logger(label: "custos.serve")

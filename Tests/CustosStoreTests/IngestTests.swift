@@ -1,4 +1,5 @@
 import CustosCore
+import CustosTestSupport
 @testable import CustosStore
 import Foundation
 import Testing
@@ -138,6 +139,38 @@ import Testing
             _ = try Store.create(path: f.dir.appendingPathComponent("other.db").path, keyPath: keyPath, org: "x", contactEmail: "a@b.c", actor: Actor(name: "a", osUser: "a"))
         } == .conflict)
         #expect(!FileManager.default.fileExists(atPath: f.dir.appendingPathComponent("other.db").path))
+    }
+
+    /// `serve` copies the WAL into the database on a utility thread, not inside the commit a
+    /// waiting client's answer depends on. Seen from outside: once that thread has run, the
+    /// database file alone (without its WAL) holds what was committed; a command's ingest
+    /// leaves it in the WAL until SQLite's own threshold.
+    @Test func aServedStoreCopiesTheWALIntoTheDatabaseInTheBackground() throws {
+        func flagsInTheDatabaseFileAlone(_ f: Fixture) throws -> String {
+            let copy = f.dir.appendingPathComponent("file-alone.db")
+            try? FileManager.default.removeItem(at: copy)
+            try FileManager.default.copyItem(at: URL(fileURLWithPath: f.db), to: copy)
+            return try runTool(["sqlite3", copy.path, "SELECT count(*) FROM flags"]).output.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        let lines = (1...3).map { flagLine(id: "w\($0)") }.joined(separator: "\n") + "\n"
+
+        let command = try Fixture()
+        // Another connection stays open, so closing the ingest's does not checkpoint either.
+        let keptOpen = try command.store()
+        #expect(try command.ingest(lines).0.ingested == 3)
+        #expect(try flagsInTheDatabaseFileAlone(command) == "0")
+        withExtendedLifetime(keptOpen) {}
+
+        let served = try Fixture()
+        let store = try served.store()
+        try store.checkpointWALInBackground(atBytes: 1)
+        let ingestor = Ingestor(store: store)
+        try ingestor.ingestJSONLines(FileHandle(forReadingAtPath: try served.write("in.jsonl", lines).path)!, name: "in.jsonl", baseDirectory: nil)
+        #expect(ingestor.summary.ingested == 3)
+        let deadline = Date().addingTimeInterval(30)
+        while (store.walCheckpointer?.checkpointsRun ?? 0) == 0 && Date() < deadline { Thread.sleep(forTimeInterval: 0.01) }
+        #expect(store.walCheckpointer?.checkpointsRun ?? 0 >= 1)
+        #expect(try flagsInTheDatabaseFileAlone(served) == "3")
     }
 
     @Test func storeUsesWALAndForeignKeys() throws {
