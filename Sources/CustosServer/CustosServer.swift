@@ -183,7 +183,8 @@ public final class CustosServer: Sendable {
         router.get("api/v1/openapi.yaml") { _, _ in
             Response(status: .ok, headers: [.contentType: "application/yaml"], body: .init(byteBuffer: ByteBuffer(bytes: spec)))
         }
-        try API(server: self).registerHandlers(on: router, serverURL: URL(string: "/api/v1")!)
+        // Compact JSON (the runtime's default pretty-prints): an ingest answer has a line per record.
+        try API(server: self).registerHandlers(on: router, serverURL: URL(string: "/api/v1")!, configuration: .init(jsonEncodingOptions: [.sortedKeys]))
         Console(server: self).register(on: router)
         return router
     }

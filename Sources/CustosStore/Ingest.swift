@@ -122,6 +122,9 @@ public final class Ingestor {
         var bytes: Int { raw.count + 2 * row.record.evidence.count + row.blobs.values.reduce(0) { $0 + $1.count } }
     }
 
+    /// A parsed chunk holds at most `chunkLines` lines (the first `firstChunkLines`) or about `chunkBytes`.
+    static let chunkLines = 256
+    static let firstChunkLines = 32
     static let chunkBytes = 4 << 20
     static let queueBytes = 48 << 20
     static let batchBytes = 32 << 20
@@ -150,17 +153,21 @@ public final class Ingestor {
             let parsers = ParallelParse(baseDirectory: baseDirectory)
             var lines: [(location: String, line: LineReader.Line)] = []
             var lineBytes = 0
+            // The writer waits for the first chunk: it is small, so writing starts within a
+            // few milliseconds (an API request pays this wait each time); chunks then double.
+            var chunkLines = Ingestor.firstChunkLines
             func send() {
                 let chunk = parsers.prepare(lines)
                 chunks.put(chunk, bytes: chunk.reduce(0) { $0 + ((try? $1.get().bytes) ?? 0) } + lineBytes)
                 lines.removeAll(keepingCapacity: true)
                 lineBytes = 0
+                chunkLines = min(Ingestor.chunkLines, 2 * chunkLines)
             }
             while let line = reader.next() {
                 if case .line(let bytes) = line, bytes.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { continue }
                 if case .line(let bytes) = line { lineBytes += bytes.count }
                 lines.append(("\(name):\(reader.lineNumber)", line))
-                if lines.count >= 256 || lineBytes >= Ingestor.chunkBytes { send() }
+                if lines.count >= chunkLines || lineBytes >= Ingestor.chunkBytes { send() }
                 if chunks.cancelled { return }
             }
             send()
