@@ -173,6 +173,28 @@ import Testing
         #expect(try flagsInTheDatabaseFileAlone(served) == "3")
     }
 
+    /// Commits made while the background checkpoint copies beside the writers still let the
+    /// WAL start again from its beginning at the next write; a WAL copied only beside the
+    /// writers grew past 900 MiB in a 100,000-flag API ingest.
+    @Test func aServedStoresWALStartsAgainThoughWritersCommittedDuringTheCheckpoint() throws {
+        let f = try Fixture()
+        let store = try f.store()
+        try store.checkpointWALInBackground(atBytes: 1 << 40)  // run by hand below, never by a commit
+        guard let checkpointer = store.walCheckpointer else { Issue.record("no checkpointer"); return }
+        func ingest(_ ids: ClosedRange<Int>) throws {
+            let url = try f.write("in-\(ids.lowerBound).jsonl", ids.map { flagLine(id: "r\($0)") }.joined(separator: "\n") + "\n")
+            let ingestor = Ingestor(store: store)
+            try ingestor.ingestJSONLines(FileHandle(forReadingAtPath: url.path)!, name: "in.jsonl", baseDirectory: nil)
+            #expect(ingestor.summary.ingested == ids.count)
+        }
+        try ingest(1...50)
+        let before = checkpointer.walFrames
+        try checkpointer.run(between: { try ingest(51...100) })
+        #expect(checkpointer.walFrames > before)
+        try ingest(101...101)
+        #expect(checkpointer.walFrames < before, "the WAL went on from \(before) frames to \(checkpointer.walFrames)")
+    }
+
     @Test func storeUsesWALAndForeignKeys() throws {
         let f = try Fixture()
         #expect(try f.sqlite("PRAGMA journal_mode").1.contains("wal"))
