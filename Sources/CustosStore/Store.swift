@@ -328,7 +328,7 @@ public final class Store: @unchecked Sendable {
         }
         try db.writeWithoutTransaction { db in
             let pageSize = try Int.fetchOne(db, sql: "PRAGMA page_size") ?? 4096
-            let checkpointer = WALCheckpointer(frames: max(1, bytes / max(512, pageSize)), writers: self.db, beside: beside)
+            let checkpointer = WALCheckpointer(threshold: max(1, bytes / max(512, pageSize)), writers: self.db, beside: beside)
             // Replaces SQLite's own hook (the automatic checkpoint); the connection holds the
             // checkpointer for as long as it is open.
             sqlite3_wal_hook(db.sqliteConnection, { context, _, _, frames in
@@ -418,26 +418,25 @@ public final class Store: @unchecked Sendable {
     }
 }
 
-
 /// Runs one passive WAL checkpoint at a time on a utility thread when a commit reports the WAL
-/// at `frames` or more (see `Store.checkpointWALInBackground`). The copying runs on a second
+/// at `threshold` frames or more (see `Store.checkpointWALInBackground`). The copying runs on a second
 /// connection, so the writers go on committing meanwhile. The WAL starts again from its
 /// beginning only when a write transaction begins with every frame copied, and commits made
 /// during that copy added frames (without this second step the WAL grew past 900 MiB in an
 /// ingest of 100,000 flags); so the rest, those frames, is then copied on the writers'
 /// connection, which they wait for, and the next write starts the WAL again.
 final class WALCheckpointer: @unchecked Sendable {
-    let frames: Int
+    let threshold: Int
     private weak var writers: DatabaseQueue?
     private let beside: DatabaseQueue
     private let lock = NSLock()
     private var pending = false
     private var runs = 0
-    private var frames_ = 0
+    private var lastFrames = 0
     private static let queue = DispatchQueue(label: "custos.wal-checkpoint", qos: .utility)
 
-    init(frames: Int, writers: DatabaseQueue, beside: DatabaseQueue) {
-        self.frames = frames
+    init(threshold: Int, writers: DatabaseQueue, beside: DatabaseQueue) {
+        self.threshold = threshold
         self.writers = writers
         self.beside = beside
     }
@@ -445,8 +444,8 @@ final class WALCheckpointer: @unchecked Sendable {
     /// Called by SQLite inside a commit (on the writer's thread, connection held): only asks.
     func committed(frames walFrames: Int) {
         guard lock.withLock({ () -> Bool in
-            frames_ = walFrames
-            guard walFrames >= frames, !pending else { return false }
+            lastFrames = walFrames
+            guard walFrames >= threshold, !pending else { return false }
             pending = true
             return true
         }) else { return }
@@ -459,7 +458,7 @@ final class WALCheckpointer: @unchecked Sendable {
     /// One checkpoint: the copy beside the writers, then the rest on their connection. A
     /// failure (the store closed, or busy) leaves the WAL as it is: the next commit asks again.
     /// `between` runs between the two (tests commit there).
-    func run(between: () throws -> Void = {}) rethrows {
+    func run(between: () throws -> Void) rethrows {
         _ = try? beside.writeWithoutTransaction { try $0.checkpoint(.passive) }
         try between()
         _ = try? writers?.writeWithoutTransaction { try $0.checkpoint(.passive) }
@@ -468,5 +467,5 @@ final class WALCheckpointer: @unchecked Sendable {
     /// Checkpoints run so far.
     var checkpointsRun: Int { lock.withLock { runs } }
     /// The WAL's size in frames after the last commit: it falls when the WAL starts again.
-    var walFrames: Int { lock.withLock { frames_ } }
+    var walFrames: Int { lock.withLock { lastFrames } }
 }
