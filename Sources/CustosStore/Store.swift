@@ -301,16 +301,22 @@ public final class Store: @unchecked Sendable {
     /// checkpoints in the background (`serve`) already works at that size and is left alone.
     func withLargeWAL<T>(_ body: () throws -> T) throws -> T {
         guard walCheckpointer == nil else { return try body() }
-        try setAutomaticWALCheckpoint(pages: { max(1000, Store.bulkWALBytes / $0) })
-        defer { try? setAutomaticWALCheckpoint(pages: { _ in 1000 }) }
+        try setAutomaticWALCheckpoint(bytes: Store.bulkWALBytes)
+        defer { try? setAutomaticWALCheckpoint(bytes: nil) }
         return try body()
     }
 
-    private func setAutomaticWALCheckpoint(pages: (_ pageSize: Int) -> Int) throws {
+    /// SQLite's automatic checkpoint at `bytes` of WAL; nil, its default (1000 pages).
+    private func setAutomaticWALCheckpoint(bytes: Int?) throws {
         try db.writeWithoutTransaction { db in
-            let pageSize = try Int.fetchOne(db, sql: "PRAGMA page_size") ?? 4096
-            _ = try Int.fetchOne(db, sql: "PRAGMA wal_autocheckpoint = \(pages(max(512, pageSize)))")
+            let pages = try bytes.map { max(1000, try Store.walFrames(bytes: $0, db)) } ?? 1000
+            _ = try Int.fetchOne(db, sql: "PRAGMA wal_autocheckpoint = \(pages)")
         }
+    }
+
+    /// How many WAL frames (one page each) `bytes` make in this store; at least one.
+    private static func walFrames(bytes: Int, _ db: Database) throws -> Int {
+        max(1, bytes / max(512, try Int.fetchOne(db, sql: "PRAGMA page_size") ?? 4096))
     }
 
     /// Moves the copying of the WAL into the database off the writers' path, for a process that
@@ -327,8 +333,7 @@ public final class Store: @unchecked Sendable {
             throw CustosError.storage(cause: "cannot open a second connection to \(path) for checkpoints: \(Store.describe(error))")
         }
         try db.writeWithoutTransaction { db in
-            let pageSize = try Int.fetchOne(db, sql: "PRAGMA page_size") ?? 4096
-            let checkpointer = WALCheckpointer(threshold: max(1, bytes / max(512, pageSize)), writers: self.db, beside: beside)
+            let checkpointer = WALCheckpointer(threshold: try Store.walFrames(bytes: bytes, db), writers: self.db, beside: beside)
             // Replaces SQLite's own hook (the automatic checkpoint); the connection holds the
             // checkpointer for as long as it is open.
             sqlite3_wal_hook(db.sqliteConnection, { context, _, _, frames in

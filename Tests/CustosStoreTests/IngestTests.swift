@@ -164,9 +164,7 @@ import Testing
         let served = try Fixture()
         let store = try served.store()
         try store.checkpointWALInBackground(atBytes: 1)
-        let ingestor = Ingestor(store: store)
-        try ingestor.ingestJSONLines(FileHandle(forReadingAtPath: try served.write("in.jsonl", lines).path)!, name: "in.jsonl", baseDirectory: nil)
-        #expect(ingestor.summary.ingested == 3)
+        #expect(try served.ingest(lines, into: store).0.ingested == 3)
         let deadline = Date().addingTimeInterval(30)
         while (store.walCheckpointer?.checkpointsRun ?? 0) == 0 && Date() < deadline { Thread.sleep(forTimeInterval: 0.01) }
         #expect(store.walCheckpointer?.checkpointsRun ?? 0 >= 1)
@@ -182,10 +180,7 @@ import Testing
         try store.checkpointWALInBackground(atBytes: 1 << 40)  // run by hand below, never by a commit
         guard let checkpointer = store.walCheckpointer else { Issue.record("no checkpointer"); return }
         func ingest(_ ids: ClosedRange<Int>) throws {
-            let url = try f.write("in-\(ids.lowerBound).jsonl", ids.map { flagLine(id: "r\($0)") }.joined(separator: "\n") + "\n")
-            let ingestor = Ingestor(store: store)
-            try ingestor.ingestJSONLines(FileHandle(forReadingAtPath: url.path)!, name: "in.jsonl", baseDirectory: nil)
-            #expect(ingestor.summary.ingested == ids.count)
+            #expect(try f.ingest(ids.map { flagLine(id: "r\($0)") }.joined(separator: "\n") + "\n", into: store).0.ingested == ids.count)
         }
         try ingest(1...50)
         let before = checkpointer.walFrames

@@ -44,11 +44,12 @@ final class Fixture {
         return url
     }
 
-    /// Ingests JSON Lines text; returns the summary and the rejections.
+    /// Ingests JSON Lines text (through `store`, or a store opened for it); returns the
+    /// summary and the rejections.
     @discardableResult
-    func ingest(_ text: String, name: String = "in.jsonl") throws -> (IngestSummary, [Rejection]) {
+    func ingest(_ text: String, name: String = "in.jsonl", into store: Store? = nil) throws -> (IngestSummary, [Rejection]) {
         let url = try write(name, text)
-        let ing = Ingestor(store: try store())
+        let ing = Ingestor(store: try store ?? self.store())
         var rejects: [Rejection] = []
         ing.onReject = { rejects.append($0) }
         try ing.ingestJSONLines(FileHandle(forReadingAtPath: url.path)!, name: name, baseDirectory: dir)
