@@ -32,7 +32,7 @@ extension Store {
 
     /// `custos restore SRC --db DEST`: copies a backup to a new store file, verifies it and
     /// records the restore in the copy's log.
-    public static func restore(from source: String, to dest: String, actor: Actor) throws -> CopyReport {
+    public static func restore(from source: String, to dest: String, actor: Actor, keyPath: String? = nil) throws -> CopyReport {
         try checkStoreFile(source)
         let from = try Store.open(path: source, actor: actor, access: .verify)
         try copy(from: from.db, to: dest)
@@ -44,11 +44,13 @@ extension Store {
         }
         // The restorer need not be a user of the store: whoever can write the file restores it.
         try? store.db.close()
-        let writer = Store(path: dest, actor: actor, db: try DatabaseQueue(path: dest, configuration: configuration()))
+        let writer = Store(path: dest, actor: actor, db: try DatabaseQueue(path: dest, configuration: configuration()), headKey: HeadKey(path: keyPath))
+        let key = try writer.signingKeyForWrites()
         try writer.db.write { db in
             let log = CustodyLog(db: db, actor: actor, millis: writer.clock())
             try log.append(.storeRestore, subjectID: try String.fetchOne(db, sql: "SELECT value FROM store_meta WHERE key = 'log_origin'") ?? "store",
                            details: .object(["source": .string(URL(fileURLWithPath: source).standardizedFileURL.path), "entries": .integer(report.entries)]))
+            try writer.signHead(db, log, key: key)
         }
         return CopyReport(path: dest, report: report)
     }

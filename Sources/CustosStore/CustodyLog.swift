@@ -13,6 +13,10 @@ public final class CustodyLog {
     public let now: String
     public let millis: Int64
     private var tail: (seq: Int64, chain: [UInt8])?
+    /// The log's size before this transaction's first entry; nil until one is appended.
+    private(set) var sizeBefore: Int64?
+    /// The log's size with this transaction's entries.
+    var size: Int64 { (tail?.seq ?? -1) + 1 }
     /// The newest Merkle node of each level this transaction wrote (level 0: leaves).
     private var newest: [Int: (index: Int64, hash: Merkle.Hash)] = [:]
 
@@ -46,6 +50,7 @@ public final class CustodyLog {
             } else {
                 tail = (-1, CustodyEntry.genesisChain)
             }
+            sizeBefore = tail!.seq + 1
         }
         let seq = tail!.seq + 1
         let entry = CustodyEntry(seq: seq, at: now, actor: actor.name, osUser: actor.osUser, action: action.rawValue,
@@ -60,7 +65,9 @@ public final class CustodyLog {
         insert.bind(seq); insert.bind(entry.at); insert.bind(entry.actor); insert.bind(entry.osUser); insert.bind(entry.action)
         insert.bind(subjectType); insert.bind(subjectID); insert.bind(entry.details); insert.bind(evidenceHash)
         insert.bind(leaf); insert.bind(chain); insert.bind(entry.auth)
-        try insert.run()
+        // A trigger added behind Custos's back (`RAISE(IGNORE)`) can drop an insert without an
+        // error: the entry must really be there, or the transaction fails.
+        try insert.runInsertingOne(what: "custody entry \(seq)")
         // Store the perfect subtrees this leaf closes (amortised O(1), at most log n). A sibling
         // is the newest node of its level: this transaction's, kept in `newest`, or the store's.
         for node in try Merkle.completed(by: leaf, at: seq, sibling: { level, index in
@@ -69,7 +76,7 @@ public final class CustodyLog {
         }) {
             var insert = try DirectStatement(db, "INSERT INTO merkle_nodes(level, idx, hash) VALUES (?, ?, ?)")
             insert.bind(node.level); insert.bind(node.index); insert.bind(node.hash)
-            try insert.run()
+            try insert.runInsertingOne(what: "merkle node (level \(node.level), index \(node.index))")
             newest[node.level] = (node.index, node.hash)
         }
         newest[0] = (seq, leaf)

@@ -1,3 +1,4 @@
+import CustosCore
 import Foundation
 import GRDB
 import GRDBSQLite
@@ -67,6 +68,16 @@ struct DirectStatement {
         case .double(let v): bind(v)
         case .string(let v): bind(v)
         case .blob(let v): bind(v)
+        }
+    }
+
+    /// Runs an INSERT that must add exactly one row. A trigger that silently skips it (a
+    /// `RAISE(IGNORE)` nobody shipped) leaves SQLite's change count at 0: that is a failure.
+    mutating func runInsertingOne(what: String) throws {
+        let connection = sqlite3_db_handle(handle)
+        try run()
+        guard let connection, sqlite3_changes(connection) == 1 else {
+            throw CustosError.storage(cause: "the \(what) was not stored (a trigger the migrations do not create dropped it?); nothing was written. Run `custos audit verify`")
         }
     }
 

@@ -3,6 +3,7 @@ import CustosResources
 import Crypto
 import Foundation
 import GRDB
+import Synchronization
 
 /// Numbered SQL files from `migrations/`, compiled into the binary, applied in order and
 /// recorded in `schema_migrations` with their SHA-256.
@@ -21,6 +22,40 @@ enum Migrations {
     }.sorted { $0.version < $1.version }
 
     static var latest: Int { all.last?.version ?? 0 }
+
+    /// The table that lists the applied migrations (created before the first).
+    static let ledger = """
+        CREATE TABLE IF NOT EXISTS schema_migrations (
+            version INTEGER PRIMARY KEY, name TEXT NOT NULL, sha256 TEXT NOT NULL, applied_at TEXT NOT NULL)
+        """
+
+    /// What `sqlite_master` holds once `versions` are applied, and nothing else: each table,
+    /// index, view and trigger by type and name, with its SQL. `audit verify` compares a
+    /// store's schema with it, so a trigger, view or index added or dropped behind Custos's
+    /// back (one that hides inserts, or lifts append-only) is named.
+    static func schema(versions: Set<Int>) throws -> [String: String] {
+        let key = versions.sorted().map(String.init).joined(separator: ",")
+        if let cached = schemaCache.withLock({ $0[key] }) { return cached }
+        let scratch = try DatabaseQueue()
+        let schema = try scratch.writeWithoutTransaction { db -> [String: String] in
+            try db.execute(sql: ledger)
+            for m in all where versions.contains(m.version) { try db.execute(sql: m.sql) }
+            return try Migrations.schema(db)
+        }
+        schemaCache.withLock { $0[key] = schema }
+        return schema
+    }
+
+    /// A database's schema as `schema(versions:)` gives it (SQLite's statistics tables aside).
+    static func schema(_ db: Database) throws -> [String: String] {
+        var schema: [String: String] = [:]
+        for r in try Row.fetchAll(db, sql: "SELECT type, name, tbl_name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_stat%'") {
+            schema["\(r["type"] as String) \(r["name"] as String)"] = "\(r["tbl_name"] as String? ?? ""): \(r["sql"] as String? ?? "")"
+        }
+        return schema
+    }
+
+    private static let schemaCache = Mutex<[String: [String: String]]>([:])
 
     /// The applied migrations (or only `versions`) as a custody entry records them:
     /// `{"<version>": [name, sha256, applied_at]}`.
@@ -92,12 +127,12 @@ extension Store {
     /// anything is written; an up-to-date store is only read.
     func migrate() throws {
         if try checkMigrations() { return }
+        // An existing log's upgrade is an entry, and every entry is signed.
+        let hasEntries = try read { db in try db.tableExists("custody") && (try Int64.fetchOne(db, sql: "SELECT count(*) FROM custody") ?? 0) > 0 }
+        let key = hasEntries ? try signingKeyForWrites() : nil
         try db.writeWithoutTransaction { db in
             try db.inTransaction(.immediate) {
-                try db.execute(sql: """
-                    CREATE TABLE IF NOT EXISTS schema_migrations (
-                        version INTEGER PRIMARY KEY, name TEXT NOT NULL, sha256 TEXT NOT NULL, applied_at TEXT NOT NULL)
-                    """)
+                try db.execute(sql: Migrations.ledger)
                 let applied = try Row.fetchAll(db, sql: "SELECT version, name, sha256 FROM schema_migrations")
                 _ = try Migrations.check(applied)
                 let done = Set(applied.map { $0["version"] as Int })
@@ -125,6 +160,7 @@ extension Store {
                     try log.append(.storeMigrate, subjectID: try String.fetchOne(db, sql: "SELECT value FROM store_meta WHERE key = 'log_origin'") ?? "store",
                                    details: .object(details))
                 }
+                if let key { try signHead(db, log, key: key, firstHead: !done.contains(11)) }
                 return .commit
             }
         }

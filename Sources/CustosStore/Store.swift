@@ -33,20 +33,24 @@ public final class Store: @unchecked Sendable {
     private var checkpointing = false
     /// Set by `checkpointWALInBackground`; shared by the stores acting on this connection.
     var walCheckpointer: WALCheckpointer?
+    /// The key every write signs the log's head with (see `HeadKey`); shared by the stores
+    /// acting on this connection.
+    let headKey: HeadKey
 
     public static let defaultPath = "custos.db"
     static let newStorePageSize = 16384
 
-    init(path: String, actor: Actor, db: DatabaseQueue) {
+    init(path: String, actor: Actor, db: DatabaseQueue, headKey: HeadKey = HeadKey(path: nil)) {
         self.path = path
         self.actor = actor
         self.db = db
+        self.headKey = headKey
     }
 
     /// The same open store acting for someone else (`serve` acts for each request's user):
     /// one connection, so every write is still one transaction after another.
     public func acting(as actor: Actor) -> Store {
-        let store = Store(path: path, actor: actor, db: db)
+        let store = Store(path: path, actor: actor, db: db, headKey: headKey)
         store.clock = clock
         store.autoCheckpoint = autoCheckpoint
         store.walCheckpointer = walCheckpointer
@@ -86,8 +90,11 @@ public final class Store: @unchecked Sendable {
     /// Opens an existing Custos store, applying any migrations this binary carries that it
     /// lacks (`write` access only). Anything that is not a Custos store (a folder, a FIFO, an
     /// empty file, another application's database) is refused and left untouched.
-    public static func open(path: String, actor: Actor, access: Access = .write) throws -> Store {
+    /// `keyPath`: the signing key every write signs the log's head with (default: the file
+    /// `init` wrote, as the store records it); read at the first write.
+    public static func open(path: String, actor: Actor, access: Access = .write, keyPath: String? = nil) throws -> Store {
         try checkStoreFile(path)
+        let headKey = HeadKey(path: keyPath)
         let queue: DatabaseQueue
         do {
             // First read-only, to recognise the file before anything could be written to it.
@@ -105,14 +112,14 @@ public final class Store: @unchecked Sendable {
         } catch {
             throw CustosError.storage(cause: "cannot open the store at \(path): \(describe(error))")
         }
-        var store = Store(path: path, actor: actor, db: queue)
+        var store = Store(path: path, actor: actor, db: queue, headKey: headKey)
         // A reading command on a store an older custos wrote upgrades it first when it can
         // (a read-only copy of an older store is refused: it cannot be upgraded).
         let upgrade = access != .write ? try !store.checkMigrations() && Store.canWrite(path) : false
         if access == .write || upgrade {
             try? queue.close()
             do {
-                store = Store(path: path, actor: actor, db: try DatabaseQueue(path: path, configuration: configuration()))
+                store = Store(path: path, actor: actor, db: try DatabaseQueue(path: path, configuration: configuration()), headKey: headKey)
             } catch {
                 throw CustosError.storage(cause: "cannot open the store at \(path): \(describe(error))")
             }
@@ -120,7 +127,7 @@ public final class Store: @unchecked Sendable {
             if upgrade {
                 // Back to read-only for the command itself.
                 try? store.db.close()
-                store = Store(path: path, actor: actor, db: try DatabaseQueue(path: path, configuration: configuration(readonly: true)))
+                store = Store(path: path, actor: actor, db: try DatabaseQueue(path: path, configuration: configuration(readonly: true)), headKey: headKey)
             }
         } else {
             try store.checkMigrations(requireCurrent: true)
@@ -133,7 +140,7 @@ public final class Store: @unchecked Sendable {
             // Recorded even for a read-only command when the file can be written (best effort:
             // a read-only copy cannot record it).
             let recorder = access == .write ? store
-                : (try? DatabaseQueue(path: path, configuration: configuration())).map { Store(path: path, actor: actor, db: $0) }
+                : (try? DatabaseQueue(path: path, configuration: configuration())).map { Store(path: path, actor: actor, db: $0, headKey: headKey) }
             try? recorder?.recordRefusal(e, verb: "open")
             throw e
         }
@@ -170,7 +177,7 @@ public final class Store: @unchecked Sendable {
             try? fm.removeItem(atPath: keyFile)
             throw CustosError.storage(cause: "cannot create the store at \(path): \(describe(error))")
         }
-        let store = Store(path: path, actor: actor, db: queue)
+        let store = Store(path: path, actor: actor, db: queue, headKey: HeadKey(path: keyFile, key: key))
         do {
             try store.migrate()
             try store.initialise(org: org, contactEmail: contactEmail, key: key, keyFile: keyFile)
@@ -259,6 +266,7 @@ public final class Store: @unchecked Sendable {
     }
 
     private func transaction<T>(durable: Bool = true, _ body: (Database, CustodyLog) throws -> T) throws -> T {
+        let key = try signingKeyForWrites()
         do {
             return try db.writeWithoutTransaction { db in
                 if !durable { try db.execute(sql: "PRAGMA synchronous = NORMAL") }
@@ -267,6 +275,7 @@ public final class Store: @unchecked Sendable {
                 try db.inTransaction(.immediate) {
                     let log = CustodyLog(db: db, actor: actor, millis: clock())
                     result = try body(db, log)
+                    try signHead(db, log, key: key)
                     return .commit
                 }
                 guard let result else { throw CustosError.storage(cause: "the transaction produced no result") }

@@ -32,7 +32,9 @@ extension Store {
         let origin = try? organisation().origin
         try read { db in
             var steps: [(String, (Database, inout VerifyReport, inout Verification) throws -> [String])] = [
+                ("schema", { db, _, _ in try Store.verifySchema(db) }),
                 ("custody entries", verifyEntries), ("merkle nodes", verifyNodes),
+                ("signed head", { db, _, v in try Store.verifySignedHead(db, v, key: key, origin: origin) }),
                 ("checkpoints", { db, report, v in try Store.verifyCheckpoints(db, &report, v, key: key, origin: origin) }),
                 ("cosignatures", verifyCosignatures),
             ]
@@ -124,6 +126,42 @@ extension Store {
         if problem == nil && nodeCount != expectedNodes {
             problem = "the Merkle tree has \(nodeCount) stored nodes; \(v.leafCount) entries need \(expectedNodes)"
         }
+        return problem.map { [$0] } ?? []
+    }
+
+    /// The store's tables, indexes, views and triggers are exactly those its applied
+    /// migrations create: nothing added (a trigger that drops the inserts of one user's
+    /// evidence reads), nothing dropped (the triggers that make tables append-only), nothing
+    /// changed.
+    static func verifySchema(_ db: Database) throws -> [String] {
+        let versions = Set(try Int.fetchAll(db, sql: "SELECT version FROM schema_migrations"))
+        let expected = try Migrations.schema(versions: versions)
+        let actual = try Migrations.schema(db)
+        var problems: [String] = []
+        for name in Set(expected.keys).union(actual.keys).sorted() {
+            switch (expected[name], actual[name]) {
+            case (nil, _?): problems.append("the schema has \(name), which no migration creates: added behind Custos's back")
+            case (_?, nil): problems.append("the schema lacks \(name), which migration creates: dropped behind Custos's back")
+            case let (e?, a?) where e != a: problems.append("the schema's \(name) is not the one its migration creates: changed behind Custos's back")
+            default: break
+            }
+        }
+        return problems
+    }
+
+    /// The store's signed head (schema 11 on): signed by the store's key for this log, and
+    /// covering every entry, with the root the recomputed entries give. An entry written,
+    /// changed or re-hashed by someone without the key fails here.
+    static func verifySignedHead(_ db: Database, _ v: Verification, key: Curve25519.Signing.PublicKey?, origin: String?) throws -> [String] {
+        guard try db.tableExists("signed_head") else { return [] }
+        let logSize = Int64(v.leafCount)
+        guard let head = try Row.fetchOne(db, sql: "SELECT size, root, note FROM signed_head WHERE id = 1") else {
+            return logSize == 0 ? [] : ["the log's \(logSize) entries have no signed head: it was deleted behind the log's back"]
+        }
+        guard let key, let origin else { return ["the log's signed head: the store has no public key to check it with"] }
+        let size: Int64 = head["size"]
+        let problem = SignedHeadCheck.problem(note: head["note"], size: size, root: Array(head["root"] as Data), origin: origin, key: key,
+                                              logSize: logSize, treeRoot: { try Merkle.root(size: size, nodes: { v.node($0, $1) }) })
         return problem.map { [$0] } ?? []
     }
 

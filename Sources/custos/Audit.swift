@@ -73,7 +73,7 @@ struct AuditCheckpoint: ParsableCommand {
             if let out, !(FileManager.default.fileExists(atPath: out, isDirectory: &outDir) && outDir.boolValue) {
                 throw CustosError.invalidInput(field: "--out", reason: "\(out) is not a folder")
             }
-            let store = try global.open()
+            let store = try global.open(key: key)
             let cp = try store.makeCheckpoint(key: try store.signingKey(path: global.keyPath(key)))
             for w in try store.collectCosignatures(checkpointID: cp.id) {
                 print("witness \(terminalSafe(w.witness)): \(terminalSafe(w.detail))")

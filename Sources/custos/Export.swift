@@ -21,7 +21,7 @@ struct Export: ParsableCommand {
 
     func run() throws {
         try guarded {
-            let store = try global.open()
+            let store = try global.open(key: key)
             let signing = try store.signingKey(path: global.keyPath(key))
             let result = try ReferralExport.run(store: store, caseID: caseID, agency: agency, out: URL(fileURLWithPath: out), zip: zip,
                                                 templates: templates.map { URL(fileURLWithPath: $0) }, xsd: xsd, key: signing, seal: seal,

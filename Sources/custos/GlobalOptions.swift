@@ -37,8 +37,9 @@ struct GlobalOptions: ParsableArguments {
     }
 
     /// Opens the store: `.read` for commands that only read (read-only; a read-only copy works).
-    func open(_ access: Store.Access = .write) throws -> Store {
-        let store = try Store.open(path: path, actor: actorValue, access: access)
+    /// `key`: a command's own `--key` (every write signs the log's head with the key).
+    func open(_ access: Store.Access = .write, key: String? = nil) throws -> Store {
+        let store = try Store.open(path: path, actor: actorValue, access: access, keyPath: keyPath(key))
         store.autoCheckpoint = access == .write
         return store
     }

@@ -76,7 +76,7 @@ struct Restore: ParsableCommand {
 
     func run() throws {
         try guarded {
-            let r = try Store.restore(from: source, to: global.path, actor: global.actorValue)
+            let r = try Store.restore(from: source, to: global.path, actor: global.actorValue, keyPath: global.keyPath(nil))
             print("restored \(source) to \(r.path) and verified: \(r.report.entries) custody entries, \(r.report.checkpoints) checkpoints")
             print("put the signing key back beside it (or pass --key / $CUSTOS_KEY) before signing anything")
         }

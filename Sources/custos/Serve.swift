@@ -49,7 +49,7 @@ struct Serve: ParsableCommand {
                     throw CustosError.invalidInput(field: "--tls-cert/--tls-key", reason: "cannot load the certificate or key: \(error)")
                 }
             }
-            let store = try global.open()
+            let store = try global.open(key: key)
             // The server writes as each request's user; --actor makes no sense here.
             guard global.actor == nil else { throw CustosError.invalidInput(field: "--actor", reason: "serve acts as each signed-in user; it takes no --actor") }
             // Clients wait on commits: none of them pays for copying the WAL into the database.

@@ -30,7 +30,7 @@ struct Submit: ParsableCommand {
 
     func run() throws {
         try guarded {
-            let store = try global.open()
+            let store = try global.open(key: key)
             let folder = packets.map { URL(fileURLWithPath: $0) } ?? URL(fileURLWithPath: store.path).deletingLastPathComponent().appendingPathComponent("packets")
             guard agency == "NCMEC" else {
                 // No public API for the others (../shared/spec/cybertipline-api.md): the honest route is the packet.
