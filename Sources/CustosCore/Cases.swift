@@ -105,3 +105,40 @@ public enum RetentionRules {
         return "dismissed on \(Timestamp.utcString(millis: at)), kept \(dismissedDays) days"
     }
 }
+
+/// Preservation holds (18 U.S.C. 2258A(h)), computed once for `holds` and for retention. A
+/// referral holds what it sent until its end, or later when its case's holds were extended;
+/// and a hold follows the evidence: a flag is held by every referral that sent it and by every
+/// referral of the case that holds it now (after a merge, the case it was merged into; after a
+/// split, the case it left keeps holding what its referrals sent).
+public enum HoldRules {
+    public struct Referral: Sendable {
+        public var caseRow: Int64
+        public var holdUntilMillis: Int64
+        public var flags: [String]
+        public init(caseRow: Int64, holdUntilMillis: Int64, flags: [String]) {
+            self.caseRow = caseRow; self.holdUntilMillis = holdUntilMillis; self.flags = flags
+        }
+    }
+
+    /// A referral's hold end: its own, or its case's latest extension if later.
+    public static func end(of referral: Referral, extensions: [Int64: Int64]) -> Int64 {
+        max(referral.holdUntilMillis, extensions[referral.caseRow] ?? referral.holdUntilMillis)
+    }
+
+    /// Each held flag's latest hold end. `currentCase`: the case each flag is filed in now.
+    public static func flagEnds(referrals: [Referral], extensions: [Int64: Int64], currentCase: [String: Int64]) -> [String: Int64] {
+        var ends: [String: Int64] = [:]
+        var caseEnds: [Int64: Int64] = [:]
+        for r in referrals {
+            let end = end(of: r, extensions: extensions)
+            caseEnds[r.caseRow] = max(caseEnds[r.caseRow] ?? end, end)
+            for flag in r.flags { ends[flag] = max(ends[flag] ?? end, end) }
+        }
+        for (flag, caseRow) in currentCase {
+            guard let end = caseEnds[caseRow] else { continue }
+            ends[flag] = max(ends[flag] ?? end, end)
+        }
+        return ends
+    }
+}

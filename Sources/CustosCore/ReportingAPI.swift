@@ -111,6 +111,9 @@ public enum ReportingAPI {
             return .stop("not authorised (HTTP \(r.httpStatus)\(r.code.map { ", code \($0)" } ?? ""))\(said): NCMEC must enable these credentials for \(step == .submit ? "submissions" : "this step")")
         }
         if r.httpStatus >= 500 || r.httpStatus == 408 || r.httpStatus == 429 { return .retry("HTTP \(r.httpStatus)\(said)") }
+        if (300..<400).contains(r.httpStatus) {
+            return .fix("HTTP \(r.httpStatus): a redirect, not followed (a report goes only to the endpoint named, never elsewhere or over plain http)")
+        }
         guard r.httpStatus == 200 else { return .fix("HTTP \(r.httpStatus)\(said)") }
         switch r.code {
         case 0?:

@@ -46,6 +46,8 @@ public struct Submitter: Sendable {
     /// A case already reported is sent again only as a `supplement` (a new packet and report,
     /// which names the earlier report in `priorCTReports`).
     public func submit(caseID: String, agency: String, supplement: Bool = false) async throws -> SubmissionRecord {
+        let lock = try exclusive(caseID: caseID, agency: agency, verb: "submit")
+        defer { lock.release() }
         var record: SubmissionRecord
         if let latest = try store.latestSubmission(caseName: caseID, agency: agency), latest.state != .retracted,
            !(supplement && latest.state == .finished) {
@@ -62,7 +64,7 @@ public struct Submitter: Sendable {
             record = try begin(caseID: caseID, agency: agency)
             say("submission \(record.id): packet \(record.packetID), \(record.files.count) files")
         }
-        let client = HTTPClient.shared
+        let client = outsideClient
         var expiredRestarts = 0
         while true {
             let step = record.nextStep
@@ -176,19 +178,32 @@ public struct Submitter: Sendable {
 
     /// Withdraws the open submission's report (`retract`), which NCMEC allows only before finish.
     public func retract(caseID: String, agency: String) async throws -> SubmissionRecord {
+        let lock = try exclusive(caseID: caseID, agency: agency, verb: "retract")
+        defer { lock.release() }
         guard let record = try store.latestSubmission(caseName: caseID, agency: agency), record.state == .open else {
             throw CustosError.invalidState(subject: "case \(caseID)", state: "without an open submission to \(agency)", reason: "only an unfinished report can be retracted")
         }
         guard let report = record.reportID else {
             return try store.recordSubmission(record.id, step: "retract", details: ["note": .string("no report was opened at NCMEC")]) { $0.state = .retracted }
         }
-        let client = HTTPClient.shared
+        let client = outsideClient
         do {
             let r = try await call(client, .retract, body: .bytes(Data("id=\(report)".utf8)), contentType: "application/x-www-form-urlencoded")
             return try store.recordSubmission(record.id, step: "retract", details: response(r)) { $0.state = .retracted; $0.lastError = nil }
         } catch let stopped as Stopped {
             try? store.recordSubmission(record.id, step: "failed", details: ["at": .string("retract"), "error": .string(stopped.message)]) { $0.lastError = stopped.message }
             throw stopped
+        }
+    }
+
+    /// The case's submission to `agency`, for this run alone (`Store.submissionLock`); a run
+    /// refused it is recorded as a refusal.
+    func exclusive(caseID: String, agency: String, verb: String) throws -> FileLock {
+        do {
+            return try store.submissionLock(caseName: caseID, agency: agency)
+        } catch let e as CustosError {
+            try? store.recordRefusal(e, verb: verb)
+            throw e
         }
     }
 

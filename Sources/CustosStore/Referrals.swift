@@ -148,10 +148,48 @@ extension Store {
             let extended = try holdExtensions(db: db)
             return try ReferralRow.order(Column("hold_until_ms")).fetchAll(db).map { r in
                 var r = r
-                r.holdUntilMs = max(r.holdUntilMs, extended[r.caseId] ?? r.holdUntilMs)
+                r.holdUntilMs = HoldRules.end(of: HoldRules.Referral(caseRow: r.caseId, holdUntilMillis: r.holdUntilMs, flags: []), extensions: extended)
                 return r.hold(at: now)
             }
         }
+    }
+
+    /// One flag's preservation hold: the case that holds it now and when its last hold ends.
+    public struct FlagHold: Sendable {
+        public let flag: String
+        public let caseID: String?
+        public let holdUntil: String
+        public let active: Bool
+    }
+
+    /// Preservation holds per flag (`holds --flags`), as retention applies them.
+    public func flagHolds() throws -> [FlagHold] {
+        let now = clock()
+        return try read { db in
+            let current = try currentCases(db: db)
+            return try flagHoldEnds(db: db).sorted { ($0.value, $0.key) < ($1.value, $1.key) }.map { flag, end in
+                FlagHold(flag: flag, caseID: current[flag].map(CaseID.format), holdUntil: Timestamp.utcString(millis: end), active: end > now)
+            }
+        }
+    }
+
+    /// Every held flag's hold end (`HoldRules`): the referrals from the case.export entries,
+    /// which name the flags each sent, the extensions, and the case each flag is in now.
+    func flagHoldEnds(db: Database) throws -> [String: Int64] {
+        var referrals: [HoldRules.Referral] = []
+        for e in try CustodyEntry.fetchAll(db, sql: "SELECT * FROM custody WHERE subject_type = ? AND action = ?",
+                                           arguments: [SubjectType.case.rawValue, CustodyAction.caseExport.rawValue]) {
+            guard case .object(let d)? = try? JSONValue.parse(Array(e.details.utf8)), let caseRow = CaseID.parse(e.subjectID),
+                  let until = d["hold_until"]?.stringValue.flatMap(Timestamp.parse)?.epochMillis else { continue }
+            referrals.append(.init(caseRow: caseRow, holdUntilMillis: until, flags: d["flags"]?.arrayValue?.compactMap(\.stringValue) ?? []))
+        }
+        return HoldRules.flagEnds(referrals: referrals, extensions: try holdExtensions(db: db), currentCase: try currentCases(db: db))
+    }
+
+    /// The case each filed flag is in now, by flag key.
+    func currentCases(db: Database) throws -> [String: Int64] {
+        Dictionary(try Row.fetchAll(db, sql: "SELECT f.detector, f.flag_id, cf.case_id FROM case_flags cf JOIN flags f ON f.id = cf.flag")
+            .map { (FlagKey.make(detector: $0["detector"], flagID: $0["flag_id"]), $0["case_id"] as Int64) }, uniquingKeysWith: max)
     }
 
     /// The latest end each case's holds were extended to (`holds --extend`), by case row id.

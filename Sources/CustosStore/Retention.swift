@@ -32,16 +32,7 @@ extension Store {
 
     func erasable(now: Int64, db: Database) throws -> [(conversation: Int64, Erasure)] {
         let days = try number(.dismissedRetentionDays, db: db)
-        // Holds: each packet's flags until its hold ends, or later when its case's hold was extended.
-        let extended = try holdExtensions(db: db)
-        var holdUntil: [String: Int64] = [:]
-        for e in try CustodyEntry.fetchAll(db, sql: "SELECT * FROM custody WHERE subject_type = ? AND action = ?",
-                                           arguments: [SubjectType.case.rawValue, CustodyAction.caseExport.rawValue]) {
-            guard case .object(let d)? = try? JSONValue.parse(Array(e.details.utf8)),
-                  let until = d["hold_until"]?.stringValue.flatMap(Timestamp.parse)?.epochMillis else { continue }
-            let end = max(until, CaseID.parse(e.subjectID).flatMap { extended[$0] } ?? until)
-            for flag in d["flags"]?.arrayValue?.compactMap(\.stringValue) ?? [] { holdUntil[flag] = max(holdUntil[flag] ?? end, end) }
-        }
+        let holdUntil = try flagHoldEnds(db: db)
         var byConversation: [Int64: (hash: String, flags: [String], reasons: [String], keep: Bool)] = [:]
         let rows = try Row.fetchCursor(db, sql: """
             SELECT f.detector, f.flag_id, f.conversation_id, c.evidence_hash, s.status, cf.case_id,

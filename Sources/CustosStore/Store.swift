@@ -112,6 +112,7 @@ public final class Store: @unchecked Sendable {
         } catch {
             throw CustosError.storage(cause: "cannot open the store at \(path): \(describe(error))")
         }
+        if access == .write { try tightenPermissions(path) }
         var store = Store(path: path, actor: actor, db: queue, headKey: headKey)
         // A reading command on a store an older custos wrote upgrades it first when it can
         // (a read-only copy of an older store is refused: it cannot be upgraded).
@@ -147,6 +148,20 @@ public final class Store: @unchecked Sendable {
         return store
     }
 
+    /// A store any other local account can read (an older custos created stores with the
+    /// umask, usually 0644) gives away every conversation and credential without a custody
+    /// entry: a command that writes makes it, its WAL and SHM its owner's alone, or refuses.
+    static func tightenPermissions(_ path: String) throws {
+        for file in [path, path + "-wal", path + "-shm"] {
+            var info = stat()
+            guard stat(file, &info) == 0, info.st_mode & 0o077 != 0 else { continue }
+            guard chmod(file, info.st_mode & 0o700) == 0 else {
+                throw CustosError.invalidState(subject: file, state: "readable by others (mode \(String(info.st_mode & 0o777, radix: 8)))",
+                                               reason: "it holds evidence and credentials; run `chmod 600 \(path)*` as its owner. Nothing was written")
+            }
+        }
+    }
+
     /// Whether this process may write the file (and so upgrade it).
     static func canWrite(_ path: String) -> Bool { Glibc.access(path, W_OK) == 0 }
 
@@ -170,6 +185,13 @@ public final class Store: @unchecked Sendable {
         let key = Curve25519.Signing.PrivateKey()
         // The key file first (exclusive create, 0600), so a store never exists without its key.
         try Store.writeSecret(KeyEncoding.privateKeyPEM(key), to: keyFile)
+        // The store 0600 before SQLite opens it: its WAL and SHM take the file's mode.
+        let fd = Glibc.open(path, O_WRONLY | O_CREAT | O_EXCL, 0o600)
+        guard fd >= 0 else {
+            try? fm.removeItem(atPath: keyFile)
+            throw CustosError.storage(cause: "cannot create the store at \(path): \(String(cString: strerror(errno)))")
+        }
+        close(fd)
         let queue: DatabaseQueue
         do {
             queue = try DatabaseQueue(path: path, configuration: configuration(pageSize: newStorePageSize))

@@ -105,11 +105,11 @@ extension Store {
         }
     }
 
-    /// One HTTP POST (an answer of at most 64 KiB is read); (0, reason) when there was none.
+    /// One HTTP POST to `outsideClient` (an answer of at most 64 KiB is read); (0, reason) when there was none.
     static func post(url: String, body: String, timeout: TimeInterval) -> (Int, String) {
         do {
             let request = try HTTPClient.Request(url: url, method: .POST, headers: ["Content-Type": "text/plain; charset=utf-8"], body: .string(body))
-            let response = try HTTPClient.shared.execute(request: request, delegate: ResponseAccumulator(request: request, maxBodySize: 64 * 1024),
+            let response = try outsideClient.execute(request: request, delegate: ResponseAccumulator(request: request, maxBodySize: 64 * 1024),
                                                          deadline: .now() + .milliseconds(Int64(timeout * 1000))).futureResult.wait()
             return (Int(response.status.code), response.body.map { String(buffer: $0) } ?? "")
         } catch {
@@ -117,3 +117,8 @@ extension Store {
         }
     }
 }
+
+/// The one HTTP client for calls to the outside (an agency's reporting API, a witness). It
+/// follows no redirect: a 3xx is an answer, so a report or a checkpoint goes only where the
+/// operator named, never to another origin or over plain http.
+public let outsideClient = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: .init(redirectConfiguration: .disallow))

@@ -109,6 +109,7 @@ struct Holds: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Preservation holds: one per referral, for the agency's retention period (NCMEC: one year, 18 U.S.C. 2258A(h)).")
     @OptionGroup var global: GlobalOptions
     @Flag var json = false
+    @Flag(help: "List each held flag (the case holding it now, and when its last hold ends), as retention applies them.") var flags = false
     @Option(help: "Extend the holds of this case (compliance), with --until and --reason: a law-enforcement preservation request.") var extend: String?
     @Option(help: "With --extend: the new end, YYYY-MM-DD (UTC).") var until: String?
     @Option(help: "With --extend: why (e.g. the request's reference).") var reason: String?
@@ -119,6 +120,17 @@ struct Holds: ParsableCommand {
                 guard let reason else { throw CustosError.invalidInput(field: "--reason", reason: "say why the hold is extended") }
                 try global.open().extendHold(caseName: extend, until: ms, reason: reason)
                 print("holds of \(extend) extended until \(Timestamp.utcString(millis: ms))")
+                return
+            }
+            if flags {
+                let held = try global.open(.read).flagHolds()
+                if json {
+                    printJSON(.array(held.map { .object(["flag": .string($0.flag), "case_id": $0.caseID.map(JSONValue.string) ?? .null,
+                                                         "hold_until": .string($0.holdUntil), "active": .bool($0.active)]) }))
+                    return
+                }
+                if held.isEmpty { print("no flag is held"); return }
+                for h in held { print(pad(terminalSafe(h.flag), 32) + pad(h.caseID ?? "-", 10) + "held until \(h.holdUntil)" + (h.active ? "" : " (ended)")) }
                 return
             }
             let holds = try global.open(.read).holds()

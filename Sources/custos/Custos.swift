@@ -43,6 +43,9 @@ struct Custos: ParsableCommand {
     }
 
     static func main() {
+        // Everything custos creates holds evidence, secrets or both (the store, its WAL and SHM,
+        // keys, packets, decrypted and spooled files): readable by its owner alone.
+        umask(0o077)
         let args = normalise(Array(CommandLine.arguments.dropFirst()))
         do {
             var command = try parseAsRoot(args)

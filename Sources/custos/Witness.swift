@@ -93,9 +93,17 @@ actor WitnessState {
     let key: Curve25519.Signing.PrivateKey
     let logs: [String: Curve25519.Signing.PublicKey]
     var seen: [String: WitnessRules.Seen]
+    /// Held for as long as this witness runs: a second witness on the same state file would
+    /// cosign from a state the first has moved past (a fork one of them refused).
+    let lock: FileLock
 
     init(file: String, name: String, key: Curve25519.Signing.PrivateKey, logs: [String: Curve25519.Signing.PublicKey]) throws {
         self.file = file; self.name = name; self.key = key; self.logs = logs
+        switch try FileLock.take(file + ".lock", holder: "witness \(name) (process \(getpid()))") {
+        case .success(let lock): self.lock = lock
+        case .failure(let held):
+            throw CustosError.conflict(subject: "the state file \(file)", reason: "is in use by another witness: \(held.description); one state file serves one witness at a time")
+        }
         if let data = FileManager.default.contents(atPath: file) {
             do { seen = try JSONDecoder().decode([String: WitnessRules.Seen].self, from: data) } catch {
                 throw CustosError.invalidInput(field: "--state", reason: "\(file) is not a witness state file: \(error)")
