@@ -182,14 +182,25 @@ public enum ReviewRules {
         return (next, holder)
     }
 
+    /// The most a reason and an urgency reason may hold, in characters (Unicode code points,
+    /// as the API document's maxLength counts them): they enter the permanent log and every
+    /// referral, whichever client sent them.
+    public static let maxReason = 4000, maxUrgentReason = 1000
+
+    /// A reason is some text, and at most `max` characters of it.
+    static func checkReason(_ text: String, field: String, max: Int = maxReason) throws(CustosError) {
+        guard !text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else { throw .invalidInput(field: field, reason: "must not be empty") }
+        let count = text.unicodeScalars.count
+        guard count <= max else { throw .invalidInput(field: field, reason: "is \(count) characters; at most \(max) are kept in the custody log") }
+    }
+
     /// A decision: who may make it (the claim holder, or a lead), and where it takes the flag.
     public static func decide(_ flag: String, _ state: FlagReview, by reviewer: Reviewer, _ decision: Decision, now: Int64,
                               secondReviewRequired: Bool) throws(CustosError) -> (FlagReview, Next) {
         try Permission.decide.require(reviewer)
         let subject = "flag \(quoted(flag))"
-        guard !decision.reason.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
-            throw .invalidInput(field: "--reason", reason: "must not be empty")
-        }
+        try checkReason(decision.reason, field: "--reason")
+        if let urgent = decision.urgent { try checkReason(urgent, field: "--urgent", max: maxUrgentReason) }
         if decision.outcome == .confirm && decision.category == nil {
             throw .invalidInput(field: "--category", reason: "a confirmation needs a category (one of: \(Category.allCases.map(\.rawValue).joined(separator: ", ")))")
         }
@@ -277,9 +288,7 @@ public enum ReviewRules {
     /// A lead reopens a dismissed flag: it returns to the moderator queue, as if new.
     public static func reopen(_ flag: String, _ state: FlagReview, by reviewer: Reviewer, reason: String) throws(CustosError) -> FlagReview {
         try Permission.leadDecide.require(reviewer)
-        guard !reason.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
-            throw .invalidInput(field: "--reason", reason: "must not be empty")
-        }
+        try checkReason(reason, field: "--reason")
         guard state.status == .dismissed else {
             throw .invalidState(subject: "flag \(quoted(flag))", state: state.status.rawValue, reason: "only a dismissed flag can be reopened")
         }

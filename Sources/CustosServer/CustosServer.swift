@@ -16,7 +16,8 @@ public struct CustosContext: RequestContext, RemoteAddressRequestContext {
         coreContext = .init(source: source)
         remoteAddress = source.channel.remoteAddress
     }
-    /// Bodies up to 64 MiB (an NDJSON ingest batch); forms and JSON are far smaller.
+    /// Bodies up to 64 MiB (an NDJSON ingest batch); every other route is bounded far lower,
+    /// before it is read (`BodyLimit`).
     public var maxUploadSize: Int { 64 << 20 }
 }
 
@@ -189,6 +190,9 @@ public final class CustosServer: Sendable {
         return router
     }
 
+    /// How long a connection may sit idle (no bytes either way) before it is closed.
+    public static let idleTimeout: TimeAmount = .seconds(60)
+
     /// Paths a request may reach without signing in.
     static func isPublic(_ method: HTTPRequest.Method, _ path: String) -> Bool {
         path == "/login" || path.hasPrefix("/assets/") || path == "/api/v1/openapi.yaml"
@@ -245,6 +249,10 @@ struct AuthMiddleware: RouterMiddleware {
                                                     needs: "a request from another site (\(origin)) may not change anything")
                     }
                 }
+                // Bodies bounded before they are read: a client that has not signed in sends a
+                // sign-in of a few KiB, not 64 MiB.
+                var request = request
+                try BodyLimit.apply(to: &request, signedIn: principal != nil, path: path)
                 guard let p = principal else {
                     if CustosServer.isPublic(request.method, path) { return try await next(request, context) }
                     if path.hasPrefix("/api/") { throw CustosError.unauthenticated(actor: "", reason: "sign in first (POST /api/v1/session) or send a bearer token") }
@@ -256,6 +264,56 @@ struct AuthMiddleware: RouterMiddleware {
                 return try await next(request, context)
             }
         }
+    }
+}
+
+/// How much of a request body the server reads, by route, decided before a byte is read: a
+/// declared length over it is refused at once (413), a streamed body is cut where it passes
+/// it, and a body that keeps trickling past `deadline` is cut too (408). Only a signed-in
+/// client's ingest may send 64 MiB (`FlagIntake.maxBody`, whose own cut answers for it).
+enum BodyLimit {
+    /// A sign-in, a console form or a JSON request of someone not signed in.
+    static let anonymous = 16 << 10
+    /// Any other request of a signed-in client (a decision's reason is capped far below it).
+    static let signedIn = 256 << 10
+    /// The time a whole body may take to arrive (an ingest of 64 MiB on a slow link included).
+    static let deadline: Duration = .seconds(300)
+
+    static func limit(signedIn: Bool, path: String) -> Int {
+        guard signedIn else { return anonymous }
+        return path == "/api/v1/flags" ? FlagIntake.maxBody + 1 : BodyLimit.signedIn
+    }
+
+    static func apply(to request: inout Request, signedIn: Bool, path: String) throws {
+        let limit = limit(signedIn: signedIn, path: path)
+        if let declared = request.headers[.contentLength].flatMap({ Int($0) }), declared > limit, limit <= BodyLimit.signedIn {
+            throw HTTPError(.contentTooLarge, message: "a request body here may be at most \(limit) bytes")
+        }
+        guard limit <= BodyLimit.signedIn else { return }  // the ingest stream enforces its own
+        request.body = RequestBody(asyncSequence: Limited(base: request.body, limit: limit, deadline: ContinuousClock.now + deadline))
+    }
+
+    struct Limited: AsyncSequence, Sendable {
+        typealias Element = ByteBuffer
+        let base: RequestBody
+        let limit: Int
+        let deadline: ContinuousClock.Instant
+
+        struct AsyncIterator: AsyncIteratorProtocol {
+            var base: RequestBody.AsyncIterator
+            let limit: Int
+            let deadline: ContinuousClock.Instant
+            var seen = 0
+            mutating func next() async throws -> ByteBuffer? {
+                guard let chunk = try await base.next() else { return nil }
+                seen += chunk.readableBytes
+                if seen > limit { throw HTTPError(.contentTooLarge, message: "a request body here may be at most \(limit) bytes") }
+                if ContinuousClock.now > deadline { throw HTTPError(.requestTimeout, message: "the request body took too long to arrive") }
+                return chunk
+            }
+        }
+
+        func makeAsyncIterator() -> AsyncIterator { AsyncIterator(base: base.makeAsyncIterator(), limit: limit, deadline: deadline) }
     }
 }
 
@@ -314,6 +372,7 @@ struct ProblemMiddleware: RouterMiddleware {
         case 401: "Unauthorized"
         case 403: "Forbidden"
         case 404: "Not Found"
+        case 408: "Request Timeout"
         case 409: "Conflict"
         case 413: "Content Too Large"
         case 422: "Unprocessable Content"

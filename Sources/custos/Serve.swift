@@ -74,9 +74,10 @@ struct Serve: ParsableCommand {
             Task {
                 do {
                     if let tlsConfig {
-                        try await Application(router: router, server: try .tls(.http1(), tlsConfiguration: tlsConfig), configuration: config, logger: logger).runService()
+                        try await Application(router: router, server: try .tls(.http1(configuration: .init(idleTimeout: CustosServer.idleTimeout)), tlsConfiguration: tlsConfig),
+                                              configuration: config, logger: logger).runService()
                     } else {
-                        try await Application(router: router, configuration: config, logger: logger).runService()
+                        try await Application(router: router, server: .http1(configuration: .init(idleTimeout: CustosServer.idleTimeout)), configuration: config, logger: logger).runService()
                     }
                 } catch { failure.error = error }
                 done.signal()

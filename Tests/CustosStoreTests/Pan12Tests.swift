@@ -70,6 +70,21 @@ import Testing
         #expect(try text(r.items[0]) == "x hello & bye y A")
     }
 
+    /// Finding 9: entities that expand to far more than the file (here a few hundred bytes to
+    /// 74 MB; the reviewer's 616 bytes reached 17 GB) are refused before they are expanded.
+    @Test func entitiesThatExpandBeyondTheirFileAreRefused() {
+        var dtd = #"<!ENTITY a "\#(String(repeating: "a", count: 71))">"#
+        for (name, inner) in zip(["b", "c", "d", "e", "f"], ["a", "b", "c", "d", "e"]) {
+            dtd += "<!ENTITY \(name) \"\(String(repeating: "&\(inner);", count: 16))\">"
+        }
+        let r = read("""
+        <?xml version="1.0"?><!DOCTYPE conversations [\(dtd)]>
+        <conversations><conversation id="c"><message line="1"><author>a</author><time>10:00</time><text>&f;</text></message></conversation></conversations>
+        """)
+        #expect(r.items.isEmpty)
+        #expect(r.error?.contains("entity reference loop") == true, "\(r.error ?? "no error")")
+    }
+
     @Test func externalEntitiesAreRefusedAndNothingIsPassedOn() {
         let r = read("""
         <?xml version="1.0"?><!DOCTYPE conversations [<!ENTITY ext SYSTEM "file:///etc/hostname">]>
