@@ -303,3 +303,25 @@ public enum ReviewRules {
         return end
     }
 }
+
+/// Blind review: whoever may still act on a flag's review round, of any role, sees no decision
+/// made in that round. A round runs from ingest (or a reopen) through the moderator queue
+/// (the first and second review); in it, a moderator or a lead who has not decided the flag yet
+/// may still decide it. In the lead queue the lead settles what the moderators decided, so those
+/// decisions are theirs to read; a settled flag's decisions are history.
+public enum BlindReview {
+    /// Whether `viewer` may still act on the flag's current round, and so may not see it.
+    public static func blinds(_ review: FlagReview, _ viewer: Reviewer) -> Bool {
+        guard review.status == .open || review.status == .secondReview else { return false }
+        switch viewer.role {
+        case .moderator, .lead: return !review.reviewers.contains(viewer.name)
+        case .compliance, .admin, .detector: return false
+        }
+    }
+
+    /// Whether a decision by `decider` is one `viewer` may not see: made in the current round
+    /// (by one of its reviewers) while `viewer` may still act on it.
+    public static func hides(decisionBy decider: String, _ review: FlagReview, from viewer: Reviewer) -> Bool {
+        blinds(review, viewer) && review.reviewers.contains(decider)
+    }
+}

@@ -32,11 +32,13 @@ final class CookieBox: @unchecked Sendable {
 }
 
 /// Server-side sessions: a random id in an `HttpOnly`, `SameSite=Strict` cookie names one; it
-/// ends after 30 idle minutes or 12 hours, whichever comes first, or at logout. Held in memory:
-/// a restart signs everyone out.
+/// ends after 30 idle minutes or 12 hours, whichever comes first, at logout, or when the
+/// user's credentials, role or standing change. Held in memory: a restart signs everyone out.
 actor Sessions {
     struct Session: Sendable {
         let principal: Principal
+        /// The user's `Credential.stamp` at sign-in: the session ends when it changes.
+        let stamp: String
         let started: Int64
         var lastSeen: Int64
     }
@@ -46,14 +48,14 @@ actor Sessions {
     private var sessions: [String: Session] = [:]
 
     /// A new session (a new id each login: rotation), with its CSRF token.
-    func create(user: String, role: Role, auth: AuthMethod, now: Int64) -> Principal {
+    func create(user: String, role: Role, auth: AuthMethod, stamp: String, now: Int64) -> Principal {
         let id = Sessions.random()
         let p = Principal(user: user, role: role, auth: auth, sessionID: id, csrf: Sessions.random())
-        sessions[id] = Session(principal: p, started: now, lastSeen: now)
+        sessions[id] = Session(principal: p, stamp: stamp, started: now, lastSeen: now)
         return p
     }
 
-    enum Lookup { case live(Principal), expired(Principal), unknown }
+    enum Lookup { case live(Principal, stamp: String), expired(Principal), unknown }
 
     func lookup(_ id: String, now: Int64) -> Lookup {
         guard var s = sessions[id] else { return .unknown }
@@ -63,7 +65,7 @@ actor Sessions {
         }
         s.lastSeen = now
         sessions[id] = s
-        return .live(s.principal)
+        return .live(s.principal, stamp: s.stamp)
     }
 
     func end(_ id: String) -> Principal? { sessions.removeValue(forKey: id)?.principal }
@@ -71,10 +73,11 @@ actor Sessions {
     /// Ends every session of `user` (disabled, or password changed by an admin).
     func end(user: String) { sessions = sessions.filter { $0.value.principal.user != user } }
 
-    /// The TOTP steps each user has used, so a code is accepted once (RFC 6238 §5.2).
+    /// The TOTP steps each user has used, so a code is accepted once (RFC 6238 §5.2): here for
+    /// two sign-ins racing, and in the log (`Store.lastTOTPStep`) across restarts.
     private var usedSteps: [String: Int64] = [:]
-    func useTOTPStep(_ step: Int64, user: String) -> Bool {
-        if let last = usedSteps[user], step <= last { return false }
+    func useTOTPStep(_ step: Int64, user: String, lastLogged: Int64?) -> Bool {
+        if let last = [usedSteps[user], lastLogged].compactMap({ $0 }).max(), step <= last { return false }
         usedSteps[user] = step
         return true
     }
@@ -135,4 +138,20 @@ struct LoginRefusal: Error {
     let status: Int
     let message: String
     var retryAfter: Int64?
+}
+
+/// Refusals nobody is signed in for (a cross-site request, a throttled sign-in), recorded at
+/// most once per key (an address and what was refused) per minute, so a flood cannot fill the
+/// log while every kind of refusal still shows in it.
+actor RefusalWindow {
+    private var last: [String: Int64] = [:]
+    static let windowMillis: Int64 = 60_000
+
+    /// True when a refusal under `key` should be recorded now.
+    func due(_ key: String, now: Int64) -> Bool {
+        if last.count > 10_000 { last = last.filter { now - $0.value < RefusalWindow.windowMillis } }
+        if let t = last[key], now - t < RefusalWindow.windowMillis { return false }
+        last[key] = now
+        return true
+    }
 }

@@ -354,9 +354,19 @@ struct Console {
                             body: .init(byteBuffer: ByteBuffer(bytes: packet.bytes)))
         case "submit":
             // Sends (or resumes) the NCMEC submission, as `custos submit` does.
+            // Who may submit is settled first: the server's netrc is nobody else's business.
+            try await blocking { try store.requirePermission(.export) }
             let endpoint = server.configuration.reportingEndpoint
             guard let host = URL(string: endpoint)?.host else { throw CustosError.invalidInput(field: "--endpoint", reason: "\(endpoint) has no host") }
-            let (login, password) = try Submitter.credentials(host: host, file: server.configuration.netrc)
+            let login: String, password: String
+            do {
+                (login, password) = try Submitter.credentials(host: host, file: server.configuration.netrc)
+            } catch let e as CustosError {
+                // The operator reads where the file is in the server's log; the page names no path.
+                server.logger.error("submit: \(e.description)")
+                throw CustosError.invalidState(subject: "the server", state: "without Reporting API credentials",
+                                               reason: "the server has no usable credentials for \(host); its operator's log says why")
+            }
             let options = Submitter.Options(endpoint: endpoint, login: login, password: password, folder: server.configuration.packets,
                                             keyPath: server.configuration.keyPath)
             do {
@@ -455,6 +465,8 @@ struct Console {
     func adminAction(_ request: Request, target: String?, verb: String) async throws -> Response {
         let (p, form) = try await formSession(request)
         let store = server.acting(p)
+        // The admin page's actions are an admin's: anyone else is refused before anything changes.
+        try await blocking { try store.requirePermission(.manageUsers) }
         switch (verb, target) {
         case ("add", _):
             let name = form["name"] ?? ""

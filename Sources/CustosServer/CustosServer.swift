@@ -45,6 +45,7 @@ public final class CustosServer: Sendable {
     let configuration: Configuration
     let sessions = Sessions()
     let throttle = Throttle()
+    let refusals = RefusalWindow()
     let logger: Logger
     static let cookie = "custos_session"
 
@@ -77,7 +78,9 @@ public final class CustosServer: Sendable {
         let account = String(username.prefix(64))
         let wait = await throttle.wait(account: account, address: address, now: now)
         if wait > 0 {
-            throw LoginRefusal(status: 429, message: "too many failed sign-ins; try again in \((wait + 999) / 1000) s", retryAfter: (wait + 999) / 1000)
+            let message = "too many failed sign-ins; try again in \((wait + 999) / 1000) s"
+            await refuseAnonymously(key: "throttled \(account) \(address)", verb: "sign-in", reason: message)
+            throw LoginRefusal(status: 429, message: message, retryAfter: (wait + 999) / 1000)
         }
         // A name longer than any user's is nobody (not its first 64 characters).
         let credential = username.count > 64 ? nil : try await blocking { try self.store.credential(user: account) }
@@ -86,16 +89,21 @@ public final class CustosServer: Sendable {
         }
         var failure: String?
         var method = AuthMethod.password
+        var usedStep: Int64?
         if !passwordOK || credential == nil {
             failure = "wrong password or unknown user"
         } else if let c = credential, c.disabled {
             failure = "user is disabled"
+        } else if let c = credential, c.role == .detector {
+            failure = "a detector signs in with a bearer token, not a password"
         } else if let c = credential {
             let required = Setting.totpRequired(for: c.role, value: (try? await blocking { try self.store.settingValue(.totpRequired) }) ?? "privileged")
             if let secret = c.totpSecret {
+                let logged = try? await blocking { try self.store.lastTOTPStep(user: c.name) }
                 if let code = otp, !code.isEmpty, let step = Secrets.totpStep(secret: secret, code: code, millis: now),
-                   await sessions.useTOTPStep(step, user: c.name) {
+                   await sessions.useTOTPStep(step, user: c.name, lastLogged: logged ?? nil) {
                     method = .passwordTOTP
+                    usedStep = step
                 } else {
                     failure = otp?.isEmpty ?? true ? "one-time code missing" : "wrong or reused one-time code"
                 }
@@ -123,11 +131,11 @@ public final class CustosServer: Sendable {
         }
         guard let c = credential else { throw LoginRefusal(status: 401, message: "wrong username, password or one-time code") }
         await throttle.succeed(account: account)
-        let principal = await sessions.create(user: c.name, role: c.role, auth: method, now: now)
-        let how = method.rawValue
-        try await blocking {
-            try self.acting(principal).recordSession(.sessionLogin, user: c.name, details: ["address": .string(address), "method": .string(how)])
-        }
+        let principal = await sessions.create(user: c.name, role: c.role, auth: method, stamp: c.stamp, now: now)
+        var details: [String: JSONValue] = ["address": .string(address), "method": .string(method.rawValue)]
+        if let usedStep { details["totp_step"] = .integer(usedStep) }
+        let logged = details
+        try await blocking { try self.acting(principal).recordSession(.sessionLogin, user: c.name, details: logged) }
         return principal
     }
 
@@ -145,10 +153,15 @@ public final class CustosServer: Sendable {
         }
         guard let id = request.cookies[CustosServer.cookie]?.value else { return nil }
         switch await sessions.lookup(id, now: now) {
-        case .live(let p):
-            // No second look at the user here: every store call checks that its actor is a
-            // known, enabled user with the role it needs (a user disabled by the CLI while signed
-            // in is refused at once; the console's "Disable" also ends their sessions).
+        case .live(let p, let stamp):
+            // A session lives only while what it was opened on holds: a password or TOTP
+            // changed (by the CLI too), a role changed or the user disabled ends it.
+            let current = try? await blocking { try self.store.credential(user: p.user)?.stamp }
+            guard current == stamp else {
+                _ = await sessions.end(id)
+                try? await blocking { try self.acting(p).recordSession(.sessionLogout, user: p.user, details: ["reason": .string("credentials, role or standing changed")]) }
+                return nil
+            }
             return p
         case .expired(let p):
             try? await blocking { try self.acting(p).recordSession(.sessionLogout, user: p.user, details: ["reason": .string("session expired")]) }
@@ -163,6 +176,15 @@ public final class CustosServer: Sendable {
 
     var clearedCookie: String {
         "\(CustosServer.cookie)=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict" + (configuration.secureCookies ? "; Secure" : "")
+    }
+
+    /// Records a refusal of someone not signed in, at most once a minute per `key`.
+    func refuseAnonymously(key: String, verb: String, reason: String) async {
+        guard await refusals.due(key, now: now) else { return }
+        let anonymous = store.acting(as: Actor(name: "(unauthenticated)", osUser: store.actor.osUser, auth: AuthMethod.none))
+        try? await blocking {
+            try anonymous.recordRefusal(.unauthenticated(actor: "(unauthenticated)", reason: reason), verb: verb)
+        }
     }
 
     /// Records a refused request (a missing CSRF token, a role without the permission) as the
@@ -245,8 +267,11 @@ struct AuthMiddleware: RouterMiddleware {
                     let host = request.head.authority ?? ""
                     let foreignOrigin = origin != "null" && URL(string: origin).map({ "\($0.host ?? "")\($0.port.map { ":\($0)" } ?? "")" }) != host
                     if request.headers[.init("Sec-Fetch-Site")!] == "cross-site" || foreignOrigin {
-                        throw CustosError.forbidden(actor: principal?.user ?? "(not signed in)", role: principal?.role ?? .moderator,
-                                                    needs: "a request from another site (\(origin)) may not change anything")
+                        let refusal = CustosError.forbidden(actor: principal?.user ?? "(not signed in)", role: principal?.role ?? .moderator,
+                                                            needs: "a request from another site (\(origin)) may not change anything")
+                        if let principal { throw await server.refuse(principal, refusal, verb: "\(request.method) \(path)") }
+                        await server.refuseAnonymously(key: "cross-site \(address)", verb: "\(request.method) \(path)", reason: refusal.description)
+                        throw refusal
                     }
                 }
                 // Bodies bounded before they are read: a client that has not signed in sends a

@@ -46,6 +46,7 @@ public struct Submitter: Sendable {
     /// A case already reported is sent again only as a `supplement` (a new packet and report,
     /// which names the earlier report in `priorCTReports`).
     public func submit(caseID: String, agency: String, supplement: Bool = false) async throws -> SubmissionRecord {
+        try store.requirePermission(.export)
         let lock = try exclusive(caseID: caseID, agency: agency, verb: "submit")
         defer { lock.release() }
         var record: SubmissionRecord

@@ -63,6 +63,12 @@ public struct Credential: Sendable {
     public let disabled: Bool
     public let passwordHash: String?
     public let totpSecret: String?
+
+    /// Changes whenever anything a session was opened on changes (the password, the TOTP
+    /// enrolment, the role, being disabled): a session holding another stamp ends.
+    public var stamp: String {
+        SHA256Hex.of("\(role.rawValue)\n\(disabled)\n\(passwordHash ?? "")\n\(totpSecret ?? "")")
+    }
 }
 
 public struct TokenRecord: Sendable {
@@ -76,6 +82,9 @@ extension Store {
     /// An admin sets anyone's password; a user may set their own.
     public func setPassword(user: String, password: String) throws {
         try Secrets.validatePassword(password)
+        if try read({ db in try String.fetchOne(db, sql: "SELECT role FROM users WHERE name = ?", arguments: [user]) }) == Role.detector.rawValue {
+            throw CustosError.invalidInput(field: "user", reason: "\(quoted(user)) is a detector: a machine client signs in with a bearer token (`custos token create`), never a password")
+        }
         let hash = Secrets.hashPassword(password)  // slow: outside the transaction
         try storeSecret(hash, as: .password, of: user)
     }
@@ -106,6 +115,11 @@ extension Store {
         try write { db, log in
             try requireRole(db: db, log: log, .manageUsers)
             try requireUser(user, db: db)
+            if let role = try String.fetchOne(db, sql: "SELECT role FROM users WHERE name = ?", arguments: [user]).flatMap(Role.init),
+               Store.privilegedForTokens.contains(role) {
+                throw CustosError.invalidState(subject: "user \(quoted(user))", state: role.rawValue,
+                                               reason: "a \(role.rawValue) acts with a password and a one-time code; a bearer token, which never expires and skips the code, is not issued for the role")
+            }
             try db.execute(sql: "INSERT INTO tokens(id, user, token_sha256, created_at) VALUES (?, ?, ?, ?)", arguments: [id, user, digest, log.now])
             try log.append(.tokenCreate, subjectID: id, details: .object(["user": .string(user), "token_sha256": .string(digest)]))
         }
@@ -160,14 +174,31 @@ extension Store {
         }
     }
 
-    /// The enabled user a live (unrevoked) bearer token belongs to.
+    /// Roles a bearer token never acts for (their sign-in needs a one-time code; a token is
+    /// neither scoped nor expiring): compliance and admin.
+    static let privilegedForTokens: Set<Role> = [.compliance, .admin]
+
+    /// The enabled user a live (unrevoked) bearer token belongs to; nil for a user whose role is
+    /// now privileged (a token issued before a role change acts for nobody).
     public func tokenUser(_ token: String) throws -> Reviewer? {
         try read { db in
             guard let r = try Row.fetchOne(db, sql: """
                 SELECT u.name, u.role FROM tokens t JOIN users u ON u.name = t.user
                 WHERE t.token_sha256 = ? AND t.revoked_at IS NULL AND u.disabled = 0
-                """, arguments: [SHA256Hex.of(token)]), let role = Role(rawValue: r["role"]) else { return nil }
+                """, arguments: [SHA256Hex.of(token)]), let role = Role(rawValue: r["role"]),
+                  !Store.privilegedForTokens.contains(role) else { return nil }
             return Reviewer(name: r["name"], role: role)
+        }
+    }
+
+    /// The last TOTP step `user` signed in with, from the log (each session.login records it):
+    /// a code is accepted once, across restarts (RFC 6238 §5.2).
+    public func lastTOTPStep(user: String) throws -> Int64? {
+        try read { db in
+            try Int64.fetchOne(db, sql: """
+                SELECT max(CAST(json_extract(details, '$.totp_step') AS INTEGER)) FROM custody
+                WHERE subject_type = ? AND subject_id = ? AND action = ?
+                """, arguments: [CustodyAction.sessionLogin.subjectType.rawValue, user, CustodyAction.sessionLogin.rawValue])
         }
     }
 
@@ -204,8 +235,18 @@ extension Store {
         }
     }
 
+    /// An admin changes anyone's credentials; a user changes their own only as their OS login
+    /// (the CLI): a session or a token alone proves neither the current password nor a code.
     private func requireSelfOrAdmin(_ user: String, db: Database, log: CustodyLog) throws {
-        if user == actor.name { _ = try currentReviewer(db: db) } else { try requireRole(db: db, log: log, .manageUsers) }
+        if user == actor.name {
+            _ = try currentReviewer(db: db)
+            if ![AuthMethod.osLogin, .asserted].contains(actor.auth) {
+                throw CustosError.invalidState(subject: "your own password and one-time code", state: "changed from a session",
+                                               reason: "a session does not prove the current password and code; change them with `custos user set-password` or `custos user totp` as your OS login, or ask an admin")
+            }
+        } else {
+            try requireRole(db: db, log: log, .manageUsers)
+        }
         try requireUser(user, db: db)
     }
 }

@@ -338,9 +338,9 @@ extension Store {
     }
 }
 
-/// A flag as a reviewer sees it: its evidence, its review state and its decisions — unless the
-/// reader is a moderator who has not decided it yet (blind second review): then the decisions
-/// are withheld and `decisionsHidden` says so. Leads, compliance and admins see them all.
+/// A flag as a reviewer sees it: its evidence, its review state and its decisions, but for those
+/// of a round the reader may still act on (`BlindReview`): those are withheld and
+/// `decisionsHidden` says so.
 public struct ReviewView: Sendable {
     public let flag: StoredFlag
     public let review: FlagReview
@@ -357,9 +357,9 @@ extension Store {
             let flag = try loadFlag(rowID: rowID, db: db)
             let review = try self.review(rowID, key: key, db: db)
             let all = try decisions(flagRowIDs: [rowID], db: db)
-            let hidden = me.role == .moderator && !review.reviewers.contains(me.name) && !all.isEmpty
+            let shown = all.filter { !BlindReview.hides(decisionBy: $0.reviewer, review, from: me) }
             try log.append(.evidenceView, subjectID: key, details: .object(["purpose": .string(purpose)]), evidenceHash: flag.evidenceHash)
-            return ReviewView(flag: flag, review: review, decisions: hidden ? [] : all, decisionsHidden: hidden)
+            return ReviewView(flag: flag, review: review, decisions: shown, decisionsHidden: shown.count < all.count)
         }
     }
 }
@@ -386,5 +386,40 @@ extension Store {
             items += try queue(limit: limit - items.count, lead: q == .lead)
         }
         return items
+    }
+}
+
+extension Store {
+    /// The custody timeline as a person reads it (`custos audit log`): the entries (about
+    /// `subjects` only, when given), with the details of every decision the reader may not see
+    /// under blind review withheld. Reading a flag's entries is an evidence read (its decisions'
+    /// reasons describe the conversation): logged per flag, in the same transaction.
+    public func readCustodyLog(subjects: [String]? = nil) throws -> [CustodyEntry] {
+        try write { db, log in
+            let me = try requireRole(db: db, log: log, .read)
+            var sql: SQL = "SELECT * FROM custody"
+            if let subjects { sql += " WHERE subject_id IN \(subjects)" }
+            sql += " ORDER BY seq"
+            var entries = try CustodyEntry.fetchAll(db, SQLRequest<CustodyEntry>(literal: sql))
+            var reviews: [String: FlagReview?] = [:]
+            func review(_ key: String) throws -> FlagReview? {
+                if let known = reviews[key] { return known }
+                let found = try? resolveFlag(key, db: db)
+                let r = try found.map { try self.review($0.0, key: $0.1, db: db) }
+                reviews[key] = r
+                return r
+            }
+            for i in entries.indices where entries[i].action == CustodyAction.flagDecide.rawValue {
+                if let r = try review(entries[i].subjectID), BlindReview.hides(decisionBy: entries[i].actor, r, from: me) {
+                    entries[i].details = #"{"withheld":"blind review: you may still decide this flag"}"#
+                }
+            }
+            for subject in subjects ?? [] {
+                guard let (rowID, key) = try? resolveFlag(subject, db: db) else { continue }
+                let hash = try String.fetchOne(db, sql: "SELECT c.evidence_hash FROM flags f JOIN conversations c ON c.id = f.conversation_id WHERE f.id = ?", arguments: [rowID])
+                try log.append(.evidenceView, subjectID: key, details: .object(["purpose": .string("custody log read")]), evidenceHash: hash)
+            }
+            return entries
+        }
     }
 }

@@ -31,6 +31,8 @@ struct Submit: ParsableCommand {
     func run() throws {
         try guarded {
             let store = try global.open(key: key)
+            // Refused (and logged) before any packet, file or credential is touched.
+            try store.requirePermission(.export)
             let folder = packets.map { URL(fileURLWithPath: $0) } ?? URL(fileURLWithPath: store.path).deletingLastPathComponent().appendingPathComponent("packets")
             guard agency == "NCMEC" else {
                 // No public API for the others (../shared/spec/cybertipline-api.md): the honest route is the packet.
