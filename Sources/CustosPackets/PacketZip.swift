@@ -15,7 +15,10 @@ public enum PacketZip {
     /// holds it inside one folder). Payload entries are written only if a manifest lists them
     /// and only up to the Payload-Oxum's byte count in all; an unlisted entry is written empty,
     /// so the verifier reports it without its bytes ever touching the disk.
-    public static func extract(_ zip: URL, to folder: URL) throws {
+    /// Returns what it did not extract, each named (a symbolic link, an entry outside the bag's
+    /// folder): nothing in a packet goes unmentioned.
+    @discardableResult
+    public static func extract(_ zip: URL, to folder: URL) throws -> [String] {
         let archive: Archive
         do { archive = try Archive(url: zip, accessMode: .read) } catch {
             throw CustosError.invalidInput(field: zip.lastPathComponent, reason: "not a readable zip: \(error)")
@@ -24,9 +27,14 @@ public enum PacketZip {
         // The bag's root: "" or one leading folder holding bagit.txt.
         let root = files.first { $0.path.hasSuffix("bagit.txt") && $0.path.split(separator: "/").count <= 2 }
             .map { String($0.path.dropLast("bagit.txt".count)) } ?? ""
+        var ignored: [String] = archive.filter { $0.type == .symlink }.map { "symbolic link \(quoted($0.path))" }
+        ignored += archive.filter { $0.type == .directory && !$0.path.hasPrefix(root) }.map { "folder \(quoted($0.path)) outside the bag's folder \(quoted(root))" }
         var relative: [(Entry, String)] = []
         for entry in files {
-            guard entry.path.hasPrefix(root) else { continue }
+            guard entry.path.hasPrefix(root) else {
+                ignored.append("file \(quoted(entry.path)) outside the bag's folder \(quoted(root))")
+                continue
+            }
             let path = String(entry.path.dropFirst(root.count))
             let parts = path.split(separator: "/", omittingEmptySubsequences: false)
             guard !path.hasPrefix("/"), !parts.contains(".."), !parts.contains("") else {
@@ -75,6 +83,7 @@ public enum PacketZip {
                 _ = try write(entry, path, limit: 0)
             }
         }
+        return ignored
     }
 
     /// SHA-256 (hex) and size of a file, read in 1 MiB pieces; nil when it cannot be read.

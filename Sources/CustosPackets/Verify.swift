@@ -29,8 +29,10 @@ public struct PacketVerifier: Sendable {
         if isDir.boolValue { return verify(bag: path) }
         let temp = FileManager.default.temporaryDirectory.appendingPathComponent("custos-verify-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: temp) }
-        try PacketZip.extract(path, to: temp)
-        return verify(bag: temp)
+        let ignored = try PacketZip.extract(path, to: temp)
+        let entries = Check(name: "zip entries", ok: ignored.isEmpty,
+                            detail: ignored.isEmpty ? "every entry is a file of the bag" : "not part of the bag, so not checked: " + ignored.joined(separator: "; "))
+        return [entries] + verify(bag: temp)
     }
 
     /// bag-info.txt's `Label: value` fields (the first of a repeated label).

@@ -1,6 +1,7 @@
 import CustosCore
 import Foundation
 import GRDB
+import GRDBSQLite
 
 extension Store {
     /// One conversation whose evidence may go (or went): its flags, its hash and why.
@@ -21,13 +22,54 @@ extension Store {
             try requireRole(db: db, log: log, .erase)
             return try erasable(now: now, db: db)
         }
-        guard !dryRun, !due.isEmpty else { return due.map(\.1) }
-        try db.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA secure_delete = ON") }
-        for (conversation, erasure) in due {
-            try write { db, log in try purge(conversation: conversation, erasure, db: db, log: log) }
+        guard !dryRun else { return due.map(\.1) }
+        if !due.isEmpty {
+            try db.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA secure_delete = ON") }
+            for (conversation, erasure) in due {
+                try write { db, log in try purge(conversation: conversation, erasure, db: db, log: log) }
+            }
         }
-        try db.writeWithoutTransaction { db in _ = try db.checkpoint(.truncate) }
+        // Every run wipes, so a run after one that could not (a reader held an older snapshot)
+        // finishes what it left.
+        if let pending = try wipeErased() {
+            throw CustosError.storage(cause: "\(due.count) conversation\(due.count == 1 ? "" : "s") erased now; erased evidence is not yet wiped from the store's files: \(pending). Run `custos retention run` again once that reader ends (`serve` retries on its own)")
+        }
         return due.map(\.1)
+    }
+
+    /// Copies the WAL into the database and truncates it, so erased bytes are in neither file
+    /// (the purges deleted them with secure_delete). Nil when done (or nothing was ever erased);
+    /// else why not: a reader holding a snapshot older than the erasure keeps the WAL, and the
+    /// erased text in it, alive. Waits at most `patience` for readers.
+    @discardableResult
+    public func wipeErased(patience: Int = 5000) throws -> String? {
+        try db.writeWithoutTransaction { db in
+            guard try Int.fetchOne(db, sql: "SELECT count(*) FROM tombstones") ?? 0 > 0 else { return nil }
+            try db.execute(sql: "PRAGMA busy_timeout = \(patience)")
+            defer { try? db.execute(sql: "PRAGMA busy_timeout = 120000") }
+            var frames: Int32 = -1, copied: Int32 = -1
+            let code = sqlite3_wal_checkpoint_v2(db.sqliteConnection, nil, SQLITE_CHECKPOINT_TRUNCATE, &frames, &copied)
+            if code == SQLITE_OK && frames == 0 { return nil }
+            return code == SQLITE_BUSY ? "another connection is reading an older snapshot of the store"
+                : "the WAL checkpoint stopped (SQLite code \(code), \(copied) of \(frames) frames copied)"
+        }
+    }
+
+    /// The backups the log recorded (`custos backup`) that were made before some evidence was
+    /// erased, so still hold it: each with when it was made and how many erased conversations
+    /// it holds. Retention cannot reach them; whoever keeps them must replace or destroy them.
+    public func backupsHoldingErased() throws -> [(path: String, at: String, conversations: Int)] {
+        try read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT json_extract(b.details, '$.destination') AS path, b.at,
+                       (SELECT count(DISTINCT p.evidence_hash) FROM custody p WHERE p.action = ? AND p.seq > b.seq) AS erased
+                FROM custody b WHERE b.action = ? ORDER BY b.seq
+                """, arguments: [CustodyAction.evidencePurge.rawValue, CustodyAction.storeBackup.rawValue])
+                .compactMap { r in
+                    let n: Int = r["erased"]
+                    return n > 0 ? (r["path"] as String? ?? "?", r["at"] as String, n) : nil
+                }
+        }
     }
 
     func erasable(now: Int64, db: Database) throws -> [(conversation: Int64, Erasure)] {
@@ -77,9 +119,18 @@ extension Store {
         try db.execute(sql: "DELETE FROM evidence WHERE conversation_id = ?", arguments: [id])
         try db.execute(sql: "DELETE FROM blobs WHERE sha256 IN (SELECT sha256 FROM purging_blobs)")
         try db.execute(sql: "INSERT INTO tombstones(evidence_hash, purged_at, reason) VALUES (?, ?, ?)", arguments: [erasure.evidenceHash, log.now, erasure.reason])
+        // The detector's free text about the conversation goes with it; the entry records the
+        // digest of each flag's row as it now is (`audit verify` checks the row against it).
+        try db.execute(sql: "UPDATE flags SET signals = NULL, extra = NULL WHERE conversation_id = ?", arguments: [id])
+        let columns = StoredTables.flagColumns.joined(separator: ", ")
+        var digests: [String: String] = [:]
+        for r in try Row.fetchAll(db, sql: "SELECT detector, flag_id, \(columns) FROM flags WHERE conversation_id = ?", arguments: [id]) {
+            digests[FlagKey.make(detector: r["detector"], flagID: r["flag_id"])] = StoredTables.flagDigest(Array(r.databaseValues.dropFirst(2)))
+        }
         for flag in erasure.flags {
-            try log.append(.evidencePurge, subjectID: flag, details: .object([
-                "reason": .string(erasure.reason), "attachments": .array(erasedBlobs.map { .string($0) })]), evidenceHash: erasure.evidenceHash)
+            var details: [String: JSONValue] = ["reason": .string(erasure.reason), "attachments": .array(erasedBlobs.map { .string($0) })]
+            if let digest = digests[flag] { details["flag_sha256"] = .string(digest) }
+            try log.append(.evidencePurge, subjectID: flag, details: .object(details), evidenceHash: erasure.evidenceHash)
         }
         try db.execute(sql: "DELETE FROM purging")
         try db.execute(sql: "DELETE FROM purging_blobs")

@@ -395,31 +395,41 @@ extension Store {
     /// under blind review withheld. Reading a flag's entries is an evidence read (its decisions'
     /// reasons describe the conversation): logged per flag, in the same transaction.
     public func readCustodyLog(subjects: [String]? = nil) throws -> [CustodyEntry] {
-        try write { db, log in
-            let me = try requireRole(db: db, log: log, .read)
-            var sql: SQL = "SELECT * FROM custody"
-            if let subjects { sql += " WHERE subject_id IN \(subjects)" }
-            sql += " ORDER BY seq"
-            var entries = try CustodyEntry.fetchAll(db, SQLRequest<CustodyEntry>(literal: sql))
-            var reviews: [String: FlagReview?] = [:]
-            func review(_ key: String) throws -> FlagReview? {
-                if let known = reviews[key] { return known }
-                let found = try? resolveFlag(key, db: db)
-                let r = try found.map { try self.review($0.0, key: $0.1, db: db) }
-                reviews[key] = r
-                return r
-            }
-            for i in entries.indices where entries[i].action == CustodyAction.flagDecide.rawValue {
-                if let r = try review(entries[i].subjectID), BlindReview.hides(decisionBy: entries[i].actor, r, from: me) {
-                    entries[i].details = #"{"withheld":"blind review: you may still decide this flag"}"#
-                }
-            }
-            for subject in subjects ?? [] {
-                guard let (rowID, key) = try? resolveFlag(subject, db: db) else { continue }
+        // A flag among the subjects makes the read an evidence read, which is written; the
+        // whole timeline (or a case's, a user's) is only read, so a read-only copy shows it.
+        let flags = try read { db in (subjects ?? []).compactMap { try? resolveFlag($0, db: db) } }
+        guard !flags.isEmpty else {
+            return try read { db in try blindRead(subjects: subjects, reader: try currentReviewer(db: db), db: db) }
+        }
+        return try write { db, log in
+            let entries = try blindRead(subjects: subjects, reader: try requireRole(db: db, log: log, .read), db: db)
+            for (rowID, key) in flags {
                 let hash = try String.fetchOne(db, sql: "SELECT c.evidence_hash FROM flags f JOIN conversations c ON c.id = f.conversation_id WHERE f.id = ?", arguments: [rowID])
                 try log.append(.evidenceView, subjectID: key, details: .object(["purpose": .string("custody log read")]), evidenceHash: hash)
             }
             return entries
         }
+    }
+
+    /// The entries (about `subjects`, when given), with every decision `reader` may not see
+    /// under blind review withheld.
+    private func blindRead(subjects: [String]?, reader me: Reviewer, db: Database) throws -> [CustodyEntry] {
+        var sql: SQL = "SELECT * FROM custody"
+        if let subjects { sql += " WHERE subject_id IN \(subjects)" }
+        sql += " ORDER BY seq"
+        var entries = try CustodyEntry.fetchAll(db, SQLRequest<CustodyEntry>(literal: sql))
+        var reviews: [String: FlagReview?] = [:]
+        func review(_ key: String) throws -> FlagReview? {
+            if let known = reviews[key] { return known }
+            let r = try (try? resolveFlag(key, db: db)).map { try self.review($0.0, key: $0.1, db: db) }
+            reviews[key] = r
+            return r
+        }
+        for i in entries.indices where entries[i].action == CustodyAction.flagDecide.rawValue {
+            if let r = try review(entries[i].subjectID), BlindReview.hides(decisionBy: entries[i].actor, r, from: me) {
+                entries[i].details = #"{"withheld":"blind review: you may still decide this flag"}"#
+            }
+        }
+        return entries
     }
 }

@@ -363,11 +363,13 @@ extension Store {
         let flags = try Row.fetchCursor(db, sql: """
             SELECT \(columns), f.id, f.detector, f.flag_id, f.record_hash, f.ingested_at, c.evidence_hash AS conversation_hash,
                    e.seq, e.evidence_hash AS entry_hash, e.at AS entry_at,
-                   json_extract(e.details, '$.record_sha256') AS entry_record, json_extract(e.details, '$.flag_sha256') AS entry_digest
+                   json_extract(e.details, '$.record_sha256') AS entry_record, json_extract(e.details, '$.flag_sha256') AS entry_digest,
+                   (SELECT json_extract(p.details, '$.flag_sha256') FROM custody p WHERE p.subject_type = e.subject_type
+                    AND p.subject_id = e.subject_id AND p.action = ? ORDER BY p.seq DESC LIMIT 1) AS purged_digest
             FROM flags f LEFT JOIN conversations c ON c.id = f.conversation_id
             LEFT JOIN custody e ON e.subject_type = ? AND e.subject_id = f.detector || ':' || f.flag_id AND e.action = ?
             ORDER BY f.id
-            """, arguments: [SubjectType.flag.rawValue, CustodyAction.flagIngest.rawValue])
+            """, arguments: [CustodyAction.evidencePurge.rawValue, SubjectType.flag.rawValue, CustodyAction.flagIngest.rawValue])
         var before = SHA256()
         var flagCount = 0
         while let f = try flags.next(), problems.count < 10 {
@@ -384,7 +386,8 @@ extension Store {
             } else if f["record_hash"] as String? != f["entry_record"] as String? || f["ingested_at"] as String? != f["entry_at"] as String? {
                 problems.append("flag \(quoted(key)): its record hash or ingest time is not the one its ingest entry recorded: changed behind the log's back")
             } else if let recorded: String = f["entry_digest"] {
-                if recorded != digest {
+                // Retention blanks an erased flag's free text; its purge entry records the row after.
+                if recorded != digest && f["purged_digest"] as String? != digest {
                     problems.append("flag \(quoted(key)): its row (\(StoredTables.flagColumns.joined(separator: ", "))) is not the one its ingest entry recorded: changed behind the log's back")
                 }
             } else if let old = v.replay.flagsBefore, id <= old.maxID {

@@ -53,7 +53,7 @@ struct AuditLog: ParsableCommand {
     @Flag(help: "JSON Lines: each line is the entry's canonical bytes.") var json = false
     func run() throws {
         try guarded {
-            for e in try global.open().readCustodyLog(subjects: subject.map { [$0] }) {
+            for e in try global.open(subject == nil ? .read : .write).readCustodyLog(subjects: subject.map { [$0] }) {
                 if json { writeExact(e.canonicalBytes + Data([0x0A])); continue }
                 print("#\(e.seq) \(e.at) \(terminalSafe(e.actor))\(e.establishedBy.isEmpty ? "" : " (\(terminalSafe(e.establishedBy)))") \(e.action) \(e.subjectType) \(terminalSafe(e.subjectID)) \(terminalSafe(e.details))\(e.evidenceHash.map { " evidence " + $0.prefix(16) } ?? "")")
             }

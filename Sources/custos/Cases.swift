@@ -166,7 +166,12 @@ struct RetentionRun: ParsableCommand {
 
     func run() throws {
         try guarded {
-            let erased = try global.open().retention(dryRun: dryRun)
+            let store = try global.open()
+            let erased = try store.retention(dryRun: dryRun)
+            // Copies retention cannot reach: the backups made before an erasure.
+            for b in try store.backupsHoldingErased() {
+                printError("warning: the backup \(b.path) (made \(b.at)) still holds \(b.conversations) erased conversation\(b.conversations == 1 ? "" : "s"); replace it with a new `custos backup` and destroy it")
+            }
             if json {
                 printJSON(.object(["dry_run": .bool(dryRun), "conversations": .array(erased.map { e in
                     .object(["evidence_hash": .string(e.evidenceHash), "flags": .array(e.flags.map { .string($0) }), "reason": .string(e.reason)]) })]))

@@ -99,7 +99,7 @@ struct OpenPacket: ParsableCommand {
             let temp = FileManager.default.temporaryDirectory.appendingPathComponent("custos-open-\(UUID().uuidString).zip")
             defer { try? FileManager.default.removeItem(at: temp) }
             try zip.write(to: temp, options: .withoutOverwriting)
-            try PacketZip.extract(temp, to: URL(fileURLWithPath: out))
+            for ignored in try PacketZip.extract(temp, to: URL(fileURLWithPath: out)) { printError("not extracted: \(ignored)") }
             print("opened: \(out)")
             print("check it: custos verify-packet \(out) --key ORGANISATION.pem")
         }

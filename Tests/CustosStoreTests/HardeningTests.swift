@@ -145,3 +145,154 @@ func errorOf(_ body: () throws -> Void) -> CustosError? {
         #expect(try f.store("cora").retention(dryRun: false).map(\.flags).sorted { $0[0] < $1[0] } == [["det:a"], ["det:c"]])
     }
 }
+
+/// Finding 5: blind means blind, for a lead too, and in the custody log.
+@Suite struct BlindMeansBlind {
+    func firstDecided() throws -> Fixture {
+        let f = try team()
+        try f.ingest(flagLine(id: "a") + "\n")
+        _ = try f.store("alice").claim("a")
+        _ = try f.store("alice").decide("a", outcome: .confirm, reason: "asks for photos, secrecy", category: .grooming, urgent: nil, annotations: [])
+        return f
+    }
+
+    @Test func aLeadWhoMayStillDecideSeesNoEarlierDecisionOfTheRound() throws {
+        let f = try firstDecided()
+        _ = try f.store("lee").claim("a")
+        let lead = try f.store("lee").reviewFlag("a", purpose: "second review")
+        #expect(lead.decisions.isEmpty && lead.decisionsHidden)
+        let other = try f.store("bob").reviewFlag("a", purpose: "second review")
+        #expect(other.decisions.isEmpty && other.decisionsHidden)
+        // The first reviewer, and compliance (who cannot decide), see it.
+        #expect(try f.store("alice").reviewFlag("a", purpose: "look back").decisions.count == 1)
+        #expect(try f.store("cora").reviewFlag("a", purpose: "audit").decisions.count == 1)
+        // Once settled, it is history for everyone.
+        _ = try f.store("lee").decide("a", outcome: .confirm, reason: "agree", category: .grooming, urgent: nil, annotations: [])
+        #expect(try f.store("bob").reviewFlag("a", purpose: "history").decisions.count == 2)
+    }
+
+    @Test func theCustodyLogWithholdsTheRoundsDecisionsAndItsReadIsLogged() throws {
+        let f = try firstDecided()
+        let size = try f.store().custodySize()
+        let seen = try f.store("bob").readCustodyLog(subjects: ["det:a"])
+        let decide = try #require(seen.first { $0.action == CustodyAction.flagDecide.rawValue })
+        #expect(!decide.details.contains("secrecy") && decide.details.contains("withheld"), "\(decide.details)")
+        // The read is an evidence read, by bob, in the log.
+        let after = try f.store().custodyEntries()
+        #expect(after.count == size + 1 && after.last?.action == CustodyAction.evidenceView.rawValue && after.last?.actor == "bob")
+        // Compliance reads it whole; the whole timeline withholds it from bob too.
+        #expect(try f.store("cora").readCustodyLog(subjects: ["det:a"]).contains { $0.details.contains("secrecy") })
+        #expect(try !f.store("bob").readCustodyLog().contains { $0.details.contains("secrecy") })
+    }
+}
+
+/// Findings 7, 8 and 22: retention wipes what it erased, detector text included, and says
+/// which copies it cannot reach.
+@Suite struct RetentionWipes {
+    let day: Int64 = 86_400_000
+
+    func dismissed() throws -> Fixture {
+        let f = try team()
+        f.now = Int64(Date().timeIntervalSince1970 * 1000)
+        let line = flagLine(id: "b", text: "secret-bravo").replacingOccurrences(of: "\"flag_id\":\"b\",", with: "\"flag_id\":\"b\",\"signals\":[\"quotes: secret-signal\"],\"vendor_note\":\"secret-extra\",")
+        try f.ingest(line + "\n")
+        _ = try f.store("alice").claim("b")
+        _ = try f.store("alice").decide("b", outcome: .dismiss, reason: "benign", category: nil, urgent: nil, annotations: [])
+        f.now += 31 * day
+        return f
+    }
+
+    func fileBytes(_ f: Fixture) throws -> Data {
+        var d = try Data(contentsOf: URL(fileURLWithPath: f.db))
+        if let wal = try? Data(contentsOf: URL(fileURLWithPath: f.db + "-wal")) { d += wal }
+        return d
+    }
+
+    @Test func detectorFreeTextGoesWithTheEvidenceAndTheStoreStillVerifies() throws {
+        let f = try dismissed()
+        #expect(try fileBytes(f).firstRange(of: Data("secret-signal".utf8)) != nil)
+        #expect(try f.store("cora").retention(dryRun: false).map(\.flags) == [["det:b"]])
+        let bytes = try fileBytes(f)
+        for secret in ["secret-bravo", "secret-signal", "secret-extra"] {
+            #expect(bytes.firstRange(of: Data(secret.utf8)) == nil, "\(secret) is still in the store's files")
+        }
+        let r = try f.store().verify()
+        #expect(r.ok, "\(r.problems)")
+        // Blanking is a purge's alone: the trigger refuses it otherwise.
+        #expect(try f.sqlite("UPDATE flags SET signals = NULL").0 != 0)
+    }
+
+    @Test func aReaderHoldingASnapshotMakesTheRunFailAndTheNextOneWipes() throws {
+        let f = try dismissed()
+        // Another process (the sqlite3 shell) holds a read transaction open over the whole run.
+        let reader = Process()
+        reader.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        reader.arguments = ["sqlite3", f.db]
+        let input = Pipe(), output = Pipe()
+        reader.standardInput = input
+        reader.standardOutput = output
+        try reader.run()
+        input.fileHandleForWriting.write(Data("BEGIN; SELECT count(*) FROM evidence;\n".utf8))
+        _ = output.fileHandleForReading.availableData  // its snapshot is open once it answers
+        let store = try f.store("cora")
+        let e = errorOf { _ = try store.retention(dryRun: false) }
+        #expect(e?.kind == .storage && e?.description.contains("not yet wiped") == true, "\(String(describing: e))")
+        #expect(try fileBytes(f).firstRange(of: Data("secret-bravo".utf8)) != nil)
+        try input.fileHandleForWriting.close()
+        reader.waitUntilExit()
+        // Nothing is due any more, and the run wipes what the last one could not.
+        #expect(try f.store("cora").retention(dryRun: false).isEmpty)
+        #expect(try fileBytes(f).firstRange(of: Data("secret-bravo".utf8)) == nil)
+    }
+
+    @Test func backupsMadeBeforeAnErasureAreNamed() throws {
+        let f = try dismissed()
+        let copy = f.dir.appendingPathComponent("before.db").path
+        _ = try f.store().backup(to: copy)
+        #expect(try f.store().backupsHoldingErased().isEmpty)
+        _ = try f.store("cora").retention(dryRun: false)
+        let held = try f.store().backupsHoldingErased()
+        #expect(held.count == 1 && held[0].path == URL(fileURLWithPath: copy).standardizedFileURL.path && held[0].conversations == 1, "\(held)")
+    }
+}
+
+/// Findings 11, 16, 23 and 1 at the store: credentials, tokens, and one submission at a time.
+@Suite struct CredentialsAndLocks {
+    @Test func aSessionCannotChangeItsOwnCredentialsAndNothingChanges() throws {
+        let f = try team()
+        try f.store().setPassword(user: "alice", password: "alice-password-1")
+        let before = try f.store().credential(user: "alice")?.stamp
+        let session = try Store.open(path: f.db, actor: Actor(name: "alice", osUser: "www", auth: .password))
+        let e = errorOf { try session.setPassword(user: "alice", password: "mallory-pass-123") }
+        #expect(e?.kind == .invalidState && e?.description.contains("as your OS login") == true, "\(String(describing: e))")
+        #expect(errorKind { _ = try session.enrolTOTP(user: "alice") } == .invalidState)
+        #expect(try f.store().credential(user: "alice")?.stamp == before)
+        #expect(try f.store().custodyEntries().last?.action == CustodyAction.refused.rawValue)
+        // As the OS login (the CLI) it works.
+        try f.store("alice").setPassword(user: "alice", password: "alice-password-2")
+        #expect(try f.store().credential(user: "alice")?.stamp != before)
+    }
+
+    @Test func privilegedRolesGetNoTokensAndDetectorsNoPasswords() throws {
+        let f = try team()
+        #expect(errorKind { _ = try f.store().createToken(user: "cora") } == .invalidState)
+        let (_, token) = try f.store().createToken(user: "lee")
+        #expect(try f.store().tokenUser(token)?.name == "lee")
+        // A role change makes an old token act for nobody.
+        try f.sqlite("DROP TRIGGER IF EXISTS users_no_update; UPDATE users SET role = 'admin' WHERE name = 'lee'")
+        #expect(try f.store().tokenUser(token) == nil)
+        try f.store().addUser(name: "det2", role: .detector)
+        #expect(errorKind { try f.store().setPassword(user: "det2", password: "detector-pass-1") } == .invalidInput)
+    }
+
+    @Test func oneSubmissionOfACaseAtATime() throws {
+        let f = try team()
+        let first = try f.store("cora").submissionLock(caseName: "C-000001", agency: "NCMEC")
+        let e = errorOf { _ = try f.store("cora").submissionLock(caseName: "1", agency: "NCMEC") }
+        #expect(e?.kind == .conflict && e?.description.contains("by cora") == true, "\(String(describing: e))")
+        // Another case, or another agency, is not held up.
+        _ = try f.store("cora").submissionLock(caseName: "C-000002", agency: "NCMEC")
+        first.release()
+        _ = try f.store("cora").submissionLock(caseName: "C-000001", agency: "NCMEC")
+    }
+}
