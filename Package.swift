@@ -96,7 +96,7 @@ let package = Package(
         .testTarget(name: "CustosPacketsTests", dependencies: ["CustosPackets", "CustosStore", "CustosCore", "CustosTestSupport",
                                                             .product(name: "ZIPFoundation", package: "ZIPFoundation")]),
         .testTarget(name: "CustosCLITests", dependencies: ["CustosCore", "custos"]),
-        .testTarget(name: "CustosServerTests", dependencies: ["CustosServer", "CustosStore", "CustosCore", "CustosPackets", "CustosResources",
+        .testTarget(name: "CustosServerTests", dependencies: ["CustosServer", "CustosStore", "CustosCore", "CustosPackets", "CustosResources", "CustosTestSupport",
                                                            .product(name: "HummingbirdTesting", package: "hummingbird"),
                                                            .product(name: "HummingbirdOTP", package: "hummingbird-auth")]),
     ]

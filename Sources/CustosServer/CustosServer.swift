@@ -194,6 +194,27 @@ public final class CustosServer: Sendable {
         return error
     }
 
+    /// What `serve` does on its own while it runs: once a minute, when retention (run here or by
+    /// `custos retention run` elsewhere) erased evidence that is not yet wiped from the WAL
+    /// (a reader held an old snapshot), it tries the wipe again until it succeeds.
+    public func maintain() async {
+        var wiped = -1
+        while !Task.isCancelled {
+            if let erased = try? await blocking({ try self.store.erasedCount() }), erased != wiped {
+                do {
+                    if let pending = try await blocking({ try self.store.wipeErased(patience: 500) }) {
+                        logger.warning("erased evidence not yet wiped: \(pending)")
+                    } else {
+                        wiped = erased
+                    }
+                } catch {
+                    logger.warning("erased evidence not yet wiped: \(error)")
+                }
+            }
+            try? await Task.sleep(for: .seconds(60))
+        }
+    }
+
     // MARK: routes
 
     public func router() throws -> Router<CustosContext> {

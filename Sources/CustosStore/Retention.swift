@@ -55,6 +55,11 @@ extension Store {
         }
     }
 
+    /// How many conversations retention has erased (tombstones).
+    public func erasedCount() throws -> Int {
+        try read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM tombstones") ?? 0 }
+    }
+
     /// The backups the log recorded (`custos backup`) that were made before some evidence was
     /// erased, so still hold it: each with when it was made and how many erased conversations
     /// it holds. Retention cannot reach them; whoever keeps them must replace or destroy them.

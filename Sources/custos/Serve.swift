@@ -71,6 +71,7 @@ struct Serve: ParsableCommand {
             let failure = Failure()
             let done = DispatchSemaphore(value: 0)
             let tlsConfig = tls
+            Task { await server.maintain() }
             Task {
                 do {
                     if let tlsConfig {

@@ -18,6 +18,8 @@ final class ReportingDouble: @unchecked Sendable {
         case lostAnswer(seconds: Double)
         /// Holds the request before processing it (a client killed meanwhile sends nothing more).
         case stall(seconds: Double)
+        /// Answers 307 with this Location (a hijacked or misconfigured endpoint).
+        case redirect(to: String)
     }
 
     struct Report {
@@ -100,6 +102,7 @@ final class ReportingDouble: @unchecked Sendable {
         switch fault {
         case .status(let s)?: return Response(status: .init(code: s))
         case .code(let c, let d)?: return answer(response(c, d))
+        case .redirect(let location)?: return Response(status: .temporaryRedirect, headers: [.location: location])
         default: break
         }
         let body = Data(buffer: try await request.body.collect(upTo: 64 << 20))

@@ -285,3 +285,44 @@ extension SubmitToNCMEC {
         #expect(f.double.reports.values.filter(\.retracted).count == 1)
     }
 }
+
+/// Issue 23, findings 1 and 13: one report per case, and a report goes nowhere but the endpoint.
+extension SubmitToNCMEC {
+    /// Two submits of one case at the same moment (two terminals, a double-clicked button): one
+    /// runs, the other is refused before it exports or sends anything, and says who holds it.
+    @Test func twoSubmitsAtOnceFinishOneReport() async throws {
+        let f = try await SubmitFixture()
+        f.double.fail("submit", .stall(seconds: 0.6))  // the first run is mid-flight when the second starts (within its 1 s timeout)
+        let a = try f.submitter(), b = try f.submitter()
+        async let first: Result<SubmissionRecord, Error> = { do { return .success(try await a.submit(caseID: "C-000001", agency: "NCMEC")) } catch { return .failure(error) } }()
+        try await Task.sleep(nanoseconds: 200_000_000)
+        let second: Result<SubmissionRecord, Error>
+        do { second = .success(try await b.submit(caseID: "C-000001", agency: "NCMEC")) } catch { second = .failure(error) }
+        let winner = await first
+        #expect((try? winner.get())?.state == .finished)
+        guard case .failure(let e as CustosError) = second else { Issue.record("the second submit was not refused: \(second)"); return }
+        #expect(e.kind == .conflict && e.description.contains("is being submitted"), "\(e)")
+        #expect(f.double.calls.filter { $0 == "submit" }.count == 1)
+        try f.expectOneFinishedReport()
+        // One packet exported for it, and the refusal is in the log.
+        let entries = try f.store().custodyEntries()
+        #expect(entries.filter { $0.action == CustodyAction.caseExport.rawValue }.count == 2, "the demo's export and the submission's")
+        #expect(entries.contains { $0.action == CustodyAction.refused.rawValue && $0.details.contains("is being submitted") })
+    }
+
+    /// A 307 from the endpoint is an answer, not a new address: nothing goes to the Location.
+    @Test func aRedirectIsNotFollowed() async throws {
+        let f = try await SubmitFixture()
+        let elsewhere = ReportingDouble()
+        try await elsewhere.start()
+        defer { elsewhere.stop() }
+        f.double.fail("submit", .redirect(to: elsewhere.endpoint.replacingOccurrences(of: "https:", with: "http:") + "/submit"))
+        do {
+            _ = try await f.submitter(attempts: 1).submit(caseID: "C-000001", agency: "NCMEC")
+            Issue.record("submit went on after a redirect")
+        } catch let stopped as Submitter.Stopped {
+            #expect(stopped.kind == .fix && stopped.message.contains("redirect"), "\(stopped.message)")
+        }
+        #expect(elsewhere.calls.isEmpty, "\(elsewhere.calls)")
+    }
+}

@@ -1,0 +1,119 @@
+import CustosCore
+@testable import CustosServer
+import CustosStore
+import CustosTestSupport
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import Testing
+
+/// Issue 23's findings against `serve`, each as the hostile client or the second operator did it.
+@Suite struct ServeHardening {
+    /// Finding 10: a client that has not signed in cannot make the server read megabytes.
+    @Test func bodiesAreBoundedBeforeTheyAreRead() async throws {
+        let f = try ServeFixture()
+        try await f.run { client in
+            let big = ByteBuffer(repeating: UInt8(ascii: "a"), count: 1 << 20)
+            let declared = try await client.execute(uri: "/api/v1/session", method: .post,
+                                                    headers: [.contentType: "application/json", .contentLength: String(big.readableBytes)], body: big)
+            #expect(declared.status == .contentTooLarge)
+            let streamed = try await client.execute(uri: "/login", method: .post, headers: [.contentType: "application/x-www-form-urlencoded"], body: big)
+            #expect(streamed.status == .contentTooLarge)
+            // A signed-in client's decision form is bounded too; ingest is not (its own limit is 64 MiB).
+            let mia = try await session(client, "mia")
+            let r = try await client.execute(uri: "/api/v1/flags/next", method: .post, headers: mia.headers, body: ByteBuffer(repeating: 0x20, count: 300 << 10))
+            #expect(r.status == .contentTooLarge)
+        }
+    }
+
+    /// Finding 18: a reason longer than the API document allows is refused, not logged forever.
+    @Test func aReasonOverTheLimitIsRefused() async throws {
+        let f = try ServeFixture()
+        let file = f.dir.appendingPathComponent("s.jsonl")
+        try Data(ServeFixture.sampleNDJSON.utf8).write(to: file)
+        try Ingestor(store: f.store).ingestJSONLines(try #require(FileHandle(forReadingAtPath: file.path)), name: "s", baseDirectory: nil)
+        try await f.run { client in
+            let mia = try await session(client, "mia")
+            let key = try #require(try json(try await client.execute(uri: "/api/v1/flags/next", method: .post, headers: mia.headers))["key"] as? String)
+            let long = String(repeating: "x", count: 4001)
+            let r = try await client.execute(uri: "/api/v1/flags/\(path(key))/decision", method: .post, headers: mia.headers,
+                                             body: ByteBuffer(string: "{\"outcome\":\"dismiss\",\"reason\":\"\(long)\"}"))
+            #expect(r.status == .unprocessableContent, "\(String(buffer: r.body))")
+            #expect(try !f.entries().contains { $0.details.contains(long) })
+        }
+    }
+
+    /// Finding 23: a detector's account cannot open a console session, password or not.
+    @Test func aDetectorCannotSignIn() async throws {
+        let f = try ServeFixture()
+        try f.store.acting(as: Actor(name: "admin", osUser: "admin")).addUser(name: "det9", role: .lead)
+        try f.store.acting(as: Actor(name: "admin", osUser: "admin")).setPassword(user: "det9", password: "det9-password-12")
+        // Turned into a detector behind the password's back (as an older custos could leave
+        // a detector with a password): still no session.
+        f.editedBehindTheLog = true
+        _ = try runTool(["sqlite3", f.db, "DROP TRIGGER IF EXISTS users_no_update; UPDATE users SET role = 'detector' WHERE name = 'det9'"])
+        try await f.run { client in
+            let r = try await signIn(client, "det9", password: "det9-password-12")
+            #expect(r.status == .unauthorized)
+        }
+        #expect(try f.entries().last { $0.action == CustodyAction.sessionFail.rawValue }?.details.contains("bearer token") == true)
+    }
+
+    /// Finding 15: a password changed with the CLI ends the user's console sessions; a TOTP code
+    /// used before a restart is refused after it.
+    @Test func credentialsChangedElsewhereEndSessionsAndCodesStayUsedAcrossRestarts() async throws {
+        let f = try ServeFixture()
+        let code = try f.totp("cam")
+        try await f.run { client in
+            let mia = try await session(client, "mia")
+            #expect(try await client.execute(uri: "/api/v1/queue", method: .get, headers: mia.headers).status == .ok)
+            try Store.open(path: f.db, actor: Actor(name: "admin", osUser: "admin")).setPassword(user: "mia", password: "mia-new-password-1")
+            #expect(try await client.execute(uri: "/api/v1/queue", method: .get, headers: mia.headers).status == .unauthorized)
+            _ = try await session(client, "cam", otp: code)
+        }
+        #expect(try f.entries().contains { $0.action == CustodyAction.sessionLogout.rawValue && $0.subjectID == "mia" && $0.details.contains("credentials") })
+        // A new server on the same store: a restart.
+        let restarted = CustosServer(store: f.store, configuration: .init(packets: f.dir.appendingPathComponent("packets")))
+        try await Application(router: try restarted.router()).test(.router) { client in
+            let r = try await signIn(client, "cam", otp: code)
+            #expect(r.status == .unauthorized)
+        }
+    }
+
+    /// Finding 11: a session alone cannot change its own password, and the answer says so.
+    @Test func theAdminFormRefusesOthersBeforeChangingAnything() async throws {
+        let f = try ServeFixture()
+        try await f.run { client in
+            let mia = try await session(client, "mia")
+            let before = try f.store.credential(user: "mia")?.stamp
+            let r = try await client.execute(uri: "/admin/users/mia/password", method: .post, headers: [.cookie: mia.cookie, .contentType: "application/x-www-form-urlencoded"],
+                                             body: ByteBuffer(string: "csrf=\(mia.csrf)&password=mallory-password-1"))
+            #expect(r.status == .forbidden)
+            #expect(try f.store.credential(user: "mia")?.stamp == before)
+            #expect(try !f.entries().contains { $0.action == CustodyAction.userPassword.rawValue && $0.subjectID == "mia" && $0.actor == "mia" })
+        }
+    }
+
+    /// Finding 12: refusals of the not-signed-in are logged (once a minute per address);
+    /// finding 21: a moderator's submit is refused and logged, naming no server path.
+    @Test func refusalsAreLoggedAndRevealNoPaths() async throws {
+        let f = try ServeFixture()
+        try await f.run { client in
+            for _ in 0..<3 {
+                let r = try await client.execute(uri: "/api/v1/session", method: .post, headers: [.contentType: "application/json", .origin: "https://evil.example"],
+                                                 body: ByteBuffer(string: "{\"username\":\"mia\",\"password\":\"x\"}"))
+                #expect(r.status == .forbidden)
+            }
+            for _ in 0..<7 { _ = try await signIn(client, "mo", password: "wrong-password-000") }
+            let mia = try await session(client, "mia")
+            let submit = try await client.execute(uri: "/cases/C-000001/submit", method: .post, headers: [.cookie: mia.cookie, .contentType: "application/x-www-form-urlencoded"],
+                                                  body: ByteBuffer(string: "csrf=\(mia.csrf)"))
+            #expect(submit.status == .forbidden)
+            #expect(!String(buffer: submit.body).contains("netrc"))
+        }
+        let refused = try f.entries().filter { $0.action == CustodyAction.refused.rawValue }
+        #expect(refused.filter { $0.details.contains("another site") }.count == 1, "\(refused.map(\.details))")
+        #expect(refused.filter { $0.details.contains("too many failed sign-ins") }.count == 1, "\(refused.map(\.details))")
+        #expect(refused.contains { $0.actor == "mia" && $0.details.contains("export") })
+    }
+}
