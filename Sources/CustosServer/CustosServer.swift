@@ -145,10 +145,15 @@ public final class CustosServer: Sendable {
     }
 
     /// The principal of a request: its bearer token, else its session cookie.
-    func authenticate(_ request: Request) async -> Principal? {
+    func authenticate(_ request: Request, address: String) async -> Principal? {
         if let header = request.headers[.authorization], header.lowercased().hasPrefix("bearer ") {
             let token = String(header.dropFirst(7)).trimmingCharacters(in: .whitespaces)
-            guard let user = try? await blocking({ try self.store.tokenUser(token) }) else { return nil }
+            guard let user = try? await blocking({ try self.store.tokenUser(token) }) else {
+                // A revoked token, or one of a disabled (or now privileged) user: refused, and logged.
+                await refuseAnonymously(key: "token \(address)", verb: "bearer token",
+                                        reason: "a bearer token that acts for nobody (unknown, revoked, or its user disabled or privileged)")
+                return nil
+            }
             return Principal(user: user.name, role: user.role, auth: .token, sessionID: nil, csrf: nil)
         }
         guard let id = request.cookies[CustosServer.cookie]?.value else { return nil }
@@ -267,7 +272,7 @@ struct AuthMiddleware: RouterMiddleware {
     func handle(_ request: Request, context: CustosContext, next: (Request, CustosContext) async throws -> Response) async throws -> Response {
         let address = context.remoteAddress?.ipAddress ?? "unknown"
         let path = request.uri.path
-        let principal = await server.authenticate(request)
+        let principal = await server.authenticate(request, address: address)
         let box = CookieBox()
         var response = try await Principal.$cookieBox.withValue(box) { try await authorised(request, context, principal, address, path, next: next) }
         if let cookie = box.value { response.headers[.setCookie] = cookie }

@@ -105,6 +105,8 @@ import Testing
                 #expect(r.status == .forbidden)
             }
             for _ in 0..<7 { _ = try await signIn(client, "mo", password: "wrong-password-000") }
+            let bogus = try await client.execute(uri: "/api/v1/queue", method: .get, headers: [.authorization: "Bearer custos_not-a-token"])
+            #expect(bogus.status == .unauthorized)
             let mia = try await session(client, "mia")
             let submit = try await client.execute(uri: "/cases/C-000001/submit", method: .post, headers: [.cookie: mia.cookie, .contentType: "application/x-www-form-urlencoded"],
                                                   body: ByteBuffer(string: "csrf=\(mia.csrf)"))
@@ -115,5 +117,6 @@ import Testing
         #expect(refused.filter { $0.details.contains("another site") }.count == 1, "\(refused.map(\.details))")
         #expect(refused.filter { $0.details.contains("too many failed sign-ins") }.count == 1, "\(refused.map(\.details))")
         #expect(refused.contains { $0.actor == "mia" && $0.details.contains("export") })
+        #expect(refused.contains { $0.details.contains("acts for nobody") })
     }
 }
