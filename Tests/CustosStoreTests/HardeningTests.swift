@@ -202,17 +202,11 @@ func errorOf(_ body: () throws -> Void) -> CustosError? {
         return f
     }
 
-    func fileBytes(_ f: Fixture) throws -> Data {
-        var d = try Data(contentsOf: URL(fileURLWithPath: f.db))
-        if let wal = try? Data(contentsOf: URL(fileURLWithPath: f.db + "-wal")) { d += wal }
-        return d
-    }
-
     @Test func detectorFreeTextGoesWithTheEvidenceAndTheStoreStillVerifies() throws {
         let f = try dismissed()
-        #expect(try fileBytes(f).firstRange(of: Data("secret-signal".utf8)) != nil)
+        #expect(try f.fileBytes().firstRange(of: Data("secret-signal".utf8)) != nil)
         #expect(try f.store("cora").retention(dryRun: false).map(\.flags) == [["det:b"]])
-        let bytes = try fileBytes(f)
+        let bytes = try f.fileBytes()
         for secret in ["secret-bravo", "secret-signal", "secret-extra"] {
             #expect(bytes.firstRange(of: Data(secret.utf8)) == nil, "\(secret) is still in the store's files")
         }
@@ -237,12 +231,12 @@ func errorOf(_ body: () throws -> Void) -> CustosError? {
         let store = try f.store("cora")
         let e = errorOf { _ = try store.retention(dryRun: false) }
         #expect(e?.kind == .storage && e?.description.contains("not yet wiped") == true, "\(String(describing: e))")
-        #expect(try fileBytes(f).firstRange(of: Data("secret-bravo".utf8)) != nil)
+        #expect(try f.fileBytes().firstRange(of: Data("secret-bravo".utf8)) != nil)
         try input.fileHandleForWriting.close()
         reader.waitUntilExit()
         // Nothing is due any more, and the run wipes what the last one could not.
         #expect(try f.store("cora").retention(dryRun: false).isEmpty)
-        #expect(try fileBytes(f).firstRange(of: Data("secret-bravo".utf8)) == nil)
+        #expect(try f.fileBytes().firstRange(of: Data("secret-bravo".utf8)) == nil)
     }
 
     @Test func backupsMadeBeforeAnErasureAreNamed() throws {

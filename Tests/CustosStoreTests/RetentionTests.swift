@@ -28,12 +28,6 @@ import Testing
         return f
     }
 
-    func fileBytes(_ f: Fixture) throws -> Data {
-        var d = try Data(contentsOf: URL(fileURLWithPath: f.db))
-        if let wal = try? Data(contentsOf: URL(fileURLWithPath: f.db + "-wal")) { d += wal }
-        return d
-    }
-
     @Test func aDismissedFlagIsErasedWhileAHeldOneStaysUntilItsHoldsEnd() throws {
         let f = try workflow()
         // Within the 30 days: nothing is due.
@@ -43,11 +37,11 @@ import Testing
         f.now += 25 * day
         let due = try f.store("cora").retention(dryRun: true)
         #expect(due.map(\.flags) == [["det:b"]])
-        #expect(try fileBytes(f).firstRange(of: Data("secret-bravo".utf8)) != nil)
+        #expect(try f.fileBytes().firstRange(of: Data("secret-bravo".utf8)) != nil)
         let erased = try f.store("cora").retention(dryRun: false)
         #expect(erased.map(\.flags) == [["det:b"]])
         // Gone from the database file and its WAL; the others are not.
-        let bytes = try fileBytes(f)
+        let bytes = try f.fileBytes()
         #expect(bytes.firstRange(of: Data("secret-bravo".utf8)) == nil)
         #expect(bytes.firstRange(of: Data("secret-alpha".utf8)) != nil)
         #expect(try f.store().verify().ok)
@@ -60,7 +54,7 @@ import Testing
         #expect(try f.store("cora").retention(dryRun: true).isEmpty)
         f.now += 80 * day
         #expect(try f.store("cora").retention(dryRun: false).map(\.flags) == [["det:a"]])
-        #expect(try fileBytes(f).firstRange(of: Data("secret-alpha".utf8)) == nil)
+        #expect(try f.fileBytes().firstRange(of: Data("secret-alpha".utf8)) == nil)
         #expect(try f.store().verify().ok)
         // The case still shows its history; its export is refused.
         let detail = try f.store("cora").caseDetail("C-000001")
@@ -69,7 +63,7 @@ import Testing
         #expect(detail.decisions.count == 2)
         #expect(errorKind { _ = try f.store("cora").prepareReferral(caseName: "C-000001", agencyCode: "NCMEC", key: try f.store().signingKey()) } == .invalidState)
         // The open flag was never due.
-        #expect(try fileBytes(f).firstRange(of: Data("secret-charlie".utf8)) != nil)
+        #expect(try f.fileBytes().firstRange(of: Data("secret-charlie".utf8)) != nil)
     }
 
     @Test func onlyComplianceOrAdminErasesAndTheTriggersAllowNothingElse() throws {

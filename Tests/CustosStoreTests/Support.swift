@@ -64,6 +64,13 @@ final class Fixture {
         return (r.status, r.output)
     }
 
+    /// The store's database file and its WAL, as bytes (where erased text must not be).
+    func fileBytes() throws -> Data {
+        var d = try Data(contentsOf: URL(fileURLWithPath: db))
+        if let wal = try? Data(contentsOf: URL(fileURLWithPath: db + "-wal")) { d += wal }
+        return d
+    }
+
     func count(_ table: String) throws -> Int { Int(try sqlite("SELECT count(*) FROM \(table)").1.trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1 }
 }
 
