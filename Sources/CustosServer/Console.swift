@@ -85,6 +85,21 @@ struct Console {
             context["notice"] = "Preferences saved."
             return html(Pages.render("preferences", context))
         }
+        router.post("preferences/password") { request, _ in
+            let (p, form) = try await formSession(request)
+            let store = server.acting(p)
+            let current = form["current"] ?? "", code = form["otp"], new = form["password"] ?? ""
+            do {
+                try await blocking { try store.changeOwnPassword(current: current, code: code, new: new) }
+            } catch let e as CustosError where e.kind == .unauthenticated || e.kind == .invalidInput {
+                var context = try await layout(p, title: "Preferences")
+                context["notice"] = "Password not changed: \(e.kind == .invalidInput ? e.description : "the current password or the one-time code is wrong")."
+                return html(Pages.render("preferences", context), status: .unprocessableContent)
+            }
+            // The credentials changed, so every session of the user ended, this one too.
+            if let id = p.sessionID { _ = await server.sessions.end(id) }
+            return Response(status: .seeOther, headers: [.location: "/login", .setCookie: server.clearedCookie])
+        }
         router.get("admin") { _, _ in try await admin(notice: nil, extra: [:]) }
         router.post("admin/users") { request, _ in try await adminAction(request, target: nil, verb: "add") }
         router.post("admin/users/:name/:verb") { request, context in

@@ -89,6 +89,39 @@ extension Store {
         try storeSecret(hash, as: .password, of: user)
     }
 
+    /// A signed-in user changes their own password (the console's Preferences): a session alone
+    /// does not prove who sits at it, so the current password is asked again, and a one-time
+    /// code when the user has TOTP (a code used once already is refused, as at sign-in). A
+    /// wrong proof is a refusal in the log and changes nothing; the change ends every session of
+    /// the user (their credentials changed), this one included.
+    public func changeOwnPassword(current: String, code: String?, new: String) throws {
+        try Secrets.validatePassword(new)
+        guard let c = try credential(user: actor.name), let hash = c.passwordHash else {
+            throw CustosError.unauthenticated(actor: actor.name, reason: "no password is set for \(quoted(actor.name))")
+        }
+        var failure: String?
+        var step: Int64?
+        if !Secrets.verifyPassword(current, hash: hash) {
+            failure = "the current password is wrong"
+        } else if let secret = c.totpSecret {
+            let used = try lastTOTPStep(user: actor.name) ?? Int64.min
+            step = code.flatMap { Secrets.totpStep(secret: secret, code: $0, millis: clock()) }.flatMap { $0 > used ? $0 : nil }
+            if step == nil { failure = "the one-time code is wrong or already used" }
+        }
+        let newHash = failure == nil ? Secrets.hashPassword(new) : ""  // slow: outside the transaction
+        try write(verb: "changeOwnPassword") { db, log in
+            _ = try currentReviewer(db: db)
+            if let failure { throw CustosError.unauthenticated(actor: actor.name, reason: "password not changed: \(failure)") }
+            try db.execute(sql: """
+                INSERT INTO credentials(user, password_hash) VALUES (?, ?)
+                ON CONFLICT(user) DO UPDATE SET password_hash = excluded.password_hash
+                """, arguments: [actor.name, newHash])
+            var details: [String: JSONValue] = ["password_sha256": .string(SHA256Hex.of(newHash)), "proof": .string(step == nil ? "password" : "password+totp")]
+            if let step { details["totp_step"] = .integer(step) }
+            try log.append(.userPassword, subjectID: actor.name, details: .object(details))
+        }
+    }
+
     /// Enrols (or re-enrols) TOTP for `user` and returns the `otpauth://` URI to show once.
     public func enrolTOTP(user: String) throws -> String {
         let secret = Secrets.randomText(32)
@@ -191,14 +224,15 @@ extension Store {
         }
     }
 
-    /// The last TOTP step `user` signed in with, from the log (each session.login records it):
+    /// The last TOTP step `user` used, from the log (each session.login, and each password change
+    /// proven with a code, records it):
     /// a code is accepted once, across restarts (RFC 6238 §5.2).
     public func lastTOTPStep(user: String) throws -> Int64? {
         try read { db in
             try Int64.fetchOne(db, sql: """
                 SELECT max(CAST(json_extract(details, '$.totp_step') AS INTEGER)) FROM custody
-                WHERE subject_type = ? AND subject_id = ? AND action = ?
-                """, arguments: [CustodyAction.sessionLogin.subjectType.rawValue, user, CustodyAction.sessionLogin.rawValue])
+                WHERE subject_type = ? AND subject_id = ? AND action IN (?, ?)
+                """, arguments: [CustodyAction.sessionLogin.subjectType.rawValue, user, CustodyAction.sessionLogin.rawValue, CustodyAction.userPassword.rawValue])
         }
     }
 
@@ -242,7 +276,7 @@ extension Store {
             _ = try currentReviewer(db: db)
             if ![AuthMethod.osLogin, .asserted].contains(actor.auth) {
                 throw CustosError.invalidState(subject: "your own password and one-time code", state: "changed from a session",
-                                               reason: "a session does not prove the current password and code; change them with `custos user set-password` or `custos user totp` as your OS login, or ask an admin")
+                                               reason: "a session does not prove the current password and code: change your password under Preferences (it asks for both), or with `custos user set-password` / `custos user totp` as your OS login, or ask an admin")
             }
         } else {
             try requireRole(db: db, log: log, .manageUsers)

@@ -120,3 +120,39 @@ import Testing
         #expect(refused.contains { $0.details.contains("acts for nobody") })
     }
 }
+
+/// Finding 11's other half: a user changes their own password where the console asks for the
+/// current one and a code, and a wrong proof changes nothing.
+@Suite struct SelfServicePassword {
+    @Test func theCurrentPasswordAndACodeAreAskedAndAWrongOneChangesNothing() async throws {
+        let f = try ServeFixture()
+        try await f.run { client in
+            let cam = try await session(client, "cam", otp: try f.totp("cam"))
+            let form: HTTPFields = [.cookie: cam.cookie, .contentType: "application/x-www-form-urlencoded"]
+            let before = try f.store.credential(user: "cam")?.stamp
+            // The right password, but the code already used to sign in: refused.
+            let reused = try await client.execute(uri: "/preferences/password", method: .post, headers: form,
+                                                  body: ByteBuffer(string: "csrf=\(cam.csrf)&current=cam-password-123&otp=\(try f.totp("cam"))&password=cam-new-password-1"))
+            #expect(reused.status == .unprocessableContent)
+            #expect(try f.store.credential(user: "cam")?.stamp == before)
+            f.now += 30_000
+            let wrong = try await client.execute(uri: "/preferences/password", method: .post, headers: form,
+                                                 body: ByteBuffer(string: "csrf=\(cam.csrf)&current=not-my-password&otp=\(try f.totp("cam"))&password=cam-new-password-1"))
+            #expect(wrong.status == .unprocessableContent)
+            #expect(try f.store.credential(user: "cam")?.stamp == before)
+            f.now += 30_000
+            let changed = try await client.execute(uri: "/preferences/password", method: .post, headers: form,
+                                                   body: ByteBuffer(string: "csrf=\(cam.csrf)&current=cam-password-123&otp=\(try f.totp("cam"))&password=cam-new-password-1"))
+            #expect(changed.status == .seeOther && changed.headers[.location] == "/login")
+            #expect(try f.store.credential(user: "cam")?.stamp != before)
+            // The session ended with the change; the new password signs in.
+            #expect(try await client.execute(uri: "/api/v1/stats", method: .get, headers: cam.headers).status == .unauthorized)
+            f.now += 30_000
+            let again = try await signIn(client, "cam", otp: try f.totp("cam"), password: "cam-new-password-1")
+            #expect(again.status == .ok)
+        }
+        let refusals = try f.entries().filter { $0.action == CustodyAction.refused.rawValue && $0.actor == "cam" }
+        #expect(refusals.count == 2, "\(refusals.map(\.details))")
+        #expect(try f.entries().contains { $0.action == CustodyAction.userPassword.rawValue && $0.actor == "cam" && $0.details.contains("password+totp") })
+    }
+}
