@@ -171,8 +171,10 @@ extension Store {
         }
     }
 
+    /// The tokens, with their users: an admin's read; anyone else is refused, and it is logged.
     public func tokens() throws -> [TokenRecord] {
-        try read { db in
+        try requirePermission(.manageUsers)
+        return try read { db in
             try Row.fetchAll(db, sql: "SELECT id, user, created_at, revoked_at FROM tokens ORDER BY created_at, id").map {
                 TokenRecord(id: $0["id"], user: $0["user"], createdAt: $0["created_at"], revokedAt: $0["revoked_at"])
             }

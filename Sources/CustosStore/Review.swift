@@ -95,8 +95,10 @@ extension Store {
         }
     }
 
+    /// The users (an admin's read, like `tokens` and `settings`: anyone else is refused, logged).
     public func users() throws -> [UserRecord] {
-        try read { db in
+        try requirePermission(.manageUsers)
+        return try read { db in
             try UserRecord.fetchAll(db, sql: "SELECT * FROM users ORDER BY name")
         }
     }
@@ -117,7 +119,8 @@ extension Store {
     }
 
     public func settings() throws -> [(String, String)] {
-        try read { db in try Row.fetchAll(db, sql: "SELECT key, value FROM settings ORDER BY key").map { ($0["key"], $0["value"]) } }
+        try requirePermission(.manageUsers)
+        return try read { db in try Row.fetchAll(db, sql: "SELECT key, value FROM settings ORDER BY key").map { ($0["key"], $0["value"]) } }
     }
 
     /// A setting's value (its default when unset), read on its own.

@@ -138,11 +138,8 @@ public final class Store: @unchecked Sendable {
         do {
             _ = try store.read { db in try store.currentReviewer(db: db) }
         } catch let e as CustosError {
-            // Recorded even for a read-only command when the file can be written (best effort:
-            // a read-only copy cannot record it).
-            let recorder = access == .write ? store
-                : (try? DatabaseQueue(path: path, configuration: configuration())).map { Store(path: path, actor: actor, db: $0, headKey: headKey) }
-            try? recorder?.recordRefusal(e, verb: "open")
+            // Recorded even for a read-only command when the file can be written.
+            try? store.recordRefusal(e, verb: "open")
             throw e
         }
         return store
@@ -375,10 +372,23 @@ public final class Store: @unchecked Sendable {
         }
     }
 
-    /// Appends a `refused` entry; nothing else changes.
+    /// Appends a `refused` entry; nothing else changes. A store opened read-only (a command that
+    /// only reads) records it through a writable connection of its own when the file can be
+    /// written (a read-only copy cannot record it).
     public func recordRefusal(_ error: CustosError, verb: String) throws {
         let name = verb.prefix(while: { $0 != "(" })
-        _ = try transaction { _, log in
+        let recorder: Store
+        if db.configuration.readonly {
+            guard Store.canWrite(path), let queue = try? DatabaseQueue(path: path, configuration: Store.configuration()) else {
+                throw CustosError.storage(cause: "a read-only store cannot record a refusal")
+            }
+            recorder = Store(path: path, actor: actor, db: queue, headKey: headKey)
+            recorder.clock = clock
+        } else {
+            recorder = self
+        }
+        defer { if recorder !== self { try? recorder.db.close() } }
+        _ = try recorder.transaction { _, log in
             try log.append(.refused, subjectID: actor.name, details: .object(["verb": .string(String(name)), "reason": .string(error.description)]))
         }
     }

@@ -24,6 +24,23 @@ import Testing
         #expect(mode(c.db) == 0o600)
     }
 
+    /// An admin's reads (tokens with their users, users, settings) refuse anyone else, and the
+    /// refusal is logged although the command opens the store read-only.
+    @Test func aModeratorsAdminReadsAreRefusedAndLogged() throws {
+        let c = try CLI()
+        try c.initStore()
+        #expect(try c.run(["user", "add", "mia", "--role", "moderator", "--db", c.db]).status == 0)
+        #expect(try c.run(["user", "add", "det", "--role", "detector", "--db", c.db]).status == 0)
+        #expect(try c.run(["token", "create", "det", "--db", c.db]).status == 0)
+        for command in [["token", "list"], ["user", "list"], ["settings", "list"]] {
+            let r = try c.run(command + ["--db", c.db, "--actor", "mia"])
+            #expect(r.status == 77 && !r.out.contains("det"), "\(command): \(r.status) \(r.out)")
+        }
+        let log = try c.run(["audit", "log", "--json", "--db", c.db]).out
+        #expect(log.components(separatedBy: "\"action\":\"refused\"").count - 1 == 3, "\(log)")
+        #expect(try c.run(["token", "list", "--db", c.db]).out.contains("det"))
+    }
+
     /// Finding 14: one state file serves one witness at a time.
     @Test func aSecondWitnessOnTheSameStateFileIsRefused() throws {
         let c = try CLI()
