@@ -20,14 +20,12 @@ struct CaseList: ParsableCommand {
     @OptionGroup var global: GlobalOptions
     @Flag var json = false
     func run() throws {
-        try guarded {
-            let cases = try global.open(.read).cases()
-            if json { printJSON(.array(cases.map(caseJSON))); return }
-            for c in cases {
-                let agencies = c.agencies.map { $0.code + ($0.served ? "✓" : "") }.joined(separator: ",")
-                print(pad(c.caseID, 10) + pad(c.state, 10) + pad(terminalSafe(c.platform), 14) + pad("\(c.flagCount) flags", 10)
-                      + pad(terminalSafe(c.reportedAccounts.joined(separator: ",")), 24) + agencies)
-            }
+        let cases = try global.open(.read).cases()
+        if json { printJSON(.array(cases.map(caseJSON))); return }
+        for c in cases {
+            let agencies = c.agencies.map { $0.code + ($0.served ? "✓" : "") }.joined(separator: ",")
+            print(pad(c.caseID, 10) + pad(c.state, 10) + pad(terminalSafe(c.platform), 14) + pad("\(c.flagCount) flags", 10)
+                  + pad(terminalSafe(c.reportedAccounts.joined(separator: ",")), 24) + agencies)
         }
     }
 }
@@ -37,36 +35,34 @@ struct CaseShow: ParsableCommand {
     @OptionGroup var global: GlobalOptions
     @Argument var caseID: String
     func run() throws {
-        try guarded {
-            let d = try global.open().caseDetail(caseID)
-            let s = d.summary
-            print("Case \(s.caseID)  \(s.state)  platform \(terminalSafe(s.platform))  opened \(s.createdAt)")
-            if let c = d.category { print("Category: \(c)") }
-            if !d.annotations.isEmpty { print("Annotations: \(d.annotations.joined(separator: ", "))") }
-            for u in d.urgentReasons { print("URGENT: \(terminalSafe(u))") }
-            print("Agencies:")
-            for a in s.agencies { print("  \(a.code) \(a.served ? "served" : "not yet served") (\(a.reason))") }
-            print("Reported persons:")
-            for person in d.reported {
-                let p = person.participant
-                print("  \(terminalSafe(p.userID)) @\(terminalSafe(p.screenName ?? "-")) \(terminalSafe(p.country ?? "")) on \(terminalSafe(person.platform))")
-            }
-            print("Victims:")
-            for person in d.victims {
-                let p = person.participant
-                print("  \(terminalSafe(p.userID)) @\(terminalSafe(p.screenName ?? "-")) age \(p.statedAge.map(String.init) ?? "?") \(terminalSafe(p.country ?? "")) on \(terminalSafe(person.platform))")
-            }
-            print("Flags:")
-            for f in d.flags { print("  \(terminalSafe(f.key)) \(f.conversation.messages.count) messages evidence \(f.evidenceHash.prefix(16))") }
-            for e in d.erased { print("  \(terminalSafe(e))") }
-            print("Decisions:")
-            for x in d.decisions {
-                print("  \(x.at) \(terminalSafe(x.reviewer)) \(x.outcome) \(terminalSafe(x.flagKey)) [\(x.stage)\(x.final ? ", final" : "")] \(x.category ?? "") — \(terminalSafe(x.reason))")
-            }
-            print("Timeline (custody log):")
-            for e in d.timeline {
-                print("  #\(e.seq) \(e.at) \(terminalSafe(e.actor))\(e.actor != e.osUser ? " (as asserted by \(terminalSafe(e.osUser)))" : "") \(e.action) \(terminalSafe(e.subjectID)) \(terminalSafe(e.details))")
-            }
+        let d = try global.open().caseDetail(caseID)
+        let s = d.summary
+        print("Case \(s.caseID)  \(s.state)  platform \(terminalSafe(s.platform))  opened \(s.createdAt)")
+        if let c = d.category { print("Category: \(c)") }
+        if !d.annotations.isEmpty { print("Annotations: \(d.annotations.joined(separator: ", "))") }
+        for u in d.urgentReasons { print("URGENT: \(terminalSafe(u))") }
+        print("Agencies:")
+        for a in s.agencies { print("  \(a.code) \(a.served ? "served" : "not yet served") (\(a.reason))") }
+        print("Reported persons:")
+        for person in d.reported {
+            let p = person.participant
+            print("  \(terminalSafe(p.userID)) @\(terminalSafe(p.screenName ?? "-")) \(terminalSafe(p.country ?? "")) on \(terminalSafe(person.platform))")
+        }
+        print("Victims:")
+        for person in d.victims {
+            let p = person.participant
+            print("  \(terminalSafe(p.userID)) @\(terminalSafe(p.screenName ?? "-")) age \(p.statedAge.map(String.init) ?? "?") \(terminalSafe(p.country ?? "")) on \(terminalSafe(person.platform))")
+        }
+        print("Flags:")
+        for f in d.flags { print("  \(terminalSafe(f.key)) \(f.conversation.messages.count) messages evidence \(f.evidenceHash.prefix(16))") }
+        for e in d.erased { print("  \(terminalSafe(e))") }
+        print("Decisions:")
+        for x in d.decisions {
+            print("  \(x.at) \(terminalSafe(x.reviewer)) \(x.outcome) \(terminalSafe(x.flagKey)) [\(x.stage)\(x.final ? ", final" : "")] \(x.category ?? "") — \(terminalSafe(x.reason))")
+        }
+        print("Timeline (custody log):")
+        for e in d.timeline {
+            print("  #\(e.seq) \(e.at) \(terminalSafe(e.actor))\(e.actor != e.osUser ? " (as asserted by \(terminalSafe(e.osUser)))" : "") \(e.action) \(terminalSafe(e.subjectID)) \(terminalSafe(e.details))")
         }
     }
 }
@@ -76,7 +72,7 @@ struct CaseMerge: ParsableCommand {
     @OptionGroup var global: GlobalOptions
     @Argument var a: String
     @Argument var b: String
-    func run() throws { try guarded { try global.open().mergeCases(a, b); print("merged \(b) into \(a)") } }
+    func run() throws { try global.open().mergeCases(a, b); print("merged \(b) into \(a)") }
 }
 
 struct CaseSplit: ParsableCommand {
@@ -84,7 +80,7 @@ struct CaseSplit: ParsableCommand {
     @OptionGroup var global: GlobalOptions
     @Argument var caseID: String
     @Option(parsing: .upToNextOption) var flags: [String]
-    func run() throws { try guarded { print("split into \(try global.open().splitCase(caseID, flags: flags))") } }
+    func run() throws { print("split into \(try global.open().splitCase(caseID, flags: flags))") }
 }
 
 struct ReferralCommand: ParsableCommand {
@@ -98,10 +94,8 @@ struct ReferralReceipt: ParsableCommand {
     @Option var agency: String
     @Option(help: "The agency's reference, e.g. the CyberTipline report number.") var reference: String
     func run() throws {
-        try guarded {
-            try global.open().recordReceipt(caseName: caseID, agency: agency, reference: reference)
-            print("recorded \(agency) receipt \(terminalSafe(reference)) for \(caseID)")
-        }
+        try global.open().recordReceipt(caseName: caseID, agency: agency, reference: reference)
+        print("recorded \(agency) receipt \(terminalSafe(reference)) for \(caseID)")
     }
 }
 
@@ -114,34 +108,32 @@ struct Holds: ParsableCommand {
     @Option(help: "With --extend: the new end, YYYY-MM-DD (UTC).") var until: String?
     @Option(help: "With --extend: why (e.g. the request's reference).") var reason: String?
     func run() throws {
-        try guarded {
-            if let extend {
-                guard let until, let ms = Timestamp.parseDate(until) else { throw CustosError.invalidInput(field: "--until", reason: "give the new end as YYYY-MM-DD") }
-                guard let reason else { throw CustosError.invalidInput(field: "--reason", reason: "say why the hold is extended") }
-                try global.open().extendHold(caseName: extend, until: ms, reason: reason)
-                print("holds of \(extend) extended until \(Timestamp.utcString(millis: ms))")
-                return
-            }
-            if flags {
-                let held = try global.open(.read).flagHolds()
-                if json {
-                    printJSON(.array(held.map { .object(["flag": .string($0.flag), "case_id": $0.caseID.map(JSONValue.string) ?? .null,
-                                                         "hold_until": .string($0.holdUntil), "active": .bool($0.active)]) }))
-                    return
-                }
-                if held.isEmpty { print("no flag is held"); return }
-                for h in held { print(pad(terminalSafe(h.flag), 32) + pad(h.caseID ?? "-", 10) + "held until \(h.holdUntil)" + (h.active ? "" : " (ended)")) }
-                return
-            }
-            let holds = try global.open(.read).holds()
-            if json {
-                printJSON(.array(holds.map { .object(["packet_id": .string($0.packetID), "case_id": .string($0.caseID), "agency": .string($0.agency),
-                                                      "referred_at": .string($0.referredAt), "hold_until": .string($0.holdUntil), "active": .bool($0.active)]) }))
-                return
-            }
-            if holds.isEmpty { print("no holds"); return }
-            for h in holds { print(pad(h.packetID, 24) + pad(h.caseID, 10) + pad(h.agency, 8) + "held until \(h.holdUntil)" + (h.active ? "" : " (ended)")) }
+        if let extend {
+            guard let until, let ms = Timestamp.parseDate(until) else { throw CustosError.invalidInput(field: "--until", reason: "give the new end as YYYY-MM-DD") }
+            guard let reason else { throw CustosError.invalidInput(field: "--reason", reason: "say why the hold is extended") }
+            try global.open().extendHold(caseName: extend, until: ms, reason: reason)
+            print("holds of \(extend) extended until \(Timestamp.utcString(millis: ms))")
+            return
         }
+        if flags {
+            let held = try global.open(.read).flagHolds()
+            if json {
+                printJSON(.array(held.map { .object(["flag": .string($0.flag), "case_id": $0.caseID.map(JSONValue.string) ?? .null,
+                                                     "hold_until": .string($0.holdUntil), "active": .bool($0.active)]) }))
+                return
+            }
+            if held.isEmpty { print("no flag is held"); return }
+            for h in held { print(pad(terminalSafe(h.flag), 32) + pad(h.caseID ?? "-", 10) + "held until \(h.holdUntil)" + (h.active ? "" : " (ended)")) }
+            return
+        }
+        let holds = try global.open(.read).holds()
+        if json {
+            printJSON(.array(holds.map { .object(["packet_id": .string($0.packetID), "case_id": .string($0.caseID), "agency": .string($0.agency),
+                                                  "referred_at": .string($0.referredAt), "hold_until": .string($0.holdUntil), "active": .bool($0.active)]) }))
+            return
+        }
+        if holds.isEmpty { print("no holds"); return }
+        for h in holds { print(pad(h.packetID, 24) + pad(h.caseID, 10) + pad(h.agency, 8) + "held until \(h.holdUntil)" + (h.active ? "" : " (ended)")) }
     }
 }
 
@@ -165,20 +157,18 @@ struct RetentionRun: ParsableCommand {
     @Flag var json = false
 
     func run() throws {
-        try guarded {
-            let store = try global.open()
-            let erased = try store.retention(dryRun: dryRun)
-            // Copies retention cannot reach: the backups made before an erasure.
-            for b in try store.backupsHoldingErased() {
-                printError("warning: the backup \(b.path) (made \(b.at)) still holds \(b.conversations) erased conversation\(b.conversations == 1 ? "" : "s"); replace it with a new `custos backup` and destroy it")
-            }
-            if json {
-                printJSON(.object(["dry_run": .bool(dryRun), "conversations": .array(erased.map { e in
-                    .object(["evidence_hash": .string(e.evidenceHash), "flags": .array(e.flags.map { .string($0) }), "reason": .string(e.reason)]) })]))
-                return
-            }
-            for e in erased { print("\(dryRun ? "would erase" : "erased") \(e.flags.joined(separator: ", ")) (\(e.evidenceHash.prefix(16))…): \(e.reason)") }
-            print("\(erased.count) conversation\(erased.count == 1 ? "" : "s") \(dryRun ? "due for erasure" : "erased")")
+        let store = try global.open()
+        let erased = try store.retention(dryRun: dryRun)
+        // Copies retention cannot reach: the backups made before an erasure.
+        for b in try store.backupsHoldingErased() {
+            printError("warning: the backup \(b.path) (made \(b.at)) still holds \(b.conversations) erased conversation\(b.conversations == 1 ? "" : "s"); replace it with a new `custos backup` and destroy it")
         }
+        if json {
+            printJSON(.object(["dry_run": .bool(dryRun), "conversations": .array(erased.map { e in
+                .object(["evidence_hash": .string(e.evidenceHash), "flags": .array(e.flags.map { .string($0) }), "reason": .string(e.reason)]) })]))
+            return
+        }
+        for e in erased { print("\(dryRun ? "would erase" : "erased") \(e.flags.joined(separator: ", ")) (\(e.evidenceHash.prefix(16))…): \(e.reason)") }
+        print("\(erased.count) conversation\(erased.count == 1 ? "" : "s") \(dryRun ? "due for erasure" : "erased")")
     }
 }

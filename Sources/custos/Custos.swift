@@ -1,4 +1,5 @@
 import ArgumentParser
+import CustosCore
 import CustosStore
 import Foundation
 
@@ -47,11 +48,23 @@ struct Custos: ParsableCommand {
         // keys, packets, decrypted and spooled files): readable by its owner alone.
         umask(0o077)
         let args = normalise(Array(CommandLine.arguments.dropFirst()))
+        var command: ParsableCommand
+        do { command = try parseAsRoot(args) } catch { exit(withError: error) }
         do {
-            var command = try parseAsRoot(args)
             try command.run()
+        } catch where error is ExitCode || String(reflecting: type(of: error)).hasPrefix("ArgumentParser.") {
+            exit(withError: error)  // --help on a command group, a validation error: ArgumentParser's own
         } catch {
-            exit(withError: error)
+            // Every failure of a command, once: `custos: message` on stderr (escaped for the
+            // terminal) and its exit status (the README's table).
+            let (message, code): (String, Int32) = switch error {
+            case let e as CLIError: (e.description, e.code)
+            case let e as CustosError: (e.description, ExitStatus.of(e))
+            case let e as RecordError: (e.description, ExitStatus.invalidInput)
+            default: ("\(error)", ExitStatus.failure)
+            }
+            FileHandle.standardError.write(Data("custos: \(terminalSafe(message))\n".utf8))
+            exit(withError: ExitCode(code))
         }
     }
 }

@@ -20,23 +20,21 @@ struct Export: ParsableCommand {
     var seal = false
 
     func run() throws {
-        try guarded {
-            let store = try global.open(key: key)
-            let signing = try store.signingKey(path: global.keyPath(key))
-            let result = try ReferralExport.run(store: store, caseID: caseID, agency: agency, out: URL(fileURLWithPath: out), zip: zip,
-                                                templates: templates.map { URL(fileURLWithPath: $0) }, xsd: xsd, key: signing, seal: seal,
-                                                warn: printError)
-            if let sealed = result.sealed {
-                print("packet \(result.packetID) for \(agency) sealed to its key: \(sealed.path)")
-                print("tag manifest SHA-256 \(result.tagManifestSHA256)")
-                print("the agency opens it with `custos open-packet` or any RFC 9180 HPKE implementation (docs/sealed-packet.md)")
-                return
-            }
-            print("packet \(result.packetID) for \(agency) written to \(result.directory.path)")
-            if let z = result.zip { print("zip: \(z.path)") }
+        let store = try global.open(key: key)
+        let signing = try store.signingKey(path: global.keyPath(key))
+        let result = try ReferralExport.run(store: store, caseID: caseID, agency: agency, out: URL(fileURLWithPath: out), zip: zip,
+                                            templates: templates.map { URL(fileURLWithPath: $0) }, xsd: xsd, key: signing, seal: seal,
+                                            warn: printError)
+        if let sealed = result.sealed {
+            print("packet \(result.packetID) for \(agency) sealed to its key: \(sealed.path)")
             print("tag manifest SHA-256 \(result.tagManifestSHA256)")
-            print("open the report: \(result.directory.appendingPathComponent("data/report.html").path)")
+            print("the agency opens it with `custos open-packet` or any RFC 9180 HPKE implementation (docs/sealed-packet.md)")
+            return
         }
+        print("packet \(result.packetID) for \(agency) written to \(result.directory.path)")
+        if let z = result.zip { print("zip: \(z.path)") }
+        print("tag manifest SHA-256 \(result.tagManifestSHA256)")
+        print("open the report: \(result.directory.appendingPathComponent("data/report.html").path)")
     }
 }
 
@@ -52,29 +50,27 @@ struct VerifyPacket: ParsableCommand {
     var witness: [String] = []
 
     func run() throws {
-        try guarded {
-            let witnesses = try witness.map { w -> VerifierKey in
-                do { return try VerifierKey(parsing: w) } catch { throw CustosError.invalidInput(field: "--witness", reason: "\(error)") }
-            }
-            var pinned: String?
-            if let key {
-                guard let s = String(data: try readInput(key), encoding: .utf8) else { throw CustosError.invalidInput(field: "--key", reason: "\(key) is not UTF-8 text") }
-                pinned = s
-            }
-            let checks = try PacketVerifier(pinnedKeyPEM: pinned, xsdPath: xsd, witnesses: witnesses).verify(path: URL(fileURLWithPath: path))
-            for c in checks { print("\(c.ok ? "PASS" : "FAIL") \(pad(c.name, 17)) \(terminalSafe(c.detail))") }
-            let failed = checks.filter { !$0.ok }.map(\.name)
-            guard failed.isEmpty else {
-                print("NOT VERIFIED: \(failed.joined(separator: ", ")) failed")
-                throw ExitCode(ExitStatus.failure)
-            }
-            guard key != nil else {
-                // Anyone can make a self-consistent packet with a key of their own.
-                print("INTEGRITY ONLY: origin not pinned; the packet is consistent with the key it carries. Pin the organisation's key with --key PEM")
-                throw ExitCode(ExitStatus.unpinned)
-            }
-            print("VERIFIED: \(path)")
+        let witnesses = try witness.map { w -> VerifierKey in
+            do { return try VerifierKey(parsing: w) } catch { throw CustosError.invalidInput(field: "--witness", reason: "\(error)") }
         }
+        var pinned: String?
+        if let key {
+            guard let s = String(data: try readInput(key), encoding: .utf8) else { throw CustosError.invalidInput(field: "--key", reason: "\(key) is not UTF-8 text") }
+            pinned = s
+        }
+        let checks = try PacketVerifier(pinnedKeyPEM: pinned, xsdPath: xsd, witnesses: witnesses).verify(path: URL(fileURLWithPath: path))
+        for c in checks { print("\(c.ok ? "PASS" : "FAIL") \(pad(c.name, 17)) \(terminalSafe(c.detail))") }
+        let failed = checks.filter { !$0.ok }.map(\.name)
+        guard failed.isEmpty else {
+            print("NOT VERIFIED: \(failed.joined(separator: ", ")) failed")
+            throw ExitCode(ExitStatus.failure)
+        }
+        guard key != nil else {
+            // Anyone can make a self-consistent packet with a key of their own.
+            print("INTEGRITY ONLY: origin not pinned; the packet is consistent with the key it carries. Pin the organisation's key with --key PEM")
+            throw ExitCode(ExitStatus.unpinned)
+        }
+        print("VERIFIED: \(path)")
     }
 }
 
@@ -88,20 +84,18 @@ struct OpenPacket: ParsableCommand {
     @Option(help: "The folder to unpack into (must not exist).") var out: String
 
     func run() throws {
-        try guarded {
-            let privateKey: Curve25519.KeyAgreement.PrivateKey
-            do { privateKey = try KeyEncoding.agreementPrivateKey(pem: String(decoding: try readInput(key, limit: 1 << 16), as: UTF8.self)) } catch let e as KeyError {
-                throw CustosError.invalidInput(field: "--key", reason: e.description)
-            }
-            guard !FileManager.default.fileExists(atPath: out) else { throw CustosError.conflict(subject: out, reason: "already exists; refusing to overwrite it") }
-            try InputPath.requireRegularFile(file, role: "FILE")
-            let zip = try SealedPacket.open(try Data(contentsOf: URL(fileURLWithPath: file)), with: privateKey)
-            let temp = FileManager.default.temporaryDirectory.appendingPathComponent("custos-open-\(UUID().uuidString).zip")
-            defer { try? FileManager.default.removeItem(at: temp) }
-            try zip.write(to: temp, options: .withoutOverwriting)
-            for ignored in try PacketZip.extract(temp, to: URL(fileURLWithPath: out)) { printError("not extracted: \(ignored)") }
-            print("opened: \(out)")
-            print("check it: custos verify-packet \(out) --key ORGANISATION.pem")
+        let privateKey: Curve25519.KeyAgreement.PrivateKey
+        do { privateKey = try KeyEncoding.agreementPrivateKey(pem: String(decoding: try readInput(key, limit: 1 << 16), as: UTF8.self)) } catch let e as KeyError {
+            throw CustosError.invalidInput(field: "--key", reason: e.description)
         }
+        guard !FileManager.default.fileExists(atPath: out) else { throw CustosError.conflict(subject: out, reason: "already exists; refusing to overwrite it") }
+        try InputPath.requireRegularFile(file, role: "FILE")
+        let zip = try SealedPacket.open(try Data(contentsOf: URL(fileURLWithPath: file)), with: privateKey)
+        let temp = FileManager.default.temporaryDirectory.appendingPathComponent("custos-open-\(UUID().uuidString).zip")
+        defer { try? FileManager.default.removeItem(at: temp) }
+        try zip.write(to: temp, options: .withoutOverwriting)
+        for ignored in try PacketZip.extract(temp, to: URL(fileURLWithPath: out)) { printError("not extracted: \(ignored)") }
+        print("opened: \(out)")
+        print("check it: custos verify-packet \(out) --key ORGANISATION.pem")
     }
 }

@@ -80,19 +80,3 @@ enum ExitStatus {
     }
 }
 
-/// Runs a command's body and turns every failure into `custos: message` on stderr and an exit
-/// status below 128; control characters in the message are escaped for the terminal.
-func guarded(_ body: () throws -> Void) throws {
-    do { try body() } catch let e as ExitCode {
-        throw e
-    } catch {
-        let (message, code): (String, Int32) = switch error {
-        case let e as CLIError: (e.description, e.code)
-        case let e as CustosError: (e.description, ExitStatus.of(e))
-        case let e as RecordError: (e.description, ExitStatus.invalidInput)
-        default: ("\(error)", ExitStatus.failure)
-        }
-        FileHandle.standardError.write(Data("custos: \(terminalSafe(message))\n".utf8))
-        throw ExitCode(code)
-    }
-}

@@ -22,63 +22,61 @@ struct Ingest: ParsableCommand {
     }
 
     func run() throws {
-        try guarded {
-            // Every input is checked before the store is opened: a regular file (or - for stdin).
-            for file in files where file != "-" { try InputPath.requireRegularFile(file, role: "input") }
-            if let rejects { try InputPath.requireRegularFile(rejects, role: "--rejects", mayBeMissing: true) }
-            let store = try global.open()
-            var rejectsHandle: FileHandle?
-            if let rejects {
-                if !FileManager.default.fileExists(atPath: rejects) { _ = FileManager.default.createFile(atPath: rejects, contents: nil) }
-                guard let h = FileHandle(forWritingAtPath: rejects) else { throw CustosError.storage(cause: "cannot write the rejects file \(rejects)") }
-                _ = try h.seekToEnd()
-                rejectsHandle = h
-            }
-            let ingestor = Ingestor(store: store)
-            let tty = isatty(STDERR_FILENO) == 1
-            ingestor.onReject = { r in
-                FileHandle.standardError.write(Data(terminalSafe("\(r.location): \(r.reason)") .utf8) + Data([0x0A]))
-                if let h = rejectsHandle, !r.raw.isEmpty { h.write(Data(r.raw + [0x0A])) }
-            }
-            for file in files {
-                let handle: FileHandle
-                let base: URL?
-                if file == "-" {
-                    handle = FileHandle.standardInput
-                    base = nil
-                } else {
-                    guard let h = FileHandle(forReadingAtPath: file) else { throw CustosError.storage(cause: "cannot read \(file)") }
-                    handle = h
-                    base = URL(fileURLWithPath: file).deletingLastPathComponent()
-                }
-                let size = file == "-" ? 0 : ((try? FileManager.default.attributesOfItem(atPath: file)[.size] as? NSNumber)?.int64Value ?? 0)
-                if tty && size > 8 << 20 {
-                    ingestor.onProgress = { n, bytes in
-                        let pct = size > 0 ? Int(bytes * 100 / size) : 0
-                        FileHandle.standardError.write(Data("\r\(file): \(n) records, \(pct)%".utf8))
-                    }
-                } else { ingestor.onProgress = { _, _ in } }
-                let name = file == "-" ? "<stdin>" : file
-                do {
-                    if format == .pan12 {
-                        guard let day = date.flatMap(Timestamp.parseDate) else {
-                            throw CustosError.invalidInput(field: "--date", reason: "YYYY-MM-DD is required for PAN 2012")
-                        }
-                        try ingestor.ingestPan12(handle, name: name, platform: platform, startDay: day)
-                    } else {
-                        try ingestor.ingestJSONLines(handle, name: name, baseDirectory: base)
-                    }
-                } catch let e as CustosError {
-                    throw e
-                } catch {
-                    throw CustosError.storage(cause: "\(name): \(error)")
-                }
-                if tty && size > 8 << 20 { FileHandle.standardError.write(Data("\n".utf8)) }
-            }
-            let s = ingestor.summary
-            print("ingested \(s.ingested), duplicate \(s.duplicate), rejected \(s.rejected)")
-            if s.rejected > 0 { throw ExitCode(3) }
+        // Every input is checked before the store is opened: a regular file (or - for stdin).
+        for file in files where file != "-" { try InputPath.requireRegularFile(file, role: "input") }
+        if let rejects { try InputPath.requireRegularFile(rejects, role: "--rejects", mayBeMissing: true) }
+        let store = try global.open()
+        var rejectsHandle: FileHandle?
+        if let rejects {
+            if !FileManager.default.fileExists(atPath: rejects) { _ = FileManager.default.createFile(atPath: rejects, contents: nil) }
+            guard let h = FileHandle(forWritingAtPath: rejects) else { throw CustosError.storage(cause: "cannot write the rejects file \(rejects)") }
+            _ = try h.seekToEnd()
+            rejectsHandle = h
         }
+        let ingestor = Ingestor(store: store)
+        let tty = isatty(STDERR_FILENO) == 1
+        ingestor.onReject = { r in
+            FileHandle.standardError.write(Data(terminalSafe("\(r.location): \(r.reason)") .utf8) + Data([0x0A]))
+            if let h = rejectsHandle, !r.raw.isEmpty { h.write(Data(r.raw + [0x0A])) }
+        }
+        for file in files {
+            let handle: FileHandle
+            let base: URL?
+            if file == "-" {
+                handle = FileHandle.standardInput
+                base = nil
+            } else {
+                guard let h = FileHandle(forReadingAtPath: file) else { throw CustosError.storage(cause: "cannot read \(file)") }
+                handle = h
+                base = URL(fileURLWithPath: file).deletingLastPathComponent()
+            }
+            let size = file == "-" ? 0 : ((try? FileManager.default.attributesOfItem(atPath: file)[.size] as? NSNumber)?.int64Value ?? 0)
+            if tty && size > 8 << 20 {
+                ingestor.onProgress = { n, bytes in
+                    let pct = size > 0 ? Int(bytes * 100 / size) : 0
+                    FileHandle.standardError.write(Data("\r\(file): \(n) records, \(pct)%".utf8))
+                }
+            } else { ingestor.onProgress = { _, _ in } }
+            let name = file == "-" ? "<stdin>" : file
+            do {
+                if format == .pan12 {
+                    guard let day = date.flatMap(Timestamp.parseDate) else {
+                        throw CustosError.invalidInput(field: "--date", reason: "YYYY-MM-DD is required for PAN 2012")
+                    }
+                    try ingestor.ingestPan12(handle, name: name, platform: platform, startDay: day)
+                } else {
+                    try ingestor.ingestJSONLines(handle, name: name, baseDirectory: base)
+                }
+            } catch let e as CustosError {
+                throw e
+            } catch {
+                throw CustosError.storage(cause: "\(name): \(error)")
+            }
+            if tty && size > 8 << 20 { FileHandle.standardError.write(Data("\n".utf8)) }
+        }
+        let s = ingestor.summary
+        print("ingested \(s.ingested), duplicate \(s.duplicate), rejected \(s.rejected)")
+        if s.rejected > 0 { throw ExitCode(3) }
     }
 }
 

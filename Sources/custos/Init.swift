@@ -11,14 +11,12 @@ struct Init: ParsableCommand {
     @Option(help: "Where to write the signing key (default: beside the store, STORE.signing.key).") var key: String?
 
     func run() throws {
-        try guarded {
-            let store = try Store.create(path: global.path, keyPath: key, org: org, contactEmail: contactEmail, actor: global.actorValue)
-            let o = try store.organisation()
-            print("created store \(global.path)")
-            print("signing key  \(o.keyFile) (mode 0600; keep it safe)")
-            print("log origin   \(o.origin)")
-            print("first admin  \(global.actorValue.osUser)")
-        }
+        let store = try Store.create(path: global.path, keyPath: key, org: org, contactEmail: contactEmail, actor: global.actorValue)
+        let o = try store.organisation()
+        print("created store \(global.path)")
+        print("signing key  \(o.keyFile) (mode 0600; keep it safe)")
+        print("log origin   \(o.origin)")
+        print("first admin  \(global.actorValue.osUser)")
     }
 }
 
@@ -33,20 +31,18 @@ struct KeyShow: ParsableCommand {
     @Option(help: "With --pem: write the PEM to this new file instead.") var out: String?
 
     func run() throws {
-        try guarded {
-            let store = try global.open(.read)
-            let key = try store.publicKey()
-            if pem, let out {
-                try InputPath.requireRegularFile(out, role: "--out", mayBeMissing: true)
-                try Data(KeyEncoding.publicKeyPEM(key).utf8).write(to: URL(fileURLWithPath: out), options: .withoutOverwriting)
-                print("wrote \(out)")
-            } else if pem { print(KeyEncoding.publicKeyPEM(key), terminator: "") } else {
-                print("Ed25519 \(KeyEncoding.fingerprint(key))")
-                let origin = try store.organisation().origin
-                print("origin  \(origin)")
-                // What a witness is configured with (`custos witness serve --log`).
-                print("vkey    \(VerifierKey(name: origin, type: 0x01, key: key))")
-            }
+        let store = try global.open(.read)
+        let key = try store.publicKey()
+        if pem, let out {
+            try InputPath.requireRegularFile(out, role: "--out", mayBeMissing: true)
+            try Data(KeyEncoding.publicKeyPEM(key).utf8).write(to: URL(fileURLWithPath: out), options: .withoutOverwriting)
+            print("wrote \(out)")
+        } else if pem { print(KeyEncoding.publicKeyPEM(key), terminator: "") } else {
+            print("Ed25519 \(KeyEncoding.fingerprint(key))")
+            let origin = try store.organisation().origin
+            print("origin  \(origin)")
+            // What a witness is configured with (`custos witness serve --log`).
+            print("vkey    \(VerifierKey(name: origin, type: 0x01, key: key))")
         }
     }
 }
@@ -59,12 +55,10 @@ struct Backup: ParsableCommand {
     @Argument(help: "The new file to write (refuses an existing one).") var dest: String
 
     func run() throws {
-        try guarded {
-            let store = try global.open()
-            let r = try store.backup(to: dest)
-            print("backup written to \(r.path) and verified: \(r.report.entries) custody entries, \(r.report.checkpoints) checkpoints, \(r.report.conversations) conversations, \(r.report.blobs) attachments")
-            print("the signing key was not copied: back up \(try store.organisation().keyFile) separately")
-        }
+        let store = try global.open()
+        let r = try store.backup(to: dest)
+        print("backup written to \(r.path) and verified: \(r.report.entries) custody entries, \(r.report.checkpoints) checkpoints, \(r.report.conversations) conversations, \(r.report.blobs) attachments")
+        print("the signing key was not copied: back up \(try store.organisation().keyFile) separately")
     }
 }
 
@@ -75,10 +69,8 @@ struct Restore: ParsableCommand {
     @Argument(help: "The backup file.") var source: String
 
     func run() throws {
-        try guarded {
-            let r = try Store.restore(from: source, to: global.path, actor: global.actorValue, keyPath: global.keyPath(nil))
-            print("restored \(source) to \(r.path) and verified: \(r.report.entries) custody entries, \(r.report.checkpoints) checkpoints")
-            print("put the signing key back beside it (or pass --key / $CUSTOS_KEY) before signing anything")
-        }
+        let r = try Store.restore(from: source, to: global.path, actor: global.actorValue, keyPath: global.keyPath(nil))
+        print("restored \(source) to \(r.path) and verified: \(r.report.entries) custody entries, \(r.report.checkpoints) checkpoints")
+        print("put the signing key back beside it (or pass --key / $CUSTOS_KEY) before signing anything")
     }
 }

@@ -11,23 +11,21 @@ struct Flags: ParsableCommand {
     @Option(help: "At most this many.") var limit: Int?
 
     func run() throws {
-        try guarded {
-            let flags = try global.open(.read).flags(limit: limit)
-            if json {
-                printJSON(.array(flags.map { f in .object([
-                    ("flag", .string(f.key)), ("flag_id", .string(f.flagID)), ("detector", .string(f.detector)),
-                    ("score", f.score.map { .number($0) }), ("status", .string(f.status)), ("platform", .string(f.platform)),
-                    ("messages", .integer(Int64(f.messageCount))), ("evidence_hash", .string(f.evidenceHash)),
-                    ("detected_at", .string(f.detectedAt)), ("urgent", .bool(f.urgent)),
-                ]) }))
-                return
-            }
-            print(pad("FLAG", 34) + pad("DETECTOR", 10) + pad("SCORE", 7) + pad("STATUS", 14) + pad("PLATFORM", 14) + pad("MSGS", 6) + "EVIDENCE")
-            for f in flags {
-                print(pad(terminalSafe(f.flagID), 34) + pad(terminalSafe(f.detector), 10) + pad(f.score.map { String(format: "%.2f", $0) } ?? "-", 7)
-                      + pad(f.status + (f.urgent ? "!" : ""), 14) + pad(terminalSafe(f.platform), 14) + pad(String(f.messageCount), 6)
-                      + String(f.evidenceHash.prefix(12)))
-            }
+        let flags = try global.open(.read).flags(limit: limit)
+        if json {
+            printJSON(.array(flags.map { f in .object([
+                ("flag", .string(f.key)), ("flag_id", .string(f.flagID)), ("detector", .string(f.detector)),
+                ("score", f.score.map { .number($0) }), ("status", .string(f.status)), ("platform", .string(f.platform)),
+                ("messages", .integer(Int64(f.messageCount))), ("evidence_hash", .string(f.evidenceHash)),
+                ("detected_at", .string(f.detectedAt)), ("urgent", .bool(f.urgent)),
+            ]) }))
+            return
+        }
+        print(pad("FLAG", 34) + pad("DETECTOR", 10) + pad("SCORE", 7) + pad("STATUS", 14) + pad("PLATFORM", 14) + pad("MSGS", 6) + "EVIDENCE")
+        for f in flags {
+            print(pad(terminalSafe(f.flagID), 34) + pad(terminalSafe(f.detector), 10) + pad(f.score.map { String(format: "%.2f", $0) } ?? "-", 7)
+                  + pad(f.status + (f.urgent ? "!" : ""), 14) + pad(terminalSafe(f.platform), 14) + pad(String(f.messageCount), 6)
+                  + String(f.evidenceHash.prefix(12)))
         }
     }
 }
@@ -40,11 +38,9 @@ struct Show: ParsableCommand {
     @Flag(help: "Print the conversation's canonical JSON (the evidence-hash input) instead.") var canonical = false
 
     func run() throws {
-        try guarded {
-            let f = try global.open().readFlag(flag, purpose: purpose)
-            if canonical { writeExact(f.canonicalConversation); return }
-            print(Transcript.render(f, terminal: true))
-        }
+        let f = try global.open().readFlag(flag, purpose: purpose)
+        if canonical { writeExact(f.canonicalConversation); return }
+        print(Transcript.render(f, terminal: true))
     }
 }
 
@@ -56,20 +52,18 @@ struct Queue: ParsableCommand {
     @Flag var json = false
 
     func run() throws {
-        try guarded {
-            let items = try global.open(.read).queue(limit: max(0, limit), lead: lead)
-            if json {
-                printJSON(.array(items.map { .object([
-                    ("flag", .string($0.key)), ("status", .string($0.status)), ("urgent", .bool($0.urgent)),
-                    ("urgent_reason", $0.urgentReason.map { .string($0) }), ("score", $0.score.map { .number($0) }),
-                    ("detected_at", .string($0.detectedAt)), ("platform", .string($0.platform))]) }))
-                return
-            }
-            if items.isEmpty { print("queue is empty"); return }
-            for i in items {
-                print(pad(terminalSafe(i.key), 42) + pad(i.status, 15) + pad(i.score.map { String(format: "%.2f", $0) } ?? "-", 6)
-                      + pad(i.detectedAt, 27) + (i.urgent ? "URGENT: \(terminalSafe(i.urgentReason ?? ""))" : ""))
-            }
+        let items = try global.open(.read).queue(limit: max(0, limit), lead: lead)
+        if json {
+            printJSON(.array(items.map { .object([
+                ("flag", .string($0.key)), ("status", .string($0.status)), ("urgent", .bool($0.urgent)),
+                ("urgent_reason", $0.urgentReason.map { .string($0) }), ("score", $0.score.map { .number($0) }),
+                ("detected_at", .string($0.detectedAt)), ("platform", .string($0.platform))]) }))
+            return
+        }
+        if items.isEmpty { print("queue is empty"); return }
+        for i in items {
+            print(pad(terminalSafe(i.key), 42) + pad(i.status, 15) + pad(i.score.map { String(format: "%.2f", $0) } ?? "-", 6)
+                  + pad(i.detectedAt, 27) + (i.urgent ? "URGENT: \(terminalSafe(i.urgentReason ?? ""))" : ""))
         }
     }
 }
@@ -82,13 +76,11 @@ struct ClaimCommand: ParsableCommand {
     @Flag var json = false
 
     func run() throws {
-        try guarded {
-            let c = try global.open().claim(flag, for: assignee)
-            if json {
-                printJSON(.object(["flag_id": .string(c.key), "holder": .string(c.holder), "lease_expires": .string(c.expiresAt), "status": .string(c.status)]))
-            } else {
-                print("claimed \(terminalSafe(c.key)) (\(c.status)) until \(c.expiresAt)")
-            }
+        let c = try global.open().claim(flag, for: assignee)
+        if json {
+            printJSON(.object(["flag_id": .string(c.key), "holder": .string(c.holder), "lease_expires": .string(c.expiresAt), "status": .string(c.status)]))
+        } else {
+            print("claimed \(terminalSafe(c.key)) (\(c.status)) until \(c.expiresAt)")
         }
     }
 }
@@ -97,7 +89,7 @@ struct Release: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Release a claim (yours, or anyone's for a lead).")
     @OptionGroup var global: GlobalOptions
     @Argument var flag: String
-    func run() throws { try guarded { try global.open().release(flag); print("released \(terminalSafe(flag))") } }
+    func run() throws { try global.open().release(flag); print("released \(terminalSafe(flag))") }
 }
 
 struct Decide: ParsableCommand {
@@ -111,10 +103,8 @@ struct Decide: ParsableCommand {
     @Option(parsing: .upToNextOption, help: "sextortion, csam-solicitation, minor-to-minor.") var annotation: [Annotation] = []
 
     func run() throws {
-        try guarded {
-            let r = try global.open().decide(flag, outcome: outcome, reason: reason, category: category, urgent: urgent, annotations: annotation)
-            print("\(terminalSafe(r.key)): \(r.note) → \(r.status.rawValue)" + (r.caseID.map { "; filed in case \($0)" } ?? ""))
-        }
+        let r = try global.open().decide(flag, outcome: outcome, reason: reason, category: category, urgent: urgent, annotations: annotation)
+        print("\(terminalSafe(r.key)): \(r.note) → \(r.status.rawValue)" + (r.caseID.map { "; filed in case \($0)" } ?? ""))
     }
 }
 
@@ -123,7 +113,7 @@ struct Reopen: ParsableCommand {
     @OptionGroup var global: GlobalOptions
     @Argument var flag: String
     @Option var reason: String
-    func run() throws { try guarded { try global.open().reopen(flag, reason: reason); print("reopened \(terminalSafe(flag))") } }
+    func run() throws { try global.open().reopen(flag, reason: reason); print("reopened \(terminalSafe(flag))") }
 }
 
 struct StatsCommand: ParsableCommand {
@@ -132,26 +122,24 @@ struct StatsCommand: ParsableCommand {
     @Option(help: "Only flags detected / decisions made since YYYY-MM-DD.") var since: String?
     @Flag var json = false
     func run() throws {
-        try guarded {
-            var from: Int64?
-            if let since {
-                guard let d = Timestamp.parseDate(since) else { throw CLIError("--since must be YYYY-MM-DD, got \(quoted(since))", code: 64) }
-                from = d
-            }
-            let s = try global.open(.read).stats(since: from)
-            func obj(_ d: [String: Int]) -> JSONValue { .object(d.mapValues { .integer(Int64($0)) }) }
-            let j: JSONValue = .object([
-                ("queue_depth", .integer(Int64(s.queueDepth))), ("lead_queue_depth", .integer(Int64(s.leadQueueDepth))),
-                ("oldest_queued_minutes", s.oldestQueuedAgeMinutes.map { .integer($0) }),
-                ("median_minutes_to_first_decision", s.medianMinutesToFirstDecision.map { .number($0) }),
-                ("median_minutes_to_final_decision", s.medianMinutesToFinalDecision.map { .number($0) }),
-                ("decisions_by_outcome", obj(s.decisionsByOutcome)), ("decisions_by_reviewer", obj(s.decisionsByReviewer)),
-                ("cases_by_state", obj(s.casesByState)), ("cases_by_agency", obj(s.casesByAgency)),
-                ("urgent_sla_minutes", .integer(Int64(s.urgentSLAMinutes))), ("urgent_sla_breaches", .array(s.urgentBreaches.map { .string($0) })),
-            ])
-            if json { printJSON(j); return }
-            for (k, v) in j.objectValue!.sorted(by: { $0.key < $1.key }) { print("\(k): \(v.canonicalString)") }
+        var from: Int64?
+        if let since {
+            guard let d = Timestamp.parseDate(since) else { throw CLIError("--since must be YYYY-MM-DD, got \(quoted(since))", code: 64) }
+            from = d
         }
+        let s = try global.open(.read).stats(since: from)
+        func obj(_ d: [String: Int]) -> JSONValue { .object(d.mapValues { .integer(Int64($0)) }) }
+        let j: JSONValue = .object([
+            ("queue_depth", .integer(Int64(s.queueDepth))), ("lead_queue_depth", .integer(Int64(s.leadQueueDepth))),
+            ("oldest_queued_minutes", s.oldestQueuedAgeMinutes.map { .integer($0) }),
+            ("median_minutes_to_first_decision", s.medianMinutesToFirstDecision.map { .number($0) }),
+            ("median_minutes_to_final_decision", s.medianMinutesToFinalDecision.map { .number($0) }),
+            ("decisions_by_outcome", obj(s.decisionsByOutcome)), ("decisions_by_reviewer", obj(s.decisionsByReviewer)),
+            ("cases_by_state", obj(s.casesByState)), ("cases_by_agency", obj(s.casesByAgency)),
+            ("urgent_sla_minutes", .integer(Int64(s.urgentSLAMinutes))), ("urgent_sla_breaches", .array(s.urgentBreaches.map { .string($0) })),
+        ])
+        if json { printJSON(j); return }
+        for (k, v) in j.objectValue!.sorted(by: { $0.key < $1.key }) { print("\(k): \(v.canonicalString)") }
     }
 }
 
@@ -170,27 +158,25 @@ struct Transparency: ParsableCommand {
     @Option(help: "Also write the report as an HTML page to this new file.") var html: String?
 
     func run() throws {
-        try guarded {
-            guard let f = Timestamp.parseDate(from) else { throw CustosError.invalidInput(field: "--from", reason: "\(quoted(from)) is not YYYY-MM-DD") }
-            guard let t = Timestamp.parseDate(to), t > f else { throw CustosError.invalidInput(field: "--to", reason: "\(quoted(to)) is not a YYYY-MM-DD after --from") }
-            let report = TransparencyReport.make(try global.open(.read).custodyEntries(), fromMillis: f, toMillis: t)
-            if let html {
-                try InputPath.requireRegularFile(html, role: "--html", mayBeMissing: true)
-                let rows = report.rows.map { "<tr><th scope=\"row\">\(Escape.html($0.0))</th><td>\(Escape.html($0.1))</td></tr>" }.joined(separator: "\n")
-                let page = """
-                    <!DOCTYPE html>
-                    <html lang="en"><head><meta charset="utf-8"><title>Transparency report</title></head>
-                    <body><main><h1>Transparency report</h1>
-                    <p>Counted from the custody log of \(Escape.html(try global.open(.read).organisation().name)); anyone holding the log can recompute every figure.</p>
-                    <table>\n\(rows)\n</table></main></body></html>
+        guard let f = Timestamp.parseDate(from) else { throw CustosError.invalidInput(field: "--from", reason: "\(quoted(from)) is not YYYY-MM-DD") }
+        guard let t = Timestamp.parseDate(to), t > f else { throw CustosError.invalidInput(field: "--to", reason: "\(quoted(to)) is not a YYYY-MM-DD after --from") }
+        let report = TransparencyReport.make(try global.open(.read).custodyEntries(), fromMillis: f, toMillis: t)
+        if let html {
+            try InputPath.requireRegularFile(html, role: "--html", mayBeMissing: true)
+            let rows = report.rows.map { "<tr><th scope=\"row\">\(Escape.html($0.0))</th><td>\(Escape.html($0.1))</td></tr>" }.joined(separator: "\n")
+            let page = """
+                <!DOCTYPE html>
+                <html lang="en"><head><meta charset="utf-8"><title>Transparency report</title></head>
+                <body><main><h1>Transparency report</h1>
+                <p>Counted from the custody log of \(Escape.html(try global.open(.read).organisation().name)); anyone holding the log can recompute every figure.</p>
+                <table>\n\(rows)\n</table></main></body></html>
 
-                    """
-                do { try Data(page.utf8).write(to: URL(fileURLWithPath: html), options: .withoutOverwriting) } catch {
-                    throw CustosError.conflict(subject: html, reason: "cannot be written (it may exist already): \(error.localizedDescription)")
-                }
+                """
+            do { try Data(page.utf8).write(to: URL(fileURLWithPath: html), options: .withoutOverwriting) } catch {
+                throw CustosError.conflict(subject: html, reason: "cannot be written (it may exist already): \(error.localizedDescription)")
             }
-            if json { printJSON(report.json); return }
-            for (label, value) in report.rows { print(pad(label, 42) + terminalSafe(value)) }
         }
+        if json { printJSON(report.json); return }
+        for (label, value) in report.rows { print(pad(label, 42) + terminalSafe(value)) }
     }
 }

@@ -28,63 +28,61 @@ struct Serve: ParsableCommand {
     @Option(help: "The netrc file with the Reporting API credentials (default: $CUSTOS_NETRC, else ~/.netrc).") var netrc: String?
 
     func run() throws {
-        try guarded {
-            let parts = listen.split(separator: ":", omittingEmptySubsequences: false)
-            guard parts.count == 2, !parts[0].isEmpty, let port = Int(parts[1]), (0...65535).contains(port) else {
-                throw CustosError.invalidInput(field: "--listen", reason: "\(quoted(listen)) is not HOST:PORT")
-            }
-            let host = String(parts[0])
-            guard (tlsCert == nil) == (tlsKey == nil) else { throw CustosError.invalidInput(field: "--tls-cert/--tls-key", reason: "give both or neither") }
-            let loopback = host == "127.0.0.1" || host == "localhost" || host == "::1" || host.hasPrefix("127.")
-            guard loopback || tlsCert != nil else {
-                throw CustosError.invalidInput(field: "--listen", reason: "\(host) is not a loopback address: serving beyond this machine needs --tls-cert and --tls-key (or a TLS proxy in front of a loopback listener)")
-            }
-            var tls: TLSConfiguration?
-            if let tlsCert, let tlsKey {
-                do {
-                    let chain = try NIOSSLCertificate.fromPEMFile(tlsCert)
-                    tls = TLSConfiguration.makeServerConfiguration(certificateChain: chain.map { .certificate($0) },
-                                                                   privateKey: .privateKey(try NIOSSLPrivateKey(file: tlsKey, format: .pem)))
-                } catch {
-                    throw CustosError.invalidInput(field: "--tls-cert/--tls-key", reason: "cannot load the certificate or key: \(error)")
-                }
-            }
-            let store = try global.open(key: key)
-            // The server writes as each request's user; --actor makes no sense here.
-            guard global.actor == nil else { throw CustosError.invalidInput(field: "--actor", reason: "serve acts as each signed-in user; it takes no --actor") }
-            // Clients wait on commits: none of them pays for copying the WAL into the database.
-            try store.checkpointWALInBackground()
-            let packetsDir = packets.map { URL(fileURLWithPath: $0) }
-                ?? URL(fileURLWithPath: store.path).deletingLastPathComponent().appendingPathComponent("packets")
-            var logger = Logger(label: "custos.serve")
-            logger.logLevel = .info
-            let server = CustosServer(store: store, configuration: .init(packets: packetsDir, keyPath: global.keyPath(key),
-                                                                          secureCookies: secureCookies || tls != nil,
-                                                                          reportingEndpoint: (endpoint ?? environment.baseURL).trimmingCharacters(in: CharacterSet(charactersIn: "/")),
-                                                                          netrc: netrc), logger: logger)
-            let router = try server.router()
-            let address = BindAddress.hostname(host, port: port)
-            let config = ApplicationConfiguration(address: address, serverName: "custos")
-            let scheme = tls == nil ? "http" : "https"
-            FileHandle.standardOutput.write(Data("custos console on \(scheme)://\(listen)/ (API: \(scheme)://\(listen)/api/v1, OpenAPI: /api/v1/openapi.yaml)\n".utf8))
-            final class Failure: @unchecked Sendable { var error: Error? }
-            let failure = Failure()
-            let done = DispatchSemaphore(value: 0)
-            let tlsConfig = tls
-            Task { await server.maintain() }
-            Task {
-                do {
-                    if let tlsConfig {
-                        try await Application(router: router, server: try .tls(.http1(configuration: .init(idleTimeout: CustosServer.idleTimeout)), tlsConfiguration: tlsConfig),
-                                              configuration: config, logger: logger).runService()
-                    } else {
-                        try await Application(router: router, server: .http1(configuration: .init(idleTimeout: CustosServer.idleTimeout)), configuration: config, logger: logger).runService()
-                    }
-                } catch { failure.error = error }
-                done.signal()
-            }
-            done.wait()
-            if let e = failure.error { throw CustosError.storage(cause: "the server stopped: \(e)") }
+        let parts = listen.split(separator: ":", omittingEmptySubsequences: false)
+        guard parts.count == 2, !parts[0].isEmpty, let port = Int(parts[1]), (0...65535).contains(port) else {
+            throw CustosError.invalidInput(field: "--listen", reason: "\(quoted(listen)) is not HOST:PORT")
         }
+        let host = String(parts[0])
+        guard (tlsCert == nil) == (tlsKey == nil) else { throw CustosError.invalidInput(field: "--tls-cert/--tls-key", reason: "give both or neither") }
+        let loopback = host == "127.0.0.1" || host == "localhost" || host == "::1" || host.hasPrefix("127.")
+        guard loopback || tlsCert != nil else {
+            throw CustosError.invalidInput(field: "--listen", reason: "\(host) is not a loopback address: serving beyond this machine needs --tls-cert and --tls-key (or a TLS proxy in front of a loopback listener)")
+        }
+        var tls: TLSConfiguration?
+        if let tlsCert, let tlsKey {
+            do {
+                let chain = try NIOSSLCertificate.fromPEMFile(tlsCert)
+                tls = TLSConfiguration.makeServerConfiguration(certificateChain: chain.map { .certificate($0) },
+                                                               privateKey: .privateKey(try NIOSSLPrivateKey(file: tlsKey, format: .pem)))
+            } catch {
+                throw CustosError.invalidInput(field: "--tls-cert/--tls-key", reason: "cannot load the certificate or key: \(error)")
+            }
+        }
+        let store = try global.open(key: key)
+        // The server writes as each request's user; --actor makes no sense here.
+        guard global.actor == nil else { throw CustosError.invalidInput(field: "--actor", reason: "serve acts as each signed-in user; it takes no --actor") }
+        // Clients wait on commits: none of them pays for copying the WAL into the database.
+        try store.checkpointWALInBackground()
+        let packetsDir = packets.map { URL(fileURLWithPath: $0) }
+            ?? URL(fileURLWithPath: store.path).deletingLastPathComponent().appendingPathComponent("packets")
+        var logger = Logger(label: "custos.serve")
+        logger.logLevel = .info
+        let server = CustosServer(store: store, configuration: .init(packets: packetsDir, keyPath: global.keyPath(key),
+                                                                      secureCookies: secureCookies || tls != nil,
+                                                                      reportingEndpoint: (endpoint ?? environment.baseURL).trimmingCharacters(in: CharacterSet(charactersIn: "/")),
+                                                                      netrc: netrc), logger: logger)
+        let router = try server.router()
+        let address = BindAddress.hostname(host, port: port)
+        let config = ApplicationConfiguration(address: address, serverName: "custos")
+        let scheme = tls == nil ? "http" : "https"
+        FileHandle.standardOutput.write(Data("custos console on \(scheme)://\(listen)/ (API: \(scheme)://\(listen)/api/v1, OpenAPI: /api/v1/openapi.yaml)\n".utf8))
+        final class Failure: @unchecked Sendable { var error: Error? }
+        let failure = Failure()
+        let done = DispatchSemaphore(value: 0)
+        let tlsConfig = tls
+        Task { await server.maintain() }
+        Task {
+            do {
+                if let tlsConfig {
+                    try await Application(router: router, server: try .tls(.http1(configuration: .init(idleTimeout: CustosServer.idleTimeout)), tlsConfiguration: tlsConfig),
+                                          configuration: config, logger: logger).runService()
+                } else {
+                    try await Application(router: router, server: .http1(configuration: .init(idleTimeout: CustosServer.idleTimeout)), configuration: config, logger: logger).runService()
+                }
+            } catch { failure.error = error }
+            done.signal()
+        }
+        done.wait()
+        if let e = failure.error { throw CustosError.storage(cause: "the server stopped: \(e)") }
     }
 }

@@ -15,10 +15,8 @@ struct UserAdd: ParsableCommand {
     @Option(help: "moderator, lead, compliance, admin or detector (a machine client that may only ingest).") var role: Role
 
     func run() throws {
-        try guarded {
-            try global.open().addUser(name: name, role: role)
-            print("added \(name) as \(role.rawValue)")
-        }
+        try global.open().addUser(name: name, role: role)
+        print("added \(name) as \(role.rawValue)")
     }
 }
 
@@ -28,13 +26,11 @@ struct UserList: ParsableCommand {
     @Flag var json = false
 
     func run() throws {
-        try guarded {
-            let users = try global.open(.read).users()
-            if json {
-                printJSON(.array(users.map { .object(["name": .string($0.name), "role": .string($0.role.rawValue), "disabled": .bool($0.disabled), "created_at": .string($0.createdAt)]) }))
-            } else {
-                for u in users { print(pad(u.name, 20) + pad(u.role.rawValue, 12) + (u.disabled ? "disabled" : "active")) }
-            }
+        let users = try global.open(.read).users()
+        if json {
+            printJSON(.array(users.map { .object(["name": .string($0.name), "role": .string($0.role.rawValue), "disabled": .bool($0.disabled), "created_at": .string($0.createdAt)]) }))
+        } else {
+            for u in users { print(pad(u.name, 20) + pad(u.role.rawValue, 12) + (u.disabled ? "disabled" : "active")) }
         }
     }
 }
@@ -43,7 +39,7 @@ struct UserDisable: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "disable", abstract: "Disable a user (their claims return to the queue).")
     @OptionGroup var global: GlobalOptions
     @Argument var name: String
-    func run() throws { try guarded { try global.open().disableUser(name: name); print("disabled \(name)") } }
+    func run() throws { try global.open().disableUser(name: name); print("disabled \(name)") }
 }
 
 struct UserSetPassword: ParsableCommand {
@@ -55,13 +51,11 @@ struct UserSetPassword: ParsableCommand {
     @Flag(help: "Read the password from standard input (its first line). Required: a password is never an argument.") var passwordStdin = false
 
     func run() throws {
-        try guarded {
-            guard passwordStdin else { throw CLIError("give the password on standard input with --password-stdin", code: ExitStatus.usage) }
-            let data = FileHandle.standardInput.readData(ofLength: 4096)
-            let password = String(decoding: data, as: UTF8.self).split(separator: "\n", maxSplits: 1, omittingEmptySubsequences: false).first.map { String($0) } ?? ""
-            try global.open().setPassword(user: name, password: password.hasSuffix("\r") ? String(password.dropLast()) : password)
-            print("password set for \(terminalSafe(name))")
-        }
+        guard passwordStdin else { throw CLIError("give the password on standard input with --password-stdin", code: ExitStatus.usage) }
+        let data = FileHandle.standardInput.readData(ofLength: 4096)
+        let password = String(decoding: data, as: UTF8.self).split(separator: "\n", maxSplits: 1, omittingEmptySubsequences: false).first.map { String($0) } ?? ""
+        try global.open().setPassword(user: name, password: password.hasSuffix("\r") ? String(password.dropLast()) : password)
+        print("password set for \(terminalSafe(name))")
     }
 }
 
@@ -73,14 +67,12 @@ struct UserTOTP: ParsableCommand {
     @Flag(help: "Clear the user's TOTP enrolment instead.") var reset = false
 
     func run() throws {
-        try guarded {
-            let store = try global.open()
-            if reset {
-                try store.resetTOTP(user: name)
-                print("TOTP cleared for \(terminalSafe(name))")
-            } else {
-                print(try store.enrolTOTP(user: name))
-            }
+        let store = try global.open()
+        if reset {
+            try store.resetTOTP(user: name)
+            print("TOTP cleared for \(terminalSafe(name))")
+        } else {
+            print(try store.enrolTOTP(user: name))
         }
     }
 }
@@ -95,10 +87,8 @@ struct TokenCreate: ParsableCommand {
     @OptionGroup var global: GlobalOptions
     @Argument var name: String
     func run() throws {
-        try guarded {
-            let (id, token) = try global.open().createToken(user: name)
-            print("\(id)\t\(token)")
-        }
+        let (id, token) = try global.open().createToken(user: name)
+        print("\(id)\t\(token)")
     }
 }
 
@@ -106,10 +96,8 @@ struct TokenList: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "list", abstract: "List tokens (never their values).")
     @OptionGroup var global: GlobalOptions
     func run() throws {
-        try guarded {
-            for t in try global.open(.read).tokens() {
-                print(pad(t.id, 16) + pad(terminalSafe(t.user), 20) + t.createdAt + (t.revokedAt.map { "  revoked " + $0 } ?? ""))
-            }
+        for t in try global.open(.read).tokens() {
+            print(pad(t.id, 16) + pad(terminalSafe(t.user), 20) + t.createdAt + (t.revokedAt.map { "  revoked " + $0 } ?? ""))
         }
     }
 }
@@ -118,7 +106,7 @@ struct TokenRevoke: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "revoke", abstract: "Revoke a token by its id.")
     @OptionGroup var global: GlobalOptions
     @Argument var id: String
-    func run() throws { try guarded { try global.open().revokeToken(id: id); print("revoked \(terminalSafe(id))") } }
+    func run() throws { try global.open().revokeToken(id: id); print("revoked \(terminalSafe(id))") }
 }
 
 struct SettingsCommand: ParsableCommand {
@@ -129,7 +117,7 @@ struct SettingsCommand: ParsableCommand {
 struct SettingsList: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "list")
     @OptionGroup var global: GlobalOptions
-    func run() throws { try guarded { for (k, v) in try global.open(.read).settings() { print("\(k) = \(v)") } } }
+    func run() throws { for (k, v) in try global.open(.read).settings() { print("\(k) = \(v)") } }
 }
 
 struct SettingsSet: ParsableCommand {
@@ -137,5 +125,5 @@ struct SettingsSet: ParsableCommand {
     @OptionGroup var global: GlobalOptions
     @Argument var key: String
     @Argument var value: String
-    func run() throws { try guarded { try global.open().setSetting(key, value); print("\(key) = \(value)") } }
+    func run() throws { try global.open().setSetting(key, value); print("\(key) = \(value)") }
 }

@@ -19,10 +19,8 @@ struct WitnessKey: ParsableCommand {
     @Option(help: "The witness's private key file (created 0600 when missing).") var out: String
 
     func run() throws {
-        try guarded {
-            let key = try loadOrCreateWitnessKey(out)
-            print(VerifierKey(name: try witnessName(name), type: 0x04, key: key.publicKey))
-        }
+        let key = try loadOrCreateWitnessKey(out)
+        print(VerifierKey(name: try witnessName(name), type: 0x04, key: key.publicKey))
     }
 }
 
@@ -43,45 +41,43 @@ struct WitnessServe: ParsableCommand {
     @Option(help: "The witness's state file (JSON; created when missing).") var state: String
 
     func run() throws {
-        try guarded {
-            let name = try witnessName(name)
-            let signing = try readWitnessKey(key, field: "--key", else: "\(key) is not an Ed25519 private key (create one with `custos witness key`)")
-            var logs: [String: Curve25519.Signing.PublicKey] = [:]
-            for l in log {
-                let v: VerifierKey
-                do { v = try VerifierKey(parsing: l) } catch { throw CustosError.invalidInput(field: "--log", reason: "\(error)") }
-                guard v.type == 0x01 else { throw CustosError.invalidInput(field: "--log", reason: "\(v.name) is not a log (Ed25519 note) key") }
-                logs[v.name] = v.key
-            }
-            guard !logs.isEmpty else { throw CustosError.invalidInput(field: "--log", reason: "name at least one log to witness") }
-            let parts = listen.split(separator: ":")
-            guard parts.count == 2, let port = Int(parts[1]), (0...65535).contains(port) else {
-                throw CustosError.invalidInput(field: "--listen", reason: "\(quoted(listen)) is not HOST:PORT")
-            }
-            let followed = logs.keys.sorted().joined(separator: ", ")
-            let witnessKey = VerifierKey(name: name, type: 0x04, key: signing.publicKey)
-            let witness = try WitnessState(file: state, name: name, key: signing, logs: logs)
-            let router = Router()
-            router.post("add-checkpoint") { request, _ -> Response in
-                let body = try await request.body.collect(upTo: 64 * 1024)
-                let (status, contentType, text) = await witness.add(String(buffer: body))
-                return Response(status: .init(code: status), headers: [.contentType: contentType], body: .init(byteBuffer: ByteBuffer(string: text)))
-            }
-            let app = Application(router: router, configuration: .init(address: .hostname(String(parts[0]), port: port), serverName: "custos-witness"))
-            // Unbuffered, so a supervisor sees it at once.
-            for line in ["witness \(name) for \(followed) on http://\(listen)/add-checkpoint", "\(witnessKey)"] {
-                FileHandle.standardOutput.write(Data((terminalSafe(line) + "\n").utf8))
-            }
-            final class Failure: @unchecked Sendable { var error: Error? }
-            let failure = Failure()
-            let done = DispatchSemaphore(value: 0)
-            Task {
-                do { try await app.runService() } catch { failure.error = error }
-                done.signal()
-            }
-            done.wait()
-            if let e = failure.error { throw CustosError.storage(cause: "the witness stopped: \(e)") }
+        let name = try witnessName(name)
+        let signing = try readWitnessKey(key, field: "--key", else: "\(key) is not an Ed25519 private key (create one with `custos witness key`)")
+        var logs: [String: Curve25519.Signing.PublicKey] = [:]
+        for l in log {
+            let v: VerifierKey
+            do { v = try VerifierKey(parsing: l) } catch { throw CustosError.invalidInput(field: "--log", reason: "\(error)") }
+            guard v.type == 0x01 else { throw CustosError.invalidInput(field: "--log", reason: "\(v.name) is not a log (Ed25519 note) key") }
+            logs[v.name] = v.key
         }
+        guard !logs.isEmpty else { throw CustosError.invalidInput(field: "--log", reason: "name at least one log to witness") }
+        let parts = listen.split(separator: ":")
+        guard parts.count == 2, let port = Int(parts[1]), (0...65535).contains(port) else {
+            throw CustosError.invalidInput(field: "--listen", reason: "\(quoted(listen)) is not HOST:PORT")
+        }
+        let followed = logs.keys.sorted().joined(separator: ", ")
+        let witnessKey = VerifierKey(name: name, type: 0x04, key: signing.publicKey)
+        let witness = try WitnessState(file: state, name: name, key: signing, logs: logs)
+        let router = Router()
+        router.post("add-checkpoint") { request, _ -> Response in
+            let body = try await request.body.collect(upTo: 64 * 1024)
+            let (status, contentType, text) = await witness.add(String(buffer: body))
+            return Response(status: .init(code: status), headers: [.contentType: contentType], body: .init(byteBuffer: ByteBuffer(string: text)))
+        }
+        let app = Application(router: router, configuration: .init(address: .hostname(String(parts[0]), port: port), serverName: "custos-witness"))
+        // Unbuffered, so a supervisor sees it at once.
+        for line in ["witness \(name) for \(followed) on http://\(listen)/add-checkpoint", "\(witnessKey)"] {
+            FileHandle.standardOutput.write(Data((terminalSafe(line) + "\n").utf8))
+        }
+        final class Failure: @unchecked Sendable { var error: Error? }
+        let failure = Failure()
+        let done = DispatchSemaphore(value: 0)
+        Task {
+            do { try await app.runService() } catch { failure.error = error }
+            done.signal()
+        }
+        done.wait()
+        if let e = failure.error { throw CustosError.storage(cause: "the witness stopped: \(e)") }
     }
 }
 

@@ -24,6 +24,17 @@ import Testing
         #expect(mode(c.db) == 0o600)
     }
 
+    /// Errors map to exit statuses in one place (`Custos.main`): help, usage, and the store's own.
+    @Test func exitStatusesComeFromOnePlace() throws {
+        let c = try CLI()
+        let help = try c.run(["--help"]), group = try c.run(["audit"]), usage = try c.run(["no-such-command"])
+        #expect(help.status == 0 && help.out.contains("OVERVIEW"), "\(help.err)")
+        #expect(group.status == 0 && group.out.contains("custos audit <subcommand>"), "\(group.err)")
+        #expect(usage.status == 64)
+        let missing = try c.run(["flags", "--db", c.dir.appendingPathComponent("none\u{1b}[31m.db").path])
+        #expect(missing.status == 66 && missing.err.hasPrefix("custos: ") && !missing.err.contains("\u{1b}"), "\(missing.err)")
+    }
+
     /// An admin's reads (tokens with their users, users, settings) refuse anyone else, and the
     /// refusal is logged although the command opens the store read-only.
     @Test func aModeratorsAdminReadsAreRefusedAndLogged() throws {
