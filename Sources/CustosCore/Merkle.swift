@@ -181,6 +181,17 @@ public enum Merkle {
 
         public init() {}
 
+        /// The frontier of a tree of `size` leaves from its stored perfect subtrees (one per set
+        /// bit of `size`, largest first): appending to it continues that tree.
+        public init(size: Int64, nodes: NodeSource) throws {
+            var start: Int64 = 0
+            for level in stride(from: 62, through: 0, by: -1) where size & (Int64(1) << level) != 0 {
+                stack.append(try nodes(level, start >> level))
+                start += Int64(1) << level
+            }
+            self.size = size
+        }
+
         /// Appends a leaf; returns the perfect subtrees it completes as (level, index, hash).
         @discardableResult
         public mutating func append(_ leaf: Hash) -> [(level: Int, index: Int64, hash: Hash)] {

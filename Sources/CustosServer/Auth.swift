@@ -41,7 +41,13 @@ actor Sessions {
         let stamp: String
         let started: Int64
         var lastSeen: Int64
+        /// When the stamp was last compared with the store's (at most once a `recheckMillis`).
+        var checked: Int64
     }
+    /// How stale a session's view of its user's credentials may be: a change made anywhere
+    /// (the CLI too) ends the session within a second, and a busy console reads them once a
+    /// second per session, not once a request.
+    static let recheckMillis: Int64 = 1000
     static let idleMillis: Int64 = 30 * 60_000
     static let absoluteMillis: Int64 = 12 * 3_600_000
 
@@ -51,11 +57,12 @@ actor Sessions {
     func create(user: String, role: Role, auth: AuthMethod, stamp: String, now: Int64) -> Principal {
         let id = Sessions.random()
         let p = Principal(user: user, role: role, auth: auth, sessionID: id, csrf: Sessions.random())
-        sessions[id] = Session(principal: p, stamp: stamp, started: now, lastSeen: now)
+        sessions[id] = Session(principal: p, stamp: stamp, started: now, lastSeen: now, checked: now)
         return p
     }
 
-    enum Lookup { case live(Principal, stamp: String), expired(Principal), unknown }
+    /// `recheck`: the stamp to compare with the store's now, when it is time to.
+    enum Lookup { case live(Principal, recheck: String?), expired(Principal), unknown }
 
     func lookup(_ id: String, now: Int64) -> Lookup {
         guard var s = sessions[id] else { return .unknown }
@@ -64,8 +71,10 @@ actor Sessions {
             return .expired(s.principal)
         }
         s.lastSeen = now
+        let due = now - s.checked >= Sessions.recheckMillis
+        if due { s.checked = now }
         sessions[id] = s
-        return .live(s.principal, stamp: s.stamp)
+        return .live(s.principal, recheck: due ? s.stamp : nil)
     }
 
     func end(_ id: String) -> Principal? { sessions.removeValue(forKey: id)?.principal }

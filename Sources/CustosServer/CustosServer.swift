@@ -158,9 +158,11 @@ public final class CustosServer: Sendable {
         }
         guard let id = request.cookies[CustosServer.cookie]?.value else { return nil }
         switch await sessions.lookup(id, now: now) {
-        case .live(let p, let stamp):
+        case .live(let p, let recheck):
             // A session lives only while what it was opened on holds: a password or TOTP
-            // changed (by the CLI too), a role changed or the user disabled ends it.
+            // changed (by the CLI too), a role changed or the user disabled ends it (checked
+            // at most once a second; every store call also refuses a disabled user at once).
+            guard let stamp = recheck else { return p }
             let current = try? await blocking { try self.store.credential(user: p.user)?.stamp }
             guard current == stamp else {
                 _ = await sessions.end(id)

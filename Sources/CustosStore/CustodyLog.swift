@@ -17,6 +17,8 @@ public final class CustodyLog {
     private(set) var sizeBefore: Int64?
     /// The log's size with this transaction's entries.
     var size: Int64 { (tail?.seq ?? -1) + 1 }
+    /// The leaf hashes this transaction appended, in order (the signed head extends the tree by them).
+    private(set) var appendedLeaves: [Merkle.Hash] = []
     /// The newest Merkle node of each level this transaction wrote (level 0: leaves).
     private var newest: [Int: (index: Int64, hash: Merkle.Hash)] = [:]
 
@@ -81,6 +83,7 @@ public final class CustodyLog {
         }
         newest[0] = (seq, leaf)
         tail = (seq, chain)
+        appendedLeaves.append(leaf)
         return seq
     }
 }
@@ -154,8 +157,10 @@ extension Store {
     /// (the log entry comes after the signed size, so it is not covered by this checkpoint).
     func signCheckpoint(origin: String, key: Curve25519.Signing.PrivateKey, db: Database, log: CustodyLog,
                         details: [String: JSONValue] = [:]) throws -> StoredCheckpoint {
-        let size = try Int64.fetchOne(db, sql: "SELECT count(*) FROM custody") ?? 0
-        let root = try Merkle.root(size: size, nodes: MerkleNodes.source(db))
+        // The tree as signed (checked against the signed head), never the stored nodes alone:
+        // a checkpoint must not sign over a log changed behind Custos's back.
+        let tree = try signedTree(db, log, key: key, origin: origin)
+        let size = tree.size, root = tree.root
         let note = try SignedNote.sign(text: Checkpoint(origin: origin, size: size, root: root).text, name: origin, key: key)
         try db.execute(sql: "INSERT INTO checkpoints(size, root, note, created_at) VALUES (?, ?, ?, ?)",
                        arguments: [size, Data(root), note, log.now])

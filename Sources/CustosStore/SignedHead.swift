@@ -10,6 +10,16 @@ final class HeadKey: @unchecked Sendable {
     let path: String?
     private var key: Curve25519.Signing.PrivateKey?
     private let lock = NSLock()
+    /// The last head this process signed, with the tree's frontier at it: while the stored head
+    /// is still that note, the next write extends the frontier in memory instead of checking
+    /// the stored head's signature and re-reading the tree (a head another process signed, or a
+    /// transaction that rolled back, takes the full check).
+    private var last: (note: String, frontier: Merkle.FrontierBuilder)?
+
+    var lastSigned: (note: String, frontier: Merkle.FrontierBuilder)? {
+        get { lock.withLock { last } }
+        set { lock.withLock { last = newValue } }
+    }
 
     init(path: String?, key: Curve25519.Signing.PrivateKey? = nil) {
         self.path = path
@@ -40,36 +50,64 @@ extension Store {
         }
     }
 
-    /// Inside a write transaction that appended entries: checks that the stored signed head
-    /// still covers the log as it was before this transaction (its signature, its size, and the
-    /// stored tree's root at that size), then signs the new head over every entry and keeps it.
-    /// A log changed behind Custos's back is refused here, never signed over. `firstHead`: the
-    /// transaction that brings the store to schema 11, where an existing log has no head yet.
+    /// Inside a write transaction that appended entries: signs the new head over every entry
+    /// (`signedTree`) and keeps it, replacing the one before.
     func signHead(_ db: Database, _ log: CustodyLog, key: Curve25519.Signing.PrivateKey, firstHead: Bool = false) throws {
-        guard let before = log.sizeBefore else { return }
+        guard log.sizeBefore != nil else { return }
+        let origin = try logOrigin(db)
+        let frontier = try signedTree(db, log, key: key, origin: origin, firstHead: firstHead)
+        let note = try SignedNote.sign(text: Checkpoint(origin: origin, size: frontier.size, root: frontier.root).text, name: origin, key: key)
+        try db.execute(sql: "INSERT OR REPLACE INTO signed_head(id, size, root, note, signed_at) VALUES (1, ?, ?, ?, ?)",
+                       arguments: [frontier.size, Data(frontier.root), note, log.now])
+        guard db.changesCount == 1 else {
+            throw CustosError.storage(cause: "the log's signed head was not stored (a trigger the migrations do not create dropped it?); nothing was written. Run `custos audit verify`")
+        }
+        // Kept for the next write only once this one commits (a rollback leaves the stored head
+        // unchanged, which then no longer matches, and the next write takes the full check).
+        let signed = (note: note, frontier: frontier)
+        db.afterNextTransaction { [headKey] _ in headKey.lastSigned = signed }
+    }
+
+    func logOrigin(_ db: Database) throws -> String {
         guard let origin = try String.fetchOne(db, sql: "SELECT value FROM store_meta WHERE key = 'log_origin'") else {
             throw CustosError.storage(cause: "the store has no log origin; was it made by `custos init`?")
         }
-        if let head = try Row.fetchOne(db, sql: "SELECT size, root, note FROM signed_head WHERE id = 1") {
+        return origin
+    }
+
+    /// The tree a signature may cover in this transaction: the log as the transaction found it,
+    /// checked against its signed head, extended by the entries appended so far. The check: the
+    /// stored head verifies with the key and covers exactly the log as found, with the root the
+    /// stored tree gives; a log changed behind Custos's back is refused here, never signed
+    /// over (by a head or a checkpoint). While the stored head is the one this process signed
+    /// last, its tree is extended in memory instead (entries rewritten behind the log's back
+    /// since are still not signed over: the root comes from the tree that was signed, and
+    /// `audit verify` finds the stored entries no longer hash to it). `firstHead`: the
+    /// transaction that brings the store to schema 11, where an existing log has no head yet.
+    func signedTree(_ db: Database, _ log: CustodyLog, key: Curve25519.Signing.PrivateKey, origin: String,
+                    firstHead: Bool = false) throws -> Merkle.FrontierBuilder {
+        let before = try log.sizeBefore ?? (Int64.fetchOne(db, sql: "SELECT count(*) FROM custody") ?? 0)
+        var frontier: Merkle.FrontierBuilder
+        let head = try Row.fetchOne(db, sql: "SELECT size, root, note FROM signed_head WHERE id = 1")
+        if let head, let last = headKey.lastSigned, last.note == head["note"], last.frontier.size == before {
+            frontier = last.frontier
+        } else if let head {
             let size: Int64 = head["size"], root = Array(head["root"] as Data)
-            let problem = SignedHeadCheck.problem(note: head["note"], size: size, root: root, origin: origin, key: key.publicKey,
-                                                  logSize: before, treeRoot: { try Merkle.root(size: size, nodes: MerkleNodes.source(db)) })
-            if let problem {
+            frontier = try Merkle.FrontierBuilder(size: min(size, before), nodes: MerkleNodes.source(db))
+            let stored = frontier
+            if let problem = SignedHeadCheck.problem(note: head["note"], size: size, root: root, origin: origin, key: key.publicKey,
+                                                     logSize: before, treeRoot: { stored.root }) {
                 throw CustosError.invalidState(subject: "the custody log", state: "not covered by its signed head",
                                                reason: "\(problem). Nothing was written; run `custos audit verify`")
             }
         } else if before > 0 && !firstHead {
             throw CustosError.invalidState(subject: "the custody log", state: "without a signed head",
                                            reason: "its \(before) entries have no signed head (the row was deleted behind the log's back). Nothing was written; run `custos audit verify`")
+        } else {
+            frontier = try Merkle.FrontierBuilder(size: before, nodes: MerkleNodes.source(db))
         }
-        let size = log.size
-        let root = try Merkle.root(size: size, nodes: MerkleNodes.source(db))
-        let note = try SignedNote.sign(text: Checkpoint(origin: origin, size: size, root: root).text, name: origin, key: key)
-        try db.execute(sql: "INSERT OR REPLACE INTO signed_head(id, size, root, note, signed_at) VALUES (1, ?, ?, ?, ?)",
-                       arguments: [size, Data(root), note, log.now])
-        guard db.changesCount == 1 else {
-            throw CustosError.storage(cause: "the log's signed head was not stored (a trigger the migrations do not create dropped it?); nothing was written. Run `custos audit verify`")
-        }
+        for leaf in log.appendedLeaves { frontier.append(leaf) }
+        return frontier
     }
 }
 

@@ -68,6 +68,7 @@ import Testing
             let mia = try await session(client, "mia")
             #expect(try await client.execute(uri: "/api/v1/queue", method: .get, headers: mia.headers).status == .ok)
             try Store.open(path: f.db, actor: Actor(name: "admin", osUser: "admin")).setPassword(user: "mia", password: "mia-new-password-1")
+            f.now += Sessions.recheckMillis
             #expect(try await client.execute(uri: "/api/v1/queue", method: .get, headers: mia.headers).status == .unauthorized)
             _ = try await session(client, "cam", otp: code)
         }

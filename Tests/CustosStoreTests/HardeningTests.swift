@@ -63,6 +63,21 @@ import Testing
         #expect(try f.store().custodySize() == size)
     }
 
+    /// A process that keeps the store open (`serve`) extends the tree it signed last: a rewrite
+    /// made behind its back between two of its writes is still never signed, by a head or a
+    /// checkpoint, and verify names it.
+    @Test func aLongRunningWriterNeverSignsARewriteMadeBetweenItsWrites() throws {
+        let f = try store()
+        let s = try f.store()
+        try s.addUser(name: "bob", role: .moderator)
+        try rewrite(f, seq: try s.custodySize() - 2)
+        try s.addUser(name: "carl", role: .moderator)
+        let cp = try s.makeCheckpoint(key: try s.signingKey())
+        let r = try f.store().verify()
+        #expect(r.steps.first { $0.name == "signed head" }?.ok == false, "\(r.problems)")
+        #expect(r.problems.contains { $0.contains("checkpoint \(cp.id)") && $0.contains("rewritten") }, "\(r.problems)")
+    }
+
     @Test func entriesAppendedOrAHeadDeletedWithoutTheKeyAreNamed() throws {
         let f = try store()
         try f.sqlite("DELETE FROM signed_head")
