@@ -193,6 +193,7 @@ public final class Store: @unchecked Sendable {
         do {
             queue = try DatabaseQueue(path: path, configuration: configuration(pageSize: newStorePageSize))
         } catch {
+            Store.removeStoreFiles(path)
             try? fm.removeItem(atPath: keyFile)
             throw CustosError.storage(cause: "cannot create the store at \(path): \(describe(error))")
         }
