@@ -39,8 +39,6 @@ let package = Package(
                 .product(name: "GRDB", package: "GRDB.swift"),
                 // SQLite's C interface, for the few statements run per record (DirectStatement).
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
-                // Witnesses over http(s); not Foundation's URLSession, which a static build cannot link.
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 // Login secrets: bcrypt password hashes and RFC 6238 codes.
                 .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
                 .product(name: "HummingbirdOTP", package: "hummingbird-auth"),
@@ -56,18 +54,26 @@ let package = Package(
                 .product(name: "Mustache", package: "swift-mustache"),
                 .product(name: "ZIPFoundation", package: "ZIPFoundation"),
             ]),
+        // Custos and the outside: the referral export workflow (the CLI and the console share
+        // it), the NCMEC Reporting API client (`custos submit`) and the witness client, over
+        // http(s) with AsyncHTTPClient (not Foundation's URLSession, which a static build cannot
+        // link). The store does no networking.
+        .target(
+            name: "CustosAgencies",
+            dependencies: [
+                "CustosCore", "CustosStore", "CustosPackets",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]),
         // `custos serve`: the console and the JSON API (its OpenAPI document, openapi.yaml, is
-        // compiled into the server's types by swift-openapi-generator, so the two cannot drift),
-        // and the workflows the CLI and the console share (export).
+        // compiled into the server's types by swift-openapi-generator, so the two cannot drift).
         .target(
             name: "CustosServer",
             dependencies: [
-                "CustosCore", "CustosStore", "CustosPackets", "CustosResources",
+                "CustosCore", "CustosStore", "CustosPackets", "CustosResources", "CustosAgencies",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime"),
                 .product(name: "OpenAPIHummingbird", package: "swift-openapi-hummingbird"),
-                // The NCMEC Reporting API client (`custos submit`).
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Mustache", package: "swift-mustache"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -76,7 +82,7 @@ let package = Package(
         .executableTarget(
             name: "custos",
             dependencies: [
-                "CustosCore", "CustosStore", "CustosPackets", "CustosResources", "CustosServer",
+                "CustosCore", "CustosStore", "CustosPackets", "CustosResources", "CustosAgencies", "CustosServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
@@ -96,7 +102,7 @@ let package = Package(
         .testTarget(name: "CustosPacketsTests", dependencies: ["CustosPackets", "CustosStore", "CustosCore", "CustosTestSupport",
                                                             .product(name: "ZIPFoundation", package: "ZIPFoundation")]),
         .testTarget(name: "CustosCLITests", dependencies: ["CustosCore", "custos"]),
-        .testTarget(name: "CustosServerTests", dependencies: ["CustosServer", "CustosStore", "CustosCore", "CustosPackets", "CustosResources", "CustosTestSupport",
+        .testTarget(name: "CustosServerTests", dependencies: ["CustosServer", "CustosAgencies", "CustosStore", "CustosCore", "CustosPackets", "CustosResources", "CustosTestSupport",
                                                            .product(name: "HummingbirdTesting", package: "hummingbird"),
                                                            .product(name: "HummingbirdOTP", package: "hummingbird-auth")]),
     ]

@@ -36,6 +36,9 @@ public final class Store: @unchecked Sendable {
     /// The key every write signs the log's head with (see `HeadKey`); shared by the stores
     /// acting on this connection.
     let headKey: HeadKey
+    /// How checkpoints reach the witnesses (set by the process: the CLI and `serve` give
+    /// `WitnessClient.post`); without it a witness is reported unreachable.
+    public var witnessPost: WitnessPost = { _, _, _ in (0, "this process has no witness client") }
 
     public static let defaultPath = "custos.db"
     static let newStorePageSize = 16384
@@ -54,6 +57,7 @@ public final class Store: @unchecked Sendable {
         store.clock = clock
         store.autoCheckpoint = autoCheckpoint
         store.walCheckpointer = walCheckpointer
+        store.witnessPost = witnessPost
         return store
     }
 

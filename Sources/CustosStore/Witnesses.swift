@@ -1,9 +1,12 @@
-import AsyncHTTPClient
 import CustosCore
 import Crypto
 import Foundation
 import GRDB
-import NIOCore
+
+/// How a process reaches a witness: one HTTP POST of `body` to `url`, answering (status,
+/// body), or (0, why) when there was no answer. The store does no networking itself;
+/// `CustosAgencies.WitnessClient.post` is the one implementation.
+public typealias WitnessPost = @Sendable (_ url: String, _ body: String, _ timeout: TimeInterval) -> (Int, String)
 
 extension Store {
     /// What one witness said about one checkpoint.
@@ -41,7 +44,7 @@ extension Store {
             for _ in 0..<2 {
                 let proof = old == 0 ? [] : try read { db in try Merkle.consistencyProof(size1: old, size2: checkpoint.size, nodes: MerkleNodes.source(db)) }
                 let body = WitnessRules.Request(oldSize: old, proof: proof, note: checkpoint.note).body
-                let (status, text) = Store.post(url: w.url.hasSuffix("/") ? w.url + "add-checkpoint" : w.url + "/add-checkpoint", body: body, timeout: timeout)
+                let (status, text) = witnessPost(w.url.hasSuffix("/") ? w.url + "add-checkpoint" : w.url + "/add-checkpoint", body, timeout)
                 if status == 409, let size = Int64(text.trimmingCharacters(in: .whitespacesAndNewlines)), size != old, size <= checkpoint.size, size > 0 {
                     old = size; continue
                 }
@@ -104,21 +107,4 @@ extension Store {
             return size > (last["size"] as Int64)
         }
     }
-
-    /// One HTTP POST to `outsideClient` (an answer of at most 64 KiB is read); (0, reason) when there was none.
-    static func post(url: String, body: String, timeout: TimeInterval) -> (Int, String) {
-        do {
-            let request = try HTTPClient.Request(url: url, method: .POST, headers: ["Content-Type": "text/plain; charset=utf-8"], body: .string(body))
-            let response = try outsideClient.execute(request: request, delegate: ResponseAccumulator(request: request, maxBodySize: 64 * 1024),
-                                                         deadline: .now() + .milliseconds(Int64(timeout * 1000))).futureResult.wait()
-            return (Int(response.status.code), response.body.map { String(buffer: $0) } ?? "")
-        } catch {
-            return (0, "unreachable: \(error)")
-        }
-    }
 }
-
-/// The one HTTP client for calls to the outside (an agency's reporting API, a witness). It
-/// follows no redirect: a 3xx is an answer, so a report or a checkpoint goes only where the
-/// operator named, never to another origin or over plain http.
-public let outsideClient = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: .init(redirectConfiguration: .disallow))

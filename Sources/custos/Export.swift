@@ -2,7 +2,7 @@ import ArgumentParser
 import Crypto
 import CustosCore
 import CustosPackets
-import CustosServer
+import CustosAgencies
 import CustosStore
 import Foundation
 

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CustosAgencies
 import CustosCore
 import CustosStore
 import Foundation
@@ -41,6 +42,7 @@ struct GlobalOptions: ParsableArguments {
     func open(_ access: Store.Access = .write, key: String? = nil) throws -> Store {
         let store = try Store.open(path: path, actor: actorValue, access: access, keyPath: keyPath(key))
         store.autoCheckpoint = access == .write
+        store.witnessPost = WitnessClient.post
         return store
     }
 }

@@ -1,6 +1,6 @@
 import ArgumentParser
 import CustosCore
-import CustosServer
+import CustosAgencies
 import CustosStore
 import Foundation
 

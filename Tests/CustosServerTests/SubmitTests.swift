@@ -1,5 +1,6 @@
 import CustosCore
 import CustosPackets
+import CustosAgencies
 @testable import CustosServer
 import CustosStore
 import Foundation
