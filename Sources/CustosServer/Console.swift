@@ -69,10 +69,16 @@ struct Console {
         }
         router.get("flags/:key") { request, context in try await flag(request, context) }
         router.get("flags/:key/attachments/:sha") { request, context in try await attachment(request, context) }
-        router.post("flags/:key/:verb") { request, context in try await flagAction(request, context) }
+        let flagRoutes = router.group("flags/:key")
+        for verb in FlagVerb.allCases {
+            flagRoutes.post(.init(stringLiteral: verb.rawValue)) { request, context in try await flagAction(request, context, verb) }
+        }
         router.get("cases") { _, _ in try await cases() }
         router.get("cases/:id") { request, context in try await casePage(try param(context, "id"), notice: nil) }
-        router.post("cases/:id/:verb") { request, context in try await caseAction(request, context) }
+        let caseRoutes = router.group("cases/:id")
+        for verb in CaseVerb.allCases {
+            caseRoutes.post(.init(stringLiteral: verb.rawValue)) { request, context in try await caseAction(request, context, verb) }
+        }
         router.get("stats") { _, _ in try await stats() }
         router.get("preferences") { _, _ in
             let (_, p) = try server.requestStore()
@@ -102,12 +108,14 @@ struct Console {
             return Response(status: .seeOther, headers: [.location: "/login", .setCookie: server.clearedCookie])
         }
         router.get("admin") { _, _ in try await admin(notice: nil, extra: [:]) }
-        router.post("admin/users") { request, _ in try await adminAction(request, target: nil, verb: "add") }
-        router.post("admin/users/:name/:verb") { request, context in
-            try await adminAction(request, target: try param(context, "name"), verb: try param(context, "verb"))
+        let adminRoutes = router.group("admin")
+        adminRoutes.post("users") { request, _ in try await adminAction(request, .addUser) }
+        let user = adminRoutes.group("users/:name")
+        for verb in [AdminVerb.disable, .password, .totp, .token] {
+            user.post(.init(stringLiteral: verb.rawValue)) { request, context in try await adminAction(request, verb, target: try param(context, "name")) }
         }
-        router.post("admin/tokens/:id/revoke") { request, context in try await adminAction(request, target: try param(context, "id"), verb: "revoke") }
-        router.post("admin/settings") { request, _ in try await adminAction(request, target: nil, verb: "setting") }
+        adminRoutes.post("tokens/:id/revoke") { request, context in try await adminAction(request, .revoke, target: try param(context, "id")) }
+        adminRoutes.post("settings") { request, _ in try await adminAction(request, .setting) }
     }
 
     // MARK: plumbing
@@ -278,29 +286,31 @@ struct Console {
                         body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
     }
 
-    func flagAction(_ request: Request, _ context: CustosContext) async throws -> Response {
+    /// What the flag page's forms post to (`POST /flags/KEY/VERB`, one route each).
+    enum FlagVerb: String, CaseIterable { case claim, release, decide, reopen, reassign }
+
+    func flagAction(_ request: Request, _ context: CustosContext, _ verb: FlagVerb) async throws -> Response {
         let (p, form) = try await formSession(request)
         let store = server.acting(p)
-        let key = try param(context, "key"), verb = try param(context, "verb")
+        let key = try param(context, "key")
         let back = "/flags/\(Console.path(key))"
         switch verb {
-        case "claim": _ = try await blocking { try store.claim(key) }
-        case "release":
+        case .claim: _ = try await blocking { try store.claim(key) }
+        case .release:
             try await blocking { try store.release(key) }
             return redirect("/queue")
-        case "decide":
+        case .decide:
             let d = try DecisionForm.parse(outcome: form["outcome"] ?? "", category: form["category"], reason: form["reason"] ?? "",
                                            urgent: form["urgent"], annotations: form.fields["annotations"] ?? [])
             _ = try await blocking { try store.decide(key, outcome: d.outcome, reason: d.reason, category: d.category, urgent: d.urgent, annotations: d.annotations) }
             if form["next"] == "1" { return try await next(p, notice: nil) }
             return redirect("/queue")
-        case "reopen":
+        case .reopen:
             let reason = form["reason"] ?? ""
             try await blocking { try store.reopen(key, reason: reason) }
-        case "reassign":
+        case .reassign:
             let to = form["assignee"] ?? ""
             _ = try await blocking { try store.claim(key, for: to) }
-        default: throw CustosError.notFound(kind: "action", name: verb)
         }
         return redirect(back)
     }
@@ -359,16 +369,19 @@ struct Console {
         return html(Pages.render("case", c))
     }
 
-    func caseAction(_ request: Request, _ context: CustosContext) async throws -> Response {
+    /// What the case page's forms post to (`POST /cases/ID/VERB`, one route each).
+    enum CaseVerb: String, CaseIterable { case export, submit, receipt }
+
+    func caseAction(_ request: Request, _ context: CustosContext, _ verb: CaseVerb) async throws -> Response {
         let (p, form) = try await formSession(request)
         let store = server.acting(p)
-        let id = try param(context, "id"), verb = try param(context, "verb")
+        let id = try param(context, "id")
         switch verb {
-        case "export":
+        case .export:
             let packet = try await server.export(store: store, caseID: id, agency: form["agency"] ?? "")
             return Response(status: .ok, headers: [.contentType: "application/zip", .contentDisposition: "attachment; filename=\"\(packet.name)\""],
                             body: .init(byteBuffer: ByteBuffer(bytes: packet.bytes)))
-        case "submit":
+        case .submit:
             // Sends (or resumes) the NCMEC submission, as `custos submit` does.
             // Who may submit is settled first: the server's netrc is nobody else's business.
             try await blocking { try store.requirePermission(.export) }
@@ -391,11 +404,10 @@ struct Console {
             } catch let stopped as Submitter.Stopped {
                 return try await casePage(id, notice: "The submission stopped: \(stopped.message)")
             }
-        case "receipt":
+        case .receipt:
             let agency = form["agency"] ?? "", reference = form["reference"] ?? ""
             try await blocking { try store.recordReceipt(caseName: id, agency: agency, reference: reference) }
             return try await casePage(id, notice: "Receipt recorded.")
-        default: throw CustosError.notFound(kind: "action", name: verb)
         }
     }
 
@@ -478,41 +490,43 @@ struct Console {
         return html(Pages.render("admin", c))
     }
 
-    func adminAction(_ request: Request, target: String?, verb: String) async throws -> Response {
+    /// What the admin page's forms post to, each its own route.
+    enum AdminVerb: String { case addUser = "users", disable, password, totp, token, revoke, setting = "settings" }
+
+    func adminAction(_ request: Request, _ verb: AdminVerb, target: String = "") async throws -> Response {
         let (p, form) = try await formSession(request)
         let store = server.acting(p)
         // The admin page's actions are an admin's: anyone else is refused before anything changes.
         try await blocking { try store.requirePermission(.manageUsers) }
-        switch (verb, target) {
-        case ("add", _):
+        let name = target
+        switch verb {
+        case .addUser:
             let name = form["name"] ?? ""
             guard let role = Role(rawValue: form["role"] ?? "") else { throw CustosError.invalidInput(field: "role", reason: "unknown role") }
             try await blocking { try store.addUser(name: name, role: role) }
             return try await admin(notice: "Added \(name) as \(role.rawValue); set a password for them below.", extra: [:])
-        case ("disable", let name?):
+        case .disable:
             try await blocking { try store.disableUser(name: name) }
             await server.sessions.end(user: name)
             return try await admin(notice: "Disabled \(name); their sessions ended and their claims returned to the queue.", extra: [:])
-        case ("password", let name?):
+        case .password:
             let password = form["password"] ?? ""
             try await blocking { try store.setPassword(user: name, password: password) }
             if name != p.user { await server.sessions.end(user: name) }
             return try await admin(notice: "Password set for \(name).", extra: [:])
-        case ("totp", let name?):
+        case .totp:
             let uri = try await blocking { try store.enrolTOTP(user: name) }
             return try await admin(notice: "TOTP enrolled for \(name).", extra: ["shownTOTP": uri])
-        case ("token", let name?):
+        case .token:
             let (id, token) = try await blocking { try store.createToken(user: name) }
             return try await admin(notice: "Token \(id) issued for \(name).", extra: ["shownToken": token])
-        case ("revoke", let id?):
-            try await blocking { try store.revokeToken(id: id) }
-            return try await admin(notice: "Token \(id) revoked.", extra: [:])
-        case ("setting", _):
+        case .revoke:
+            try await blocking { try store.revokeToken(id: target) }
+            return try await admin(notice: "Token \(target) revoked.", extra: [:])
+        case .setting:
             let key = form["key"] ?? "", value = form["value"] ?? ""
             try await blocking { try store.setSetting(key, value) }
             return try await admin(notice: "\(key) = \(value)", extra: [:])
-        default:
-            throw CustosError.notFound(kind: "action", name: verb)
         }
     }
 }
