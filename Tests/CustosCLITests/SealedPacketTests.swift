@@ -34,6 +34,12 @@ import Testing
         #expect(!left.contains("sealed") && !left.contains("sealed.zip") && !left.contains { $0.hasPrefix(".custos-seal") }, "\(left)")
         // Custos opens it, and the packet inside verifies.
         #expect(try c.run(["open-packet", sealedPath.path, "--key", "agency.key", "--out", "opened"]).status == 0)
+        // What it decrypted is its owner's alone (finding 20 of issue 23: custos runs with umask
+        // 077, so its temporary zip, had the command been killed, would be too).
+        for file in ["opened/data/report.json", "opened/bagit.txt"] {
+            var info = stat()
+            #expect(stat(c.dir.appendingPathComponent(file).path, &info) == 0 && info.st_mode & 0o077 == 0, "\(file): \(String(info.st_mode & 0o777, radix: 8))")
+        }
         let pem = c.dir.appendingPathComponent("demo/custos-key.pem").path
         let v = try c.run(["verify-packet", "opened", "--key", pem])
         #expect(v.status == 0, "\(v.out)")
