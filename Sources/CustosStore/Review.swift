@@ -119,7 +119,7 @@ extension Store {
     }
 
     public func settings() throws -> [(String, String)] {
-        try requirePermission(.manageUsers)
+        try requirePermission(.manageSettings)
         return try read { db in try Row.fetchAll(db, sql: "SELECT key, value FROM settings ORDER BY key").map { ($0["key"], $0["value"]) } }
     }
 
