@@ -83,10 +83,10 @@ actor Sessions {
     func end(user: String) { sessions = sessions.filter { $0.value.principal.user != user } }
 
     /// The TOTP steps each user has used, so a code is accepted once (RFC 6238 §5.2): here for
-    /// two sign-ins racing, and in the log (`Store.lastTOTPStep`) across restarts.
+    /// two sign-ins racing, and in the log (`Store.unusedTOTPStep`) across restarts.
     private var usedSteps: [String: Int64] = [:]
-    func useTOTPStep(_ step: Int64, user: String, lastLogged: Int64?) -> Bool {
-        if let last = [usedSteps[user], lastLogged].compactMap({ $0 }).max(), step <= last { return false }
+    func useTOTPStep(_ step: Int64, user: String) -> Bool {
+        if let last = usedSteps[user], step <= last { return false }
         usedSteps[user] = step
         return true
     }

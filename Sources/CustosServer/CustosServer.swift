@@ -99,9 +99,8 @@ public final class CustosServer: Sendable {
         } else if let c = credential {
             let required = Setting.totpRequired(for: c.role, value: (try? await blocking { try self.store.settingValue(.totpRequired) }) ?? "privileged")
             if let secret = c.totpSecret {
-                let logged = try? await blocking { try self.store.lastTOTPStep(user: c.name) }
-                if let code = otp, !code.isEmpty, let step = Secrets.totpStep(secret: secret, code: code, millis: now),
-                   await sessions.useTOTPStep(step, user: c.name, lastLogged: logged ?? nil) {
+                let unused = try? await blocking { try otp.flatMap { try self.store.unusedTOTPStep(secret: secret, code: $0, user: c.name) } }
+                if let step = unused ?? nil, await sessions.useTOTPStep(step, user: c.name) {
                     method = .passwordTOTP
                     usedStep = step
                 } else {
@@ -332,17 +331,13 @@ enum BodyLimit {
     /// The time a whole body may take to arrive (an ingest of 64 MiB on a slow link included).
     static let deadline: Duration = .seconds(300)
 
-    static func limit(signedIn: Bool, path: String) -> Int {
-        guard signedIn else { return anonymous }
-        return path == "/api/v1/flags" ? FlagIntake.maxBody + 1 : BodyLimit.signedIn
-    }
-
     static func apply(to request: inout Request, signedIn: Bool, path: String) throws {
-        let limit = limit(signedIn: signedIn, path: path)
-        if let declared = request.headers[.contentLength].flatMap({ Int($0) }), declared > limit, limit <= BodyLimit.signedIn {
+        // A signed-in client's ingest: the ingest stream enforces its own 64 MiB.
+        if signedIn && path == "/api/v1/flags" { return }
+        let limit = signedIn ? BodyLimit.signedIn : anonymous
+        if let declared = request.headers[.contentLength].flatMap({ Int($0) }), declared > limit {
             throw HTTPError(.contentTooLarge, message: "a request body here may be at most \(limit) bytes")
         }
-        guard limit <= BodyLimit.signedIn else { return }  // the ingest stream enforces its own
         request.body = RequestBody(asyncSequence: Limited(base: request.body, limit: limit, deadline: ContinuousClock.now + deadline))
     }
 

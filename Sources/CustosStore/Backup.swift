@@ -45,12 +45,9 @@ extension Store {
         // The restorer need not be a user of the store: whoever can write the file restores it.
         try? store.db.close()
         let writer = Store(path: dest, actor: actor, db: try DatabaseQueue(path: dest, configuration: configuration()), headKey: HeadKey(path: keyPath))
-        let key = try writer.signingKeyForWrites()
-        try writer.db.write { db in
-            let log = CustodyLog(db: db, actor: actor, millis: writer.clock())
-            try log.append(.storeRestore, subjectID: try String.fetchOne(db, sql: "SELECT value FROM store_meta WHERE key = 'log_origin'") ?? "store",
+        try writer.transaction { db, log in
+            try log.append(.storeRestore, subjectID: try writer.logOrigin(db),
                            details: .object(["source": .string(URL(fileURLWithPath: source).standardizedFileURL.path), "entries": .integer(report.entries)]))
-            try writer.signHead(db, log, key: key)
         }
         return CopyReport(path: dest, report: report)
     }

@@ -104,21 +104,16 @@ extension Store {
         if !Secrets.verifyPassword(current, hash: hash) {
             failure = "the current password is wrong"
         } else if let secret = c.totpSecret {
-            let used = try lastTOTPStep(user: actor.name) ?? Int64.min
-            step = code.flatMap { Secrets.totpStep(secret: secret, code: $0, millis: clock()) }.flatMap { $0 > used ? $0 : nil }
+            step = try code.flatMap { try unusedTOTPStep(secret: secret, code: $0, user: actor.name) }
             if step == nil { failure = "the one-time code is wrong or already used" }
         }
         let newHash = failure == nil ? Secrets.hashPassword(new) : ""  // slow: outside the transaction
         try write(verb: "changeOwnPassword") { db, log in
             _ = try currentReviewer(db: db)
             if let failure { throw CustosError.unauthenticated(actor: actor.name, reason: "password not changed: \(failure)") }
-            try db.execute(sql: """
-                INSERT INTO credentials(user, password_hash) VALUES (?, ?)
-                ON CONFLICT(user) DO UPDATE SET password_hash = excluded.password_hash
-                """, arguments: [actor.name, newHash])
-            var details: [String: JSONValue] = ["password_sha256": .string(SHA256Hex.of(newHash)), "proof": .string(step == nil ? "password" : "password+totp")]
-            if let step { details["totp_step"] = .integer(step) }
-            try log.append(.userPassword, subjectID: actor.name, details: .object(details))
+            var proof: [String: JSONValue] = ["proof": .string(step == nil ? "password" : "password+totp")]
+            if let step { proof["totp_step"] = .integer(step) }
+            try putSecret(newHash, as: .password, of: actor.name, details: proof, db: db, log: log)
         }
     }
 
@@ -226,6 +221,13 @@ extension Store {
         }
     }
 
+    /// The step `code` was made for under `secret`, when it is right and newer than every step
+    /// `user` has used (`lastTOTPStep`); nil otherwise. Sign-in and a password change ask it.
+    public func unusedTOTPStep(secret: String, code: String, user: String) throws -> Int64? {
+        guard let step = Secrets.totpStep(secret: secret, code: code, millis: clock()) else { return nil }
+        return step > (try lastTOTPStep(user: user) ?? Int64.min) ? step : nil
+    }
+
     /// The last TOTP step `user` used, from the log (each session.login, and each password change
     /// proven with a code, records it):
     /// a code is accepted once, across restarts (RFC 6238 §5.2).
@@ -257,12 +259,19 @@ extension Store {
     private func storeSecret(_ value: String, as kind: SecretKind, of user: String) throws {
         try write(verb: kind.verb) { db, log in
             try requireSelfOrAdmin(user, db: db, log: log)
-            try db.execute(sql: """
-                INSERT INTO credentials(user, \(kind.column)) VALUES (?, ?)
-                ON CONFLICT(user) DO UPDATE SET \(kind.column) = excluded.\(kind.column)
-                """, arguments: [user, value])
-            try log.append(kind.action, subjectID: user, details: .object([kind.digestKey: .string(SHA256Hex.of(value))]))
+            try putSecret(value, as: kind, of: user, db: db, log: log)
         }
+    }
+
+    /// Inside a write whose caller settled who may: the secret in `credentials` and its entry
+    /// (the secret's SHA-256, never the secret, and any `details` of how it was proven).
+    private func putSecret(_ value: String, as kind: SecretKind, of user: String, details: [String: JSONValue] = [:],
+                           db: Database, log: CustodyLog) throws {
+        try db.execute(sql: """
+            INSERT INTO credentials(user, \(kind.column)) VALUES (?, ?)
+            ON CONFLICT(user) DO UPDATE SET \(kind.column) = excluded.\(kind.column)
+            """, arguments: [user, value])
+        try log.append(kind.action, subjectID: user, details: .object(details.merging([kind.digestKey: .string(SHA256Hex.of(value))]) { _, b in b }))
     }
 
     private func requireUser(_ user: String, db: Database) throws {

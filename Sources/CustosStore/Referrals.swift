@@ -167,15 +167,15 @@ extension Store {
         let now = clock()
         return try read { db in
             let current = try currentCases(db: db)
-            return try flagHoldEnds(db: db).sorted { ($0.value, $0.key) < ($1.value, $1.key) }.map { flag, end in
+            return try flagHoldEnds(db: db, currentCase: current).sorted { ($0.value, $0.key) < ($1.value, $1.key) }.map { flag, end in
                 FlagHold(flag: flag, caseID: current[flag].map(CaseID.format), holdUntil: Timestamp.utcString(millis: end), active: end > now)
             }
         }
     }
 
     /// Every held flag's hold end (`HoldRules`): the referrals from the case.export entries,
-    /// which name the flags each sent, the extensions, and the case each flag is in now.
-    func flagHoldEnds(db: Database) throws -> [String: Int64] {
+    /// which name the flags each sent, the extensions, and `currentCase` (`currentCases`).
+    func flagHoldEnds(db: Database, currentCase: [String: Int64]) throws -> [String: Int64] {
         var referrals: [HoldRules.Referral] = []
         for e in try CustodyEntry.fetchAll(db, sql: "SELECT * FROM custody WHERE subject_type = ? AND action = ?",
                                            arguments: [SubjectType.case.rawValue, CustodyAction.caseExport.rawValue]) {
@@ -183,7 +183,7 @@ extension Store {
                   let until = d["hold_until"]?.stringValue.flatMap(Timestamp.parse)?.epochMillis else { continue }
             referrals.append(.init(caseRow: caseRow, holdUntilMillis: until, flags: d["flags"]?.arrayValue?.compactMap(\.stringValue) ?? []))
         }
-        return HoldRules.flagEnds(referrals: referrals, extensions: try holdExtensions(db: db), currentCase: try currentCases(db: db))
+        return HoldRules.flagEnds(referrals: referrals, extensions: try holdExtensions(db: db), currentCase: currentCase)
     }
 
     /// The case each filed flag is in now, by flag key.

@@ -46,7 +46,7 @@ extension Store {
         try db.writeWithoutTransaction { db in
             guard try Int.fetchOne(db, sql: "SELECT count(*) FROM tombstones") ?? 0 > 0 else { return nil }
             try db.execute(sql: "PRAGMA busy_timeout = \(patience)")
-            defer { try? db.execute(sql: "PRAGMA busy_timeout = 120000") }
+            defer { try? db.execute(sql: "PRAGMA busy_timeout = \(Store.busySeconds * 1000)") }
             var frames: Int32 = -1, copied: Int32 = -1
             let code = sqlite3_wal_checkpoint_v2(db.sqliteConnection, nil, SQLITE_CHECKPOINT_TRUNCATE, &frames, &copied)
             if code == SQLITE_OK && frames == 0 { return nil }
@@ -79,7 +79,7 @@ extension Store {
 
     func erasable(now: Int64, db: Database) throws -> [(conversation: Int64, Erasure)] {
         let days = try number(.dismissedRetentionDays, db: db)
-        let holdUntil = try flagHoldEnds(db: db)
+        let holdUntil = try flagHoldEnds(db: db, currentCase: try currentCases(db: db))
         var byConversation: [Int64: (hash: String, flags: [String], reasons: [String], keep: Bool)] = [:]
         let rows = try Row.fetchCursor(db, sql: """
             SELECT f.detector, f.flag_id, f.conversation_id, c.evidence_hash, s.status, cf.case_id,

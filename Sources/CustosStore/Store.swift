@@ -41,6 +41,8 @@ public final class Store: @unchecked Sendable {
     public var witnessPost: WitnessPost = { _, _, _ in (0, "this process has no witness client") }
 
     public static let defaultPath = "custos.db"
+    /// How long a write waits for the store's lock before it gives up.
+    static let busySeconds = 120
     static let newStorePageSize = 16384
 
     init(path: String, actor: Actor, db: DatabaseQueue, headKey: HeadKey = HeadKey(path: nil)) {
@@ -69,7 +71,7 @@ public final class Store: @unchecked Sendable {
         var config = Configuration()
         config.readonly = readonly
         config.foreignKeysEnabled = true
-        config.busyMode = .timeout(120)
+        config.busyMode = .timeout(TimeInterval(busySeconds))
         config.label = "custos"
         if !readonly {
             config.prepareDatabase { db in
@@ -289,7 +291,9 @@ public final class Store: @unchecked Sendable {
         }
     }
 
-    private func transaction<T>(durable: Bool = true, _ body: (Database, CustodyLog) throws -> T) throws -> T {
+    /// The transaction itself, with no refusal recorded (`write` records them; `restore` acts
+    /// for whoever can write the file): the body, then the log's signed head, committed together.
+    func transaction<T>(durable: Bool = true, _ body: (Database, CustodyLog) throws -> T) throws -> T {
         let key = try signingKeyForWrites()
         do {
             return try db.writeWithoutTransaction { db in
