@@ -247,7 +247,7 @@ public enum ReviewRules {
     }
 
     /// Where a decision takes a flag in `state`, or why it cannot be made.
-    static func transition(_ flag: String, _ state: FlagReview, outcome: Outcome, reviewer: Reviewer, category: String?,
+    public static func transition(_ flag: String, _ state: FlagReview, outcome: Outcome, reviewer: Reviewer, category: String?,
                            secondReviewRequired: Bool) throws(CustosError) -> Next {
         let subject = "flag \(quoted(flag))"
         switch state.status {
@@ -324,4 +324,9 @@ public enum BlindReview {
     public static func hides(decisionBy decider: String, _ review: FlagReview, from viewer: Reviewer) -> Bool {
         blinds(review, viewer) && review.reviewers.contains(decider)
     }
+}
+
+extension Outcome {
+    /// A reopening is stored as a decision with this outcome.
+    public static let reopenRawValue = "reopen"
 }

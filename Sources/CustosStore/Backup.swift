@@ -23,9 +23,9 @@ extension Store {
         }
         let origin = try organisation().origin
         try write { _, log in
-            try log.append(.storeBackup, subjectID: origin, details: .object([
+            try log.record(.storeBackup(.init([
                 "destination": .string(URL(fileURLWithPath: dest).standardizedFileURL.path), "entries": .integer(report.entries),
-                "checkpoints": .integer(Int64(report.checkpoints))]))
+                "checkpoints": .integer(Int64(report.checkpoints))])), subjectID: origin)
         }
         return CopyReport(path: dest, report: report)
     }
@@ -46,8 +46,8 @@ extension Store {
         try? store.db.close()
         let writer = Store(path: dest, actor: actor, db: try DatabaseQueue(path: dest, configuration: configuration()), headKey: HeadKey(path: keyPath))
         try writer.transaction { db, log in
-            try log.append(.storeRestore, subjectID: try writer.logOrigin(db),
-                           details: .object(["source": .string(URL(fileURLWithPath: source).standardizedFileURL.path), "entries": .integer(report.entries)]))
+            try log.record(.storeRestore(.init(["source": .string(URL(fileURLWithPath: source).standardizedFileURL.path), "entries": .integer(report.entries)])),
+                           subjectID: try writer.logOrigin(db))
         }
         return CopyReport(path: dest, report: report)
     }

@@ -47,14 +47,10 @@ extension Store {
         if let caseRow {
             caseID = caseRow
         } else {
-            caseID = try CaseRow.open(platform: flag.platform, at: log.now, db: db)
-            try log.append(.caseOpen, subjectID: CaseID.format(caseID),
-                           details: .object(["platform": .string(flag.platform), "reported_accounts": .array(reported.map { .string($0) })]))
+            caseID = try Store.nextCaseID(db)
+            try log.record(.caseOpen(.init(platform: flag.platform, reportedAccounts: reported)), subjectID: CaseID.format(caseID))
         }
-        for user in reported { try CaseAccountRow(caseId: caseID, userId: user).insert(db, onConflict: .ignore) }
-        try CaseFlagRow(flag: rowID, caseId: caseID).insert(db)
-        try log.append(.caseAddFlag, subjectID: CaseID.format(caseID),
-                       details: .object(["flag": .string(key), "accounts": .array(reported.map { .string($0) })]), evidenceHash: flag.evidenceHash)
+        try log.record(.caseAddFlag(.init(flag: key, accounts: reported)), subjectID: CaseID.format(caseID), evidenceHash: flag.evidenceHash)
         try route(caseID: caseID, db: db, log: log)
         return CaseID.format(caseID)
     }
@@ -76,12 +72,9 @@ extension Store {
                                                             country: p["country"]?.stringValue) }
             }, messages: []))
         }
-        for (agency, reason) in CaseRules.routes(try agencies(db: db), conversations: conversations) {
-            try CaseAgencyRow(caseId: caseID, agency: agency, reason: reason, served: false).insert(db, onConflict: .ignore)
-            if db.changesCount > 0 {
-                try log.append(.caseRoute, subjectID: CaseID.format(caseID),
-                               details: .object(["agency": .string(agency), "reason": .string(reason)]))
-            }
+        let routed = Set(try String.fetchAll(db, sql: "SELECT agency FROM case_agencies WHERE case_id = ?", arguments: [caseID]))
+        for (agency, reason) in CaseRules.routes(try agencies(db: db), conversations: conversations) where !routed.contains(agency) {
+            try log.record(.caseRoute(.init(agency: agency, reason: reason)), subjectID: CaseID.format(caseID))
         }
     }
 
@@ -98,10 +91,8 @@ extension Store {
             if try Bool.fetchOne(db, sql: "SELECT 1 FROM agencies WHERE code = ?", arguments: [code]) == true {
                 throw CustosError.conflict(subject: "agency \(quoted(code))", reason: "already exists; use `custos agency set`")
             }
-            try Agency(code: code, name: name, jurisdictions: jurisdictions, profile: profile, route: route, retentionDays: retentionDays).insert(db)
-            try log.append(.agencyAdd, subjectID: code, details: .object([
-                "name": .string(name), "jurisdictions": .array(jurisdictions.map { .string($0) }), "profile": .string(profile.rawValue),
-                "route": .string(route.rawValue), "retention_days": .integer(Int64(retentionDays))]))
+            try log.record(.agencyAdd(.init(name: name, jurisdictions: jurisdictions, profile: profile, route: route, retentionDays: Int64(retentionDays),
+                                            publicKey: nil)), subjectID: code)
         }
     }
 
@@ -113,13 +104,9 @@ extension Store {
         try write { db, log in
             try requireRole(db: db, log: log, .manageAgencies)
             guard let a = try agencies(db: db).first(where: { $0.code == code }) else { throw CustosError.notFound(kind: "agency", name: code) }
-            let j = jurisdictions ?? a.jurisdictions, p = profile ?? a.profile, r = route ?? a.route, d = retentionDays ?? a.retentionDays
-            try validateAgency(code: code, jurisdictions: j, retentionDays: d)
-            try Agency(code: code, name: name ?? a.name, jurisdictions: j, profile: p, route: r, retentionDays: d, publicKey: publicKey ?? a.publicKey).update(db)
-            try log.append(.agencySet, subjectID: code, details: .object([
-                ("name", name.map { .string($0) }), ("jurisdictions", jurisdictions.map { .array($0.map { .string($0) }) }),
-                ("profile", profile.map { .string($0.rawValue) }), ("route", route.map { .string($0.rawValue) }),
-                ("retention_days", retentionDays.map { .integer(Int64($0)) }), ("public_key", publicKey.map { .string($0) })]))
+            try validateAgency(code: code, jurisdictions: jurisdictions ?? a.jurisdictions, retentionDays: retentionDays ?? a.retentionDays)
+            try log.record(.agencySet(.init(name: name, jurisdictions: jurisdictions, profile: profile, route: route, retentionDays: retentionDays.map(Int64.init),
+                                            publicKey: publicKey)), subjectID: code)
         }
     }
 
@@ -183,9 +170,7 @@ extension Store {
             let id = try resolveCase(name, db: db)
             let detail = try caseDetail(id: id, db: db)
             for f in detail.flags {
-                try log.append(.evidenceView, subjectID: f.key,
-                               details: .object(["purpose": .string(purpose), "case": .string(CaseID.format(id))]),
-                               evidenceHash: f.evidenceHash)
+                try log.record(.evidenceView(.init(purpose: purpose, other: ["case": .string(CaseID.format(id))])), subjectID: f.key, evidenceHash: f.evidenceHash)
             }
             return detail
         }
@@ -224,14 +209,9 @@ extension Store {
                 guard state == CaseState.open.rawValue else { throw CustosError.invalidState(subject: "case \(CaseID.format(id))", state: state, reason: "only open cases merge") }
             }
             let moved = try Int64.fetchAll(db, sql: "SELECT flag FROM case_flags WHERE case_id = ?", arguments: [ib])
-            try db.execute(sql: "UPDATE case_flags SET case_id = ? WHERE case_id = ?", arguments: [ia, ib])
-            try db.execute(sql: "INSERT OR IGNORE INTO case_accounts(case_id, user_id) SELECT ?, user_id FROM case_accounts WHERE case_id = ?", arguments: [ia, ib])
-            try db.execute(sql: "UPDATE cases SET state = ?, merged_into = ? WHERE id = ?", arguments: [CaseState.merged.rawValue, ia, ib])
             let keys = try moved.map { try flagKey($0, db: db) }
-            try log.append(.caseMerge, subjectID: CaseID.format(ia),
-                           details: .object(["merged": .string(CaseID.format(ib)), "flags": .array(keys.map { .string($0) })]))
-            try log.append(.caseMergedInto, subjectID: CaseID.format(ib),
-                           details: .object(["into": .string(CaseID.format(ia))]))
+            try log.record(.caseMerge(.init(merged: CaseID.format(ib), flags: keys)), subjectID: CaseID.format(ia))
+            try log.record(.caseMergedInto(.init(into: CaseID.format(ia))), subjectID: CaseID.format(ib))
             try route(caseID: ia, db: db, log: log)
         }
     }
@@ -254,29 +234,24 @@ extension Store {
                 throw CustosError.invalidInput(field: "--flags", reason: "a split must leave at least one flag in each case (case has \(all.count))")
             }
             let platform = try String.fetchOne(db, sql: "SELECT platform FROM cases WHERE id = ?", arguments: [id]) ?? ""
-            let newID = try CaseRow.open(platform: platform, at: log.now, db: db)
-            for (row, _) in moving {
-                try db.execute(sql: "UPDATE case_flags SET case_id = ? WHERE flag = ?", arguments: [newID, row])
-            }
-            // Each case keeps the reported accounts of the flags it now holds.
-            var accounts: [Int64: [String]] = [:]
-            for cid in [id, newID] {
-                try db.execute(sql: "DELETE FROM case_accounts WHERE case_id = ?", arguments: [cid])
+            let newID = try Store.nextCaseID(db)
+            // Each case keeps the reported accounts of the flags it will hold.
+            let movingRows = Set(moving.map(\.0))
+            func accounts(_ rows: [Int64]) throws -> [String] {
                 var kept = Set<String>()
-                for f in try Int64.fetchAll(db, sql: "SELECT flag FROM case_flags WHERE case_id = ?", arguments: [cid]) {
-                    kept.formUnion(CaseRules.reported(try loadFlag(rowID: f, db: db).conversation).map(\.userID))
-                }
-                for user in kept { try CaseAccountRow(caseId: cid, userId: user).insert(db) }
-                accounts[cid] = kept.sorted()
+                for f in rows { kept.formUnion(CaseRules.reported(try loadFlag(rowID: f, db: db).conversation).map(\.userID)) }
+                return kept.sorted()
             }
-            try log.append(.caseSplit, subjectID: CaseID.format(id),
-                           details: .object(["new_case": .string(CaseID.format(newID)), "flags": .array(moving.map { .string($0.1) }),
-                                             "accounts": .array((accounts[id] ?? []).map { .string($0) })]))
-            try log.append(.caseOpen, subjectID: CaseID.format(newID),
-                           details: .object(["split_from": .string(CaseID.format(id)), "platform": .string(platform),
-                                             "reported_accounts": .array((accounts[newID] ?? []).map { .string($0) })]))
+            let kept = try accounts(all.filter { !movingRows.contains($0) }), taken = try accounts(moving.map(\.0))
+            try log.record(.caseSplit(.init(newCase: CaseID.format(newID), flags: moving.map(\.1), accounts: kept)), subjectID: CaseID.format(id))
+            try log.record(.caseOpen(.init(platform: platform, reportedAccounts: taken, splitFrom: CaseID.format(id))), subjectID: CaseID.format(newID))
             try route(caseID: newID, db: db, log: log)
             return CaseID.format(newID)
         }
+    }
+
+    /// The id the next case gets.
+    static func nextCaseID(_ db: Database) throws -> Int64 {
+        (try Int64.fetchOne(db, sql: "SELECT max(id) FROM cases") ?? 0) + 1
     }
 }

@@ -29,17 +29,30 @@ public final class CustodyLog {
         self.now = Timestamp.utcString(millis: millis)
     }
 
-    /// Appends one entry: its leaf, its chain link and the Merkle nodes it completes.
+    /// The one projection, applying this transaction's events to the workflow tables.
+    private var projection = Projection(replaying: false)
+
+    /// Records one event: appends its entry and applies it to the workflow tables, in this
+    /// transaction. The only way state changes.
     @discardableResult
-    public func append(_ action: CustodyAction, subjectID: String, details: JSONValue = .object([:]),
-                       evidenceHash: String? = nil) throws -> Int64 {
-        try append(action, subjectID: subjectID, canonicalDetails: details.canonicalString, evidenceHash: evidenceHash)
+    func record(_ event: CustodyEvent, subjectID: String, evidenceHash: String? = nil, side: SideFacts = SideFacts()) throws -> Int64 {
+        try record(event, subjectID: subjectID, canonicalDetails: event.details.canonicalString, evidenceHash: evidenceHash, side: side)
     }
 
-    /// Appends one entry whose details are already canonical JSON text (ingest builds them on
+    /// Records an event whose details are already canonical JSON text (ingest builds them on
     /// the parsing threads).
     @discardableResult
-    func append(_ action: CustodyAction, subjectID: String, canonicalDetails: String, evidenceHash: String?) throws -> Int64 {
+    func record(_ event: CustodyEvent, subjectID: String, canonicalDetails: String, evidenceHash: String?, side: SideFacts = SideFacts()) throws -> Int64 {
+        let entry = try append(event.action, subjectID: subjectID, canonicalDetails: canonicalDetails, evidenceHash: evidenceHash)
+        try projection.apply(entry, event, side: side, db: db)
+        if let problem = projection.problems.first {
+            throw CustosError.storage(cause: "the change cannot be applied: \(problem)")
+        }
+        return entry.seq
+    }
+
+    /// Appends one entry: its leaf, its chain link and the Merkle nodes it completes.
+    private func append(_ action: CustodyAction, subjectID: String, canonicalDetails: String, evidenceHash: String?) throws -> CustodyEntry {
         let subjectType = action.subjectType.rawValue
         // SQLite hands TEXT back only up to a NUL: an entry holding one would no longer match
         // its own leaf hash. Nothing that reaches here may carry one (details are JSON-escaped).
@@ -84,7 +97,7 @@ public final class CustodyLog {
         newest[0] = (seq, leaf)
         tail = (seq, chain)
         appendedLeaves.append(leaf)
-        return seq
+        return entry
     }
 }
 
@@ -156,19 +169,16 @@ extension Store {
     /// Inside a write: signs the tree head over every entry so far, stores the note and logs it
     /// (the log entry comes after the signed size, so it is not covered by this checkpoint).
     func signCheckpoint(origin: String, key: Curve25519.Signing.PrivateKey, db: Database, log: CustodyLog,
-                        details: [String: JSONValue] = [:]) throws -> StoredCheckpoint {
+                        packet: (id: String, caseID: String, agency: String, number: Int64)? = nil) throws -> StoredCheckpoint {
         // The tree as signed (checked against the signed head), never the stored nodes alone:
         // a checkpoint must not sign over a log changed behind Custos's back.
         let tree = try signedTree(db, log, key: key, origin: origin)
         let size = tree.size, root = tree.root
         let note = try SignedNote.sign(text: Checkpoint(origin: origin, size: size, root: root).text, name: origin, key: key)
-        try db.execute(sql: "INSERT INTO checkpoints(size, root, note, created_at) VALUES (?, ?, ?, ?)",
-                       arguments: [size, Data(root), note, log.now])
-        let id = db.lastInsertedRowID
-        var logged = details
-        logged["size"] = .integer(size)
-        logged["root"] = .string(Data(root).base64EncodedString())
-        try log.append(.auditCheckpoint, subjectID: String(id), details: .object(logged))
+        let id = (try Int64.fetchOne(db, sql: "SELECT max(id) FROM checkpoints") ?? 0) + 1
+        try log.record(.auditCheckpoint(.init(size: size, root: Data(root).base64EncodedString(), packet: packet?.id, caseID: packet?.caseID,
+                                              agency: packet?.agency, number: packet?.number)),
+                       subjectID: String(id), side: SideFacts(note: note))
         return StoredCheckpoint(id: id, size: size, root: root, note: note, createdAt: log.now)
     }
 

@@ -121,8 +121,8 @@ extension Store {
         for column in row.columns { flag.bind(column) }
         flag.bind(conversationID); flag.bind(record.recordHash); flag.bind(log.now)
         try flag.run()
-        try afterIngest(flagRowID: db.lastInsertedRowID, score: record.header.score, detectedMillis: record.header.detectedAt.epochMillis, db: db)
-        try log.append(.flagIngest, subjectID: row.key, canonicalDetails: row.details, evidenceHash: evidenceHash)
+        try log.record(.flagIngest(.init([:])), subjectID: row.key, canonicalDetails: row.details, evidenceHash: evidenceHash,
+                       side: SideFacts(flagRow: db.lastInsertedRowID))
         return .ingested(evidenceHash: evidenceHash)
     }
 
@@ -134,7 +134,7 @@ extension Store {
 
     /// Resolves a flag named as `detector:flag_id` or as a bare flag_id that is unique.
     public func resolveFlag(_ name: String, db: Database) throws -> (rowID: Int64, key: String) {
-        let keyed = try flagRows(key: name, db: db)
+        let keyed = try Store.flagRows(key: name, db: db)
         if keyed.count > 1 { throw Store.ambiguous(name) }
         if let row = keyed.first { return (row, name) }
         let rows = try Row.fetchAll(db, sql: "SELECT id, detector, flag_id FROM flags WHERE flag_id = ? LIMIT 5", arguments: [name])
@@ -147,7 +147,7 @@ extension Store {
     /// The flags whose key `detector:flag_id` is `key`, by the unique index: one per place the
     /// key could split. Since schema 6 a detector cannot contain `:`, so there is at most one;
     /// an older store may hold two flags with one key (`a` + `b:c`, `a:b` + `c`).
-    func flagRows(key: String, db: Database) throws -> [Int64] {
+    static func flagRows(key: String, db: Database) throws -> [Int64] {
         var rows: [Int64] = []
         var i = key.startIndex
         while let colon = key[i...].firstIndex(of: ":") {
@@ -191,8 +191,7 @@ extension Store {
             let (rowID, key) = try resolveFlag(name, db: db)
             try requireReader(db: db, log: log)
             let flag = try loadFlag(rowID: rowID, db: db)
-            try log.append(.evidenceView, subjectID: key,
-                           details: .object(["purpose": .string(purpose)]), evidenceHash: flag.evidenceHash)
+            try log.record(.evidenceView(.init(purpose: purpose)), subjectID: key, evidenceHash: flag.evidenceHash)
             return flag
         }
     }
@@ -255,8 +254,7 @@ extension Store {
             guard let bytes = try Data.fetchOne(db, sql: "SELECT bytes FROM blobs WHERE sha256 = ?", arguments: [sha256]) else {
                 throw CustosError.notFound(kind: "attachment", name: sha256, hint: "its bytes were not stored")
             }
-            try log.append(.evidenceView, subjectID: key, details: .object(["purpose": .string(purpose), "attachment": .string(sha256)]),
-                           evidenceHash: flag.evidenceHash)
+            try log.record(.evidenceView(.init(purpose: purpose, attachment: sha256)), subjectID: key, evidenceHash: flag.evidenceHash)
             return (bytes, attachment.mediaType)
         }
     }

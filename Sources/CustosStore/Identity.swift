@@ -130,8 +130,7 @@ extension Store {
         try write { db, log in
             try requireRole(db: db, log: log, .manageUsers)
             try requireUser(user, db: db)
-            try db.execute(sql: "UPDATE credentials SET totp_secret = NULL WHERE user = ?", arguments: [user])
-            try log.append(.userTOTP, subjectID: user, details: .object(["totp_sha256": .null, "reason": .string("reset")]))
+            try log.record(.userTOTP(.init(sha256: nil, other: ["reason": .string("reset")])), subjectID: user)
         }
     }
 
@@ -148,8 +147,7 @@ extension Store {
                 throw CustosError.invalidState(subject: "user \(quoted(user))", state: role.rawValue,
                                                reason: "a \(role.rawValue) acts with a password and a one-time code; a bearer token, which never expires and skips the code, is not issued for the role")
             }
-            try db.execute(sql: "INSERT INTO tokens(id, user, token_sha256, created_at) VALUES (?, ?, ?, ?)", arguments: [id, user, digest, log.now])
-            try log.append(.tokenCreate, subjectID: id, details: .object(["user": .string(user), "token_sha256": .string(digest)]))
+            try log.record(.tokenCreate(.init(user: user, tokenSHA256: digest)), subjectID: id)
         }
         return (id, token)
     }
@@ -161,8 +159,7 @@ extension Store {
                 throw CustosError.notFound(kind: "token", name: id, hint: "`custos token list` shows them")
             }
             if (revoked["revoked_at"] as String?) != nil { throw CustosError.invalidState(subject: "token \(quoted(id))", state: "revoked", reason: "already") }
-            try db.execute(sql: "UPDATE tokens SET revoked_at = ? WHERE id = ?", arguments: [log.now, id])
-            try log.append(.tokenRevoke, subjectID: id)
+            try log.record(.tokenRevoke(.init()), subjectID: id)
         }
     }
 
@@ -187,8 +184,7 @@ extension Store {
     public func setPreferences(blur: Bool, grayscale: Bool) throws {
         try write { db, log in
             _ = try currentReviewer(db: db)
-            try db.execute(sql: "INSERT OR REPLACE INTO preferences(user, blur, grayscale) VALUES (?, ?, ?)", arguments: [actor.name, blur, grayscale])
-            try log.append(.userPreferences, subjectID: actor.name, details: .object(["blur": .bool(blur), "grayscale": .bool(grayscale)]))
+            try log.record(.userPreferences(.init(blur: blur, grayscale: grayscale)), subjectID: actor.name)
         }
     }
 
@@ -242,7 +238,12 @@ extension Store {
 
     /// Records a login, logout or failed attempt (`serve`); the actor is this store's actor.
     public func recordSession(_ action: CustodyAction, user: String, details: [String: JSONValue]) throws {
-        try write { _, log in try log.append(action, subjectID: String(user.prefix(64)), details: .object(details)) }
+        let event: CustodyEvent = switch action {
+        case .sessionLogin: .sessionLogin(.init(details))
+        case .sessionLogout: .sessionLogout(.init(details))
+        default: .sessionFail(.init(details))
+        }
+        try write { _, log in try log.record(event, subjectID: String(user.prefix(64))) }
     }
 
     // MARK: helpers
@@ -267,11 +268,8 @@ extension Store {
     /// (the secret's SHA-256, never the secret, and any `details` of how it was proven).
     private func putSecret(_ value: String, as kind: SecretKind, of user: String, details: [String: JSONValue] = [:],
                            db: Database, log: CustodyLog) throws {
-        try db.execute(sql: """
-            INSERT INTO credentials(user, \(kind.column)) VALUES (?, ?)
-            ON CONFLICT(user) DO UPDATE SET \(kind.column) = excluded.\(kind.column)
-            """, arguments: [user, value])
-        try log.append(kind.action, subjectID: user, details: .object(details.merging([kind.digestKey: .string(SHA256Hex.of(value))]) { _, b in b }))
+        let set = CustodyEvent.SecretSet(sha256: SHA256Hex.of(value), other: details.filter { $0.key != kind.digestKey })
+        try log.record(kind == .password ? .userPassword(set) : .userTOTP(set), subjectID: user, side: SideFacts(secret: value))
     }
 
     private func requireUser(_ user: String, db: Database) throws {

@@ -157,8 +157,7 @@ extension Store {
                     if now.contains(Migrations.fullFacts) {
                         details.merge(try factsOlderEntriesLack(db), uniquingKeysWith: { a, _ in a })
                     }
-                    try log.append(.storeMigrate, subjectID: try String.fetchOne(db, sql: "SELECT value FROM store_meta WHERE key = 'log_origin'") ?? "store",
-                                   details: .object(details))
+                    try log.record(try CustodyEvent(action: .storeMigrate, details: details), subjectID: try String.fetchOne(db, sql: "SELECT value FROM store_meta WHERE key = 'log_origin'") ?? "store")
                 }
                 if let key { try signHead(db, log, key: key, firstHead: !done.contains(11)) }
                 return .commit
@@ -171,16 +170,7 @@ extension Store {
     /// Version 9 writes each conversation's evidence document from its schema-8 rows.
     private func afterMigration(_ version: Int, _ db: Database) throws {
         if version == 9 { try Schema8Evidence.convert(db) }
-        if version == 2 {
-            var builder = Merkle.FrontierBuilder()
-            let cursor = try Data.fetchCursor(db, sql: "SELECT leaf_hash FROM custody ORDER BY seq")
-            while let leaf = try cursor.next() {
-                for node in builder.append(Array(leaf)) {
-                    try db.execute(sql: "INSERT INTO merkle_nodes(level, idx, hash) VALUES (?, ?, ?)",
-                                   arguments: [node.level, node.index, Data(node.hash)])
-                }
-            }
-        }
+        if version == 2 { try Store.buildMerkleNodes(db) }
     }
 
     /// Once, when a store reaches schema 6: what older entries did not record, re-derived from
@@ -196,7 +186,7 @@ extension Store {
             .object(try StoredTables.read(table, db).mapValues { .array($0.map { $0.map(JSONValue.string) ?? .null }) })
         }
         var tables: [String: JSONValue] = [:]
-        for table in Replay.snapshotTables { tables[table] = try rows(table) }
+        for table in StoredTables.snapshotTables { tables[table] = try rows(table) }
         var atMs: [String: JSONValue] = [:]
         for r in try Row.fetchAll(db, sql: "SELECT id, at, at_ms FROM decisions") where Timestamp.parse(r["at"])?.epochMillis != r["at_ms"] {
             atMs[String(r["id"] as Int64)] = .integer(r["at_ms"])
@@ -215,7 +205,7 @@ extension Store {
             SELECT k FROM (SELECT detector || ':' || flag_id AS k FROM flags WHERE instr(detector || flag_id, ':') > 0)
             GROUP BY k HAVING count(*) > 1 ORDER BY k
             """)
-        let replay = try replay(db)
+        let replay = try LogReplay.run(source: db)
         return ["tables": .object(tables), "decisions_at_ms": .object(atMs), "flags_before": .integer(maxID),
                 "flags_sha256": .string(Hex.encode(Array(digest.finalize()))), "ambiguous_flag_keys": .array(ambiguous.map { .string($0) }),
                 "replay_problems": .integer(Int64(replay.problems.count)),

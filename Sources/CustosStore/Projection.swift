@@ -2,92 +2,372 @@ import CustosCore
 import Foundation
 import GRDB
 
-/// The stored tables in the shape the log's fold projects them (`Replay.projection`): each row's
-/// compared columns as text, by row key. `audit verify` compares the two; a migration entry
-/// snapshots some of them.
-enum StoredTables {
-    /// Each projected table's rows: the key first, then `Replay.columns[table]` in order.
-    static let queries: [String: String] = [
-        "store_meta": "SELECT key, value FROM store_meta",
-        "schema_migrations": "SELECT version, name, sha256, applied_at FROM schema_migrations",
-        "users": "SELECT name, role, disabled, created_at FROM users",
-        "settings": "SELECT key, value FROM settings",
-        "agencies": "SELECT code, name, jurisdictions, profile, route, retention_days, public_key FROM agencies",
-        "decisions": """
-            SELECT d.id, f.detector || ':' || f.flag_id, d.reviewer, d.stage, d.outcome, d.reason, d.category, d.annotations,
-                   d.urgent_reason, d.at, d.at_ms, d.final
-            FROM decisions d LEFT JOIN flags f ON f.id = d.flag
-            """,
-        "checkpoints": "SELECT id, size, root, created_at FROM checkpoints",
-        "cases": "SELECT id, platform, state, merged_into, created_at FROM cases",
-        "case_accounts": "SELECT case_id || '|' || user_id FROM case_accounts",
-        "case_flags": "SELECT f.detector || ':' || f.flag_id, cf.case_id FROM case_flags cf LEFT JOIN flags f ON f.id = cf.flag",
-        "case_agencies": "SELECT case_id || '|' || agency, reason, served FROM case_agencies",
-        "referrals": """
-            SELECT packet_id, case_id, agency, supplements, tagmanifest_sha256, created_at, created_ms, created_by, hold_until_ms
-            FROM referrals
-            """,
-        "receipts": "SELECT id, case_id, agency, reference, recorded_at, recorded_by FROM receipts",
-        "packet_ids": "SELECT packet_id, case_id, agency, number, allocated_at FROM packet_ids",
-        "cosignatures": "SELECT checkpoint_id || '|' || witness, signature, cosigned_at FROM cosignatures",
-        "tombstones": "SELECT evidence_hash, purged_at, reason FROM tombstones",
-        "hold_extensions": "SELECT id, case_id, until_ms, reason, extended_at, extended_by FROM hold_extensions",
-        "credentials": "SELECT user, password_hash, totp_secret FROM credentials",
-        "tokens": "SELECT id, user, token_sha256, created_at, revoked_at FROM tokens",
-        "preferences": "SELECT user, blur, grayscale FROM preferences",
-        "submissions": "SELECT id, case_id, agency, packet_id, endpoint, report_id, state, last_error, created_at, updated_at FROM submissions",
-        "submission_files": "SELECT submission_id || '|' || seq, name, path, sha256, md5, upload_sent, file_id, details_sent FROM submission_files",
-        "purging": "SELECT conversation_id FROM purging",
-        "purging_blobs": "SELECT sha256 FROM purging_blobs",
-    ]
-
-    /// Columns (0 = the first after the key) stored as secrets and compared by their SHA-256.
-    static let secretColumns: [String: Set<Int>] = ["credentials": [0, 1]]
-
-    /// One table's rows. A key that occurs twice (a row whose key columns were blanked) is
-    /// kept under a name that says so, so it is reported rather than silently merged.
-    static func read(_ table: String, _ db: Database) throws -> [String: [String?]] {
-        guard let sql = queries[table] else { return [:] }
-        var rows: [String: [String?]] = [:]
-        let cursor = try Row.fetchCursor(db, sql: sql)
-        while let row = try cursor.next() {
-            let values = row.databaseValues.map(text)
-            var key = values.first.flatMap { $0 } ?? "(null)"
-            if rows[key] != nil { key += " (again)" }
-            var columns = Array(values.dropFirst())
-            for i in secretColumns[table] ?? [] where i < columns.count { columns[i] = columns[i].map(SHA256Hex.of) }
-            rows[key] = columns
-        }
-        return rows
-    }
-
-    /// A stored value as the fold writes it: integers in decimal, blobs in base64, NULL as nil.
-    static func text(_ value: DatabaseValue) -> String? {
-        switch value.storage {
-        case .null: nil
-        case .int64(let i): String(i)
-        case .double(let d): String(d)
-        case .string(let s): s
-        case .blob(let b): b.base64EncodedString()
-        }
-    }
-
-    /// The columns of a `flags` row that no other check covers (its conversation is covered by
-    /// the evidence hash, its record hash and ingest time by its ingest entry), hashed: the
-    /// ingest entry records it, `audit verify` recomputes it.
-    static let flagColumns = ["model_version", "score", "detected_at", "detected_ms", "platform", "surface", "signals", "extra"]
-
-    static func flagDigest(_ values: [DatabaseValue]) -> String {
-        SHA256Hex.of(JSONValue.array(values.map { text($0).map(JSONValue.string) ?? .null }).canonicalString)
-    }
+/// What an entry does not carry but its row needs: given by the writer, or, on replay, read
+/// from the store being replayed and checked against the entry.
+struct SideFacts {
+    /// flag.ingest: the flag's row (else found by its key).
+    var flagRow: Int64?
+    /// user.password, user.totp: the secret whose SHA-256 the entry records.
+    var secret: String?
+    /// audit.checkpoint: the signed note.
+    var note: String?
 }
 
-extension Store {
-    /// The fold of the whole log (a migration computes it once; `audit verify` folds as it reads).
-    func replay(_ db: Database) throws -> Replay {
-        var replay = Replay()
-        let entries = try CustodyEntry.fetchCursor(db, sql: "SELECT * FROM custody ORDER BY seq")
-        while let e = try entries.next() { replay.apply(e) }
-        return replay
+/// The one writer of the workflow tables: each custody event, applied in the transaction that
+/// appends its entry (`CustodyLog.record`), and again, entry by entry, when `audit verify` and
+/// `audit rebuild` replay the log into a new database. Evidence (flags, conversations,
+/// attachments), custody entries and the Merkle tree have their own writers; nothing else
+/// writes these tables.
+///
+/// An entry that cannot be applied, or whose decision breaks the review rules, is a problem:
+/// a write refuses it; a replay names it and goes on.
+struct Projection {
+    /// A replay (of a log already written) rather than a write: problems are collected, and a
+    /// migration entry's count of earlier problems is checked.
+    let replaying: Bool
+    private(set) var problems: [String] = []
+    /// Problems before a migration entry that recorded how many it found (older custos wrote
+    /// fewer facts and enforced older rules; the migration's snapshot supplies what they lack).
+    private(set) var legacyProblems: [String] = []
+    private(set) var keyFingerprint: String?
+    private(set) var origin: String?
+    /// A migration entry's record of the flags ingested before it (their entries carry no
+    /// per-flag digest): the highest flag row id and the digest over their rows.
+    private(set) var flagsBefore: (maxID: Int64, digest: String)?
+    /// Attachments erased by retention purges (their ingest entries still name them).
+    private(set) var purgedBlobs: Set<String> = []
+    private(set) var ingested = 0
+
+    init(replaying: Bool) { self.replaying = replaying }
+
+    /// Applies one entry's event.
+    mutating func apply(_ e: CustodyEntry, _ event: CustodyEvent, side: SideFacts = SideFacts(), db: Database) throws {
+        do {
+            try project(e, event, side: side, db: db)
+        } catch let p as Problem {
+            problems.append("custody entry \(e.seq) (\(e.action) \(e.subjectID)): \(p.text)")
+        }
+    }
+
+    /// Decodes and applies a stored entry (a replay).
+    mutating func apply(_ e: CustodyEntry, side: SideFacts = SideFacts(), db: Database) throws {
+        do {
+            try apply(e, try CustodyEvent(entry: e), side: side, db: db)
+        } catch let error as CustodyEvent.Incomplete {
+            problems.append("custody entry \(e.seq) (\(e.action) \(e.subjectID)): \(error)")
+        } catch let error as CustosError where error.kind == .invalidInput {
+            problems.append("\(error.description)")
+        }
+    }
+
+    private struct Problem: Error { let text: String }
+    private func problem(_ text: String) -> Problem { Problem(text: text) }
+
+    // swiftlint:disable:next cyclomatic_complexity
+    private mutating func project(_ e: CustodyEntry, _ event: CustodyEvent, side: SideFacts, db: Database) throws {
+        let caseID = CaseID.parse(e.subjectID)
+        func requireCase() throws -> Int64 {
+            guard let caseID, try Bool.fetchOne(db, sql: "SELECT 1 FROM cases WHERE id = ?", arguments: [caseID]) == true else { throw problem("no such case") }
+            return caseID
+        }
+        switch event {
+        case .storeBackup, .storeRestore, .sessionLogin, .sessionLogout, .sessionFail, .evidenceView, .refused:
+            return  // reads and records: no state
+        case .storeInit(let p):
+            for (k, v) in [("org", p.org), ("contact_email", p.contactEmail), ("created_at", e.at)] { try meta(k, v, db) }
+            try migrations(p.schema, db)
+        case .storeMigrate(let p):
+            try storeMigrate(p, db: db)
+        case .keyCreate(let p):
+            keyFingerprint = e.subjectID; origin = p.origin
+            try meta("log_origin", p.origin, db)
+            if let pem = p.publicKey { try meta("public_key_pem", pem, db) }
+            if let file = p.keyFile { try meta("key_file", file, db) }
+        case .userAdd(let p):
+            try db.execute(sql: "INSERT OR REPLACE INTO users(name, role, disabled, created_at) VALUES (?, ?, 0, ?)", arguments: [e.subjectID, p.role.rawValue, e.at])
+        case .userDisable:
+            try db.execute(sql: "UPDATE users SET disabled = 1 WHERE name = ?", arguments: [e.subjectID])
+            // A disabled user's claims go back to the queue.
+            try db.execute(sql: "UPDATE flag_state SET claimed_by = NULL, claim_expires_ms = NULL WHERE claimed_by = ?", arguments: [e.subjectID])
+        case .userPassword(let p), .userTOTP(let p):
+            let column = event.action == .userPassword ? "password_hash" : "totp_secret"
+            // The entry holds the secret's SHA-256; the secret is the writer's, or the replayed store's when it matches.
+            let secret: String? = p.sha256.map { digest in side.secret.flatMap { SHA256Hex.of($0) == digest ? $0 : nil } ?? "(no secret with SHA-256 \(digest))" }
+            try db.execute(sql: """
+                INSERT INTO credentials(user, \(column)) VALUES (?, ?) ON CONFLICT(user) DO UPDATE SET \(column) = excluded.\(column)
+                """, arguments: [e.subjectID, secret])
+        case .tokenCreate(let p):
+            try db.execute(sql: "INSERT INTO tokens(id, user, token_sha256, created_at) VALUES (?, ?, ?, ?)", arguments: [e.subjectID, p.user, p.tokenSHA256, e.at])
+        case .tokenRevoke:
+            try db.execute(sql: "UPDATE tokens SET revoked_at = ? WHERE id = ?", arguments: [e.at, e.subjectID])
+            if db.changesCount == 0 { throw problem("no such token") }
+        case .userPreferences(let p):
+            try db.execute(sql: "INSERT OR REPLACE INTO preferences(user, blur, grayscale) VALUES (?, ?, ?)", arguments: [e.subjectID, p.blur, p.grayscale])
+        case .settingsSet(let p):
+            try db.execute(sql: "INSERT OR REPLACE INTO settings(key, value) VALUES (?, ?)", arguments: [e.subjectID, p.value])
+        case .agencyAdd(let p), .agencySet(let p):
+            let before = try Agency.fetchOne(db, key: e.subjectID)
+            guard let name = p.name ?? before?.name, let jurisdictions = p.jurisdictions ?? before?.jurisdictions, let profile = p.profile ?? before?.profile,
+                  let route = p.route ?? before?.route, let days = p.retentionDays.map(Int.init) ?? before?.retentionDays else { throw problem("incomplete agency") }
+            try Agency(code: e.subjectID, name: name, jurisdictions: jurisdictions, profile: profile, route: route, retentionDays: days,
+                       publicKey: p.publicKey ?? before?.publicKey).save(db)
+        case .flagIngest(let p):
+            ingested += 1
+            try flagIngest(e, p, row: side.flagRow, db: db)
+        case .evidencePurge(let p):
+            guard let hash = e.evidenceHash else { throw problem("incomplete purge") }
+            try db.execute(sql: "INSERT OR IGNORE INTO tombstones(evidence_hash, purged_at, reason) VALUES (?, ?, ?)", arguments: [hash, e.at, p.reason])
+            purgedBlobs.formUnion(p.attachments)
+        case .flagClaim(let p):
+            let row = try flagRow(e.subjectID, db)
+            try db.execute(sql: "UPDATE flag_state SET claimed_by = ?, claim_expires_ms = ? WHERE flag = ?",
+                           arguments: [p.holder ?? e.actor, p.leaseExpires.flatMap(Timestamp.parse)?.epochMillis, row])
+        case .flagRelease:
+            try db.execute(sql: "UPDATE flag_state SET claimed_by = NULL, claim_expires_ms = NULL WHERE flag = ?", arguments: [try flagRow(e.subjectID, db)])
+        case .flagDecide(let p):
+            try decide(e, p, db: db)
+        case .flagReopen(let p):
+            let row = try flagRow(e.subjectID, db)
+            let state = try Projection.review(row, db: db)
+            try insertDecision(e, row: row, stage: state.status.rawValue, outcome: Outcome.reopenRawValue, reason: p.reason ?? "", category: nil,
+                               annotations: nil, urgent: nil, final: false, db: db)
+            try Projection.save(ReviewRules.reopened(state), row, db: db)
+        case .auditCheckpoint(let p):
+            guard let id = Int64(e.subjectID), let root = Data(base64Encoded: p.root) else { throw problem("incomplete checkpoint") }
+            try db.execute(sql: "INSERT INTO checkpoints(id, size, root, note, created_at) VALUES (?, ?, ?, ?, ?)",
+                           arguments: [id, p.size, root, side.note ?? "(no signed note)", e.at])
+            // A checkpoint signed for an export allocates the packet's id in the same transaction.
+            if let packet = p.packet {
+                guard let c = p.caseID.flatMap(CaseID.parse), let agency = p.agency, let number = p.number else {
+                    throw problem("the packet id's case, agency and number are not recorded")
+                }
+                try db.execute(sql: "INSERT INTO packet_ids(packet_id, case_id, agency, number, allocated_at) VALUES (?, ?, ?, ?, ?)",
+                               arguments: [packet, c, agency, number, e.at])
+            }
+        case .auditCosign(let p):
+            try db.execute(sql: "INSERT INTO cosignatures(checkpoint_id, witness, signature, cosigned_at) VALUES (?, ?, ?, ?)",
+                           arguments: [Int64(e.subjectID), p.witness, p.signature, e.at])
+        case .caseOpen(let p):
+            guard let caseID else { throw problem("not a case id") }
+            try db.execute(sql: "INSERT INTO cases(id, platform, state, created_at) VALUES (?, ?, ?, ?)", arguments: [caseID, p.platform, CaseState.open.rawValue, e.at])
+            try addAccounts(p.reportedAccounts, to: caseID, db)
+        case .caseAddFlag(let p):
+            let c = try requireCase()
+            try db.execute(sql: "INSERT OR REPLACE INTO case_flags(flag, case_id) VALUES (?, ?)", arguments: [try flagRow(p.flag, db), c])
+            try addAccounts(p.accounts, to: c, db)
+        case .caseRoute(let p):
+            try db.execute(sql: "INSERT OR IGNORE INTO case_agencies(case_id, agency, reason, served) VALUES (?, ?, ?, 0)", arguments: [try requireCase(), p.agency, p.reason])
+        case .caseMerge(let p):
+            let into = try requireCase()
+            guard let from = CaseID.parse(p.merged), try Bool.fetchOne(db, sql: "SELECT 1 FROM cases WHERE id = ?", arguments: [from]) == true else { throw problem("no such cases") }
+            try db.execute(sql: "UPDATE case_flags SET case_id = ? WHERE case_id = ?", arguments: [into, from])
+            try db.execute(sql: "INSERT OR IGNORE INTO case_accounts(case_id, user_id) SELECT ?, user_id FROM case_accounts WHERE case_id = ?", arguments: [into, from])
+        case .caseMergedInto(let p):
+            let c = try requireCase()
+            guard let into = CaseID.parse(p.into) else { throw problem("no such case") }
+            try db.execute(sql: "UPDATE cases SET state = ?, merged_into = ? WHERE id = ?", arguments: [CaseState.merged.rawValue, into, c])
+        case .caseSplit(let p):
+            let c = try requireCase()
+            guard let newCase = CaseID.parse(p.newCase) else { throw problem("no such case") }
+            // The new case's case.open entry follows this one, in the same transaction.
+            try db.execute(sql: "PRAGMA defer_foreign_keys = ON")
+            for flag in p.flags { try db.execute(sql: "INSERT OR REPLACE INTO case_flags(flag, case_id) VALUES (?, ?)", arguments: [try flagRow(flag, db), newCase]) }
+            try db.execute(sql: "DELETE FROM case_accounts WHERE case_id = ?", arguments: [c])
+            try addAccounts(p.accounts, to: c, db)
+        case .caseExport(let p):
+            let c = try requireCase()
+            guard let hold = Timestamp.parse(p.holdUntil)?.epochMillis else { throw problem("incomplete export") }
+            try db.execute(sql: """
+                INSERT INTO referrals(packet_id, case_id, agency, supplements, tagmanifest_sha256, created_at, created_ms, created_by, hold_until_ms)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """, arguments: [p.packet, c, p.agency, p.supplements, p.tagmanifestSHA256, e.at, Timestamp.parse(e.at)?.epochMillis, e.actor, hold])
+            // The case is referred once every agency it is routed to has been served.
+            try db.execute(sql: "UPDATE case_agencies SET served = 1 WHERE case_id = ? AND agency = ?", arguments: [c, p.agency])
+            if db.changesCount > 0, try Int.fetchOne(db, sql: "SELECT count(*) FROM case_agencies WHERE case_id = ? AND served = 0", arguments: [c]) == 0 {
+                try db.execute(sql: "UPDATE cases SET state = ? WHERE id = ?", arguments: [CaseState.referred.rawValue, c])
+            }
+        case .referralReceipt(let p):
+            guard let caseID else { throw problem("incomplete receipt") }
+            try db.execute(sql: "INSERT INTO receipts(case_id, agency, reference, recorded_at, recorded_by) VALUES (?, ?, ?, ?, ?)",
+                           arguments: [caseID, p.agency, p.reference, e.at, e.actor])
+        case .holdExtend(let p):
+            guard let caseID, let until = Timestamp.parse(p.until)?.epochMillis else { throw problem("incomplete hold extension") }
+            try db.execute(sql: "INSERT INTO hold_extensions(case_id, until_ms, reason, extended_at, extended_by) VALUES (?, ?, ?, ?, ?)",
+                           arguments: [caseID, until, p.reason, e.at, e.actor])
+        case .submissionBegin(let s), .submissionStep(let s):
+            // The entry carries the rows as they are after it.
+            try db.execute(sql: """
+                INSERT OR REPLACE INTO submissions(id, case_id, agency, packet_id, endpoint, report_id, state, last_error, created_at, updated_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """, arguments: [s.id, s.caseRow, s.agency, s.packetID, s.endpoint, s.reportID, s.state, s.lastError, s.createdAt, s.updatedAt])
+            for f in s.files {
+                try db.execute(sql: """
+                    INSERT OR REPLACE INTO submission_files(submission_id, seq, name, path, sha256, md5, upload_sent, file_id, details_sent)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """, arguments: [s.id, f.seq, f.name, f.path, f.sha256, f.md5, f.uploadSent, f.fileID, f.detailsSent])
+            }
+        }
+    }
+
+    // MARK: the parts
+
+    private func meta(_ key: String, _ value: String, _ db: Database) throws {
+        try db.execute(sql: "INSERT OR REPLACE INTO store_meta(key, value) VALUES (?, ?)", arguments: [key, value])
+    }
+
+    private func addAccounts(_ accounts: [String], to caseID: Int64, _ db: Database) throws {
+        for a in accounts { try db.execute(sql: "INSERT OR IGNORE INTO case_accounts(case_id, user_id) VALUES (?, ?)", arguments: [caseID, a]) }
+    }
+
+    /// `{"<version>": [name, sha256, applied_at]}` from store.init or a migration entry.
+    private func migrations(_ value: JSONValue?, _ db: Database) throws {
+        guard case .object(let applied)? = value else { return }
+        for (version, v) in applied {
+            let parts = v.arrayValue?.map(\.stringValue) ?? []
+            guard let n = Int(version), parts.count == 3, let name = parts[0], let sum = parts[1], let at = parts[2] else { throw problem("migration \(version) is incomplete") }
+            try db.execute(sql: "INSERT OR REPLACE INTO schema_migrations(version, name, sha256, applied_at) VALUES (?, ?, ?, ?)", arguments: [n, name, sum, at])
+        }
+    }
+
+    /// The one flag a key names (an older store may hold two under one key: refused).
+    private func flagRow(_ key: String, _ db: Database) throws -> Int64 {
+        let rows = try Store.flagRows(key: key, db: db)
+        guard rows.count == 1 else { throw problem(rows.isEmpty ? "no flag \(quoted(key))" : "two flags share the key \(quoted(key))") }
+        return rows[0]
+    }
+
+    /// A new flag's review state: open, in the moderator queue, ranked by its score and time.
+    private func flagIngest(_ e: CustodyEntry, _ p: CustodyEvent.FlagIngest, row: Int64?, db: Database) throws {
+        var statement = try DirectStatement(db, """
+            INSERT INTO flag_state(flag, status, queue, score_rank, detected_ms) SELECT id, ?, ?, coalesce(score, -1), detected_ms FROM flags WHERE id = ?
+            """)
+        statement.bind(FlagStatus.open.rawValue); statement.bind(ReviewQueue.moderator.rawValue)
+        if let row {
+            statement.bind(row)
+        } else if let detector = p.other["detector"]?.stringValue, let flagID = p.other["flag_id"]?.stringValue,
+                  let id = try Int64.fetchOne(db.cachedStatement(sql: "SELECT id FROM flags WHERE detector = ? AND flag_id = ?"), arguments: [detector, flagID]) {
+            statement.bind(id)
+        } else {
+            statement.bind(try flagRow(e.subjectID, db))
+        }
+        try statement.runInsertingOne(what: "the review state of flag \(quoted(e.subjectID))")
+    }
+
+    /// A decision, replayed through the review rules: it must be legal for who decided, when.
+    private mutating func decide(_ e: CustodyEntry, _ p: CustodyEvent.FlagDecide, db: Database) throws {
+        let row = try flagRow(e.subjectID, db)
+        let state = try Projection.review(row, db: db)
+        let role = try String.fetchOne(db, sql: "SELECT role FROM users WHERE name = ?", arguments: [e.actor]).flatMap(Role.init(rawValue:)) ?? .moderator
+        let secondRequired = try String.fetchOne(db, sql: "SELECT value FROM settings WHERE key = ?", arguments: [Setting.secondReview.rawValue]) != "off"
+        do {
+            let next = try ReviewRules.transition(e.subjectID, state, outcome: p.outcome, reviewer: Reviewer(name: e.actor, role: role),
+                                                  category: p.category, secondReviewRequired: secondRequired)
+            if next.status.rawValue != p.result {
+                problems.append("custody entry \(e.seq) (\(e.action) \(e.subjectID)): it records \(p.result ?? "no result"), the review rules give \(next.status.rawValue)")
+            }
+        } catch {
+            problems.append("custody entry \(e.seq) (\(e.action) \(e.subjectID)): the decision breaks the review rules: \(error)")
+        }
+        let annotations = p.annotations ?? []
+        let noted = Array(Set(annotations)).sorted()
+        try insertDecision(e, row: row, stage: state.status.rawValue, outcome: p.outcome.rawValue, reason: p.reason, category: p.category,
+                           annotations: noted.isEmpty ? nil : JSONValue.array(noted.map { .string($0) }).canonicalString, urgent: p.urgent,
+                           final: p.final == true, db: db)
+        try Projection.save(ReviewRules.settled(state, to: p.result.flatMap(FlagStatus.init(rawValue:)) ?? state.status, by: e.actor,
+                                                category: p.category, annotations: annotations, urgent: p.urgent), row, db: db)
+    }
+
+    private func insertDecision(_ e: CustodyEntry, row: Int64, stage: String, outcome: String, reason: String, category: String?,
+                                annotations: String?, urgent: String?, final: Bool, db: Database) throws {
+        try db.execute(sql: """
+            INSERT INTO decisions(flag, reviewer, stage, outcome, reason, category, annotations, urgent_reason, at, at_ms, final)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """, arguments: [row, e.actor, stage, outcome, reason, category, annotations, urgent, e.at, Timestamp.parse(e.at)?.epochMillis, final])
+    }
+
+    /// A schema upgrade: its migrations, and once (schema 6) the facts older entries lacked.
+    private mutating func storeMigrate(_ p: CustodyEvent.StoreMigrate, db: Database) throws {
+        if let n = p.replayProblems, replaying {
+            if n != Int64(problems.count) {
+                problems.append("store.migrate: it recorded \(n) problems in the entries before it; they now replay with \(problems.count)")
+            }
+            legacyProblems += problems.filter { !$0.hasPrefix("store.migrate:") }
+            problems = problems.filter { $0.hasPrefix("store.migrate:") }
+        }
+        if let tables = p.tables { try restore(tables, db: db) }
+        try migrations(p.migrations, db)
+        for (id, v) in p.decisionsAtMillis ?? [:] {
+            try db.execute(sql: "UPDATE decisions SET at_ms = ? WHERE id = ? AND at_ms IS NOT ?", arguments: [v.intValue, Int64(id), v.intValue])
+        }
+        if let maxID = p.flagsBefore, let digest = p.flagsSHA256 { flagsBefore = (maxID, digest) }
+    }
+
+    /// A migration entry's snapshot, `{"<table>": {"<key>": [columns…]}}`: each table it names
+    /// becomes exactly its rows (a row already equal is left alone).
+    private func restore(_ tables: [String: JSONValue], db: Database) throws {
+        for table in StoredTables.snapshotTables {
+            guard case .object(let snapshot)? = tables[table], let spec = Projection.snapshotSpecs[table] else { continue }
+            let want = snapshot.mapValues { $0.arrayValue?.map { $0.stringValue ?? $0.intValue.map { String($0) } } ?? [] }
+            let have = try StoredTables.read(table, db)
+            for (key, _) in have where want[key] == nil {
+                try db.execute(sql: "DELETE FROM \(table) WHERE \(spec.keys.map { "\($0) = ?" }.joined(separator: " AND "))",
+                               arguments: StatementArguments(try spec.keyValues(key, db)))
+            }
+            for (key, columns) in want where have[key] != columns {
+                let names = spec.keys + spec.columns
+                try db.execute(sql: "INSERT OR REPLACE INTO \(table)(\(names.joined(separator: ", "))) VALUES (\(names.map { _ in "?" }.joined(separator: ", ")))",
+                               arguments: StatementArguments(try spec.keyValues(key, db) + columns.map { $0.map { DatabaseValue(value: $0) ?? .null } ?? .null }))
+            }
+        }
+    }
+
+    /// How a snapshot row's key and columns map onto a table's columns.
+    private struct SnapshotSpec {
+        let keys: [String]
+        let columns: [String]
+        var flagKey = false
+        func keyValues(_ key: String, _ db: Database) throws -> [DatabaseValue] {
+            if flagKey { return [try Store.flagRows(key: key, db: db).first.map { $0.databaseValue } ?? .null] }
+            let parts = keys.count == 1 ? [key] : key.split(separator: "|", maxSplits: keys.count - 1).map(String.init)
+            return parts.map { $0.databaseValue }
+        }
+    }
+
+    private static let snapshotSpecs: [String: SnapshotSpec] = [
+        "store_meta": SnapshotSpec(keys: ["key"], columns: ["value"]),
+        "schema_migrations": SnapshotSpec(keys: ["version"], columns: ["name", "sha256", "applied_at"]),
+        "cases": SnapshotSpec(keys: ["id"], columns: ["platform", "state", "merged_into", "created_at"]),
+        "case_accounts": SnapshotSpec(keys: ["case_id", "user_id"], columns: []),
+        "case_flags": SnapshotSpec(keys: ["flag"], columns: ["case_id"], flagKey: true),
+        "case_agencies": SnapshotSpec(keys: ["case_id", "agency"], columns: ["reason", "served"]),
+        "referrals": SnapshotSpec(keys: ["packet_id"], columns: StoredTables.columns["referrals"] ?? []),
+        "receipts": SnapshotSpec(keys: ["id"], columns: StoredTables.columns["receipts"] ?? []),
+        "packet_ids": SnapshotSpec(keys: ["packet_id"], columns: StoredTables.columns["packet_ids"] ?? []),
+    ]
+
+    // MARK: flag review state
+
+    /// A flag's review state as the rules see it, with this round's reviewers (the decisions
+    /// since it was last reopened).
+    static func review(_ rowID: Int64, db: Database) throws -> FlagReview {
+        guard var review = try FlagReview.fetchOne(db, sql: "SELECT * FROM flag_state WHERE flag = ?", arguments: [rowID]) else {
+            throw CustosError.storage(cause: "flag row \(rowID) has no review state")
+        }
+        review.reviewers = try String.fetchAll(db, sql: """
+            SELECT DISTINCT reviewer FROM decisions
+            WHERE flag = ? AND id > coalesce((SELECT max(id) FROM decisions WHERE flag = ? AND outcome = ?), 0)
+            """, arguments: [rowID, rowID, Outcome.reopenRawValue])
+        return review
+    }
+
+    /// Writes a flag's review state (the one UPDATE of a whole flag_state row).
+    static func save(_ r: FlagReview, _ rowID: Int64, db: Database) throws {
+        try db.execute(sql: """
+            UPDATE flag_state SET status = ?, queue = ?, claimed_by = ?, claim_expires_ms = ?, first_reviewer = ?, category = ?,
+                annotations = ?, urgent = ?, urgent_reason = ?
+            WHERE flag = ?
+            """, arguments: [r.status.rawValue, r.queue?.rawValue, r.holder, r.leaseExpiresMillis, r.firstReviewer, r.category,
+                             r.annotations.isEmpty ? nil : JSONValue.array(r.annotations.map { .string($0) }).canonicalString,
+                             r.urgentReason == nil ? 0 : 1, r.urgentReason, rowID])
     }
 }

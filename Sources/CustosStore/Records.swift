@@ -151,13 +151,6 @@ struct CaseRow: SnakeCaseRecord, FetchableRecord, MutablePersistableRecord {
     var createdAt: String
 
     mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
-
-    /// Opens a new case; returns its id.
-    static func open(platform: String, at: String, db: Database) throws -> Int64 {
-        var row = CaseRow(platform: platform, state: CaseState.open.rawValue, createdAt: at)
-        try row.insert(db)
-        return db.lastInsertedRowID
-    }
 }
 
 /// A `case_agencies` row: an agency a case is routed to, why, and whether it was served.

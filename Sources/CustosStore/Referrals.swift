@@ -45,22 +45,18 @@ extension Store {
             let number = (try Int64.fetchOne(db, sql: "SELECT max(number) FROM packet_ids WHERE case_id = ? AND agency = ?",
                                              arguments: [caseRow, agency.code]) ?? 0) + 1
             let packetID = "\(caseID)-\(agency.code)-\(number)"
-            try db.execute(sql: "INSERT INTO packet_ids(packet_id, case_id, agency, number, allocated_at) VALUES (?, ?, ?, ?, ?)",
-                           arguments: [packetID, caseRow, agency.code, number, log.now])
             let detail = try caseDetail(id: caseRow, db: db)
             if let first = detail.erased.first {
                 throw CustosError.invalidState(subject: "case \(caseID)", state: "erased", reason: "it cannot be exported: \(first)")
             }
             // A packet carries the custody entries of its flags' keys: a key two flags share would mix theirs.
-            for f in detail.flags where try flagRows(key: f.key, db: db).count > 1 { throw Store.ambiguous(f.key) }
+            for f in detail.flags where try Store.flagRows(key: f.key, db: db).count > 1 { throw Store.ambiguous(f.key) }
             for f in detail.flags {
-                try log.append(.evidenceView, subjectID: f.key,
-                               details: .object(["purpose": .string("export"), "packet": .string(packetID), "case": .string(caseID)]),
-                               evidenceHash: f.evidenceHash)
+                try log.record(.evidenceView(.init(purpose: "export", other: ["packet": .string(packetID), "case": .string(caseID)])),
+                               subjectID: f.key, evidenceHash: f.evidenceHash)
             }
             // The checkpoint covers every entry so far, including the reads just logged.
-            let checkpoint = try signCheckpoint(origin: org.origin, key: key, db: db, log: log, details: [
-                "packet": .string(packetID), "case": .string(caseID), "agency": .string(agency.code), "number": .integer(number)])
+            let checkpoint = try signCheckpoint(origin: org.origin, key: key, db: db, log: log, packet: (packetID, caseID, agency.code, number))
             let size = checkpoint.size, note = checkpoint.note
             let subjects = [caseID] + detail.flags.map(\.key)
             let custody = try CustodyEntry.fetchAll(db, SQLRequest<CustodyEntry>(literal: "SELECT * FROM custody WHERE subject_id IN \(subjects) AND seq < \(size) ORDER BY seq"))
@@ -108,19 +104,10 @@ extension Store {
         try write { db, log in
             let now = log.millis
             try requireRole(db: db, log: log, .export)
-            let caseRow = try resolveCase(s.caseID, db: db)
+            _ = try resolveCase(s.caseID, db: db)
             let holdUntil = now + Int64(s.agency.retentionDays) * 86_400_000
-            try ReferralRow(packetId: s.packetID, caseId: caseRow, agency: s.agency.code, supplements: s.supplements,
-                            tagmanifestSha256: tagManifestSHA256, createdAt: log.now, createdMs: now, createdBy: actor.name,
-                            holdUntilMs: holdUntil).insert(db)
-            try db.execute(sql: "UPDATE case_agencies SET served = 1 WHERE case_id = ? AND agency = ?", arguments: [caseRow, s.agency.code])
-            let unserved = try Int.fetchOne(db, sql: "SELECT count(*) FROM case_agencies WHERE case_id = ? AND served = 0", arguments: [caseRow]) ?? 0
-            if unserved == 0 { try db.execute(sql: "UPDATE cases SET state = ? WHERE id = ?", arguments: [CaseState.referred.rawValue, caseRow]) }
-            try log.append(.caseExport, subjectID: s.caseID, details: .object([
-                ("packet", .string(s.packetID)), ("agency", .string(s.agency.code)), ("tagmanifest_sha256", .string(tagManifestSHA256)),
-                ("supplements", s.supplements.map { .string($0) }), ("flags", .array(s.flags.map { .string($0.key) })),
-                ("hold_until", .string(Timestamp.utcString(millis: holdUntil))),
-            ]))
+            try log.record(.caseExport(.init(packet: s.packetID, agency: s.agency.code, tagmanifestSHA256: tagManifestSHA256, supplements: s.supplements,
+                                             flags: s.flags.map(\.key), holdUntil: Timestamp.utcString(millis: holdUntil))), subjectID: s.caseID)
         }
     }
 
@@ -135,9 +122,7 @@ extension Store {
             guard try Bool.fetchOne(db, sql: "SELECT 1 FROM referrals WHERE case_id = ? AND agency = ?", arguments: [caseRow, agency]) == true else {
                 throw CustosError.invalidState(subject: "case \(CaseID.format(caseRow))", state: "not exported to \(quoted(agency))", reason: "export it first")
             }
-            try ReceiptRow(caseId: caseRow, agency: agency, reference: reference, recordedAt: log.now, recordedBy: actor.name).insert(db)
-            try log.append(.referralReceipt, subjectID: CaseID.format(caseRow),
-                           details: .object(["agency": .string(agency), "reference": .string(reference)]))
+            try log.record(.referralReceipt(.init(agency: agency, reference: reference)), subjectID: CaseID.format(caseRow))
         }
     }
 

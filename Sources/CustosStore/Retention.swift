@@ -123,7 +123,6 @@ extension Store {
         for sha in erasedBlobs { try db.execute(sql: "INSERT INTO purging_blobs(sha256) VALUES (?)", arguments: [sha]) }
         try db.execute(sql: "DELETE FROM evidence WHERE conversation_id = ?", arguments: [id])
         try db.execute(sql: "DELETE FROM blobs WHERE sha256 IN (SELECT sha256 FROM purging_blobs)")
-        try db.execute(sql: "INSERT INTO tombstones(evidence_hash, purged_at, reason) VALUES (?, ?, ?)", arguments: [erasure.evidenceHash, log.now, erasure.reason])
         // The detector's free text about the conversation goes with it; the entry records the
         // digest of each flag's row as it now is (`audit verify` checks the row against it).
         try db.execute(sql: "UPDATE flags SET signals = NULL, extra = NULL WHERE conversation_id = ?", arguments: [id])
@@ -133,9 +132,9 @@ extension Store {
             digests[FlagKey.make(detector: r["detector"], flagID: r["flag_id"])] = StoredTables.flagDigest(Array(r.databaseValues.dropFirst(2)))
         }
         for flag in erasure.flags {
-            var details: [String: JSONValue] = ["reason": .string(erasure.reason), "attachments": .array(erasedBlobs.map { .string($0) })]
-            if let digest = digests[flag] { details["flag_sha256"] = .string(digest) }
-            try log.append(.evidencePurge, subjectID: flag, details: .object(details), evidenceHash: erasure.evidenceHash)
+            // The projection keeps the tombstone (the conversation's hash) once.
+            try log.record(.evidencePurge(.init(reason: erasure.reason, attachments: erasedBlobs, flagSHA256: digests[flag])),
+                           subjectID: flag, evidenceHash: erasure.evidenceHash)
         }
         try db.execute(sql: "DELETE FROM purging")
         try db.execute(sql: "DELETE FROM purging_blobs")
@@ -153,10 +152,7 @@ extension Store {
                 throw CustosError.invalidState(subject: "case \(CaseID.format(caseRow))", state: "not referred", reason: "only a referred case has a hold to extend")
             }
             guard until > log.millis else { throw CustosError.invalidInput(field: "--until", reason: "must be in the future") }
-            try db.execute(sql: "INSERT INTO hold_extensions(case_id, until_ms, reason, extended_at, extended_by) VALUES (?, ?, ?, ?, ?)",
-                           arguments: [caseRow, until, reason, log.now, actor.name])
-            try log.append(.holdExtend, subjectID: CaseID.format(caseRow),
-                           details: .object(["until": .string(Timestamp.utcString(millis: until)), "reason": .string(reason)]))
+            try log.record(.holdExtend(.init(until: Timestamp.utcString(millis: until), reason: reason)), subjectID: CaseID.format(caseRow))
         }
     }
 }

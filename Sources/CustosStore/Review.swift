@@ -76,8 +76,7 @@ extension Store {
                 throw CustosError.conflict(subject: "user \(quoted(name))",
                                            reason: existing == name ? "already exists" : "looks like the existing user \(quoted(existing)); choose a distinct name")
             }
-            try UserRow(name: name, role: role.rawValue, createdAt: log.now).insert(db)
-            try log.append(.userAdd, subjectID: name, details: .object(["role": .string(role.rawValue)]))
+            try log.record(.userAdd(.init(role: role)), subjectID: name)
         }
     }
 
@@ -88,10 +87,8 @@ extension Store {
                 throw CustosError.notFound(kind: "user", name: name)
             }
             if disabled != 0 { throw CustosError.invalidState(subject: "user \(quoted(name))", state: "disabled", reason: "already") }
-            try db.execute(sql: "UPDATE users SET disabled = 1 WHERE name = ?", arguments: [name])
-            // A disabled user's claims go back to the queue.
-            try db.execute(sql: "UPDATE flag_state SET claimed_by = NULL, claim_expires_ms = NULL WHERE claimed_by = ?", arguments: [name])
-            try log.append(.userDisable, subjectID: name)
+            // The projection also returns the user's claims to the queue.
+            try log.record(.userDisable(.init()), subjectID: name)
         }
     }
 
@@ -113,8 +110,7 @@ extension Store {
         try write { db, log in
             try requireRole(db: db, log: log, .manageSettings)
             let old = try String.fetchOne(db, sql: "SELECT value FROM settings WHERE key = ?", arguments: [key])
-            try db.execute(sql: "INSERT OR REPLACE INTO settings(key, value) VALUES (?, ?)", arguments: [key, value])
-            try log.append(.settingsSet, subjectID: key, details: .object([("value", .string(value)), ("previous", old.map { .string($0) })]))
+            try log.record(.settingsSet(.init(value: value, previous: old)), subjectID: key)
         }
     }
 
@@ -138,13 +134,6 @@ extension Store {
 
     // MARK: queue and claims
 
-    func afterIngest(flagRowID: Int64, score: Double?, detectedMillis: Int64, db: Database) throws {
-        var state = try DirectStatement(db, "INSERT INTO flag_state(flag, status, queue, score_rank, detected_ms) VALUES (?, ?, ?, ?, ?)")
-        state.bind(flagRowID); state.bind(FlagStatus.open.rawValue); state.bind(ReviewQueue.moderator.rawValue)
-        state.bind(score ?? -1); state.bind(detectedMillis)
-        try state.run()
-    }
-
     /// Open, unclaimed flags in priority order: urgent, score (unscored last), oldest detection.
     public func queue(limit: Int, lead: Bool = false) throws -> [QueueItem] {
         let now = clock()
@@ -164,30 +153,7 @@ extension Store {
     }
 
     /// A flag's review state as the rules see it.
-    func review(_ rowID: Int64, key: String, db: Database) throws -> FlagReview {
-        guard var review = try FlagReview.fetchOne(db, sql: "SELECT * FROM flag_state WHERE flag = ?", arguments: [rowID]) else {
-            throw CustosError.storage(cause: "flag \(quoted(key)) has no review state")
-        }
-        // This round's reviewers: the decisions since the flag was last reopened.
-        review.reviewers = try String.fetchAll(db, sql: """
-            SELECT DISTINCT reviewer FROM decisions
-            WHERE flag = ? AND id > coalesce((SELECT max(id) FROM decisions WHERE flag = ? AND outcome = ?), 0)
-            """, arguments: [rowID, rowID, Outcome.reopenRawValue])
-        return review
-    }
-
-    /// The `decisions.outcome` of a reopening (not a reviewer's outcome, so not in `Outcome`).
-
-    /// Writes a flag's review state back (the one UPDATE of flag_state).
-    func saveReview(_ r: FlagReview, _ rowID: Int64, db: Database) throws {
-        try db.execute(sql: """
-            UPDATE flag_state SET status = ?, queue = ?, claimed_by = ?, claim_expires_ms = ?, first_reviewer = ?, category = ?,
-                annotations = ?, urgent = ?, urgent_reason = ?
-            WHERE flag = ?
-            """, arguments: [r.status.rawValue, r.queue?.rawValue, r.holder, r.leaseExpiresMillis, r.firstReviewer, r.category,
-                             r.annotations.isEmpty ? nil : JSONValue.array(r.annotations.map { .string($0) }).canonicalString,
-                             r.urgentReason == nil ? 0 : 1, r.urgentReason, rowID])
-    }
+    func review(_ rowID: Int64, key: String, db: Database) throws -> FlagReview { try Projection.review(rowID, db: db) }
 
     /// Claims the named flag, or the next one in the actor's queue, under a lease. The
     /// IMMEDIATE transaction makes claims exclusive across processes.
@@ -223,9 +189,8 @@ extension Store {
             let key = try flagKey(rowID, db: db)
             let state = try ReviewRules.claim(key, try review(rowID, key: key, db: db), by: me, now: now,
                                               leaseMinutes: try number(.leaseMinutes, db: db), secondReviewRequired: secondRequired)
-            try saveReview(state, rowID, db: db)
             let expires = Timestamp.utcString(millis: state.leaseExpiresMillis ?? now)
-            try log.append(.flagClaim, subjectID: key, details: .object(["lease_expires": .string(expires), "status": .string(state.status.rawValue)]))
+            try log.record(.flagClaim(.init(leaseExpires: expires, status: state.status)), subjectID: key)
             return Claim(key: key, holder: actor.name, expiresAt: expires, status: state.status.rawValue)
         }
     }
@@ -242,14 +207,11 @@ extension Store {
         let (state, previous) = try ReviewRules.reassign(key, try review(rowID, key: key, db: db), to: target, by: me, now: now,
                                                          leaseMinutes: try number(.leaseMinutes, db: db),
                                                          secondReviewRequired: try setting(.secondReview, db: db) != "off")
-        try saveReview(state, rowID, db: db)
         if let previous {
-            try log.append(.flagRelease, subjectID: key, details: .object(["holder": .string(previous), "reason": .string("reassigned to \(assignee)")]))
+            try log.record(.flagRelease(.init(holder: previous, reason: "reassigned to \(assignee)")), subjectID: key)
         }
         let expires = Timestamp.utcString(millis: state.leaseExpiresMillis ?? now)
-        try log.append(.flagClaim, subjectID: key, details: .object([
-            "lease_expires": .string(expires), "status": .string(state.status.rawValue),
-            "assigned_by": .string(actor.name), "holder": .string(assignee)]))
+        try log.record(.flagClaim(.init(leaseExpires: expires, status: state.status, assignedBy: actor.name, holder: assignee)), subjectID: key)
         return Claim(key: key, holder: assignee, expiresAt: expires, status: state.status.rawValue)
     }
 
@@ -259,9 +221,8 @@ extension Store {
             let now = log.millis
             let me = try requireRole(db: db, log: log, .claim)
             let (rowID, key) = try resolveFlag(name, db: db)
-            let (state, holder) = try ReviewRules.release(key, try review(rowID, key: key, db: db), by: me, now: now)
-            try saveReview(state, rowID, db: db)
-            try log.append(.flagRelease, subjectID: key, details: .object(["holder": .string(holder)]))
+            let (_, holder) = try ReviewRules.release(key, try review(rowID, key: key, db: db), by: me, now: now)
+            try log.record(.flagRelease(.init(holder: holder)), subjectID: key)
         }
     }
 
@@ -282,20 +243,11 @@ extension Store {
             let me = try requireRole(db: db, log: log, .decide)
             let (rowID, key) = try resolveFlag(name, db: db)
             let before = try review(rowID, key: key, db: db)
-            let (after, next) = try ReviewRules.decide(key, before, by: me, decision, now: now,
-                                                       secondReviewRequired: try setting(.secondReview, db: db) != "off")
-            let annotationsJSON: String? = annotations.isEmpty ? nil
-                : JSONValue.array(Array(Set(annotations.map(\.rawValue))).sorted().map { .string($0) }).canonicalString
-            try DecisionRow(flag: rowID, reviewer: actor.name, stage: before.status.rawValue, outcome: outcome.rawValue, reason: reason,
-                            category: category?.rawValue, annotations: annotationsJSON, urgentReason: urgent, at: log.now, atMs: now,
-                            final: next.final).insert(db)
-            try saveReview(after, rowID, db: db)
-            try log.append(.flagDecide, subjectID: key, details: .object([
-                ("outcome", .string(outcome.rawValue)), ("reason", .string(reason)), ("stage", .string(before.status.rawValue)),
-                ("category", category.map { .string($0.rawValue) }), ("urgent", urgent.map { .string($0) }),
-                ("annotations", annotations.isEmpty ? nil : .array(annotations.map { .string($0.rawValue) })),
-                ("result", .string(next.status.rawValue)), ("final", .bool(next.final)),
-            ]))
+            let (_, next) = try ReviewRules.decide(key, before, by: me, decision, now: now,
+                                                   secondReviewRequired: try setting(.secondReview, db: db) != "off")
+            try log.record(.flagDecide(.init(outcome: outcome, reason: reason, stage: before.status, category: category?.rawValue, urgent: urgent,
+                                             annotations: annotations.isEmpty ? nil : annotations.map(\.rawValue), result: next.status, final: next.final)),
+                           subjectID: key)
             var caseID: String?
             if next.status == .confirmed {
                 caseID = try fileIntoCase(rowID: rowID, key: key, db: db, log: log)
@@ -307,15 +259,10 @@ extension Store {
     /// A lead reopens a dismissed flag; it returns to the moderator queue.
     public func reopen(_ name: String, reason: String) throws {
         try write { db, log in
-            let now = log.millis
             let me = try requireRole(db: db, log: log, .leadDecide)
             let (rowID, key) = try resolveFlag(name, db: db)
-            let before = try review(rowID, key: key, db: db)
-            let after = try ReviewRules.reopen(key, before, by: me, reason: reason)
-            try DecisionRow(flag: rowID, reviewer: actor.name, stage: before.status.rawValue, outcome: Outcome.reopenRawValue, reason: reason,
-                            at: log.now, atMs: now, final: false).insert(db)
-            try saveReview(after, rowID, db: db)
-            try log.append(.flagReopen, subjectID: key, details: .object(["reason": .string(reason)]))
+            _ = try ReviewRules.reopen(key, try review(rowID, key: key, db: db), by: me, reason: reason)
+            try log.record(.flagReopen(.init(reason: reason)), subjectID: key)
         }
     }
 
@@ -361,7 +308,7 @@ extension Store {
             let review = try self.review(rowID, key: key, db: db)
             let all = try decisions(flagRowIDs: [rowID], db: db)
             let shown = all.filter { !BlindReview.hides(decisionBy: $0.reviewer, review, from: me) }
-            try log.append(.evidenceView, subjectID: key, details: .object(["purpose": .string(purpose)]), evidenceHash: flag.evidenceHash)
+            try log.record(.evidenceView(.init(purpose: purpose)), subjectID: key, evidenceHash: flag.evidenceHash)
             return ReviewView(flag: flag, review: review, decisions: shown, decisionsHidden: shown.count < all.count)
         }
     }
@@ -408,7 +355,7 @@ extension Store {
             let entries = try blindRead(subjects: subjects, reader: try requireRole(db: db, log: log, .read), db: db)
             for (rowID, key) in flags {
                 let hash = try String.fetchOne(db, sql: "SELECT c.evidence_hash FROM flags f JOIN conversations c ON c.id = f.conversation_id WHERE f.id = ?", arguments: [rowID])
-                try log.append(.evidenceView, subjectID: key, details: .object(["purpose": .string("custody log read")]), evidenceHash: hash)
+                try log.record(.evidenceView(.init(purpose: "custody log read")), subjectID: key, evidenceHash: hash)
             }
             return entries
         }

@@ -234,23 +234,11 @@ public final class Store: @unchecked Sendable {
     private func initialise(org: String, contactEmail: String, key: Curve25519.Signing.PrivateKey, keyFile: String) throws {
         let origin = "custos/" + Store.slug(org) + "/" + String(KeyEncoding.fingerprint(key.publicKey).prefix(16))
         try write { db, log in
-            let at = log.now
-            for (k, v) in [("org", org), ("contact_email", contactEmail), ("log_origin", origin),
-                           ("public_key_pem", KeyEncoding.publicKeyPEM(key.publicKey)),
-                           ("key_file", URL(fileURLWithPath: keyFile).standardizedFileURL.path),
-                           ("created_at", at)] {
-                try db.execute(sql: "INSERT INTO store_meta(key, value) VALUES (?, ?)", arguments: [k, v])
-            }
-            try log.append(.storeInit, subjectID: origin,
-                           details: .object(["org": .string(org), "contact_email": .string(contactEmail),
-                                             "schema": try Migrations.applied(db)]))
-            try log.append(.keyCreate, subjectID: KeyEncoding.fingerprint(key.publicKey),
-                           details: .object(["algorithm": .string("Ed25519"), "origin": .string(origin),
-                                             "public_key": .string(KeyEncoding.publicKeyPEM(key.publicKey)),
-                                             "key_file": .string(URL(fileURLWithPath: keyFile).standardizedFileURL.path)]))
-            try UserRow(name: actor.osUser, role: Role.admin.rawValue, createdAt: at).insert(db)
-            try log.append(.userAdd, subjectID: actor.osUser,
-                           details: .object(["role": .string(Role.admin.rawValue), "reason": .string("first admin, created by init")]))
+            try log.record(.storeInit(.init(org: org, contactEmail: contactEmail, schema: try Migrations.applied(db))), subjectID: origin)
+            try log.record(.keyCreate(.init(origin: origin, publicKey: KeyEncoding.publicKeyPEM(key.publicKey),
+                                            keyFile: URL(fileURLWithPath: keyFile).standardizedFileURL.path)),
+                           subjectID: KeyEncoding.fingerprint(key.publicKey))
+            try log.record(.userAdd(.init(role: .admin, reason: "first admin, created by init")), subjectID: actor.osUser)
         }
     }
 
@@ -398,7 +386,7 @@ public final class Store: @unchecked Sendable {
         }
         defer { if recorder !== self { try? recorder.db.close() } }
         _ = try recorder.transaction { _, log in
-            try log.append(.refused, subjectID: actor.name, details: .object(["verb": .string(String(name)), "reason": .string(error.description)]))
+            try log.record(.refused(.init(["verb": .string(String(name)), "reason": .string(error.description)])), subjectID: actor.name)
         }
     }
 

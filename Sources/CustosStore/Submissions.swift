@@ -52,16 +52,13 @@ extension Store {
                                     arguments: [packetID, caseRow, agency]) == true else {
                 throw CustosError.invalidState(subject: "packet \(quoted(packetID))", state: "not a referral of this case to \(agency)", reason: "export it first")
             }
-            try db.execute(sql: """
-                INSERT INTO submissions(case_id, agency, packet_id, endpoint, state, created_at, updated_at) VALUES (?, ?, ?, ?, 'open', ?, ?)
-                """, arguments: [caseRow, agency, packetID, endpoint, log.now, log.now])
-            let id = db.lastInsertedRowID
-            for (seq, f) in files.enumerated() {
-                try db.execute(sql: "INSERT INTO submission_files(submission_id, seq, name, path, sha256, md5) VALUES (?, ?, ?, ?, ?, ?)",
-                               arguments: [id, seq, f.name, f.path, f.sha256, f.md5])
-            }
-            let record = try submission(id: id, db: db)
-            try log.append(.submissionBegin, subjectID: record.caseID, details: .object(Store.facts(record, files: record.files)))
+            let id = (try Int64.fetchOne(db, sql: "SELECT max(id) FROM submissions") ?? 0) + 1
+            let record = SubmissionRecord(id: id, caseID: CaseID.format(caseRow), agency: agency, packetID: packetID, endpoint: endpoint, reportID: nil,
+                                          state: .open, lastError: nil, createdAt: log.now, updatedAt: log.now,
+                                          files: files.enumerated().map { seq, f in
+                                              .init(seq: seq, name: f.name, path: f.path, sha256: f.sha256, md5: f.md5, uploadSent: false, fileID: nil, detailsSent: false)
+                                          })
+            try log.record(.submissionBegin(Store.facts(record, files: record.files)), subjectID: record.caseID)
             return record
         }
     }
@@ -79,22 +76,13 @@ extension Store {
             var after = before
             change(&after)
             after.updatedAt = log.now
-            try db.execute(sql: "UPDATE submissions SET report_id = ?, state = ?, last_error = ?, updated_at = ? WHERE id = ?",
-                           arguments: [after.reportID, after.state.rawValue, after.lastError, after.updatedAt, id])
             let changed = zip(before.files, after.files).filter { $0 != $1 }.map(\.1)
-            for f in changed {
-                try db.execute(sql: "UPDATE submission_files SET upload_sent = ?, file_id = ?, details_sent = ? WHERE submission_id = ? AND seq = ?",
-                               arguments: [f.uploadSent, f.fileID, f.detailsSent, id, f.seq])
-            }
             var facts = Store.facts(after, files: changed)
-            facts["step"] = .string(step)
-            facts.merge(details) { a, _ in a }
-            try log.append(.submissionStep, subjectID: after.caseID, details: .object(facts))
+            facts.other["step"] = .string(step)
+            facts.other.merge(details.filter { facts.other[$0.key] == nil && !["submission", "row", "files"].contains($0.key) }) { a, _ in a }
+            try log.record(.submissionStep(facts), subjectID: after.caseID)
             if before.state != .finished, after.state == .finished, let report = after.reportID {
-                let caseRow = try resolveCase(after.caseID, db: db)
-                try ReceiptRow(caseId: caseRow, agency: after.agency, reference: report, recordedAt: log.now, recordedBy: actor.name).insert(db)
-                try log.append(.referralReceipt, subjectID: after.caseID,
-                               details: .object(["agency": .string(after.agency), "reference": .string(report), "submission": .integer(id)]))
+                try log.record(.referralReceipt(.init(agency: after.agency, reference: report, submission: id)), subjectID: after.caseID)
             }
             return after
         }
@@ -145,17 +133,12 @@ extension Store {
                                 updatedAt: r["updated_at"], files: files)
     }
 
-    /// What a submission entry carries: the submission's row and the given files' rows, in
-    /// the stored tables' column order (the fold copies them).
-    static func facts(_ s: SubmissionRecord, files: [SubmissionRecord.File]) -> [String: JSONValue] {
-        func opt(_ v: String?) -> JSONValue { v.map(JSONValue.string) ?? .null }
-        let caseRow = CaseID.parse(s.caseID).map { JSONValue.string(String($0)) } ?? .null
-        return [
-            "submission": .integer(s.id),
-            "row": .array([caseRow, .string(s.agency), .string(s.packetID), .string(s.endpoint), opt(s.reportID), .string(s.state.rawValue),
-                           opt(s.lastError), .string(s.createdAt), .string(s.updatedAt)]),
-            "files": .array(files.map { f in .array([.string(String(f.seq)), .string(f.name), .string(f.path), .string(f.sha256), .string(f.md5),
-                                                     .string(f.uploadSent ? "1" : "0"), opt(f.fileID), .string(f.detailsSent ? "1" : "0")]) }),
-        ]
+    /// What a submission entry carries: the submission's row and the given files' rows (the
+    /// projection writes them as they are).
+    static func facts(_ s: SubmissionRecord, files: [SubmissionRecord.File]) -> CustodyEvent.Submission {
+        CustodyEvent.Submission(id: s.id, caseRow: CaseID.parse(s.caseID) ?? 0, agency: s.agency, packetID: s.packetID, endpoint: s.endpoint,
+                                reportID: s.reportID, state: s.state.rawValue, lastError: s.lastError, createdAt: s.createdAt, updatedAt: s.updatedAt,
+                                files: files.map { .init(seq: $0.seq, name: $0.name, path: $0.path, sha256: $0.sha256, md5: $0.md5,
+                                                         uploadSent: $0.uploadSent, fileID: $0.fileID, detailsSent: $0.detailsSent) })
     }
 }

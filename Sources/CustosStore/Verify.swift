@@ -51,8 +51,8 @@ extension Store {
             for (name, step) in steps {
                 report.steps.append(.init(name: name, problems: try step(db, &report, &state)))
             }
-            if !state.replay.legacyProblems.isEmpty {
-                report.notes.append("\(state.replay.legacyProblems.count) entries written before schema \(Migrations.fullFacts) lack facts the fold needs or break today's rules; the store.migrate entry recorded each and the facts from the rows (see `custos audit log`)")
+            if let legacy = state.projection?.legacyProblems, !legacy.isEmpty {
+                report.notes.append("\(legacy.count) entries written before schema \(Migrations.fullFacts) lack facts the fold needs or break today's rules; the store.migrate entry recorded each and the facts from the rows (see `custos audit log`)")
             }
         }
         return report
@@ -61,9 +61,9 @@ extension Store {
     /// What the steps share: the leaves recomputed from the entries, and the tree levels over them.
     struct Verification {
         var levels: [[UInt8]] = [[]]
-        /// The fold of the entries (full verify only).
+        /// The log replayed through the projection (full verify only, from the "state replay" step).
         var replaying = false
-        var replay = Replay()
+        var projection: Projection?
         var leafCount: Int { levels[0].count / 32 }
         func node(_ level: Int, _ index: Int64) -> Merkle.Hash { Array(levels[level][Int(index) * 32..<(Int(index) + 1) * 32]) }
     }
@@ -94,7 +94,6 @@ extension Store {
             if chain != Array(row[10] as Data) {
                 firstBad = firstBad ?? "custody entry \(entry.seq): chain hash does not link to the entries before it (inserted, removed or reordered entries)"
             }
-            if v.replaying { v.replay.apply(entry) }
             v.levels[0].append(contentsOf: leaf)
             for node in builder.append(leaf) {
                 if v.levels.count <= node.level { v.levels.append([]) }
@@ -283,22 +282,37 @@ extension Store {
         return problems
     }
 
-    /// Every table the fold projects, row by row, against the replay of the log: the first row
-    /// that differs (and in which column), any row the log never produced, and any the log
-    /// produced that is missing. Then the flags' review states, streamed.
+    /// The log replayed through the one projection into a scratch database, and every workflow
+    /// table compared with it, row by row: the first row that differs (and in which column), any
+    /// row the log never produced, and any the log produced that is missing. Then the flags'
+    /// review states, streamed side by side.
     func verifyReplay(_ db: Database, _ report: inout VerifyReport, _ v: inout Verification) throws -> [String] {
-        let r = v.replay
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("custos-verify-\(UUID().uuidString).db").path
+        defer { Store.removeStoreFiles(path) }
+        let scratch = try DatabaseQueue(path: path)
+        return try scratch.writeWithoutTransaction { target in
+            try target.execute(sql: "PRAGMA foreign_keys = OFF; PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF")
+            _ = try LogReplay.prepare(target, versions: Set(Migrations.all.map(\.version)))
+            try target.inTransaction {
+                try LogReplay.copy(["flags"], from: db, to: target)
+                v.projection = try LogReplay.replay(source: db, into: target)
+                return .commit
+            }
+            return try compareReplay(db, target, v.projection ?? Projection(replaying: true))
+        }
+    }
+
+    private func compareReplay(_ db: Database, _ target: Database, _ r: Projection) throws -> [String] {
         var problems = Array(r.problems.prefix(3))
         let limit = 10
-        let projection = r.projection
-        for table in projection.keys.sorted() {
-            guard let replayed = projection[table] else { continue }
-            let stored = try StoredTables.read(table, db)
-            for key in Set(stored.keys).union(replayed.rows.keys).sorted() where problems.count < limit {
-                switch (stored[key], replayed.rows[key]) {
+        for table in StoredTables.columns.keys.sorted() where try db.tableExists(table) {
+            let columns = StoredTables.columns[table] ?? []
+            let stored = try StoredTables.read(table, db), replayed = try StoredTables.read(table, target)
+            for key in Set(stored.keys).union(replayed.keys).sorted() where problems.count < limit {
+                switch (stored[key], replayed[key]) {
                 case let (s?, l?) where s != l:
                     let i = (0..<Swift.max(s.count, l.count)).first { s[safe: $0] != l[safe: $0] } ?? 0
-                    let column = i < replayed.columns.count ? replayed.columns[i] : "?"
+                    let column = i < columns.count ? columns[i] : "?"
                     problems.append("\(table) \(quoted(key)): \(column) is \(shown(s[safe: i])) but the custody log says \(shown(l[safe: i])): changed behind the log's back")
                 case (_?, nil): problems.append("\(table) \(quoted(key)) is not produced by any custody entry: added behind the log's back")
                 case (nil, _?): problems.append("\(table) \(quoted(key)), which the custody log records, is missing: deleted behind the log's back")
@@ -315,38 +329,48 @@ extension Store {
         if let origin = r.origin, let fp = r.keyFingerprint, !origin.hasSuffix("/" + fp.prefix(16)) {
             problems.append("the log's origin \(quoted(origin)) does not name the key key.create recorded (\(fp.prefix(16))…)")
         }
-        // Flag review states (the rules' view of each), streamed: a million flags need no copy.
+        if problems.count < limit { problems += try compareFlagStates(db, target, limit: limit - problems.count) }
+        return Array(problems.prefix(limit))
+    }
+
+    /// Flag review states, both tables streamed in flag order: a million flags need no copy in memory.
+    private func compareFlagStates(_ db: Database, _ target: Database, limit: Int) throws -> [String] {
         func describe(_ s: FlagReview) -> String {
             "\(s.status.rawValue)\(s.holder.map { ", held by \($0)" } ?? "")\(s.firstReviewer.map { ", first reviewer \($0)" } ?? "")\(s.category.map { ", \($0)" } ?? "")"
         }
-        var seen = 0
-        let rows = try Row.fetchCursor(db, sql: """
-            SELECT f.detector, f.flag_id, coalesce(f.score, -1) = s.score_rank AND f.detected_ms = s.detected_ms AS ranked, s.*
-            FROM flag_state s LEFT JOIN flags f ON f.id = s.flag
-            """)
-        while let row = try rows.next(), problems.count < limit {
-            guard let detector: String = row["detector"], let flagID: String = row["flag_id"] else {
-                problems.append("flag_state row \(row["flag"] as Int64? ?? -1) has no flag: added behind the log's back"); continue
-            }
-            let key = FlagKey.make(detector: detector, flagID: flagID)
-            let replayed = r.flags[key] ?? FlagReview()
-            seen += 1
-            guard var review = try? FlagReview(row: row) else {
-                problems.append("flag \(quoted(key)): its review state is not one custos writes: changed behind the log's back"); continue
-            }
-            review.reviewers = replayed.reviewers
-            let annotations = replayed.annotations.isEmpty ? nil : JSONValue.array(replayed.annotations.map { .string($0) }).canonicalString
-            if review != replayed || row["annotations"] as String? != annotations {
-                problems.append("flag \(quoted(key)) is \(describe(review)) but the custody log says \(describe(replayed)): changed behind the log's back")
-            } else if (row["queue"] as Int64?) != review.queue.map({ Int64($0.rawValue) }) || (row["urgent"] as Int64? != 0) != (review.urgentReason != nil)
-                        || row["ranked"] as Int64? != 1 {
-                problems.append("flag \(quoted(key)): its queue, urgency or rank does not follow from its state and its flag")
-            }
+        let sql = "SELECT f.detector, f.flag_id, s.* FROM flag_state s LEFT JOIN flags f ON f.id = s.flag ORDER BY s.flag"
+        let stored = try Row.fetchCursor(db, sql: sql), replayed = try Row.fetchCursor(target, sql: sql)
+        var problems: [String] = []
+        var s = try stored.next(), r = try replayed.next()
+        func key(_ row: Row) -> String {
+            guard let detector: String = row["detector"], let flagID: String = row["flag_id"] else { return "(row \(row["flag"] as Int64? ?? -1))" }
+            return FlagKey.make(detector: detector, flagID: flagID)
         }
-        if seen != r.ingested && problems.count < limit {
-            problems.append("\(seen) flags have a review state but the custody log ingested \(r.ingested): review states were added or deleted behind the log's back")
+        while problems.count < limit, s != nil || r != nil {
+            let sFlag = s.map { $0["flag"] as Int64? ?? -1 } ?? .max, rFlag = r.map { $0["flag"] as Int64? ?? -1 } ?? .max
+            if sFlag < rFlag, let row = s {
+                problems.append((row["detector"] as String?) == nil ? "flag_state row \(sFlag) has no flag: added behind the log's back"
+                                : "flag \(quoted(key(row))) has a review state the custody log never gave it: added behind the log's back")
+                s = try stored.next(); continue
+            }
+            if rFlag < sFlag, let row = r {
+                problems.append("flag \(quoted(key(row))), which the custody log ingested, has no review state: deleted behind the log's back")
+                r = try replayed.next(); continue
+            }
+            guard let srow = s, let rrow = r else { break }
+            let want = try FlagReview(row: rrow)
+            if let have = try? FlagReview(row: srow) {
+                if have != want || srow["annotations"] as String? != rrow["annotations"] as String? {
+                    problems.append("flag \(quoted(key(srow))) is \(describe(have)) but the custody log says \(describe(want)): changed behind the log's back")
+                } else if srow != rrow {
+                    problems.append("flag \(quoted(key(srow))): its queue, urgency or rank does not follow from its state and its flag")
+                }
+            } else {
+                problems.append("flag \(quoted(key(srow))): its review state is not one custos writes: changed behind the log's back")
+            }
+            s = try stored.next(); r = try replayed.next()
         }
-        return Array(problems.prefix(limit))
+        return problems
     }
 
     /// Every conversation's evidence hash recomputed from its rows.
@@ -390,23 +414,23 @@ extension Store {
                 if recorded != digest && f["purged_digest"] as String? != digest {
                     problems.append("flag \(quoted(key)): its row (\(StoredTables.flagColumns.joined(separator: ", "))) is not the one its ingest entry recorded: changed behind the log's back")
                 }
-            } else if let old = v.replay.flagsBefore, id <= old.maxID {
+            } else if let old = v.projection?.flagsBefore, id <= old.maxID {
                 before.update(data: Data(digest.utf8))
             } else {
                 problems.append("flag \(quoted(key)): its ingest entry records no digest of its row")
             }
         }
-        if problems.isEmpty, let old = v.replay.flagsBefore, Hex.encode(Array(before.finalize())) != old.digest {
+        if problems.isEmpty, let old = v.projection?.flagsBefore, Hex.encode(Array(before.finalize())) != old.digest {
             problems.append("a flag ingested before the store's migration to schema \(Migrations.fullFacts) is not the one the migration entry recorded (a row was changed, added or deleted behind the log's back)")
         }
-        if flagCount != v.replay.ingested && problems.count < 10 {
+        if flagCount != (v.projection?.ingested ?? 0) && problems.count < 10 {
             let missing = try Row.fetchOne(db, sql: """
                 SELECT e.subject_id FROM custody e WHERE e.subject_type = ? AND e.action = ? AND NOT EXISTS (
                     SELECT 1 FROM flags f WHERE f.detector = json_extract(e.details, '$.detector') AND f.flag_id = json_extract(e.details, '$.flag_id'))
                 LIMIT 1
                 """, arguments: [SubjectType.flag.rawValue, CustodyAction.flagIngest.rawValue])
             problems.append(missing.map { "flag \(quoted($0[0])), which the custody log ingested, is missing: deleted behind the log's back" }
-                            ?? "\(flagCount) flags are stored but the custody log ingested \(v.replay.ingested)")
+                            ?? "\(flagCount) flags are stored but the custody log ingested \((v.projection?.ingested ?? 0))")
         }
         // Conversations no flag refers to.
         let conversations = try Int.fetchOne(db, sql: "SELECT count(*) FROM conversations") ?? 0
@@ -438,7 +462,7 @@ extension Store {
                 return ["attachment \(sha): no ingest entry records it: added behind the log's back"]
             }
         }
-        if let missing = recorded.subtracting(v.replay.purgedBlobs).sorted().first {
+        if let missing = recorded.subtracting((v.projection?.purgedBlobs ?? [])).sorted().first {
             let flag = try String.fetchOne(db, sql: """
                 SELECT e.subject_id FROM custody e, json_each(e.details, '$.attachments') j WHERE e.subject_type = ? AND e.action = ? AND j.value = ? LIMIT 1
                 """, arguments: [SubjectType.flag.rawValue, CustodyAction.flagIngest.rawValue, missing]) ?? "?"

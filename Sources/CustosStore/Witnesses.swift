@@ -58,10 +58,8 @@ extension Store {
                     outcome = .init(witness: name, cosigned: false, detail: "its answer carries no cosignature that verifies with its key")
                     break
                 }
-                try write { db, log in
-                    try db.execute(sql: "INSERT INTO cosignatures(checkpoint_id, witness, signature, cosigned_at) VALUES (?, ?, ?, ?)",
-                                   arguments: [checkpointID, name, line, log.now])
-                    try log.append(.auditCosign, subjectID: String(checkpointID), details: .object(["witness": .string(name), "signature": .string(line)]))
+                try write { _, log in
+                    try log.record(.auditCosign(.init(witness: name, signature: line)), subjectID: String(checkpointID))
                 }
                 outcome = .init(witness: name, cosigned: true, detail: "cosigned")
                 break

@@ -2,6 +2,7 @@ import Crypto
 import CustosCore
 @testable import CustosStore
 import Foundation
+import GRDB
 import Testing
 
 @Suite struct CustodyLogIntegrity {
@@ -242,18 +243,27 @@ import Testing
     /// A log whose decisions break the review rules is named even when every hash is right:
     /// here a lead confirming alone what they escalated, written as entries by the key holder.
     @Test func aDecisionThatBreaksTheRulesIsNamed() throws {
-        var replay = Replay()
+        var projection = Projection(replaying: true)
         let at = "2026-11-20T14:00:00.000Z"
         func entry(_ seq: Int64, _ actor: String, _ action: CustodyAction, _ subject: String, _ details: String) -> CustodyEntry {
             CustodyEntry(seq: seq, at: at, actor: actor, osUser: actor, action: action.rawValue, subjectType: action.subjectType.rawValue,
                          subjectID: subject, details: details, evidenceHash: nil)
         }
-        replay.apply(entry(0, "admin", .userAdd, "lee", #"{"role":"lead"}"#))
-        replay.apply(entry(1, "admin", .flagIngest, "d:f", "{}"))
-        replay.apply(entry(2, "lee", .flagDecide, "d:f", #"{"final":false,"outcome":"escalate","reason":"r","result":"lead_review","stage":"open"}"#))
-        #expect(replay.problems.isEmpty)
-        replay.apply(entry(3, "lee", .flagDecide, "d:f", #"{"category":"grooming","final":true,"outcome":"confirm","reason":"alone","result":"confirmed","stage":"lead_review"}"#))
-        #expect(replay.problems.first?.contains("breaks the review rules") == true, "\(replay.problems)")
+        let scratch = try DatabaseQueue()
+        try scratch.writeWithoutTransaction { db in
+            try db.execute(sql: "PRAGMA foreign_keys = OFF")
+            _ = try LogReplay.prepare(db, versions: Set(Migrations.all.map(\.version)))
+            try db.execute(sql: """
+                INSERT INTO flags(id, detector, flag_id, detected_at, detected_ms, platform, conversation_id, record_hash, ingested_at)
+                VALUES (1, 'd', 'f', ?, 0, 'p', 1, 'h', ?)
+                """, arguments: [at, at])
+            try projection.apply(entry(0, "admin", .userAdd, "lee", #"{"role":"lead"}"#), db: db)
+            try projection.apply(entry(1, "admin", .flagIngest, "d:f", "{}"), db: db)
+            try projection.apply(entry(2, "lee", .flagDecide, "d:f", #"{"final":false,"outcome":"escalate","reason":"r","result":"lead_review","stage":"open"}"#), db: db)
+            #expect(projection.problems.isEmpty, "\(projection.problems)")
+            try projection.apply(entry(3, "lee", .flagDecide, "d:f", #"{"category":"grooming","final":true,"outcome":"confirm","reason":"alone","result":"confirmed","stage":"lead_review"}"#), db: db)
+        }
+        #expect(projection.problems.first?.contains("breaks the review rules") == true, "\(projection.problems)")
     }
 }
 

@@ -1,0 +1,144 @@
+import CustosCore
+import Foundation
+import GRDB
+
+/// A store's custody log replayed through the one projection into another database: what
+/// `audit verify` compares the workflow tables with, and what `audit rebuild` writes out.
+enum LogReplay {
+    /// The evidence tables: copied as they are (their rows are checked against the ingest entries
+    /// and the evidence hashes, not derived from the log).
+    static let evidenceTables = ["conversations", "participants", "messages", "evidence", "blobs", "flags"]
+
+    /// A new database with the schema of `versions` and no triggers yet: a replay may restore a
+    /// legacy snapshot over append-only tables. Returns the triggers' SQL, to put back.
+    static func prepare(_ db: Database, versions: Set<Int>) throws -> [String] {
+        try db.execute(sql: Migrations.ledger)
+        for m in Migrations.all where versions.contains(m.version) { try db.execute(sql: m.sql) }
+        let triggers = try Row.fetchAll(db, sql: "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' ORDER BY name")
+        for t in triggers { try db.execute(sql: "DROP TRIGGER \(quotedIdentifier(t["name"]))") }
+        return triggers.map { $0["sql"] }
+    }
+
+    /// The projection of `source`'s whole log into a scratch database (in memory), for the
+    /// counts a migration records.
+    static func run(source: Database) throws -> Projection {
+        let scratch = try DatabaseQueue()
+        return try scratch.writeWithoutTransaction { target in
+            try target.execute(sql: "PRAGMA foreign_keys = OFF")
+            _ = try prepare(target, versions: Set(Migrations.all.map(\.version)))
+            try copy(["flags"], from: source, to: target)
+            return try replay(source: source, into: target)
+        }
+    }
+
+    /// Copies tables row for row (those the target has).
+    static func copy(_ tables: [String], from source: Database, to target: Database) throws {
+        for table in tables where try source.tableExists(table) && target.tableExists(table) {
+            let rows = try Row.fetchCursor(source, sql: "SELECT * FROM \(table)")
+            var insert: Statement?
+            while let row = try rows.next() {
+                if insert == nil {
+                    let names = row.columnNames.map(quotedIdentifier)
+                    insert = try target.makeStatement(sql: "INSERT INTO \(table)(\(names.joined(separator: ", "))) VALUES (\(names.map { _ in "?" }.joined(separator: ", ")))")
+                }
+                try insert?.execute(arguments: StatementArguments(row.databaseValues))
+            }
+        }
+    }
+
+    /// Applies every entry of `source`'s log, in order, to `target` (which holds the flags).
+    /// What an entry lacks (a secret, a checkpoint's signed note) is taken from `source` where it
+    /// matches the entry.
+    static func replay(source: Database, into target: Database) throws -> Projection {
+        var projection = Projection(replaying: true)
+        let hasCredentials = try source.tableExists("credentials")
+        let entries = try CustodyEntry.fetchCursor(source, sql: "SELECT * FROM custody ORDER BY seq")
+        while let e = try entries.next() {
+            var side = SideFacts()
+            switch e.action {
+            case CustodyAction.flagIngest.rawValue:
+                // The commonest entry: its details are the ingest step's to check; its state needs only its key.
+                try projection.apply(e, .flagIngest(.init([:])), db: target)
+                continue
+            case CustodyAction.userPassword.rawValue where hasCredentials:
+                side.secret = try String.fetchOne(source, sql: "SELECT password_hash FROM credentials WHERE user = ?", arguments: [e.subjectID])
+            case CustodyAction.userTOTP.rawValue where hasCredentials:
+                side.secret = try String.fetchOne(source, sql: "SELECT totp_secret FROM credentials WHERE user = ?", arguments: [e.subjectID])
+            case CustodyAction.auditCheckpoint.rawValue:
+                side.note = try String.fetchOne(source, sql: "SELECT note FROM checkpoints WHERE id = ?", arguments: [Int64(e.subjectID)])
+            default: break
+            }
+            try projection.apply(e, side: side, db: target)
+        }
+        return projection
+    }
+}
+
+private func quotedIdentifier(_ name: String) -> String { "\"" + name.replacingOccurrences(of: "\"", with: "\"\"") + "\"" }
+
+/// What `custos audit rebuild` wrote.
+public struct RebuildReport: Sendable {
+    public let path: String
+    public let entries: Int64
+    public let flags: Int
+    public let verify: VerifyReport
+}
+
+extension Store {
+    /// `custos audit rebuild --out NEW`: a new store from this one's custody log and evidence
+    /// alone. The log, its signed head, and the evidence are copied; the Merkle tree is
+    /// recomputed from the leaves; every workflow table is the projection of the log, with the
+    /// secrets and signed checkpoint notes taken from this store only where they match what
+    /// the log recorded. The new store is verified; one that does not verify is removed.
+    public func rebuild(to dest: String) throws -> RebuildReport {
+        try requirePermission(.backup)
+        try InputPath.requireRegularFile(dest, role: "--out", mayBeMissing: true)
+        guard !FileManager.default.fileExists(atPath: dest) else { throw CustosError.conflict(subject: dest, reason: "already exists; refusing to overwrite it") }
+        let created = Glibc.open(dest, O_WRONLY | O_CREAT | O_EXCL, 0o600)
+        guard created >= 0 else { throw CustosError.storage(cause: "cannot create \(dest): \(String(cString: strerror(errno)))") }
+        close(created)
+        var entries: Int64 = 0, flags = 0
+        do {
+            let target = try DatabaseQueue(path: dest, configuration: Store.configuration())
+            try read { source in
+                let versions = Set(try Int.fetchAll(source, sql: "SELECT version FROM schema_migrations"))
+                try target.writeWithoutTransaction { db in
+                    try db.execute(sql: "PRAGMA foreign_keys = OFF")
+                    try db.inTransaction {
+                        let triggers = try LogReplay.prepare(db, versions: versions)
+                        try LogReplay.copy(LogReplay.evidenceTables + ["custody", "signed_head"], from: source, to: db)
+                        try Store.buildMerkleNodes(db)
+                        let projection = try LogReplay.replay(source: source, into: db)
+                        if let problem = projection.problems.first {
+                            throw CustosError.invalidState(subject: "the custody log", state: "not replayable", reason: problem)
+                        }
+                        for sql in triggers { try db.execute(sql: sql) }
+                        entries = try Int64.fetchOne(db, sql: "SELECT count(*) FROM custody") ?? 0
+                        flags = try Int.fetchOne(db, sql: "SELECT count(*) FROM flags") ?? 0
+                        return .commit
+                    }
+                    try db.execute(sql: "PRAGMA foreign_keys = ON")
+                }
+            }
+            try target.close()
+            let report = try Store.open(path: dest, actor: actor, access: .verify).verify()
+            guard report.ok else {
+                throw CustosError.storage(cause: "the rebuilt store does not verify (\(report.problems.first ?? "?"))")
+            }
+            return RebuildReport(path: dest, entries: entries, flags: flags, verify: report)
+        } catch {
+            Store.removeStoreFiles(dest)
+            throw error
+        }
+    }
+
+    /// The Merkle tree's stored nodes, computed from the stored leaves (as migration 2 did).
+    static func buildMerkleNodes(_ db: Database) throws {
+        var builder = Merkle.FrontierBuilder()
+        let cursor = try Data.fetchCursor(db, sql: "SELECT leaf_hash FROM custody ORDER BY seq")
+        let insert = try db.makeStatement(sql: "INSERT INTO merkle_nodes(level, idx, hash) VALUES (?, ?, ?)")
+        while let leaf = try cursor.next() {
+            for node in builder.append(Array(leaf)) { try insert.execute(arguments: [node.level, node.index, Data(node.hash)]) }
+        }
+    }
+}
