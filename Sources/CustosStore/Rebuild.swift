@@ -56,10 +56,6 @@ enum LogReplay {
         while let e = try entries.next() {
             var side = SideFacts()
             switch e.action {
-            case CustodyAction.flagIngest.rawValue:
-                // The commonest entry: its details are the ingest step's to check; its state needs only its key.
-                try projection.apply(e, .flagIngest(.init([:])), db: target)
-                continue
             case CustodyAction.userPassword.rawValue where hasCredentials:
                 side.secret = try String.fetchOne(source, sql: "SELECT password_hash FROM credentials WHERE user = ?", arguments: [e.subjectID])
             case CustodyAction.userTOTP.rawValue where hasCredentials:

@@ -2,6 +2,7 @@ import CustosCore
 import CustosTestSupport
 @testable import CustosStore
 import Foundation
+import GRDB
 import Testing
 
 /// A fresh store in a temporary folder, created by OS user "admin".
@@ -24,6 +25,13 @@ final class Fixture {
             do {
                 let r = try Store.open(path: db, actor: Actor(name: "admin", osUser: "admin"), access: .verify).verify()
                 if !r.ok { Issue.record("the store a test left does not verify: \(r.problems)") }
+                // ... and is rebuilt from its log and evidence alone, table for table.
+                let rebuilt = dir.appendingPathComponent("rebuilt.db").path
+                if r.ok {
+                    _ = try Store.open(path: db, actor: Actor(name: "admin", osUser: "admin"), access: .verify).rebuild(to: rebuilt)
+                    let differ = try differingTables(db, rebuilt)
+                    if !differ.isEmpty { Issue.record("the store a test left rebuilds with other rows in \(differ)") }
+                }
             } catch {
                 Issue.record("the store a test left cannot be verified: \(error)")
             }
@@ -72,6 +80,23 @@ final class Fixture {
     }
 
     func count(_ table: String) throws -> Int { Int(try sqlite("SELECT count(*) FROM \(table)").1.trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1 }
+}
+
+/// The tables of two store files whose rows differ (every table, every column, in key order).
+func differingTables(_ a: String, _ b: String) throws -> [String] {
+    func dump(_ path: String) throws -> [String: [String]] {
+        let q = try DatabaseQueue(path: path)
+        defer { try? q.close() }
+        return try q.read { db in
+            var out: [String: [String]] = [:]
+            for t in try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'") {
+                out[t] = try Row.fetchAll(db, sql: "SELECT * FROM \"\(t)\"").map { $0.databaseValues.map { "\($0)" }.joined(separator: "\u{1F}") }.sorted()
+            }
+            return out
+        }
+    }
+    let x = try dump(a), y = try dump(b)
+    return Set(x.keys).union(y.keys).sorted().filter { x[$0] != y[$0] }
 }
 
 /// A valid flag record as one JSON line.
