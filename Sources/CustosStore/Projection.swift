@@ -75,16 +75,24 @@ struct Projection {
     private struct Problem: Error { let text: String }
     private func problem(_ text: String) -> Problem { Problem(text: text) }
 
-    // swiftlint:disable:next cyclomatic_complexity
+    /// Applies one event: the dispatch to the projection of each kind of subject.
     private mutating func project(_ e: CustodyEntry, _ event: CustodyEvent, side: SideFacts, db: Database) throws {
-        let caseID = CaseID.parse(e.subjectID)
-        func requireCase() throws -> Int64 {
-            guard let caseID, try Bool.fetchOne(db, sql: "SELECT 1 FROM cases WHERE id = ?", arguments: [caseID]) == true else { throw problem("no such case") }
-            return caseID
-        }
         switch event {
         case .storeBackup, .storeRestore, .sessionLogin, .sessionLogout, .sessionFail, .evidenceView, .refused:
             return  // reads and records: no state
+        case .flagIngest, .evidencePurge, .flagClaim, .flagRelease, .flagDecide, .flagReopen:
+            try projectFlag(e, event, side: side, db: db)
+        case .caseOpen, .caseAddFlag, .caseRoute, .caseMerge, .caseMergedInto, .caseSplit, .caseExport, .referralReceipt, .holdExtend,
+             .submissionBegin, .submissionStep:
+            try projectCase(e, event, db: db)
+        default:
+            try projectAdministration(e, event, side: side, db: db)
+        }
+    }
+
+    /// The store, its key, users and their secrets, tokens, preferences, settings, agencies, checkpoints and cosignatures.
+    private mutating func projectAdministration(_ e: CustodyEntry, _ event: CustodyEvent, side: SideFacts, db: Database) throws {
+        switch event {
         case .storeInit(let p):
             for (k, v) in [("org", p.org), ("contact_email", p.contactEmail), ("created_at", e.at)] { try meta(k, v, db) }
             try migrations(p.schema, db)
@@ -123,6 +131,28 @@ struct Projection {
                   let route = p.route ?? before?.route, let days = p.retentionDays.map(Int.init) ?? before?.retentionDays else { throw problem("incomplete agency") }
             try Agency(code: e.subjectID, name: name, jurisdictions: jurisdictions, profile: profile, route: route, retentionDays: days,
                        publicKey: p.publicKey ?? before?.publicKey).save(db)
+        case .auditCheckpoint(let p):
+            guard let id = Int64(e.subjectID), let root = Data(base64Encoded: p.root) else { throw problem("incomplete checkpoint") }
+            try db.execute(sql: "INSERT INTO checkpoints(id, size, root, note, created_at) VALUES (?, ?, ?, ?, ?)",
+                           arguments: [id, p.size, root, side.note ?? "(no signed note)", e.at])
+            // A checkpoint signed for an export allocates the packet's id in the same transaction.
+            if let packet = p.packet {
+                guard let c = p.caseID.flatMap(CaseID.parse), let agency = p.agency, let number = p.number else {
+                    throw problem("the packet id's case, agency and number are not recorded")
+                }
+                try db.execute(sql: "INSERT INTO packet_ids(packet_id, case_id, agency, number, allocated_at) VALUES (?, ?, ?, ?, ?)",
+                               arguments: [packet, c, agency, number, e.at])
+            }
+        case .auditCosign(let p):
+            try db.execute(sql: "INSERT INTO cosignatures(checkpoint_id, witness, signature, cosigned_at) VALUES (?, ?, ?, ?)",
+                           arguments: [Int64(e.subjectID), p.witness, p.signature, e.at])
+        default: break
+        }
+    }
+
+    /// A flag's review state, its decisions and its erasure.
+    private mutating func projectFlag(_ e: CustodyEntry, _ event: CustodyEvent, side: SideFacts, db: Database) throws {
+        switch event {
         case .flagIngest(let p):
             try flagIngest(e, p, row: side.flagRow, db: db)
         case .evidencePurge(let p):
@@ -143,21 +173,18 @@ struct Projection {
             try insertDecision(e, row: row, stage: state.status.rawValue, outcome: Outcome.reopenRawValue, reason: p.reason ?? "", category: nil,
                                annotations: nil, urgent: nil, final: false, db: db)
             try Projection.save(ReviewRules.reopened(state), row, db: db)
-        case .auditCheckpoint(let p):
-            guard let id = Int64(e.subjectID), let root = Data(base64Encoded: p.root) else { throw problem("incomplete checkpoint") }
-            try db.execute(sql: "INSERT INTO checkpoints(id, size, root, note, created_at) VALUES (?, ?, ?, ?, ?)",
-                           arguments: [id, p.size, root, side.note ?? "(no signed note)", e.at])
-            // A checkpoint signed for an export allocates the packet's id in the same transaction.
-            if let packet = p.packet {
-                guard let c = p.caseID.flatMap(CaseID.parse), let agency = p.agency, let number = p.number else {
-                    throw problem("the packet id's case, agency and number are not recorded")
-                }
-                try db.execute(sql: "INSERT INTO packet_ids(packet_id, case_id, agency, number, allocated_at) VALUES (?, ?, ?, ?, ?)",
-                               arguments: [packet, c, agency, number, e.at])
-            }
-        case .auditCosign(let p):
-            try db.execute(sql: "INSERT INTO cosignatures(checkpoint_id, witness, signature, cosigned_at) VALUES (?, ?, ?, ?)",
-                           arguments: [Int64(e.subjectID), p.witness, p.signature, e.at])
+        default: break
+        }
+    }
+
+    /// Cases, their routes, referrals, receipts, holds and submissions.
+    private mutating func projectCase(_ e: CustodyEntry, _ event: CustodyEvent, db: Database) throws {
+        let caseID = CaseID.parse(e.subjectID)
+        func requireCase() throws -> Int64 {
+            guard let caseID, try Bool.fetchOne(db, sql: "SELECT 1 FROM cases WHERE id = ?", arguments: [caseID]) == true else { throw problem("no such case") }
+            return caseID
+        }
+        switch event {
         case .caseOpen(let p):
             guard let caseID else { throw problem("not a case id") }
             try db.execute(sql: "INSERT INTO cases(id, platform, state, created_at) VALUES (?, ?, ?, ?)", arguments: [caseID, p.platform, CaseState.open.rawValue, e.at])
@@ -217,6 +244,7 @@ struct Projection {
                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """, arguments: [s.id, f.seq, f.name, f.path, f.sha256, f.md5, f.uploadSent, f.fileID, f.detailsSent])
             }
+        default: break
         }
     }
 
