@@ -10,6 +10,8 @@ public enum Role: String, Sendable, CaseIterable {
 public enum Permission: String, Sendable, CaseIterable {
     case read, ingest, claim, decide, leadDecide = "lead-decide", reassign, manageCases = "manage-cases"
     case manageAgencies = "manage-agencies", export, manageUsers = "manage-users", manageSettings = "manage-settings", backup, erase
+    /// Sign a checkpoint on demand (any write signs one when `checkpoint-minutes` have passed).
+    case checkpoint
 
     public var roles: Set<Role> {
         switch self {
@@ -19,13 +21,13 @@ public enum Permission: String, Sendable, CaseIterable {
         case .leadDecide, .reassign: [.lead]
         case .manageCases, .manageAgencies, .export: [.compliance]
         case .manageUsers, .manageSettings, .backup: [.admin]
-        case .erase: [.compliance, .admin]
+        case .erase, .checkpoint: [.compliance, .admin]
         }
     }
 
     public var summary: String {
         switch self {
-        case .read: "read evidence (custos show)"
+        case .read: "read evidence, the queue, cases, holds, stats, submissions and proofs"
         case .ingest: "ingest flags"
         case .claim: "claim and release flags"
         case .decide: "decide flags they hold"
@@ -33,12 +35,26 @@ public enum Permission: String, Sendable, CaseIterable {
         case .reassign: "release or reassign others' claims"
         case .manageCases: "merge and split cases, record receipts"
         case .manageAgencies: "add and change agencies and routing"
-        case .export: "export referral packets"
-        case .manageUsers: "add and disable users"
-        case .manageSettings: "change settings"
-        case .backup: "back up the store"
+        case .export: "export and submit referral packets"
+        case .manageUsers: "add, list and disable users; set their passwords, TOTP and tokens"
+        case .manageSettings: "list and change settings"
+        case .backup: "back up the store, rebuild it from its log"
         case .erase: "erase evidence whose retention has ended"
+        case .checkpoint: "sign a checkpoint on demand"
         }
+    }
+}
+
+extension Permission {
+    /// The matrix as the README's Permissions table shows it (`custos permissions` prints it;
+    /// a test holds the README to it). Every Store operation asks for one of these.
+    public static var markdownTable: String {
+        var lines = ["| permission | what | " + Role.allCases.map(\.rawValue).joined(separator: " | ") + " |",
+                     "|---|---|" + String(repeating: ":-:|", count: Role.allCases.count)]
+        for p in allCases {
+            lines.append("| `\(p.rawValue)` | \(p.summary) | " + Role.allCases.map { p.roles.contains($0) ? "✓" : " " }.joined(separator: " | ") + " |")
+        }
+        return lines.joined(separator: "\n") + "\n"
     }
 }
 

@@ -141,7 +141,8 @@ extension Store {
     // MARK: cases
 
     public func cases() throws -> [CaseSummary] {
-        try read { db in try Int64.fetchAll(db, sql: "SELECT id FROM cases ORDER BY id").map { try caseSummary($0, db: db) } }
+        try requirePermission(.read)
+        return try read { db in try Int64.fetchAll(db, sql: "SELECT id FROM cases ORDER BY id").map { try caseSummary($0, db: db) } }
     }
 
     func caseSummary(_ id: Int64, db: Database) throws -> CaseSummary {

@@ -159,9 +159,15 @@ extension Store {
 
     // MARK: checkpoints and proofs
 
-    /// Signs the current tree head as a C2SP checkpoint, stores it and logs it.
+    /// Signs the current tree head as a C2SP checkpoint, stores it and logs it (compliance, admin).
     @discardableResult
     public func makeCheckpoint(key: Curve25519.Signing.PrivateKey) throws -> StoredCheckpoint {
+        try requirePermission(.checkpoint)
+        return try signCheckpointNow(key: key)
+    }
+
+    /// A checkpoint signed by whoever writes when one is due (`checkpointIfDue`).
+    func signCheckpointNow(key: Curve25519.Signing.PrivateKey) throws -> StoredCheckpoint {
         let origin = try organisation().origin
         return try write { db, log in try signCheckpoint(origin: origin, key: key, db: db, log: log) }
     }
@@ -201,6 +207,7 @@ extension Store {
 
     /// A C2SP tlog-proof for entry `seq` against a stored checkpoint.
     public func inclusionProof(seq: Int64, checkpoint: StoredCheckpoint) throws -> TlogProof {
+        try requirePermission(.read)
         guard seq >= 0, seq < checkpoint.size else {
             throw CustosError.invalidInput(field: "entry", reason: "\(seq) is not covered by checkpoint \(checkpoint.id) (size \(checkpoint.size))")
         }
@@ -209,6 +216,7 @@ extension Store {
     }
 
     public func consistencyProof(from a: StoredCheckpoint, to b: StoredCheckpoint) throws -> [Merkle.Hash] {
+        try requirePermission(.read)
         guard a.size > 0, a.size <= b.size else {
             throw CustosError.invalidInput(field: "checkpoints", reason: "a consistency proof needs 0 < size1 ≤ size2 (checkpoint \(a.id) has \(a.size), \(b.id) has \(b.size))")
         }

@@ -165,7 +165,8 @@ extension Store {
     }
 
     public func flags(limit: Int? = nil) throws -> [FlagSummary] {
-        try read { db in
+        try requirePermission(.read)
+        return try read { db in
             var sql = """
                 SELECT f.detector, f.flag_id, f.score, f.platform, f.detected_at, c.message_count, c.evidence_hash,
                        coalesce(s.status, ?) AS status, coalesce(s.urgent, 0) AS urgent

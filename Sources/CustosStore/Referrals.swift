@@ -128,6 +128,7 @@ extension Store {
 
     /// Preservation holds: one per referral, from the referral for the agency's retention period.
     public func holds() throws -> [Hold] {
+        try requirePermission(.read)
         let now = clock()
         return try read { db in
             let extended = try holdExtensions(db: db)
@@ -149,6 +150,7 @@ extension Store {
 
     /// Preservation holds per flag (`holds --flags`), as retention applies them.
     public func flagHolds() throws -> [FlagHold] {
+        try requirePermission(.read)
         let now = clock()
         return try read { db in
             let current = try currentCases(db: db)
@@ -184,7 +186,8 @@ extension Store {
     }
 
     public func receipts(caseName: String) throws -> [(agency: String, reference: String, at: String)] {
-        try read { db in
+        try requirePermission(.read)
+        return try read { db in
             let id = try resolveCase(caseName, db: db)
             return try ReceiptRow.filter(Column("case_id") == id).order(Column("id")).fetchAll(db).map { ($0.agency, $0.reference, $0.recordedAt) }
         }

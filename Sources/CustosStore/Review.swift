@@ -136,6 +136,11 @@ extension Store {
 
     /// Open, unclaimed flags in priority order: urgent, score (unscored last), oldest detection.
     public func queue(limit: Int, lead: Bool = false) throws -> [QueueItem] {
+        try requirePermission(.read)
+        return try queueItems(limit: limit, lead: lead)
+    }
+
+    func queueItems(limit: Int, lead: Bool) throws -> [QueueItem] {
         let now = clock()
         return try read { db in
             try Row.fetchAll(db, sql: """
@@ -331,9 +336,10 @@ extension Store {
     /// The flags a user of `role` would draw next, in the order they draw them: the lead queue
     /// before the moderator queue for a lead.
     public func reviewQueue(limit: Int, role: Role) throws -> [QueueItem] {
+        try requirePermission(.read)
         var items: [QueueItem] = []
         for q in ReviewQueue.drawn(by: role) where items.count < limit {
-            items += try queue(limit: limit - items.count, lead: q == .lead)
+            items += try queueItems(limit: limit - items.count, lead: q == .lead)
         }
         return items
     }

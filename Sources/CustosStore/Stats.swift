@@ -19,6 +19,7 @@ public struct Stats: Sendable {
 extension Store {
     /// Review figures since `since` (UTC millis), derived from decisions and flag state.
     public func stats(since: Int64?) throws -> Stats {
+        try requirePermission(.read)
         let now = clock()
         let from = since ?? Int64.min
         return try read { db in
@@ -66,7 +67,8 @@ extension Store {
     /// index up to `cap` each (a million waiting flags would take a tenth of a second to count
     /// on every page; past the cap the page says "10000+").
     public func queueCounts(cap: Int = 10_000) throws -> (moderator: Int, lead: Int, capped: Bool) {
-        try read { db in
+        try requirePermission(.read)
+        return try read { db in
             func count(_ q: ReviewQueue) throws -> Int {
                 try Int.fetchOne(db, sql: "SELECT count(*) FROM (SELECT 1 FROM flag_state INDEXED BY flag_state_queue WHERE queue = ? LIMIT ?)",
                                  arguments: [q.rawValue, cap + 1]) ?? 0

@@ -90,7 +90,8 @@ extension Store {
 
     /// The submission of `caseName` to `agency` still open, else the latest one (nil: none yet).
     public func latestSubmission(caseName: String, agency: String) throws -> SubmissionRecord? {
-        try read { db in
+        try requirePermission(.read)
+        return try read { db in
             let caseRow = try resolveCase(caseName, db: db)
             guard let id = try Int64.fetchOne(db, sql: """
                 SELECT id FROM submissions WHERE case_id = ? AND agency = ? ORDER BY state = 'open' DESC, id DESC LIMIT 1
@@ -100,7 +101,8 @@ extension Store {
     }
 
     public func submissions() throws -> [SubmissionRecord] {
-        try read { db in try Int64.fetchAll(db, sql: "SELECT id FROM submissions ORDER BY id").map { try submission(id: $0, db: db) } }
+        try requirePermission(.read)
+        return try read { db in try Int64.fetchAll(db, sql: "SELECT id FROM submissions ORDER BY id").map { try submission(id: $0, db: db) } }
     }
 
     /// Report ids NCMEC gave earlier finished submissions about any of `accounts` on `platform`

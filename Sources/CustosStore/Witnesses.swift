@@ -87,7 +87,7 @@ extension Store {
     /// were added since, then offers it to the witnesses. Returns nil when none was due.
     public func checkpointIfDue(key: Curve25519.Signing.PrivateKey) throws -> (StoredCheckpoint, [WitnessOutcome])? {
         guard try checkpointDue() else { return nil }
-        let cp = try makeCheckpoint(key: key)
+        let cp = try signCheckpointNow(key: key)
         return (cp, try collectCosignatures(checkpointID: cp.id))
     }
 

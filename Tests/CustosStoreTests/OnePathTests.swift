@@ -83,7 +83,7 @@ import Testing
     @Test func rebuildNeverOverwritesAndIsNotEveryonesRead() throws {
         let f = try busy()
         let existing = f.dir.appendingPathComponent("there.db").path
-        FileManager.default.createFile(atPath: existing, contents: Data("keep".utf8))
+        _ = FileManager.default.createFile(atPath: existing, contents: Data("keep".utf8))
         #expect(errorKind { _ = try f.store().rebuild(to: existing) } == .conflict)
         #expect(try Data(contentsOf: URL(fileURLWithPath: existing)) == Data("keep".utf8))
         let out = f.dir.appendingPathComponent("m.db").path

@@ -1,0 +1,51 @@
+import CustosCore
+@testable import CustosStore
+import Foundation
+import Testing
+
+/// Issue 24: the permission matrix (`Permission` in Core) is enforced by the Store for every
+/// operation, read or write: walked here role by role, permission by permission, against a real
+/// store. A role the matrix does not name is refused (`forbidden`) and the refusal is logged; a
+/// role it names is not refused (it may still fail for the state: nothing to claim, no such case).
+@Suite struct PermissionMatrixWalk {
+    /// One operation per permission: what a user of the role asks the Store to do.
+    func operation(_ p: Permission, _ s: Store, _ f: Fixture) throws {
+        switch p {
+        case .read: _ = try s.cases(); _ = try s.queue(limit: 5); _ = try s.stats(since: nil); _ = try s.holds(); _ = try s.submissions()
+        case .ingest: try f.ingest(flagLine(id: "i-\(s.actor.name)") + "\n", name: "i-\(s.actor.name).jsonl", into: s)
+        case .claim: _ = try s.claim(nil)
+        case .decide: _ = try s.decide("det:a", outcome: .dismiss, reason: "r", category: nil, urgent: nil, annotations: [])
+        case .leadDecide: try s.reopen("det:a", reason: "r")
+        case .reassign: _ = try s.claim("det:a", for: "mod")
+        case .manageCases: try s.mergeCases("C-000001", "C-000002")
+        case .manageAgencies: try s.setAgency(code: "C3P", name: nil, jurisdictions: nil, profile: nil, route: nil, retentionDays: 30)
+        case .export: _ = try s.sealingKey(agency: "NCA")
+        case .manageUsers: _ = try s.users(); _ = try s.tokens()
+        case .manageSettings: _ = try s.settings()
+        case .backup: _ = try s.backup(to: f.dir.appendingPathComponent("b-\(s.actor.name).db").path)
+        case .erase: _ = try s.retention(dryRun: true)
+        case .checkpoint: _ = try s.makeCheckpoint(key: try s.signingKey())
+        }
+    }
+
+    @Test(arguments: Permission.allCases)
+    func everyRoleIsRefusedOrNotAsTheMatrixSays(permission: Permission) throws {
+        let f = try Fixture()
+        let admin = try f.store()
+        let names: [Role: String] = [.moderator: "mod", .lead: "lead", .compliance: "comp", .admin: "admin", .detector: "det-bot"]
+        for (role, name) in names where role != .admin { try admin.addUser(name: name, role: role) }
+        try f.ingest(flagLine(id: "a") + "\n")
+        for role in Role.allCases {
+            let s = try f.store(names[role] ?? "?")
+            let before = try admin.custodySize()
+            let kind = errorKind { try operation(permission, s, f) }
+            let refused = kind == .forbidden
+            #expect(refused == !permission.roles.contains(role), "\(permission.rawValue) as \(role.rawValue): \(String(describing: kind))")
+            if refused {
+                let added = try admin.custodyEntries().dropFirst(Int(before))
+                #expect(added.map(\.action) == [CustodyAction.refused.rawValue], "\(permission.rawValue) as \(role.rawValue): \(added.map(\.action))")
+                #expect(added.first?.actor == names[role])
+            }
+        }
+    }
+}
