@@ -48,15 +48,15 @@ public struct ReferralSnapshot: Sendable {
     public struct Decision: Sendable {
         public var flagKey: String
         public var reviewer: String
-        public var stage: String
-        public var outcome: String
+        public var stage: FlagStatus
+        public var outcome: DecisionOutcome
         public var reason: String
-        public var category: String?
+        public var category: Category?
         public var annotations: [String]
         public var urgentReason: String?
         public var at: String
         public var final: Bool
-        public init(flagKey: String, reviewer: String, stage: String, outcome: String, reason: String, category: String?,
+        public init(flagKey: String, reviewer: String, stage: FlagStatus, outcome: DecisionOutcome, reason: String, category: Category?,
                     annotations: [String], urgentReason: String?, at: String, final: Bool) {
             self.flagKey = flagKey; self.reviewer = reviewer; self.stage = stage; self.outcome = outcome; self.reason = reason
             self.category = category; self.annotations = annotations; self.urgentReason = urgentReason; self.at = at; self.final = final

@@ -344,5 +344,19 @@ public enum BlindReview {
 
 extension Outcome {
     /// A reopening is stored as a decision with this outcome.
-    public static let reopenRawValue = "reopen"
+    public static let reopenRawValue = DecisionOutcome.reopen.rawValue
+}
+
+/// What a stored decision records: a reviewer's outcome, or a lead's reopening.
+public enum DecisionOutcome: String, Sendable, CaseIterable {
+    case confirm, dismiss, escalate, reopen
+}
+
+/// A word read back from a stored row, checked against its vocabulary: a value written behind
+/// Custos's back is a storage error naming the column, never a crash.
+public func storedWord<E: RawRepresentable>(_ text: String?, _ column: String) throws -> E where E.RawValue == String {
+    guard let text, let value = E(rawValue: text) else {
+        throw CustosError.storage(cause: "\(column) holds \(text.map(quoted) ?? "NULL"), which is not one custos writes")
+    }
+    return value
 }

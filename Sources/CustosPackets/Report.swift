@@ -74,8 +74,8 @@ public enum Report {
                 ("conversation_file", .string(conversationFile(f))), ("transcript_file", .string(transcriptFile(f))),
             ]) })),
             ("decisions", .array(s.decisions.map { d in .object([
-                ("flag", .string(d.flagKey)), ("reviewer", .string(d.reviewer)), ("stage", .string(d.stage)), ("outcome", .string(d.outcome)),
-                ("reason", .string(d.reason)), ("category", d.category.map { .string($0) }), ("annotations", .array(d.annotations.map { .string($0) })),
+                ("flag", .string(d.flagKey)), ("reviewer", .string(d.reviewer)), ("stage", .string(d.stage.rawValue)), ("outcome", .string(d.outcome.rawValue)),
+                ("reason", .string(d.reason)), ("category", d.category.map { .string($0.rawValue) }), ("annotations", .array(d.annotations.map { .string($0) })),
                 ("urgent_reason", d.urgentReason.map { .string($0) }), ("at", .string(d.at)), ("final", .bool(d.final)),
             ]) })),
             ("attachments", .array(attachments.map { (f, m, a) in .object([
@@ -118,8 +118,8 @@ public enum Report {
             "urgent": !s.urgentReasons.isEmpty, "urgent_reasons": s.urgentReasons,
             "reported": people(s.reported), "victims": people(s.victims),
             "decisions": s.decisions.map { d in [
-                "at": d.at, "reviewer": d.reviewer, "flag": d.flagKey, "outcome": d.outcome, "stage": d.stage,
-                "category": d.category ?? "", "reason": d.reason, "final": d.final ? "final" : "",
+                "at": d.at, "reviewer": d.reviewer, "flag": d.flagKey, "outcome": d.outcome.rawValue, "stage": d.stage.rawValue,
+                "category": d.category?.rawValue ?? "", "reason": d.reason, "final": d.final ? "final" : "",
             ] as [String: Any] },
             "conversations": s.flags.enumerated().map { (i, f) in [
                 "anchor": "conversation-\(i + 1)", "number": String(i + 1), "flag": f.key, "conversation_id": f.conversation.id,

@@ -36,7 +36,7 @@ struct API: APIProtocol {
     }
 
     static func queueItem(_ q: QueueItem) -> Components.Schemas.QueueItem {
-        .init(key: q.key, status: q.status, urgent: q.urgent, urgentReason: q.urgentReason, score: q.score, detectedAt: q.detectedAt, platform: q.platform)
+        .init(key: q.key, status: q.status.rawValue, urgent: q.urgent, urgentReason: q.urgentReason, score: q.score, detectedAt: q.detectedAt, platform: q.platform)
     }
 
     func ingestFlags(_ input: Operations.IngestFlags.Input) async throws -> Operations.IngestFlags.Output {
@@ -56,7 +56,7 @@ struct API: APIProtocol {
     }
 
     static func claim(_ c: Claim) -> Components.Schemas.Claim {
-        .init(key: c.key, holder: c.holder, expiresAt: c.expiresAt, status: c.status)
+        .init(key: c.key, holder: c.holder, expiresAt: c.expiresAt, status: c.status.rawValue)
     }
 
     func claimFlag(_ input: Operations.ClaimFlag.Input) async throws -> Operations.ClaimFlag.Output {
@@ -99,7 +99,7 @@ struct API: APIProtocol {
     }
 
     static func decision(_ d: Store.DecisionRecord) -> Components.Schemas.Decision {
-        .init(reviewer: d.reviewer, stage: d.stage, outcome: d.outcome, reason: d.reason, category: d.category, at: d.at)
+        .init(reviewer: d.reviewer, stage: d.stage.rawValue, outcome: d.outcome.rawValue, reason: d.reason, category: d.category?.rawValue, at: d.at)
     }
 
     func decideFlag(_ input: Operations.DecideFlag.Input) async throws -> Operations.DecideFlag.Output {
@@ -122,7 +122,7 @@ struct API: APIProtocol {
     }
 
     static func caseSummary(_ c: CaseSummary) -> Components.Schemas.CaseSummary {
-        .init(id: c.caseID, state: c.state, platform: c.platform, reportedAccounts: c.reportedAccounts, agencies: c.agencies.map(\.code),
+        .init(id: c.caseID, state: c.state.rawValue, platform: c.platform, reportedAccounts: c.reportedAccounts, agencies: c.agencies.map(\.code),
               flags: c.flagCount, createdAt: c.createdAt)
     }
 
@@ -131,7 +131,7 @@ struct API: APIProtocol {
         let id = input.path.id
         let c = try await blocking { try store.caseDetail(id, purpose: "case view (api)") }
         return .ok(.init(body: .json(.init(
-            summary: API.caseSummary(c.summary), category: c.category, flags: c.flags.map(\.key), decisions: c.decisions.map(API.decision),
+            summary: API.caseSummary(c.summary), category: c.category?.rawValue, flags: c.flags.map(\.key), decisions: c.decisions.map(API.decision),
             timeline: c.timeline.map { .init(seq: $0.seq, at: $0.at, actor: $0.actor, auth: $0.auth, action: $0.action, subjectType: $0.subjectType, subjectId: $0.subjectID) }))))
     }
 

@@ -197,7 +197,7 @@ struct Console {
         c["canClaim"] = Permission.claim.roles.contains(p.role)
         c["items"] = items.map { q -> [String: Any] in
             let age = Timestamp.parse(q.detectedAt).map { Console.duration(minutes: (now - $0.epochMillis) / 60_000) } ?? ""
-            return ["key": q.key, "path": Console.path(q.key), "status": q.status, "urgent": q.urgent, "urgentReason": q.urgentReason ?? "",
+            return ["key": q.key, "path": Console.path(q.key), "status": q.status.rawValue, "urgent": q.urgent, "urgentReason": q.urgentReason ?? "",
                     "score": q.score.map { String(format: "%.2f", $0) } ?? "–", "age": age, "platform": q.platform]
         }
         if let notice { c["notice"] = notice }
@@ -262,7 +262,7 @@ struct Console {
         c["decisionsHidden"] = view.decisionsHidden
         c["hasDecisions"] = !view.decisions.isEmpty
         c["decisions"] = view.decisions.map { d -> [String: Any] in
-            ["outcome": d.outcome, "reviewer": d.reviewer, "stage": d.stage, "at": d.at, "category": d.category as Any, "reason": d.reason]
+            ["outcome": d.outcome.rawValue, "reviewer": d.reviewer, "stage": d.stage.rawValue, "at": d.at, "category": d.category?.rawValue as Any, "reason": d.reason]
         }
         c["canDecide"] = mine && Permission.decide.roles.contains(p.role)
         c["categories"] = Category.allCases.map(\.rawValue)
@@ -323,7 +323,7 @@ struct Console {
         }
         var c = try await layout(p, title: "Cases", nav: "Cases")
         c["cases"] = list.map { s -> [String: Any] in
-            ["id": s.caseID, "state": s.state, "platform": s.platform, "accounts": s.reportedAccounts,
+            ["id": s.caseID, "state": s.state.rawValue, "platform": s.platform, "accounts": s.reportedAccounts,
              "agencies": s.agencies.map { $0.code + ($0.served ? " (sent)" : "") }.joined(separator: ", "), "flags": s.flagCount, "createdAt": s.createdAt]
         }
         return html(Pages.render("cases", c))
@@ -337,10 +337,10 @@ struct Console {
         }
         var c = try await layout(p, title: "Case \(d.summary.caseID)", nav: "Cases")
         c["id"] = d.summary.caseID
-        c["state"] = d.summary.state
+        c["state"] = d.summary.state.rawValue
         c["platform"] = d.summary.platform
         c["createdAt"] = d.summary.createdAt
-        c["category"] = d.category as Any
+        c["category"] = d.category?.rawValue as Any
         c["canExport"] = Permission.export.roles.contains(p.role)
         c["routes"] = d.summary.agencies.map { ["code": $0.code, "served": $0.served, "reason": $0.reason] }
         c["submissions"] = submissions.filter { $0.caseID == d.summary.caseID }.map { s -> [String: Any] in
@@ -361,7 +361,7 @@ struct Console {
         c["victims"] = d.victims.map(person)
         c["flags"] = d.flags.map { ["key": $0.key, "path": Console.path($0.key)] }
         c["erased"] = d.erased
-        c["decisions"] = d.decisions.map { ["flagKey": $0.flagKey, "reviewer": $0.reviewer, "stage": $0.stage, "outcome": $0.outcome, "reason": $0.reason, "at": $0.at] }
+        c["decisions"] = d.decisions.map { ["flagKey": $0.flagKey, "reviewer": $0.reviewer, "stage": $0.stage.rawValue, "outcome": $0.outcome.rawValue, "reason": $0.reason, "at": $0.at] }
         c["timeline"] = d.timeline.map { ["seq": String($0.seq), "at": $0.at, "actor": $0.actor, "auth": $0.auth ?? "(not recorded)", "action": $0.action, "subjectID": $0.subjectID] }
         if let notice { c["notice"] = notice }
         return html(Pages.render("case", c))

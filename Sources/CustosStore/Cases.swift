@@ -4,7 +4,7 @@ import GRDB
 
 public struct CaseSummary: Sendable {
     public let caseID: String
-    public let state: String
+    public let state: CaseState
     public let platform: String
     public let reportedAccounts: [String]
     public let agencies: [(code: String, served: Bool, reason: String)]
@@ -21,7 +21,7 @@ public struct CaseDetail: Sendable {
     public let flags: [StoredFlag]
     public let decisions: [Store.DecisionRecord]
     public let timeline: [CustodyEntry]
-    public let category: String?
+    public let category: Category?
     public let annotations: [String]
     public let urgentReasons: [String]
     /// The case's flags whose evidence retention erased: what happened to each.
@@ -153,7 +153,7 @@ extension Store {
         let agencies = try CaseAgencyRow.filter(Column("case_id") == id).order(Column("agency")).fetchAll(db)
             .map { (code: $0.agency, served: $0.served, reason: $0.reason) }
         let flags = try Int.fetchOne(db, sql: "SELECT count(*) FROM case_flags WHERE case_id = ?", arguments: [id]) ?? 0
-        return CaseSummary(caseID: CaseID.format(id), state: c.state, platform: c.platform, reportedAccounts: accounts,
+        return CaseSummary(caseID: CaseID.format(id), state: try storedWord(c.state, "cases.state"), platform: c.platform, reportedAccounts: accounts,
                            agencies: agencies, flagCount: flags, createdAt: c.createdAt)
     }
 
@@ -192,7 +192,7 @@ extension Store {
         let subjects = [summary.caseID] + flags.map(\.key) + erasedKeys
         let timeline = try CustodyEntry.fetchAll(db, SQLRequest<CustodyEntry>(literal: "SELECT * FROM custody WHERE subject_id IN \(subjects) ORDER BY seq"))
         let states = try FlagReview.fetchAll(db, SQLRequest<FlagReview>(literal: "SELECT * FROM flag_state WHERE flag IN \(flagRows) ORDER BY flag"))
-        let category = states.compactMap(\.category).first
+        let category = states.compactMap(\.category).first.flatMap(Category.init(rawValue:))
         let annotations = Set(states.flatMap(\.annotations))
         return CaseDetail(summary: summary, reported: people.reported, victims: people.victims, flags: flags, decisions: decisions,
                           timeline: timeline, category: category, annotations: annotations.sorted(),

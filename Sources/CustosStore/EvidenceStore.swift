@@ -16,7 +16,7 @@ public struct FlagSummary: Sendable {
     public let flagID: String
     public let detector: String
     public let score: Double?
-    public let status: String
+    public let status: FlagStatus
     public let platform: String
     public let messageCount: Int
     public let evidenceHash: String
@@ -177,8 +177,8 @@ extension Store {
             var arguments: StatementArguments = [FlagStatus.open.rawValue]
             if let limit { sql += " LIMIT ?"; arguments += [max(0, limit)] }
             return try Row.fetchAll(db, sql: sql, arguments: arguments).map { r in
-                FlagSummary(key: FlagKey.make(detector: r["detector"], flagID: r["flag_id"]), flagID: r["flag_id"],
-                            detector: r["detector"], score: r["score"], status: r["status"], platform: r["platform"],
+                try FlagSummary(key: FlagKey.make(detector: r["detector"], flagID: r["flag_id"]), flagID: r["flag_id"],
+                            detector: r["detector"], score: r["score"], status: storedWord(r["status"], "flag_state.status"), platform: r["platform"],
                             messageCount: r["message_count"], evidenceHash: r["evidence_hash"], detectedAt: r["detected_at"],
                             urgent: (r["urgent"] as Int64) != 0)
             }

@@ -66,10 +66,11 @@ extension StoredCheckpoint: FetchableRecord {
 
 extension Store.DecisionRecord: FetchableRecord {
     /// A `decisions` row joined with its flag's `detector` and `flag_id`.
-    public init(row r: Row) {
+    public init(row r: Row) throws {
         let annotations = (r["annotations"] as String?).flatMap { try? JSONValue.parse(Array($0.utf8)) }?.arrayValue?.compactMap(\.stringValue) ?? []
         self.init(flagKey: FlagKey.make(detector: r["detector"], flagID: r["flag_id"]), reviewer: r["reviewer"],
-                  stage: r["stage"], outcome: r["outcome"], reason: r["reason"], category: r["category"],
+                  stage: try storedWord(r["stage"], "decisions.stage"), outcome: try storedWord(r["outcome"], "decisions.outcome"), reason: r["reason"],
+                  category: try (r["category"] as String?).map { try storedWord($0, "decisions.category") },
                   annotations: annotations, urgentReason: r["urgent_reason"], at: r["at"], final: (r["final"] as Int64) != 0)
     }
 }

@@ -78,7 +78,7 @@ extension Store {
                 agency: .init(code: agency.code, name: agency.name, profile: agency.profile, retentionDays: agency.retentionDays),
                 organisation: .init(name: org.name, contactEmail: org.contactEmail, logOrigin: org.origin, publicKeyPEM: org.publicKeyPEM),
                 createdAt: Timestamp.utcString(millis: now), exportedBy: actor.name,
-                category: detail.category.flatMap(Category.init(rawValue:)),
+                category: detail.category,
                 annotations: detail.annotations.compactMap(Annotation.init(rawValue:)), urgentReasons: detail.urgentReasons,
                 reported: detail.reported, victims: detail.victims,
                 flags: detail.flags.map { f in

@@ -11,7 +11,7 @@ public struct UserRecord: Sendable {
 
 public struct QueueItem: Sendable {
     public let key: String
-    public let status: String
+    public let status: FlagStatus
     public let urgent: Bool
     public let urgentReason: String?
     public let score: Double?
@@ -23,7 +23,7 @@ public struct Claim: Sendable {
     public let key: String
     public let holder: String
     public let expiresAt: String
-    public let status: String
+    public let status: FlagStatus
 }
 
 public struct DecisionResult: Sendable {
@@ -150,7 +150,7 @@ extension Store {
                 ORDER BY s.urgent DESC, s.score_rank DESC, s.detected_ms, s.flag
                 LIMIT ?
                 """, arguments: [(lead ? ReviewQueue.lead : .moderator).rawValue, now, max(0, limit)]).map {
-                QueueItem(key: FlagKey.make(detector: $0["detector"], flagID: $0["flag_id"]), status: $0["status"],
+                QueueItem(key: FlagKey.make(detector: $0["detector"], flagID: $0["flag_id"]), status: try storedWord($0["status"], "flag_state.status"),
                           urgent: ($0["urgent"] as Int64) != 0, urgentReason: $0["urgent_reason"], score: $0["score"],
                           detectedAt: $0["detected_at"], platform: $0["platform"])
             }
@@ -174,16 +174,7 @@ extension Store {
             } else {
                 var found: Int64?
                 for q in ReviewQueue.drawn(by: me.role) {
-                    found = try Int64.fetchOne(db, sql: """
-                        SELECT flag FROM flag_state INDEXED BY flag_state_queue
-                        WHERE queue = ? AND (claimed_by IS NULL OR claim_expires_ms <= ?)
-                          AND (first_reviewer IS NULL OR first_reviewer <> ? OR status <> ?)
-                          AND (status = ? OR ? = 0 OR NOT EXISTS (
-                                SELECT 1 FROM decisions d WHERE d.flag = flag_state.flag AND d.reviewer = ?
-                                  AND d.id > coalesce((SELECT max(r.id) FROM decisions r WHERE r.flag = d.flag AND r.outcome = ?), 0)))
-                        ORDER BY urgent DESC, score_rank DESC, detected_ms, flag LIMIT 1
-                        """, arguments: [q.rawValue, now, actor.name, FlagStatus.secondReview.rawValue,
-                                         FlagStatus.open.rawValue, secondRequired, actor.name, Outcome.reopenRawValue])
+                    found = try Store.mayTakeNext(db, queue: q, reviewer: actor.name, now: now, secondReviewRequired: secondRequired, limit: 1).first
                     if found != nil { break }
                 }
                 guard let found else {
@@ -196,8 +187,25 @@ extension Store {
                                               leaseMinutes: try number(.leaseMinutes, db: db), secondReviewRequired: secondRequired)
             let expires = Timestamp.utcString(millis: state.leaseExpiresMillis ?? now)
             try log.record(.flagClaim(.init(leaseExpires: expires, status: state.status)), subjectID: key)
-            return Claim(key: key, holder: actor.name, expiresAt: expires, status: state.status.rawValue)
+            return Claim(key: key, holder: actor.name, expiresAt: expires, status: state.status)
         }
+    }
+
+    /// The flags of `queue` that `reviewer` may take next, in the order they are drawn:
+    /// unclaimed (or their lease over), and allowed by four eyes. The WHERE clause is
+    /// `ReviewRules.mayReview` in SQL, so claim-next can use the queue index on a million
+    /// flags; a test holds the two to the same answer on every state.
+    static func mayTakeNext(_ db: Database, queue: ReviewQueue, reviewer: String, now: Int64, secondReviewRequired: Bool, limit: Int) throws -> [Int64] {
+        try Int64.fetchAll(db, sql: """
+            SELECT flag FROM flag_state INDEXED BY flag_state_queue
+            WHERE queue = ? AND (claimed_by IS NULL OR claim_expires_ms <= ?)
+              AND (first_reviewer IS NULL OR first_reviewer <> ? OR status <> ?)
+              AND (status = ? OR ? = 0 OR NOT EXISTS (
+                    SELECT 1 FROM decisions d WHERE d.flag = flag_state.flag AND d.reviewer = ?
+                      AND d.id > coalesce((SELECT max(r.id) FROM decisions r WHERE r.flag = d.flag AND r.outcome = ?), 0)))
+            ORDER BY urgent DESC, score_rank DESC, detected_ms, flag LIMIT ?
+            """, arguments: [queue.rawValue, now, reviewer, FlagStatus.secondReview.rawValue,
+                             FlagStatus.open.rawValue, secondReviewRequired, reviewer, DecisionOutcome.reopen.rawValue, limit])
     }
 
     /// A lead hands a flag to a reviewer: any current claim ends, the assignee holds it under a
@@ -217,7 +225,7 @@ extension Store {
         }
         let expires = Timestamp.utcString(millis: state.leaseExpiresMillis ?? now)
         try log.record(.flagClaim(.init(leaseExpires: expires, status: state.status, assignedBy: actor.name, holder: assignee)), subjectID: key)
-        return Claim(key: key, holder: assignee, expiresAt: expires, status: state.status.rawValue)
+        return Claim(key: key, holder: assignee, expiresAt: expires, status: state.status)
     }
 
     /// Releases a claim: the holder's own, or anyone's for a lead.
@@ -274,10 +282,10 @@ extension Store {
     public struct DecisionRecord: Sendable {
         public let flagKey: String
         public let reviewer: String
-        public let stage: String
-        public let outcome: String
+        public let stage: FlagStatus
+        public let outcome: DecisionOutcome
         public let reason: String
-        public let category: String?
+        public let category: Category?
         public let annotations: [String]
         public let urgentReason: String?
         public let at: String

@@ -9,7 +9,7 @@ struct CaseCommand: ParsableCommand {
 }
 
 func caseJSON(_ c: CaseSummary) -> JSONValue {
-    .object(["case_id": .string(c.caseID), "state": .string(c.state), "platform": .string(c.platform),
+    .object(["case_id": .string(c.caseID), "state": .string(c.state.rawValue), "platform": .string(c.platform),
              "reported_accounts": .array(c.reportedAccounts.map { .string($0) }), "flags": .integer(Int64(c.flagCount)),
              "agencies": .array(c.agencies.map { .object(["agency": .string($0.code), "served": .bool($0.served), "reason": .string($0.reason)]) }),
              "created_at": .string(c.createdAt)])
@@ -24,7 +24,7 @@ struct CaseList: ParsableCommand {
         if json { printJSON(.array(cases.map(caseJSON))); return }
         for c in cases {
             let agencies = c.agencies.map { $0.code + ($0.served ? "✓" : "") }.joined(separator: ",")
-            print(pad(c.caseID, 10) + pad(c.state, 10) + pad(terminalSafe(c.platform), 14) + pad("\(c.flagCount) flags", 10)
+            print(pad(c.caseID, 10) + pad(c.state.rawValue, 10) + pad(terminalSafe(c.platform), 14) + pad("\(c.flagCount) flags", 10)
                   + pad(terminalSafe(c.reportedAccounts.joined(separator: ",")), 24) + agencies)
         }
     }
@@ -37,8 +37,8 @@ struct CaseShow: ParsableCommand {
     func run() throws {
         let d = try global.open().caseDetail(caseID)
         let s = d.summary
-        print("Case \(s.caseID)  \(s.state)  platform \(terminalSafe(s.platform))  opened \(s.createdAt)")
-        if let c = d.category { print("Category: \(c)") }
+        print("Case \(s.caseID)  \(s.state.rawValue)  platform \(terminalSafe(s.platform))  opened \(s.createdAt)")
+        if let c = d.category { print("Category: \(c.rawValue)") }
         if !d.annotations.isEmpty { print("Annotations: \(d.annotations.joined(separator: ", "))") }
         for u in d.urgentReasons { print("URGENT: \(terminalSafe(u))") }
         print("Agencies:")
@@ -58,7 +58,7 @@ struct CaseShow: ParsableCommand {
         for e in d.erased { print("  \(terminalSafe(e))") }
         print("Decisions:")
         for x in d.decisions {
-            print("  \(x.at) \(terminalSafe(x.reviewer)) \(x.outcome) \(terminalSafe(x.flagKey)) [\(x.stage)\(x.final ? ", final" : "")] \(x.category ?? "") — \(terminalSafe(x.reason))")
+            print("  \(x.at) \(terminalSafe(x.reviewer)) \(x.outcome.rawValue) \(terminalSafe(x.flagKey)) [\(x.stage.rawValue)\(x.final ? ", final" : "")] \(x.category?.rawValue ?? "") — \(terminalSafe(x.reason))")
         }
         print("Timeline (custody log):")
         for e in d.timeline {

@@ -15,7 +15,7 @@ struct Flags: ParsableCommand {
         if json {
             printJSON(.array(flags.map { f in .object([
                 ("flag", .string(f.key)), ("flag_id", .string(f.flagID)), ("detector", .string(f.detector)),
-                ("score", f.score.map { .number($0) }), ("status", .string(f.status)), ("platform", .string(f.platform)),
+                ("score", f.score.map { .number($0) }), ("status", .string(f.status.rawValue)), ("platform", .string(f.platform)),
                 ("messages", .integer(Int64(f.messageCount))), ("evidence_hash", .string(f.evidenceHash)),
                 ("detected_at", .string(f.detectedAt)), ("urgent", .bool(f.urgent)),
             ]) }))
@@ -24,7 +24,7 @@ struct Flags: ParsableCommand {
         print(pad("FLAG", 34) + pad("DETECTOR", 10) + pad("SCORE", 7) + pad("STATUS", 14) + pad("PLATFORM", 14) + pad("MSGS", 6) + "EVIDENCE")
         for f in flags {
             print(pad(terminalSafe(f.flagID), 34) + pad(terminalSafe(f.detector), 10) + pad(f.score.map { String(format: "%.2f", $0) } ?? "-", 7)
-                  + pad(f.status + (f.urgent ? "!" : ""), 14) + pad(terminalSafe(f.platform), 14) + pad(String(f.messageCount), 6)
+                  + pad(f.status.rawValue + (f.urgent ? "!" : ""), 14) + pad(terminalSafe(f.platform), 14) + pad(String(f.messageCount), 6)
                   + String(f.evidenceHash.prefix(12)))
         }
     }
@@ -55,14 +55,14 @@ struct Queue: ParsableCommand {
         let items = try global.open(.read).queue(limit: max(0, limit), lead: lead)
         if json {
             printJSON(.array(items.map { .object([
-                ("flag", .string($0.key)), ("status", .string($0.status)), ("urgent", .bool($0.urgent)),
+                ("flag", .string($0.key)), ("status", .string($0.status.rawValue)), ("urgent", .bool($0.urgent)),
                 ("urgent_reason", $0.urgentReason.map { .string($0) }), ("score", $0.score.map { .number($0) }),
                 ("detected_at", .string($0.detectedAt)), ("platform", .string($0.platform))]) }))
             return
         }
         if items.isEmpty { print("queue is empty"); return }
         for i in items {
-            print(pad(terminalSafe(i.key), 42) + pad(i.status, 15) + pad(i.score.map { String(format: "%.2f", $0) } ?? "-", 6)
+            print(pad(terminalSafe(i.key), 42) + pad(i.status.rawValue, 15) + pad(i.score.map { String(format: "%.2f", $0) } ?? "-", 6)
                   + pad(i.detectedAt, 27) + (i.urgent ? "URGENT: \(terminalSafe(i.urgentReason ?? ""))" : ""))
         }
     }
@@ -78,9 +78,9 @@ struct ClaimCommand: ParsableCommand {
     func run() throws {
         let c = try global.open().claim(flag, for: assignee)
         if json {
-            printJSON(.object(["flag_id": .string(c.key), "holder": .string(c.holder), "lease_expires": .string(c.expiresAt), "status": .string(c.status)]))
+            printJSON(.object(["flag_id": .string(c.key), "holder": .string(c.holder), "lease_expires": .string(c.expiresAt), "status": .string(c.status.rawValue)]))
         } else {
-            print("claimed \(terminalSafe(c.key)) (\(c.status)) until \(c.expiresAt)")
+            print("claimed \(terminalSafe(c.key)) (\(c.status.rawValue)) until \(c.expiresAt)")
         }
     }
 }

@@ -91,7 +91,7 @@ final class PacketFixture {
         // The export is logged and the case referred for NCMEC (its only agency), with a hold.
         let s = try f.store("cora")
         #expect(try s.custodyEntries(subjects: ["C-000001"]).last?.action == "case.export")
-        #expect(try s.cases()[0].state == "referred")
+        #expect(try s.cases()[0].state == .referred)
         let holds = try s.holds()
         #expect(holds.count == 1 && holds[0].active && holds[0].agency == "NCMEC")
         #expect(try s.verify().ok)

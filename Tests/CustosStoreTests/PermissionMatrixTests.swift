@@ -49,3 +49,49 @@ import Testing
         }
     }
 }
+
+/// Issue 24: four eyes lives once, in Core (`ReviewRules.mayReview`); the claim-next query is
+/// its SQL form, held to the same answer here on every state a flag can be in.
+@Suite struct FourEyesOnce {
+    @Test(arguments: [true, false])
+    func theClaimNextFilterIsTheCoreRule(secondReviewRequired: Bool) throws {
+        let f = try team()
+        try f.store().addUser(name: "mo", role: .moderator)
+        try f.store().addUser(name: "lena", role: .lead)
+        try f.ingest((0..<12).map { flagLine(id: "f\($0)") }.joined(separator: "\n") + "\n")
+        // Flags in every state: first decisions by alice or bob, escalations, a lead's settled
+        // disagreement, a reopened dismissal alice decided before, and one still claimed.
+        func decide(_ who: String, _ flag: String, _ outcome: Outcome) throws {
+            _ = try f.store(who).claim(flag)
+            _ = try f.store(who).decide(flag, outcome: outcome, reason: "r", category: outcome == .confirm ? .grooming : nil, urgent: nil, annotations: [])
+        }
+        try decide("alice", "f0", .confirm)
+        try decide("bob", "f1", .confirm)
+        try decide("alice", "f2", .escalate)
+        try decide("bob", "f3", .escalate)
+        try decide("alice", "f4", .confirm); try decide("bob", "f4", .dismiss)   // a disagreement: to the lead queue
+        try decide("alice", "f5", .dismiss)  // final at once
+        try f.store("lee").reopen("f5", reason: "look again")
+        try decide("lee", "f6", .escalate)
+        _ = try f.store("mo").claim("f7")
+        // The setting turned off with flags already in second review: their first confirmer
+        // still may not give the second (the rule says "whatever the setting says now").
+        if !secondReviewRequired { try f.store().setSetting("second-review", "off") }
+        let store = try f.store()
+        for reviewer in ["alice", "bob", "mo", "lee", "lena"] {
+            for queue in ReviewQueue.allCases {
+                try store.read { db in
+                    let sql = Set(try Store.mayTakeNext(db, queue: queue, reviewer: reviewer, now: f.now, secondReviewRequired: secondReviewRequired, limit: 1000))
+                    var core = Set<Int64>()
+                    for row in try Int64.fetchAll(db, sql: "SELECT flag FROM flag_state") {
+                        let r = try Projection.review(row, db: db)
+                        if r.queue == queue && r.liveHolder(at: f.now) == nil && ReviewRules.mayReview(r, reviewer, secondReviewRequired: secondReviewRequired) {
+                            core.insert(row)
+                        }
+                    }
+                    #expect(sql == core, "\(reviewer) in the \(queue) queue (second review \(secondReviewRequired))")
+                }
+            }
+        }
+    }
+}

@@ -224,7 +224,7 @@ extension Store {
         #expect(errorKind { try f.store("alice").mergeCases("C-000001", "C-000002") } == .forbidden)
         try f.store("cora").mergeCases("C-000001", "C-000002")
         let cases = try f.store().cases()
-        #expect(cases[0].flagCount == 3 && cases[0].reportedAccounts == ["u-1", "u-7"] && cases[1].state == "merged")
+        #expect(cases[0].flagCount == 3 && cases[0].reportedAccounts == ["u-1", "u-7"] && cases[1].state == .merged)
         let new = try f.store("cora").splitCase("C-000001", flags: ["c"])
         #expect(new == "C-000003")
         #expect(try f.store().cases().first { $0.caseID == "C-000003" }?.reportedAccounts == ["u-7"])
