@@ -49,132 +49,154 @@ public struct Submitter: Sendable {
         try store.requirePermission(.export)
         let lock = try exclusive(caseID: caseID, agency: agency, verb: "submit")
         defer { lock.release() }
-        var record: SubmissionRecord
-        if let latest = try store.latestSubmission(caseName: caseID, agency: agency), latest.state != .retracted,
-           !(supplement && latest.state == .finished) {
-            if latest.state == .finished {
-                say("case \(latest.caseID) was already submitted to \(agency): report \(latest.reportID ?? "?") (submission \(latest.id), finished \(latest.updatedAt)); nothing was sent (--supplement sends what changed since as a new report)")
-                return latest
-            }
-            guard latest.endpoint == options.endpoint else {
-                throw CustosError.conflict(subject: "submission \(latest.id)", reason: "is open at \(latest.endpoint); resume it with --endpoint \(latest.endpoint) (or retract it there)")
-            }
-            record = latest
-            say("resuming submission \(record.id) (report \(record.reportID ?? "not yet opened"))")
-        } else {
-            record = try begin(caseID: caseID, agency: agency)
-            say("submission \(record.id): packet \(record.packetID), \(record.files.count) files")
-        }
+        var record = try resumeOrBegin(caseID: caseID, agency: agency, supplement: supplement)
         let client = outsideClient
-        var expiredRestarts = 0
+        var restarts = 0
         while true {
             let step = record.nextStep
             do {
-                switch step {
-                case .done:
-                    return record
-                case .submit:
-                    let xml = try Data(contentsOf: packetFolder(record).appendingPathComponent("data/cybertipline-report.xml"))
-                    if record.lastError?.hasPrefix(Submitter.submitSent) == true {
-                        // A run sent submit and stopped before recording its answer.
-                        record = try store.recordSubmission(record.id, step: "submit-unknown", details: [
-                            "reason": .string("a previous run sent submit and stopped before recording its answer; if NCMEC opened a report then, it expires unfinished (24 hours after it was opened); a new report is opened")]) { $0.lastError = nil }
-                    }
-                    record = try store.recordSubmission(record.id, step: "submit-sent") { $0.lastError = Submitter.submitSent + " at \(Timestamp.utcString(millis: Int64(Date().timeIntervalSince1970 * 1000)))" }
-                    let r = try await call(client, .submit, body: .bytes(xml), contentType: "text/xml; charset=utf-8")
-                    guard let report = r.reportID else { throw Stopped(kind: .retryLater, message: "submit answered no report id") }
-                    record = try store.recordSubmission(record.id, step: "submit", details: response(r)) { $0.reportID = report; $0.lastError = nil }
-                    say("report \(report) opened")
-                case .upload(let i):
-                    var file = record.files[i]
-                    if file.uploadSent {
-                        // A run stopped after sending this upload and before its answer was recorded.
-                        throw LostUpload(message: "upload of \(file.name): a previous run sent it and stopped before the answer was recorded")
-                    }
-                    let bytes = try Data(contentsOf: URL(fileURLWithPath: file.path))
-                    guard SHA256Hex.of(bytes) == file.sha256 else {
-                        throw Stopped(kind: .fix, message: "\(file.path) changed since the submission began (its SHA-256 is not the recorded one)")
-                    }
-                    record = try store.recordSubmission(record.id, step: "upload-sent", details: ["file": .integer(Int64(i))]) { $0.files[i].uploadSent = true }
-                    file = record.files[i]
-                    let (body, type) = Submitter.multipart(fields: [("id", record.reportID ?? "")], file: (file.name, bytes))
-                    let r: ReportingAPI.Response
-                    do {
-                        r = try await call(client, .upload, body: .bytes(body), contentType: type)
-                    } catch let stopped as Stopped {
-                        // Every attempt was answered, with a refusal: NCMEC holds no file from it.
-                        record = try store.recordSubmission(record.id, step: "upload-refused", details: ["file": .integer(Int64(i))]) { $0.files[i].uploadSent = false }
-                        throw stopped
-                    }
-                    let theirs = r.hash ?? ""
-                    record = try store.recordSubmission(record.id, step: "upload",
-                                                        details: response(r).merging(["file": .integer(Int64(i)), "md5": .string(file.md5), "ncmec_md5": .string(theirs),
-                                                                                      "md5_match": .bool(theirs == file.md5)]) { a, _ in a }) {
-                        $0.files[i].fileID = r.fileID
-                        $0.lastError = theirs == file.md5 ? nil : "NCMEC's MD5 of \(file.name) is \(theirs), ours \(file.md5)"
-                    }
-                    if theirs != file.md5 {
-                        throw Stopped(kind: .fix, message: "NCMEC received \(file.name) with MD5 \(theirs.isEmpty ? "(none given)" : theirs), not \(file.md5); retract the report (`custos submit --retract`) and submit again")
-                    }
-                    say("uploaded \(file.name) as file \(r.fileID ?? "?")")
-                case .fileinfo(let i):
-                    let file = record.files[i]
-                    let xml = Submitter.fileDetails(reportID: record.reportID ?? "", fileID: file.fileID ?? "", file: file)
-                    let r = try await call(client, .fileinfo, body: .bytes(Data(xml.utf8)), contentType: "text/xml; charset=utf-8")
-                    record = try store.recordSubmission(record.id, step: "fileinfo", details: response(r).merging(["file": .integer(Int64(i))]) { a, _ in a }) {
-                        $0.files[i].detailsSent = true; $0.lastError = nil
-                    }
-                case .finish:
-                    let report = record.reportID ?? ""
-                    let r = try await call(client, .finish, body: .bytes(Data("id=\(report)".utf8)), contentType: "application/x-www-form-urlencoded")
-                    let ours = Set(record.files.compactMap(\.fileID)), theirs = Set(r.files)
-                    var facts = response(r)
-                    // A finish retried after a lost answer is told 5102 and lists no files: nothing to compare.
-                    if r.code == 0 {
-                        facts["files_missing"] = .array(ours.subtracting(theirs).sorted().map { .string($0) })
-                        facts["files_extra"] = .array(theirs.subtracting(ours).sorted().map { .string($0) })
-                    }
-                    record = try store.recordSubmission(record.id, step: "finish", details: facts) { $0.state = .finished; $0.lastError = nil }
-                    if r.code == 0, ours != theirs {
-                        say("warning: NCMEC's file list differs from ours (missing \(ours.subtracting(theirs).sorted()), extra \(theirs.subtracting(ours).sorted())); recorded")
-                    }
-                    say("report \(report) finished: recorded as the referral's receipt")
-                    return record
-                }
+                if step == .done { return record }
+                record = try await perform(step, record, client)
             } catch let lost as LostUpload {
                 // NCMEC may hold a file we have no id for: its report would carry a file without
                 // details. Retract it and open a clean one.
-                expiredRestarts += 1
-                guard expiredRestarts <= 2 else { throw Stopped(kind: .retryLater, message: lost.message) }
+                restarts += 1
+                guard restarts <= 2 else { throw Stopped(kind: .retryLater, message: lost.message) }
                 if let report = record.reportID {
-                    let r = try await call(client, .retract, body: .bytes(Data("id=\(report)".utf8)), contentType: "application/x-www-form-urlencoded")
-                    _ = r
+                    _ = try await call(client, .retract, body: .bytes(Data("id=\(report)".utf8)), contentType: "application/x-www-form-urlencoded")
                 }
-                record = try store.recordSubmission(record.id, step: "restart", details: ["reason": .string(lost.message), "retracted_report": record.reportID.map { .string($0) } ?? .null]) {
-                    $0.reportID = nil
-                    for i in $0.files.indices { $0.files[i].uploadSent = false; $0.files[i].fileID = nil; $0.files[i].detailsSent = false }
-                    $0.lastError = lost.message
-                }
+                record = try restart(record, reason: lost.message, details: ["retracted_report": record.reportID.map { .string($0) } ?? .null])
                 say("\(lost.message): report retracted, opening a new one")
             } catch let expired as Expired {
-                expiredRestarts += 1
-                guard expiredRestarts <= 1 else { throw Stopped(kind: .retryLater, message: expired.message) }
-                record = try store.recordSubmission(record.id, step: "restart", details: ["reason": .string(expired.message)]) {
-                    $0.reportID = nil
-                    for i in $0.files.indices { $0.files[i].uploadSent = false; $0.files[i].fileID = nil; $0.files[i].detailsSent = false }
-                    $0.lastError = expired.message
-                }
+                restarts += 1
+                guard restarts <= 1 else { throw Stopped(kind: .retryLater, message: expired.message) }
+                record = try restart(record, reason: expired.message)
                 say("\(expired.message): opening a new report")
             } catch let stopped as Stopped {
                 // A submit that got no answer stays marked as sent: the next run records that its
                 // outcome is unknown before opening a new report.
                 let unanswered = step == .submit && stopped.message.contains("no answer")
-                try? store.recordSubmission(record.id, step: "failed", details: ["at": .string(Submitter.describe(step)), "error": .string(stopped.message)]) {
+                _ = try? store.recordSubmission(record.id, step: "failed", details: ["at": .string(Submitter.describe(step)), "error": .string(stopped.message)]) {
                     $0.lastError = unanswered ? Submitter.submitSent + " (\(stopped.message))" : stopped.message
                 }
                 throw stopped
             }
         }
+    }
+
+    /// The open submission to resume, or a new one (a finished one is returned as it is, unless
+    /// a supplement is asked for).
+    private func resumeOrBegin(caseID: String, agency: String, supplement: Bool) throws -> SubmissionRecord {
+        guard let latest = try store.latestSubmission(caseName: caseID, agency: agency), latest.state != .retracted,
+              !(supplement && latest.state == .finished) else {
+            let record = try begin(caseID: caseID, agency: agency)
+            say("submission \(record.id): packet \(record.packetID), \(record.files.count) files")
+            return record
+        }
+        if latest.state == .finished {
+            say("case \(latest.caseID) was already submitted to \(agency): report \(latest.reportID ?? "?") (submission \(latest.id), finished \(latest.updatedAt)); nothing was sent (--supplement sends what changed since as a new report)")
+            return latest
+        }
+        guard latest.endpoint == options.endpoint else {
+            throw CustosError.conflict(subject: "submission \(latest.id)", reason: "is open at \(latest.endpoint); resume it with --endpoint \(latest.endpoint) (or retract it there)")
+        }
+        say("resuming submission \(latest.id) (report \(latest.reportID ?? "not yet opened"))")
+        return latest
+    }
+
+    /// A report abandoned (lost upload, expired): every file to send again, in a new report.
+    private func restart(_ record: SubmissionRecord, reason: String, details: [String: JSONValue] = [:]) throws -> SubmissionRecord {
+        try store.recordSubmission(record.id, step: "restart", details: details.merging(["reason": .string(reason)]) { a, _ in a }) {
+            $0.reportID = nil
+            for i in $0.files.indices { $0.files[i].uploadSent = false; $0.files[i].fileID = nil; $0.files[i].detailsSent = false }
+            $0.lastError = reason
+        }
+    }
+
+    /// One step of the protocol, sent and recorded (each send is recorded as sent before it goes).
+    private func perform(_ step: ReportingAPI.NextStep, _ record: SubmissionRecord, _ client: HTTPClient) async throws -> SubmissionRecord {
+        switch step {
+        case .done: return record
+        case .submit: return try await sendSubmit(record, client)
+        case .upload(let i): return try await upload(i, record, client)
+        case .fileinfo(let i):
+            let file = record.files[i]
+            let xml = Submitter.fileDetails(reportID: record.reportID ?? "", fileID: file.fileID ?? "", file: file)
+            let r = try await call(client, .fileinfo, body: .bytes(Data(xml.utf8)), contentType: "text/xml; charset=utf-8")
+            return try store.recordSubmission(record.id, step: "fileinfo", details: response(r).merging(["file": .integer(Int64(i))]) { a, _ in a }) {
+                $0.files[i].detailsSent = true; $0.lastError = nil
+            }
+        case .finish: return try await finish(record, client)
+        }
+    }
+
+    private func sendSubmit(_ record: SubmissionRecord, _ client: HTTPClient) async throws -> SubmissionRecord {
+        var record = record
+        let xml = try Data(contentsOf: packetFolder(record).appendingPathComponent("data/cybertipline-report.xml"))
+        if record.lastError?.hasPrefix(Submitter.submitSent) == true {
+            // A run sent submit and stopped before recording its answer.
+            record = try store.recordSubmission(record.id, step: "submit-unknown", details: [
+                "reason": .string("a previous run sent submit and stopped before recording its answer; if NCMEC opened a report then, it expires unfinished (24 hours after it was opened); a new report is opened")]) { $0.lastError = nil }
+        }
+        record = try store.recordSubmission(record.id, step: "submit-sent") { $0.lastError = Submitter.submitSent + " at \(Timestamp.utcString(millis: Int64(Date().timeIntervalSince1970 * 1000)))" }
+        let r = try await call(client, .submit, body: .bytes(xml), contentType: "text/xml; charset=utf-8")
+        guard let report = r.reportID else { throw Stopped(kind: .retryLater, message: "submit answered no report id") }
+        record = try store.recordSubmission(record.id, step: "submit", details: response(r)) { $0.reportID = report; $0.lastError = nil }
+        say("report \(report) opened")
+        return record
+    }
+
+    private func upload(_ i: Int, _ record: SubmissionRecord, _ client: HTTPClient) async throws -> SubmissionRecord {
+        var file = record.files[i]
+        if file.uploadSent {
+            // A run stopped after sending this upload and before its answer was recorded.
+            throw LostUpload(message: "upload of \(file.name): a previous run sent it and stopped before the answer was recorded")
+        }
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: file.path))
+        guard SHA256Hex.of(bytes) == file.sha256 else {
+            throw Stopped(kind: .fix, message: "\(file.path) changed since the submission began (its SHA-256 is not the recorded one)")
+        }
+        var record = try store.recordSubmission(record.id, step: "upload-sent", details: ["file": .integer(Int64(i))]) { $0.files[i].uploadSent = true }
+        file = record.files[i]
+        let (body, type) = Submitter.multipart(fields: [("id", record.reportID ?? "")], file: (file.name, bytes))
+        let r: ReportingAPI.Response
+        do {
+            r = try await call(client, .upload, body: .bytes(body), contentType: type)
+        } catch let stopped as Stopped {
+            // Every attempt was answered, with a refusal: NCMEC holds no file from it.
+            _ = try store.recordSubmission(record.id, step: "upload-refused", details: ["file": .integer(Int64(i))]) { $0.files[i].uploadSent = false }
+            throw stopped
+        }
+        let theirs = r.hash ?? ""
+        record = try store.recordSubmission(record.id, step: "upload",
+                                            details: response(r).merging(["file": .integer(Int64(i)), "md5": .string(file.md5), "ncmec_md5": .string(theirs),
+                                                                          "md5_match": .bool(theirs == file.md5)]) { a, _ in a }) {
+            $0.files[i].fileID = r.fileID
+            $0.lastError = theirs == file.md5 ? nil : "NCMEC's MD5 of \(file.name) is \(theirs), ours \(file.md5)"
+        }
+        if theirs != file.md5 {
+            throw Stopped(kind: .fix, message: "NCMEC received \(file.name) with MD5 \(theirs.isEmpty ? "(none given)" : theirs), not \(file.md5); retract the report (`custos submit --retract`) and submit again")
+        }
+        say("uploaded \(file.name) as file \(r.fileID ?? "?")")
+        return record
+    }
+
+    private func finish(_ record: SubmissionRecord, _ client: HTTPClient) async throws -> SubmissionRecord {
+        let report = record.reportID ?? ""
+        let r = try await call(client, .finish, body: .bytes(Data("id=\(report)".utf8)), contentType: "application/x-www-form-urlencoded")
+        let ours = Set(record.files.compactMap(\.fileID)), theirs = Set(r.files)
+        var facts = response(r)
+        // A finish retried after a lost answer is told 5102 and lists no files: nothing to compare.
+        if r.code == 0 {
+            facts["files_missing"] = .array(ours.subtracting(theirs).sorted().map { .string($0) })
+            facts["files_extra"] = .array(theirs.subtracting(ours).sorted().map { .string($0) })
+        }
+        let finished = try store.recordSubmission(record.id, step: "finish", details: facts) { $0.state = .finished; $0.lastError = nil }
+        if r.code == 0, ours != theirs {
+            say("warning: NCMEC's file list differs from ours (missing \(ours.subtracting(theirs).sorted()), extra \(theirs.subtracting(ours).sorted())); recorded")
+        }
+        say("report \(report) finished: recorded as the referral's receipt")
+        return finished
     }
 
     /// Withdraws the open submission's report (`retract`), which NCMEC allows only before finish.

@@ -68,6 +68,40 @@ public enum CaseRules {
             }
         }
     }
+
+    /// Whether case `b` may be merged into case `a`: two different cases, both open.
+    public static func merge(_ a: (id: String, state: CaseState), into b: (id: String, state: CaseState)) throws(CustosError) {
+        guard a.id != b.id else { throw .invalidInput(field: "CASE", reason: "cannot merge a case into itself") }
+        for c in [b, a] where c.state != .open {
+            throw .invalidState(subject: "case \(c.id)", state: c.state.rawValue, reason: "only open cases merge")
+        }
+    }
+
+    /// Whether `moving` of a case's `flags` may split off into a new case: an open case, flags
+    /// of its own, and at least one flag left on each side.
+    public static func split(case id: String, state: CaseState, flags: Set<String>, moving: [String]) throws(CustosError) {
+        guard state == .open else { throw .invalidState(subject: "case \(id)", state: state.rawValue, reason: "only an open case can be split") }
+        if let stranger = moving.first(where: { !flags.contains($0) }) {
+            throw .invalidInput(field: "--flags", reason: "flag \(quoted(stranger)) is not in case \(id)")
+        }
+        guard !moving.isEmpty, Set(moving).count < flags.count else {
+            throw .invalidInput(field: "--flags", reason: "a split must leave at least one flag in each case (case has \(flags.count))")
+        }
+    }
+
+    /// Whether a case may be exported to `agency`: open or referred, routed to it, and every
+    /// one of its flags finally confirmed.
+    public static func export(case id: String, state: CaseState, agency: String, routed: [String], flagStatuses: [FlagStatus]) throws(CustosError) {
+        guard state.exportable else { throw .invalidState(subject: "case \(id)", state: state.rawValue, reason: "it cannot be exported") }
+        guard routed.contains(agency) else {
+            throw .invalidState(subject: "case \(id)", state: "not routed to \(agency)", reason: "routed to: \(routed.sorted().joined(separator: ", "))")
+        }
+        let unconfirmed = flagStatuses.filter { $0 != .confirmed }.count
+        guard !flagStatuses.isEmpty, unconfirmed == 0 else {
+            throw .invalidState(subject: "case \(id)", state: "not fully confirmed",
+                                reason: "it needs final confirmations on all its flags before export (\(unconfirmed) of \(flagStatuses.count) are not confirmed)")
+        }
+    }
 }
 
 /// A case's name: `C-` and its row id, six digits or more.

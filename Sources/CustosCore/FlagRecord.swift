@@ -293,6 +293,86 @@ struct RecordValidator {
                 conversationNode)
     }
 
+    /// One participant (path `conversation.participants[index]`), and its user id's node.
+    mutating func participant(_ value: Int, index: Int, userIDs: inout Set<String>) throws(RecordError) -> (Participant, Int) {
+        var p = try Obj(t, value, "conversation.participants", index: index)
+        if p.isEmptyArray("emails") || p.isEmptyArray("ip_events") { evidenceIsVerbatim = false }
+        let userNode = try p.identifierNode("user_id")
+        let userID = t.string(userNode) ?? ""
+        guard userIDs.insert(userID).inserted else {
+            throw RecordError(p.path("user_id"), "duplicate participant \(quoted(userID))")
+        }
+        var roleHint: RoleHint?
+        if let hint = try p.optionalString("role_hint") {
+            guard let h = RoleHint(rawValue: hint) else {
+                throw RecordError(p.path("role_hint"), "unknown role \(quoted(hint)) (expected suspected_adult, suspected_minor or unknown)")
+            }
+            roleHint = h
+        }
+        var statedAge: Int64?
+        if let a = p.take("stated_age"), !t.isNull(a) {
+            guard let age = t.integer(a), (0...150).contains(age) else {
+                throw RecordError(p.path("stated_age"), "expected an integer age in 0...150")
+            }
+            statedAge = age
+        }
+        var country: String?
+        if let cc = try p.optionalString("country") {
+            guard cc.utf8.count == 2, cc.utf8.allSatisfy({ (0x41...0x5A).contains($0) }) else {
+                throw RecordError(p.path("country"), "expected an ISO 3166-1 alpha-2 code such as \"GB\", got \(quoted(cc))")
+            }
+            country = cc
+        }
+        let emails = try p.stringArray("emails")
+        var ipEvents: [IPEvent] = []
+        let events = try p.array("ip_events")
+        var j = 0
+        for ev in t.items(events) {
+            defer { j += 1 }
+            var e = try Obj(t, ev, p.path("ip_events"), index: j)
+            let ip = try e.identifier("ip")
+            guard ip.utf8.allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x66).contains($0) || (0x41...0x46).contains($0) || $0 == 0x2E || $0 == 0x3A }) else {
+                throw RecordError(e.path("ip"), "not an IP address: \(quoted(ip))")
+            }
+            let event = try e.optionalString("event")
+            var at: String?
+            if e.has("at") { at = try e.timestamp("at").text }
+            if e.tookNull { evidenceIsVerbatim = false }
+            ipEvents.append(IPEvent(ip: ip, event: event, at: at, extra: e.rest))
+        }
+        let screenName = try p.optionalString("screen_name")
+        let displayName = try p.optionalString("display_name")
+        if p.tookNull { evidenceIsVerbatim = false }
+        return (Participant(
+            userID: userID, screenName: screenName, displayName: displayName, roleHint: roleHint, statedAge: statedAge,
+            country: country, emails: emails, ipEvents: ipEvents, extra: p.rest), userNode)
+    }
+
+    /// One attachment of message `i` (path `…attachments[index]`), placed in the record's list.
+    mutating func attachment(_ av: Int, message i: Int, index j: Int, path: String) throws(RecordError) -> Attachment {
+        var a = try Obj(t, av, path, index: j)
+        let sha = try a.string("sha256")
+        guard sha.utf8.count == 64, Hex.decode(sha) != nil else {
+            throw RecordError(a.path("sha256"), "expected 64 hex digits, got \(quoted(sha))")
+        }
+        if sha != sha.lowercased() { evidenceIsVerbatim = false }
+        guard let sizeValue = a.take("size"), let size = t.integer(sizeValue), size >= 0 else {
+            throw RecordError(a.path("size"), "expected a non-negative integer byte count")
+        }
+        var path: String?
+        if let p = try a.optionalString("path") {
+            try AttachmentPath.check(p, at: a.path("path"))
+            path = p
+            evidenceIsVerbatim = false
+        }
+        let name = try a.optionalString("name")
+        let mediaType = try a.optionalString("media_type")
+        if a.tookNull || a.has("path") { evidenceIsVerbatim = false }
+        let attachment = Attachment(name: name, mediaType: mediaType, sha256: sha.lowercased(), size: size, path: path, extra: a.rest)
+        attachments.append(PlacedAttachment(message: i, index: j, attachment: attachment))
+        return attachment
+    }
+
     /// Checks the conversation object at `node` (path `conversation`); returns its id.
     mutating func conversation(_ node: Int, platform: String) throws(RecordError) -> String {
         var c = try Obj(t, node, "conversation")
@@ -306,58 +386,9 @@ struct RecordValidator {
         var index = 0
         for value in t.items(participantValues) {
             defer { index += 1 }
-            var p = try Obj(t, value, "conversation.participants", index: index)
-            if p.isEmptyArray("emails") || p.isEmptyArray("ip_events") { evidenceIsVerbatim = false }
-            let userNode = try p.identifierNode("user_id")
-            let userID = t.string(userNode) ?? ""
-            guard userIDs.insert(userID).inserted else {
-                throw RecordError(p.path("user_id"), "duplicate participant \(quoted(userID))")
-            }
+            let (participant, userNode) = try participant(value, index: index, userIDs: &userIDs)
+            participants.append(participant)
             userNodes.append(userNode)
-            var roleHint: RoleHint?
-            if let hint = try p.optionalString("role_hint") {
-                guard let h = RoleHint(rawValue: hint) else {
-                    throw RecordError(p.path("role_hint"), "unknown role \(quoted(hint)) (expected suspected_adult, suspected_minor or unknown)")
-                }
-                roleHint = h
-            }
-            var statedAge: Int64?
-            if let a = p.take("stated_age"), !t.isNull(a) {
-                guard let age = t.integer(a), (0...150).contains(age) else {
-                    throw RecordError(p.path("stated_age"), "expected an integer age in 0...150")
-                }
-                statedAge = age
-            }
-            var country: String?
-            if let cc = try p.optionalString("country") {
-                guard cc.utf8.count == 2, cc.utf8.allSatisfy({ (0x41...0x5A).contains($0) }) else {
-                    throw RecordError(p.path("country"), "expected an ISO 3166-1 alpha-2 code such as \"GB\", got \(quoted(cc))")
-                }
-                country = cc
-            }
-            let emails = try p.stringArray("emails")
-            var ipEvents: [IPEvent] = []
-            let events = try p.array("ip_events")
-            var j = 0
-            for ev in t.items(events) {
-                defer { j += 1 }
-                var e = try Obj(t, ev, p.path("ip_events"), index: j)
-                let ip = try e.identifier("ip")
-                guard ip.utf8.allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x66).contains($0) || (0x41...0x46).contains($0) || $0 == 0x2E || $0 == 0x3A }) else {
-                    throw RecordError(e.path("ip"), "not an IP address: \(quoted(ip))")
-                }
-                let event = try e.optionalString("event")
-                var at: String?
-                if e.has("at") { at = try e.timestamp("at").text }
-                if e.tookNull { evidenceIsVerbatim = false }
-                ipEvents.append(IPEvent(ip: ip, event: event, at: at, extra: e.rest))
-            }
-            let screenName = try p.optionalString("screen_name")
-            let displayName = try p.optionalString("display_name")
-            if p.tookNull { evidenceIsVerbatim = false }
-            participants.append(Participant(
-                userID: userID, screenName: screenName, displayName: displayName, roleHint: roleHint, statedAge: statedAge,
-                country: country, emails: emails, ipEvents: ipEvents, extra: p.rest))
         }
         if participants.isEmpty { throw RecordError("conversation.participants", "at least one participant is required") }
 
@@ -394,27 +425,7 @@ struct RecordValidator {
             var j = 0
             for av in t.items(attachmentValues) {
                 defer { j += 1 }
-                var a = try Obj(t, av, m.path("attachments"), index: j)
-                let sha = try a.string("sha256")
-                guard sha.utf8.count == 64, Hex.decode(sha) != nil else {
-                    throw RecordError(a.path("sha256"), "expected 64 hex digits, got \(quoted(sha))")
-                }
-                if sha != sha.lowercased() { evidenceIsVerbatim = false }
-                guard let sizeValue = a.take("size"), let size = t.integer(sizeValue), size >= 0 else {
-                    throw RecordError(a.path("size"), "expected a non-negative integer byte count")
-                }
-                var path: String?
-                if let p = try a.optionalString("path") {
-                    try AttachmentPath.check(p, at: a.path("path"))
-                    path = p
-                    evidenceIsVerbatim = false
-                }
-                let name = try a.optionalString("name")
-                let mediaType = try a.optionalString("media_type")
-                if a.tookNull || a.has("path") { evidenceIsVerbatim = false }
-                let attachment = Attachment(name: name, mediaType: mediaType, sha256: sha.lowercased(), size: size, path: path, extra: a.rest)
-                messageAttachments.append(attachment)
-                attachments.append(PlacedAttachment(message: i, index: j, attachment: attachment))
+                messageAttachments.append(try attachment(av, message: i, index: j, path: m.path("attachments")))
             }
             var textNode: Int?
             if let tn = m.take("text"), !t.isNull(tn) {

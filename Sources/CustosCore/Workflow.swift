@@ -265,6 +265,43 @@ public enum Setting: String, Sendable, CaseIterable {
     }
 }
 
+/// The settings as one typed value, read once: each stored value within its bounds or
+/// vocabulary, else its default (a value edited behind Custos's back cannot take a rule outside
+/// them; `audit verify` names the edit).
+public struct Settings: Sendable, Equatable {
+    public var secondReviewRequired: Bool
+    public var leaseMinutes: Int64
+    public var urgentSLAMinutes: Int64
+    public var checkpointMinutes: Int64
+    /// The `witnesses` setting as written (`WitnessEndpoint.list` reads it).
+    public var witnesses: String
+    public var dismissedRetentionDays: Int64
+    /// totp-required: all (true) or privileged roles only.
+    public var totpForAll: Bool
+    /// cli-actors: whether `--actor` may assert another name.
+    public var cliActors: Bool
+
+    /// From the stored `key → value` rows.
+    public init(_ stored: [String: String]) {
+        func text(_ s: Setting) -> String {
+            guard let v = stored[s.rawValue], (try? s.validate(v)) != nil else { return s.defaultValue }
+            return v
+        }
+        func number(_ s: Setting) -> Int64 { Int64(text(s)) ?? Int64(s.defaultValue) ?? 0 }
+        secondReviewRequired = text(.secondReview) != "off"
+        leaseMinutes = number(.leaseMinutes)
+        urgentSLAMinutes = number(.urgentSLAMinutes)
+        checkpointMinutes = number(.checkpointMinutes)
+        witnesses = text(.witnesses)
+        dismissedRetentionDays = number(.dismissedRetentionDays)
+        totpForAll = text(.totpRequired) == "all"
+        cliActors = text(.cliActors) != "off"
+    }
+
+    /// Whether a user of `role` must give a TOTP code at login.
+    public func totpRequired(for role: Role) -> Bool { Setting.totpRequired(for: role, value: totpForAll ? "all" : "privileged") }
+}
+
 /// A witness the store asks for cosignatures: where it listens, and its verifier key.
 public struct WitnessEndpoint: Sendable, Equatable {
     public let url: String

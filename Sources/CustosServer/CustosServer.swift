@@ -97,7 +97,7 @@ public final class CustosServer: Sendable {
         } else if let c = credential, c.role == .detector {
             failure = "a detector signs in with a bearer token, not a password"
         } else if let c = credential {
-            let required = Setting.totpRequired(for: c.role, value: (try? await blocking { try self.store.settingValue(.totpRequired) }) ?? "privileged")
+            let required = (try? await blocking { try self.store.typedSettings() })?.totpRequired(for: c.role) ?? Setting.totpRequired(for: c.role, value: "privileged")
             if let secret = c.totpSecret {
                 let unused = try? await blocking { try otp.flatMap { try self.store.unusedTOTPStep(secret: secret, code: $0, user: c.name) } }
                 if let step = unused ?? nil, await sessions.useTOTPStep(step, user: c.name) {

@@ -204,11 +204,7 @@ extension Store {
         try write { db, log in
             try requireRole(db: db, log: log, .manageCases)
             let ia = try resolveCase(a, db: db), ib = try resolveCase(b, db: db)
-            guard ia != ib else { throw CustosError.invalidInput(field: "CASE", reason: "cannot merge a case into itself") }
-            for id in [ia, ib] {
-                let state = try String.fetchOne(db, sql: "SELECT state FROM cases WHERE id = ?", arguments: [id]) ?? ""
-                guard state == CaseState.open.rawValue else { throw CustosError.invalidState(subject: "case \(CaseID.format(id))", state: state, reason: "only open cases merge") }
-            }
+            try CaseRules.merge((CaseID.format(ib), try caseState(ib, db: db)), into: (CaseID.format(ia), try caseState(ia, db: db)))
             let moved = try Int64.fetchAll(db, sql: "SELECT flag FROM case_flags WHERE case_id = ?", arguments: [ib])
             let keys = try moved.map { try flagKey($0, db: db) }
             try log.record(.caseMerge(.init(merged: CaseID.format(ib), flags: keys)), subjectID: CaseID.format(ia))
@@ -222,18 +218,10 @@ extension Store {
         try write { db, log in
             try requireRole(db: db, log: log, .manageCases)
             let id = try resolveCase(name, db: db)
-            let state = try String.fetchOne(db, sql: "SELECT state FROM cases WHERE id = ?", arguments: [id]) ?? ""
-            guard state == CaseState.open.rawValue else { throw CustosError.invalidState(subject: "case \(CaseID.format(id))", state: state, reason: "only an open case can be split") }
             let all = try Int64.fetchAll(db, sql: "SELECT flag FROM case_flags WHERE case_id = ?", arguments: [id])
-            var moving: [(Int64, String)] = []
-            for n in names {
-                let (row, key) = try resolveFlag(n, db: db)
-                guard all.contains(row) else { throw CustosError.invalidInput(field: "--flags", reason: "flag \(quoted(key)) is not in case \(CaseID.format(id))") }
-                moving.append((row, key))
-            }
-            guard !moving.isEmpty, moving.count < all.count else {
-                throw CustosError.invalidInput(field: "--flags", reason: "a split must leave at least one flag in each case (case has \(all.count))")
-            }
+            let moving = try names.map { try resolveFlag($0, db: db) }
+            try CaseRules.split(case: CaseID.format(id), state: try caseState(id, db: db), flags: Set(try all.map { try flagKey($0, db: db) }),
+                                moving: moving.map(\.key))
             let platform = try String.fetchOne(db, sql: "SELECT platform FROM cases WHERE id = ?", arguments: [id]) ?? ""
             let newID = try Store.nextCaseID(db)
             // Each case keeps the reported accounts of the flags it will hold.
@@ -249,6 +237,10 @@ extension Store {
             try route(caseID: newID, db: db, log: log)
             return CaseID.format(newID)
         }
+    }
+
+    func caseState(_ id: Int64, db: Database) throws -> CaseState {
+        try storedWord(try String.fetchOne(db, sql: "SELECT state FROM cases WHERE id = ?", arguments: [id]), "cases.state")
     }
 
     /// The id the next case gets.

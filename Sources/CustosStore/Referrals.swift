@@ -23,22 +23,13 @@ extension Store {
             try requireRole(db: db, log: log, .export)
             let caseRow = try resolveCase(caseName, db: db)
             let caseID = CaseID.format(caseRow)
-            let state = try String.fetchOne(db, sql: "SELECT state FROM cases WHERE id = ?", arguments: [caseRow]) ?? ""
-            guard CaseState(rawValue: state)?.exportable == true else { throw CustosError.invalidState(subject: "case \(caseID)", state: state, reason: "it cannot be exported") }
             guard let agency = try agencies(db: db).first(where: { $0.code == agencyCode }) else {
                 throw CustosError.notFound(kind: "agency", name: agencyCode, hint: "see `custos agency list`")
             }
-            guard try Bool.fetchOne(db, sql: "SELECT 1 FROM case_agencies WHERE case_id = ? AND agency = ?", arguments: [caseRow, agency.code]) == true else {
-                let routed = try String.fetchAll(db, sql: "SELECT agency FROM case_agencies WHERE case_id = ?", arguments: [caseRow])
-                throw CustosError.invalidState(subject: "case \(caseID)", state: "not routed to \(agency.code)", reason: "routed to: \(routed.joined(separator: ", "))")
-            }
-            let unconfirmed = try Int.fetchOne(db, sql: """
-                SELECT count(*) FROM case_flags c JOIN flag_state s ON s.flag = c.flag WHERE c.case_id = ? AND s.status <> ?
-                """, arguments: [caseRow, FlagStatus.confirmed.rawValue]) ?? 0
-            let flagCount = try Int.fetchOne(db, sql: "SELECT count(*) FROM case_flags WHERE case_id = ?", arguments: [caseRow]) ?? 0
-            guard flagCount > 0, unconfirmed == 0 else {
-                throw CustosError.invalidState(subject: "case \(caseID)", state: "not fully confirmed", reason: "it needs final confirmations on all its flags before export (\(unconfirmed) of \(flagCount) are not confirmed)")
-            }
+            try CaseRules.export(case: caseID, state: try caseState(caseRow, db: db), agency: agency.code,
+                                 routed: try String.fetchAll(db, sql: "SELECT agency FROM case_agencies WHERE case_id = ?", arguments: [caseRow]),
+                                 flagStatuses: try String.fetchAll(db, sql: "SELECT s.status FROM case_flags c JOIN flag_state s ON s.flag = c.flag WHERE c.case_id = ?",
+                                                                   arguments: [caseRow]).map { try storedWord($0, "flag_state.status") })
             let earlier = try String.fetchAll(db, sql: "SELECT packet_id FROM referrals WHERE case_id = ? AND agency = ? ORDER BY created_ms, packet_id",
                                               arguments: [caseRow, agency.code])
             // Allocated here, in this IMMEDIATE transaction: concurrent exports get distinct ids.

@@ -78,7 +78,7 @@ extension Store {
     }
 
     func erasable(now: Int64, db: Database) throws -> [(conversation: Int64, Erasure)] {
-        let days = try number(.dismissedRetentionDays, db: db)
+        let days = try settings(db).dismissedRetentionDays
         let holdUntil = try flagHoldEnds(db: db, currentCase: try currentCases(db: db))
         var byConversation: [Int64: (hash: String, flags: [String], reasons: [String], keep: Bool)] = [:]
         let rows = try Row.fetchCursor(db, sql: """

@@ -53,7 +53,7 @@ extension Store {
         }
         guard (row["disabled"] as Int64) == 0 else { throw CustosError.unauthenticated(actor: actor.name, reason: "user \(quoted(actor.name)) is disabled") }
         guard let role = Role(rawValue: row["role"]) else { throw CustosError.storage(cause: "user \(quoted(actor.name)) has an unknown role") }
-        if actor.auth == .asserted, try setting(.cliActors, db: db) == "off" {
+        if actor.auth == .asserted, try !settings(db).cliActors {
             throw CustosError.unauthenticated(actor: actor.name, reason: "--actor is switched off on this store (cli-actors off): the CLI acts only as your OS login \(quoted(actor.osUser)); sign in to the console to act as another user")
         }
         guard actor.auth != .none else { throw CustosError.unauthenticated(actor: actor.name, reason: "not signed in") }
@@ -119,17 +119,11 @@ extension Store {
         return try read { db in try Row.fetchAll(db, sql: "SELECT key, value FROM settings ORDER BY key").map { ($0["key"], $0["value"]) } }
     }
 
-    /// A setting's value (its default when unset), read on its own.
-    public func settingValue(_ key: Setting) throws -> String { try read { db in try setting(key, db: db) } }
+    /// The settings, read once as one typed value.
+    public func typedSettings() throws -> Settings { try read { db in try settings(db) } }
 
-    func setting(_ key: Setting, db: Database) throws -> String {
-        try String.fetchOne(db, sql: "SELECT value FROM settings WHERE key = ?", arguments: [key.rawValue]) ?? key.defaultValue
-    }
-
-    /// A numeric setting, within its bounds whatever the table holds.
-    func number(_ key: Setting, db: Database) throws -> Int64 {
-        let text = try setting(key, db: db)
-        return Int64(text).flatMap { key.bounds?.contains($0) == true ? $0 : nil } ?? Int64(key.defaultValue) ?? 0
+    func settings(_ db: Database) throws -> Settings {
+        Settings(Dictionary(try Row.fetchAll(db, sql: "SELECT key, value FROM settings").map { ($0["key"], $0["value"]) }, uniquingKeysWith: { a, _ in a }))
     }
 
     // MARK: queue and claims
@@ -167,7 +161,8 @@ extension Store {
             let now = log.millis
             if let assignee { return try reassign(name, to: assignee, now: now, db: db, log: log) }
             let me = try requireRole(db: db, log: log, .claim)
-            let secondRequired = try setting(.secondReview, db: db) != "off"
+            let settings = try settings(db)
+            let secondRequired = settings.secondReviewRequired
             let rowID: Int64
             if let name {
                 rowID = try resolveFlag(name, db: db).rowID
@@ -184,7 +179,7 @@ extension Store {
             }
             let key = try flagKey(rowID, db: db)
             let state = try ReviewRules.claim(key, try review(rowID, key: key, db: db), by: me, now: now,
-                                              leaseMinutes: try number(.leaseMinutes, db: db), secondReviewRequired: secondRequired)
+                                              leaseMinutes: settings.leaseMinutes, secondReviewRequired: secondRequired)
             let expires = Timestamp.utcString(millis: state.leaseExpiresMillis ?? now)
             try log.record(.flagClaim(.init(leaseExpires: expires, status: state.status)), subjectID: key)
             return Claim(key: key, holder: actor.name, expiresAt: expires, status: state.status)
@@ -218,8 +213,8 @@ extension Store {
         }
         let (rowID, key) = try resolveFlag(name, db: db)
         let (state, previous) = try ReviewRules.reassign(key, try review(rowID, key: key, db: db), to: target, by: me, now: now,
-                                                         leaseMinutes: try number(.leaseMinutes, db: db),
-                                                         secondReviewRequired: try setting(.secondReview, db: db) != "off")
+                                                         leaseMinutes: try settings(db).leaseMinutes,
+                                                         secondReviewRequired: try settings(db).secondReviewRequired)
         if let previous {
             try log.record(.flagRelease(.init(holder: previous, reason: "reassigned to \(assignee)")), subjectID: key)
         }
@@ -257,7 +252,7 @@ extension Store {
             let (rowID, key) = try resolveFlag(name, db: db)
             let before = try review(rowID, key: key, db: db)
             let (_, next) = try ReviewRules.decide(key, before, by: me, decision, now: now,
-                                                   secondReviewRequired: try setting(.secondReview, db: db) != "off")
+                                                   secondReviewRequired: try settings(db).secondReviewRequired)
             try log.record(.flagDecide(.init(outcome: outcome, reason: reason, stage: before.status, category: category?.rawValue, urgent: urgent,
                                              annotations: annotations.isEmpty ? nil : annotations.map(\.rawValue), result: next.status, final: next.final)),
                            subjectID: key)

@@ -52,7 +52,7 @@ extension Store {
             }
             for r in try Row.fetchAll(db, sql: "SELECT state, count(*) AS n FROM cases GROUP BY state") { s.casesByState[r["state"]] = r["n"] }
             for r in try Row.fetchAll(db, sql: "SELECT agency, count(*) AS n FROM case_agencies GROUP BY agency") { s.casesByAgency[r["agency"]] = r["n"] }
-            s.urgentSLAMinutes = Int(try number(.urgentSLAMinutes, db: db))
+            s.urgentSLAMinutes = Int(try settings(db).urgentSLAMinutes)
             s.urgentBreaches = try Row.fetchAll(db, sql: """
                 SELECT f.detector, f.flag_id FROM flag_state s JOIN flags f ON f.id = s.flag
                 WHERE s.urgent = 1 AND s.queue IS NOT NULL AND s.detected_ms < ? ORDER BY s.detected_ms

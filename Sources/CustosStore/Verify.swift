@@ -211,7 +211,7 @@ extension Store {
     /// witnesses cosigned the latest cosigned checkpoint.
     func verifyCosignatures(_ db: Database, _ report: inout VerifyReport, _ v: inout Verification) throws -> [String] {
         var problems: [String] = []
-        let keys = Dictionary(((try? WitnessEndpoint.list(try setting(.witnesses, db: db))) ?? []).map { ($0.key.name, $0.key.key) }, uniquingKeysWith: { a, _ in a })
+        let keys = Dictionary(((try? WitnessEndpoint.list(try settings(db).witnesses)) ?? []).map { ($0.key.name, $0.key.key) }, uniquingKeysWith: { a, _ in a })
         var byCheckpoint: [Int64: (size: Int64, witnesses: [String])] = [:]
         var unchecked = Set<String>()
         for r in try Row.fetchAll(db, sql: """

@@ -25,7 +25,7 @@ extension Store {
     public func collectCosignatures(checkpointID: Int64, timeout: TimeInterval = 10) throws -> [WitnessOutcome] {
         let (checkpoint, witnesses) = try read { db in
             (try StoredCheckpoint.fetchOne(db, sql: "SELECT * FROM checkpoints WHERE id = ?", arguments: [checkpointID]),
-             try WitnessEndpoint.list(try setting(.witnesses, db: db)))
+             try WitnessEndpoint.list(try settings(db).witnesses))
         }
         guard let checkpoint else { throw CustosError.notFound(kind: "checkpoint", name: String(checkpointID)) }
         var outcomes: [WitnessOutcome] = []
@@ -95,7 +95,7 @@ extension Store {
     /// began) and entries were added since. Indexed lookups only: it runs after every CLI write.
     func checkpointDue() throws -> Bool {
         try read { db -> Bool in
-            let minutes = try number(.checkpointMinutes, db: db)
+            let minutes = try settings(db).checkpointMinutes
             guard minutes > 0 else { return false }
             // The last checkpoint's own entry follows the size it signed.
             let last = try Row.fetchOne(db, sql: "SELECT size + 1 AS size, created_at FROM checkpoints ORDER BY id DESC LIMIT 1")

@@ -208,7 +208,7 @@ func path(_ key: String) -> String { key.addingPercentEncoding(withAllowedCharac
             let form = try await client.execute(uri: "/admin/settings", method: .post, headers: [.cookie: mia.cookie, .contentType: "application/x-www-form-urlencoded"],
                                                 body: ByteBuffer(string: "csrf=\(mia.csrf)&key=second-review&value=off"))
             #expect(form.status == .forbidden)
-            #expect(try f.store.settingValue(.secondReview) == "required")
+            #expect(try f.store.typedSettings().secondReviewRequired)
             // A revoked token no longer works.
             let id = try #require(try f.store.tokens().first?.id)
             try f.store.acting(as: Actor(name: "admin", osUser: "admin")).revokeToken(id: id)
