@@ -95,6 +95,11 @@ struct DirectStatement {
         try first { h in sqlite3_column_type(h, 0) == SQLITE_NULL ? nil : sqlite3_column_int64(h, 0) }
     }
 
+    /// The first two columns of the first row, as a double and an integer, if there is a row.
+    mutating func doubleAndInt64() throws -> (Double, Int64)? {
+        try first { h in (sqlite3_column_double(h, 0), sqlite3_column_int64(h, 1)) }
+    }
+
     /// The first column of the first row as text, if there is a row and it is not NULL.
     mutating func text() throws -> String? {
         try first { h in

@@ -276,19 +276,24 @@ struct Projection {
     }
 
     /// A new flag's review state: open, in the moderator queue, ranked by its score and time.
+    /// (Read, then inserted as one row: an INSERT … SELECT would make SQLite keep a statement
+    /// journal for every flag ingested, four times the writes.)
     private func flagIngest(_ e: CustodyEntry, _ p: CustodyEvent.FlagIngest, row: Int64?, db: Database) throws {
-        var statement = try DirectStatement(db, """
-            INSERT INTO flag_state(flag, status, queue, score_rank, detected_ms) SELECT id, ?, ?, coalesce(score, -1), detected_ms FROM flags WHERE id = ?
-            """)
-        statement.bind(FlagStatus.open.rawValue); statement.bind(ReviewQueue.moderator.rawValue)
+        let id: Int64
         if let row {
-            statement.bind(row)
+            id = row
         } else if let detector = p.other["detector"]?.stringValue, let flagID = p.other["flag_id"]?.stringValue,
-                  let id = try Int64.fetchOne(db.cachedStatement(sql: "SELECT id FROM flags WHERE detector = ? AND flag_id = ?"), arguments: [detector, flagID]) {
-            statement.bind(id)
+                  let found = try Int64.fetchOne(db.cachedStatement(sql: "SELECT id FROM flags WHERE detector = ? AND flag_id = ?"), arguments: [detector, flagID]) {
+            id = found
         } else {
-            statement.bind(try flagRow(e.subjectID, db))
+            id = try flagRow(e.subjectID, db)
         }
+        var rank = try DirectStatement(db, "SELECT coalesce(score, -1), detected_ms FROM flags WHERE id = ?")
+        rank.bind(id)
+        guard let (score, detected) = try rank.doubleAndInt64() else { throw problem("no flag row \(id)") }
+        var statement = try DirectStatement(db, "INSERT INTO flag_state(flag, status, queue, score_rank, detected_ms) VALUES (?, ?, ?, ?, ?)")
+        statement.bind(id); statement.bind(FlagStatus.open.rawValue); statement.bind(ReviewQueue.moderator.rawValue)
+        statement.bind(score); statement.bind(detected)
         try statement.runInsertingOne(what: "the review state of flag \(quoted(e.subjectID))")
     }
 

@@ -75,8 +75,8 @@ extension Store.DecisionRecord: FetchableRecord {
     }
 }
 
-// Write-side records: one per table the workflow inserts into (the ingest hot path keeps its
-// cached statements). Column names are the properties in snake_case.
+// Read-side records of workflow tables (only the projection writes them). Column names are the
+// properties in snake_case.
 
 /// A record whose columns are its properties in snake_case.
 protocol SnakeCaseRecord: Codable, TableRecord, EncodableRecord {}
@@ -89,32 +89,8 @@ extension FetchableRecord where Self: SnakeCaseRecord {
     static var databaseColumnDecodingStrategy: DatabaseColumnDecodingStrategy { .convertFromSnakeCase }
 }
 
-/// A `users` row.
-struct UserRow: SnakeCaseRecord, PersistableRecord {
-    static let databaseTableName = "users"
-    var name: String
-    var role: String
-    var createdAt: String
-}
-
-/// A `decisions` row (a reopening is one too, with outcome `reopen`).
-struct DecisionRow: SnakeCaseRecord, PersistableRecord {
-    static let databaseTableName = "decisions"
-    var flag: Int64
-    var reviewer: String
-    var stage: String
-    var outcome: String
-    var reason: String
-    var category: String?
-    var annotations: String?
-    var urgentReason: String?
-    var at: String
-    var atMs: Int64
-    var final: Bool
-}
-
 /// A `referrals` row: a packet sent, and the preservation hold it starts.
-struct ReferralRow: SnakeCaseRecord, FetchableRecord, PersistableRecord {
+struct ReferralRow: SnakeCaseRecord, FetchableRecord {
     static let databaseTableName = "referrals"
     var packetId: String
     var caseId: Int64
@@ -133,7 +109,7 @@ struct ReferralRow: SnakeCaseRecord, FetchableRecord, PersistableRecord {
 }
 
 /// A `receipts` row: an agency's acknowledgement of a referral.
-struct ReceiptRow: SnakeCaseRecord, FetchableRecord, PersistableRecord {
+struct ReceiptRow: SnakeCaseRecord, FetchableRecord {
     static let databaseTableName = "receipts"
     var caseId: Int64
     var agency: String
@@ -143,36 +119,20 @@ struct ReceiptRow: SnakeCaseRecord, FetchableRecord, PersistableRecord {
 }
 
 /// A `cases` row.
-struct CaseRow: SnakeCaseRecord, FetchableRecord, MutablePersistableRecord {
+struct CaseRow: SnakeCaseRecord, FetchableRecord {
     static let databaseTableName = "cases"
     var id: Int64?
     var platform: String
     var state: String
     var mergedInto: Int64?
     var createdAt: String
-
-    mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
 }
 
 /// A `case_agencies` row: an agency a case is routed to, why, and whether it was served.
-struct CaseAgencyRow: SnakeCaseRecord, FetchableRecord, PersistableRecord {
+struct CaseAgencyRow: SnakeCaseRecord, FetchableRecord {
     static let databaseTableName = "case_agencies"
     var caseId: Int64
     var agency: String
     var reason: String
     var served: Bool
-}
-
-/// A `case_flags` row: which case a flag is filed in.
-struct CaseFlagRow: SnakeCaseRecord, PersistableRecord {
-    static let databaseTableName = "case_flags"
-    var flag: Int64
-    var caseId: Int64
-}
-
-/// A `case_accounts` row: a reported account of a case.
-struct CaseAccountRow: SnakeCaseRecord, PersistableRecord {
-    static let databaseTableName = "case_accounts"
-    var caseId: Int64
-    var userId: String
 }

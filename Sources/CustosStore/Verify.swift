@@ -291,7 +291,7 @@ extension Store {
         defer { Store.removeStoreFiles(path) }
         let scratch = try DatabaseQueue(path: path)
         return try scratch.writeWithoutTransaction { target in
-            try target.execute(sql: "PRAGMA foreign_keys = OFF; PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF")
+            try target.execute(sql: "PRAGMA foreign_keys = OFF; PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; PRAGMA temp_store = MEMORY")
             _ = try LogReplay.prepare(target, versions: Set(Migrations.all.map(\.version)))
             try target.inTransaction {
                 try LogReplay.copy(["flags"], from: db, to: target)
