@@ -1,6 +1,7 @@
 import CustosCore
 import Foundation
 import GRDB
+import GRDBSQLite
 
 /// A store's custody log replayed through the one projection into another database: what
 /// `audit verify` compares the workflow tables with, and what `audit rebuild` writes out.
@@ -31,18 +32,25 @@ enum LogReplay {
         }
     }
 
-    /// Copies tables row for row (those the target has).
+    /// Copies tables row for row (those both sides have, the columns as the source has them),
+    /// value by value through SQLite's C interface: a million flags need no boxed row each.
     static func copy(_ tables: [String], from source: Database, to target: Database) throws {
         for table in tables where try source.tableExists(table) && target.tableExists(table) {
-            let rows = try Row.fetchCursor(source, sql: "SELECT * FROM \(table)")
-            var insert: Statement?
-            while let row = try rows.next() {
-                if insert == nil {
-                    let names = row.columnNames.map(quotedIdentifier)
-                    insert = try target.makeStatement(sql: "INSERT INTO \(table)(\(names.joined(separator: ", "))) VALUES (\(names.map { _ in "?" }.joined(separator: ", ")))")
-                }
-                try insert?.execute(arguments: StatementArguments(row.databaseValues))
+            let names = try Row.fetchAll(source, sql: "PRAGMA table_info(\(quotedIdentifier(table)))").map { quotedIdentifier($0["name"]) }
+            let list = names.joined(separator: ", ")
+            let read = try source.makeStatement(sql: "SELECT \(list) FROM \(quotedIdentifier(table))").sqliteStatement
+            let write = try target.makeStatement(sql: "INSERT INTO \(quotedIdentifier(table))(\(list)) VALUES (\(names.map { _ in "?" }.joined(separator: ", ")))").sqliteStatement
+            sqlite3_reset(read)
+            defer { sqlite3_reset(read) }
+            var code = sqlite3_step(read)
+            while code == SQLITE_ROW {
+                for i in 0..<Int32(names.count) { sqlite3_bind_value(write, i + 1, sqlite3_column_value(read, i)) }
+                let written = sqlite3_step(write)
+                sqlite3_reset(write)
+                guard written == SQLITE_DONE else { throw DatabaseError(resultCode: ResultCode(rawValue: written), message: "copying \(table)") }
+                code = sqlite3_step(read)
             }
+            guard code == SQLITE_DONE else { throw DatabaseError(resultCode: ResultCode(rawValue: code), message: "reading \(table)") }
         }
     }
 
