@@ -38,19 +38,23 @@ enum LogReplay {
         for table in tables where try source.tableExists(table) && target.tableExists(table) {
             let names = try Row.fetchAll(source, sql: "PRAGMA table_info(\(quotedIdentifier(table)))").map { quotedIdentifier($0["name"]) }
             let list = names.joined(separator: ", ")
-            let read = try source.makeStatement(sql: "SELECT \(list) FROM \(quotedIdentifier(table))").sqliteStatement
-            let write = try target.makeStatement(sql: "INSERT INTO \(quotedIdentifier(table))(\(list)) VALUES (\(names.map { _ in "?" }.joined(separator: ", ")))").sqliteStatement
-            sqlite3_reset(read)
-            defer { sqlite3_reset(read) }
-            var code = sqlite3_step(read)
-            while code == SQLITE_ROW {
-                for i in 0..<Int32(names.count) { sqlite3_bind_value(write, i + 1, sqlite3_column_value(read, i)) }
-                let written = sqlite3_step(write)
-                sqlite3_reset(write)
-                guard written == SQLITE_DONE else { throw DatabaseError(resultCode: ResultCode(rawValue: written), message: "copying \(table)") }
-                code = sqlite3_step(read)
+            // The statements own their SQLite handles: they live until the copy is done.
+            let reader = try source.makeStatement(sql: "SELECT \(list) FROM \(quotedIdentifier(table))")
+            let writer = try target.makeStatement(sql: "INSERT INTO \(quotedIdentifier(table))(\(list)) VALUES (\(names.map { _ in "?" }.joined(separator: ", ")))")
+            try withExtendedLifetime((reader, writer)) {
+                let read = reader.sqliteStatement, write = writer.sqliteStatement
+                sqlite3_reset(read)
+                defer { sqlite3_reset(read) }
+                var code = sqlite3_step(read)
+                while code == SQLITE_ROW {
+                    for i in 0..<Int32(names.count) { sqlite3_bind_value(write, i + 1, sqlite3_column_value(read, i)) }
+                    let written = sqlite3_step(write)
+                    sqlite3_reset(write)
+                    guard written == SQLITE_DONE else { throw DatabaseError(resultCode: ResultCode(rawValue: written), message: "copying \(table)") }
+                    code = sqlite3_step(read)
+                }
+                guard code == SQLITE_DONE else { throw DatabaseError(resultCode: ResultCode(rawValue: code), message: "reading \(table)") }
             }
-            guard code == SQLITE_DONE else { throw DatabaseError(resultCode: ResultCode(rawValue: code), message: "reading \(table)") }
         }
     }
 
