@@ -151,10 +151,9 @@ extension Store {
         var rows: [Int64] = []
         var i = key.startIndex
         while let colon = key[i...].firstIndex(of: ":") {
-            if let id = try Int64.fetchOne(db.cachedStatement(sql: "SELECT id FROM flags WHERE detector = ? AND flag_id = ?"),
-                                           arguments: [String(key[..<colon]), String(key[key.index(after: colon)...])]) {
-                rows.append(id)
-            }
+            var find = try DirectStatement(db, "SELECT id FROM flags WHERE detector = ? AND flag_id = ?")
+            find.bind(String(key[..<colon])); find.bind(String(key[key.index(after: colon)...]))
+            if let id = try find.int64() { rows.append(id) }
             i = key.index(after: colon)
         }
         return rows
