@@ -121,7 +121,8 @@ public struct Submitter: Sendable {
         case .upload(let i): return try await upload(i, record, client)
         case .fileinfo(let i):
             let file = record.files[i]
-            let xml = Submitter.fileDetails(reportID: record.reportID ?? "", fileID: file.fileID ?? "", file: file)
+            let viewed = try file.name.hasPrefix("transcript-") || viewedAttachments(record).contains(file.sha256)
+            let xml = Submitter.fileDetails(reportID: record.reportID ?? "", fileID: file.fileID ?? "", file: file, viewed: viewed)
             let r = try await call(client, .fileinfo, body: .bytes(Data(xml.utf8)), contentType: "text/xml; charset=utf-8")
             return try store.recordSubmission(record.id, step: "fileinfo", details: response(r).merging(["file": .integer(Int64(i))]) { a, _ in a }) {
                 $0.files[i].detailsSent = true; $0.lastError = nil
@@ -391,8 +392,17 @@ public struct Submitter: Sendable {
         return (body, "multipart/form-data; boundary=\(boundary)")
     }
 
-    /// The `<fileDetails>` for one file (the schema's element order): what it is.
-    static func fileDetails(reportID: String, fileID: String, file: SubmissionRecord.File) -> String {
+    /// The attachments the packet's report.json says a person at the platform viewed unblurred
+    /// (`verify-packet` holds that to the packet's proven custody entries).
+    func viewedAttachments(_ record: SubmissionRecord) throws -> Set<String> {
+        let report = try JSONValue.parse(Data(contentsOf: try packetFolder(record).appendingPathComponent("data/report.json")))
+        return Set((report["attachments"]?.arrayValue ?? []).compactMap { a in a["viewed_by_esp"] == .bool(true) ? a["sha256"]?.stringValue : nil })
+    }
+
+    /// The `<fileDetails>` for one file (the schema's element order): what it is, and whether a
+    /// person at the platform viewed it (the transcript: the reviewers read the conversation;
+    /// an attachment: only when the custody log records it revealed unblurred).
+    static func fileDetails(reportID: String, fileID: String, file: SubmissionRecord.File, viewed: Bool) -> String {
         let transcript = file.name.hasPrefix("transcript-")
         let about = transcript
             ? "Transcript of a private conversation involving the reported person: one row per message (docs/submission.md). SHA-256 \(file.sha256)."
@@ -403,7 +413,7 @@ public struct Submitter: Sendable {
               <reportId>\(Escape.xml(reportID))</reportId>
               <fileId>\(Escape.xml(fileID))</fileId>
               <fileName>\(Escape.xml(file.name))</fileName>
-              <fileViewedByEsp>\(transcript ? "true" : "false")</fileViewedByEsp>
+              <fileViewedByEsp>\(viewed ? "true" : "false")</fileViewedByEsp>
               <additionalInfo>\(Escape.xml(about))</additionalInfo>
             </fileDetails>
 

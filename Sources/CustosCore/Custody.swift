@@ -108,3 +108,29 @@ public struct CustodyEntry: Equatable, Sendable {
                   details: details.canonicalString, evidenceHash: o["evidence_hash"]?.stringValue, auth: o["auth"]?.stringValue)
     }
 }
+
+/// Whether a person at the platform viewed an attachment (NCMEC's `fileViewedByEsp`, which
+/// after United States v. Wilson decides whether police may open the file without a warrant):
+/// told from the custody log, never assumed. A view counts when an `evidence.view` entry names
+/// the attachment with an unblurred purpose and was made by a person (a session or the CLI,
+/// not a machine's token). The console's blurred thumbnail is not a view.
+public enum AttachmentViews {
+    /// The console showed the attachment unblurred, at the reviewer's request.
+    public static let revealed = "attachment revealed (console)"
+    /// The console showed it blurred (and in grayscale, if so set): not a view.
+    public static let blurred = "attachment shown blurred (console)"
+    /// The purposes that are unblurred views.
+    public static let unblurredPurposes: Set<String> = [revealed]
+
+    /// The SHA-256 of each attachment the entries record a person viewing unblurred.
+    public static func viewed(in entries: [CustodyEntry]) -> Set<String> {
+        var viewed = Set<String>()
+        for e in entries where e.action == CustodyAction.evidenceView.rawValue && e.auth != AuthMethod.token.rawValue {
+            guard case .object(let d)? = try? JSONValue.parse(Array(e.details.utf8)),
+                  let sha = d["attachment"]?.stringValue, let purpose = d["purpose"]?.stringValue,
+                  unblurredPurposes.contains(purpose) else { continue }
+            viewed.insert(sha)
+        }
+        return viewed
+    }
+}

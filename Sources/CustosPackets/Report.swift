@@ -47,6 +47,7 @@ public enum Report {
 
     public static func json(_ s: ReferralSnapshot) -> JSONValue {
         let attachments = s.flags.flatMap { f in f.conversation.messages.flatMap { m in m.attachments.map { (f, m, $0) } } }
+        let viewed = AttachmentViews.viewed(in: s.custody)
         return .object([
             ("schema", .string(schema)),
             ("packet_id", .string(s.packetID)),
@@ -82,6 +83,7 @@ public enum Report {
                 ("flag", .string(f.key)), ("message_id", .string(m.id)), ("sha256", .string(a.sha256)), ("size", .integer(a.size)),
                 ("name", a.name.map { .string($0) }), ("media_type", a.mediaType.map { .string($0) }),
                 ("file", s.attachments[a.sha256] != nil ? .string(attachmentFile(a.sha256)) : nil),
+                ("viewed_by_esp", .bool(viewed.contains(a.sha256))),
             ]) })),
             ("custody", .object([
                 ("entries_file", .string("data/custody/custody.jsonl")),
@@ -134,7 +136,8 @@ public enum Report {
             ] as [String: Any] },
             "attachments": s.flags.flatMap { f in f.conversation.messages.flatMap { m in m.attachments.map { a -> [String: Any] in
                 ["flag": f.key, "message_id": m.id, "name": a.name ?? "unnamed", "media_type": a.mediaType ?? "", "size": String(a.size),
-                 "sha256": a.sha256, "file": s.attachments[a.sha256] != nil ? attachmentFile(a.sha256) : "(bytes not supplied by the detector)"]
+                 "sha256": a.sha256, "file": s.attachments[a.sha256] != nil ? attachmentFile(a.sha256) : "(bytes not supplied by the detector)",
+                 "viewed": AttachmentViews.viewed(in: s.custody).contains(a.sha256) ? "yes: revealed unblurred (see the custody log)" : "no"]
             } } },
             "custody": s.custody.map { e in [
                 "seq": String(e.seq), "at": e.at, "actor": e.actor, "established": e.establishedBy,

@@ -310,6 +310,13 @@ public struct PacketVerifier: Sendable {
                 }
             }
             for e in unmatched { problems.append("the proven decision in entry \(e.seq) (\(quoted(e.actor)) on \(quoted(e.subjectID))) is missing from report.json") }
+            // Whether the platform viewed each file: what the proven entries say, not what report.json claims.
+            let viewed = AttachmentViews.viewed(in: proven)
+            for a in report["attachments"]?.arrayValue ?? [] {
+                let sha = a["sha256"]?.stringValue ?? ""
+                if case .bool(let claimed)? = a["viewed_by_esp"], claimed == viewed.contains(sha) { continue }
+                problems.append("report.json says attachment \(sha.prefix(16))… was \(a["viewed_by_esp"] == .bool(true) ? "viewed" : "not viewed") by the platform; the proven custody entries say it was \(viewed.contains(sha) ? "viewed" : "not viewed")")
+            }
             // People: each reported person and victim is a participant of a verified conversation on their platform.
             var accounts = Set<[String]>()
             for hash in conversationHashes {

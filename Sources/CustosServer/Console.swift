@@ -277,7 +277,7 @@ struct Console {
         let (store, _) = try server.requestStore()
         let key = try param(context, "key"), sha = try param(context, "sha")
         let revealed = request.uri.queryParameters["revealed"] != nil
-        let (bytes, type) = try await blocking { try store.readAttachment(flag: key, sha256: sha, purpose: revealed ? "attachment revealed (console)" : "attachment shown blurred (console)") }
+        let (bytes, type) = try await blocking { try store.readAttachment(flag: key, sha256: sha, purpose: revealed ? AttachmentViews.revealed : AttachmentViews.blurred) }
         // Only image types the console shows are served as themselves; anything else downloads.
         let shown: String? = ["image/png", "image/jpeg", "image/gif", "image/webp"].first { $0 == type }
         let headers: HTTPFields = [.contentType: shown ?? "application/octet-stream", .contentDisposition: shown == nil ? "attachment" : "inline"]

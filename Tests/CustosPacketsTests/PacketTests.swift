@@ -18,7 +18,8 @@ final class PacketFixture {
     let snapshot: ReferralSnapshot
     var keyPEM: String
 
-    init(zip: Bool = false) throws {
+    /// `views`: how the attachment is shown to bob (`AttachmentViews` purposes) before the export.
+    init(zip: Bool = false, views: [String] = []) throws {
         dir = FileManager.default.temporaryDirectory.appendingPathComponent("custos-packet-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         db = dir.appendingPathComponent("p.db").path
@@ -42,6 +43,7 @@ final class PacketFixture {
         _ = try s("alice").decide("h1", outcome: .confirm, reason: "secrecy <and> meeting", category: .grooming, urgent: "meeting tonight & alone", annotations: [.csamSolicitation])
         _ = try s("bob").claim("h1")
         _ = try s("bob").decide("h1", outcome: .confirm, reason: "agree", category: .grooming, urgent: nil, annotations: [])
+        for purpose in views { _ = try s("bob").readAttachment(flag: "h1", sha256: SHA256Hex.of(blob), purpose: purpose) }
         let cora = try s("cora")
         let key = try cora.signingKey()
         keyPEM = KeyEncoding.publicKeyPEM(key.publicKey)
@@ -452,5 +454,42 @@ func resign(_ f: PacketFixture) throws {
         let failed = Dictionary(uniqueKeysWithValues: checks.filter { !$0.ok }.map { ($0.name, $0.detail) })
         #expect(failed["claims"]?.contains("someone-else") == true, "\(failed)")
         #expect(failed["tag manifest"]?.contains("extra.txt") == true, "\(failed)")
+    }
+}
+
+/// Issue 26, item 4: `fileViewedByEsp` is told from the custody log, in report.json, the HTML and
+/// what verify-packet accepts.
+@Suite struct ViewedByThePlatform {
+    let sha = SHA256Hex.of(Data("not really a picture".utf8))
+
+    func viewed(_ f: PacketFixture) throws -> JSONValue? {
+        try JSONValue.parse(Data(try f.file("data/report.json").utf8))["attachments"]?.arrayValue?.first { $0["sha256"]?.stringValue == sha }?["viewed_by_esp"]
+    }
+
+    @Test func aBlurredThumbnailIsNotAView() throws {
+        let f = try PacketFixture(views: [AttachmentViews.blurred, AttachmentViews.blurred])
+        #expect(try viewed(f) == .bool(false))
+        #expect(try f.file("data/report.html").contains("<td>no</td>"))
+        #expect(try PacketVerifier(pinnedKeyPEM: f.keyPEM).verify(path: f.packet).allSatisfy(\.ok))
+    }
+
+    @Test func anAttachmentRevealedUnblurredWasViewed() throws {
+        let f = try PacketFixture(views: [AttachmentViews.blurred, AttachmentViews.revealed])
+        #expect(try viewed(f) == .bool(true))
+        #expect(try f.file("data/report.html").contains("yes: revealed unblurred"))
+        #expect(try PacketVerifier(pinnedKeyPEM: f.keyPEM).verify(path: f.packet).allSatisfy(\.ok))
+    }
+
+    @Test(arguments: [true, false])
+    func aPacketThatHidesOrInventsAViewFailsEvenResigned(revealed: Bool) throws {
+        let f = try PacketFixture(views: revealed ? [AttachmentViews.revealed] : [])
+        let report = try f.file("data/report.json")
+        let forged = report.replacingOccurrences(of: "\"viewed_by_esp\":\(revealed)", with: "\"viewed_by_esp\":\(!revealed)")
+        #expect(forged != report)
+        try Data(forged.utf8).write(to: f.packet.appendingPathComponent("data/report.json"))
+        try resign(f)
+        let checks = try PacketVerifier(pinnedKeyPEM: f.keyPEM).verify(path: f.packet)
+        #expect(checks.filter { !$0.ok }.map(\.name) == ["claims"])
+        #expect(checks.first { $0.name == "claims" }?.detail.contains("the proven custody entries say it was \(revealed ? "viewed" : "not viewed")") == true)
     }
 }

@@ -90,6 +90,28 @@ final class SubmitFixture: @unchecked Sendable {
 }
 
 @Suite(.serialized) struct SubmitToNCMEC {
+    /// Issue 26, item 4: each file's `fileViewedByEsp` is what the custody log says: true for an
+    /// attachment a reviewer revealed unblurred, false for one only ever shown blurred.
+    @Test(arguments: [true, false])
+    func fileViewedByEspIsWhatTheLogSays(revealed: Bool) async throws {
+        let f = try await SubmitFixture()
+        // The demo's C-000002 holds the flag whose conversation carries the sticker attachment.
+        let detail = try f.store().caseDetail("C-000002")
+        let (key, sha) = try #require(detail.flags.flatMap { fl in fl.conversation.messages.flatMap(\.attachments).map { (fl.key, $0.sha256) } }.first)
+        let alice = try Store.open(path: f.db, actor: Actor(name: "alice", osUser: "t"))
+        _ = try alice.readAttachment(flag: key, sha256: sha, purpose: AttachmentViews.blurred)
+        if revealed { _ = try alice.readAttachment(flag: key, sha256: sha, purpose: AttachmentViews.revealed) }
+        let record = try await f.submitter().submit(caseID: "C-000002", agency: "NCMEC")
+        #expect(record.state == .finished)
+        let report = try #require(f.double.finished.first?.1)
+        #expect(record.files.contains { $0.sha256 == sha })
+        for file in record.files {
+            let details = try #require(report.files[file.fileID ?? ""]?.details)
+            let expected = file.name.hasPrefix("transcript-") || (revealed && file.sha256 == sha)
+            #expect(details.contains("<fileViewedByEsp>\(expected)</fileViewedByEsp>"), "\(file.name): \(details)")
+        }
+    }
+
     /// Acceptance: the first upload answers 503, and finish is processed but its answer lost;
     /// one finished report, found again as 5102 on the retried finish.
     @Test func a503AndALostFinishAnswerEndInOneFinishedReport() async throws {
