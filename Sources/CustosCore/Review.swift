@@ -342,11 +342,6 @@ public enum BlindReview {
     }
 }
 
-extension Outcome {
-    /// A reopening is stored as a decision with this outcome.
-    public static let reopenRawValue = DecisionOutcome.reopen.rawValue
-}
-
 /// What a stored decision records: a reviewer's outcome, or a lead's reopening.
 public enum DecisionOutcome: String, Sendable, CaseIterable {
     case confirm, dismiss, escalate, reopen

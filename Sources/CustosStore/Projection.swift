@@ -40,6 +40,10 @@ struct Projection {
 
     init(replaying: Bool) { self.replaying = replaying }
 
+    /// What a replay writes for a secret the log records (by digest) that the replayed store
+    /// does not hold: never a usable secret, and named by `audit verify`.
+    static let missingSecret = "(no secret with SHA-256) "
+
     /// Applies one entry's event.
     mutating func apply(_ e: CustodyEntry, _ event: CustodyEvent, side: SideFacts = SideFacts(), db: Database) throws {
         do {
@@ -112,7 +116,7 @@ struct Projection {
         case .userPassword(let p), .userTOTP(let p):
             let column = event.action == .userPassword ? "password_hash" : "totp_secret"
             // The entry holds the secret's SHA-256; the secret is the writer's, or the replayed store's when it matches.
-            let secret: String? = p.sha256.map { digest in side.secret.flatMap { SHA256Hex.of($0) == digest ? $0 : nil } ?? "(no secret with SHA-256 \(digest))" }
+            let secret: String? = p.sha256.map { digest in side.secret.flatMap { SHA256Hex.of($0) == digest ? $0 : nil } ?? Projection.missingSecret + digest }
             try db.execute(sql: """
                 INSERT INTO credentials(user, \(column)) VALUES (?, ?) ON CONFLICT(user) DO UPDATE SET \(column) = excluded.\(column)
                 """, arguments: [e.subjectID, secret])
@@ -170,7 +174,7 @@ struct Projection {
         case .flagReopen(let p):
             let row = try flagRow(e.subjectID, db)
             let state = try Projection.review(row, db: db)
-            try insertDecision(e, row: row, stage: state.status.rawValue, outcome: Outcome.reopenRawValue, reason: p.reason ?? "", category: nil,
+            try insertDecision(e, row: row, stage: state.status.rawValue, outcome: DecisionOutcome.reopen.rawValue, reason: p.reason ?? "", category: nil,
                                annotations: nil, urgent: nil, final: false, db: db)
             try Projection.save(ReviewRules.reopened(state), row, db: db)
         default: break
@@ -400,7 +404,7 @@ struct Projection {
         review.reviewers = try String.fetchAll(db, sql: """
             SELECT DISTINCT reviewer FROM decisions
             WHERE flag = ? AND id > coalesce((SELECT max(id) FROM decisions WHERE flag = ? AND outcome = ?), 0)
-            """, arguments: [rowID, rowID, Outcome.reopenRawValue])
+            """, arguments: [rowID, rowID, DecisionOutcome.reopen.rawValue])
         return review
     }
 

@@ -320,6 +320,12 @@ extension Store {
                 }
             }
         }
+        // A secret the log records that the store does not hold (a rebuild could not carry it).
+        let unheld = try db.tableExists("credentials") ? try String.fetchAll(db, sql: "SELECT user FROM credentials WHERE instr(password_hash, ?) = 1 OR instr(totp_secret, ?) = 1",
+                                                                             arguments: [Projection.missingSecret, Projection.missingSecret]) : []
+        for user in unheld {
+            problems.append("credentials \(quoted(user)): the store holds no secret with the SHA-256 the log recorded; set it again (custos user set-password / user totp)")
+        }
         // The key the store signs with is the one key.create recorded.
         if let pem = try String.fetchOne(db, sql: "SELECT value FROM store_meta WHERE key = 'public_key_pem'"),
            let fp = try? KeyEncoding.fingerprint(KeyEncoding.publicKey(pem: pem)), fp != r.keyFingerprint {

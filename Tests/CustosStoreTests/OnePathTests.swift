@@ -122,3 +122,21 @@ import Testing
         #expect(try f.store().custodySize() == before)
     }
 }
+
+extension OnePath {
+    /// The log holds only a secret's SHA-256: a rebuild takes the secret from the store only
+    /// where it matches, and refuses (writing nothing) when it does not, naming the user; the
+    /// original's verify names the edit.
+    @Test func aSecretEditedBehindTheLogIsNotCarriedIntoARebuild() throws {
+        let f = try busy()
+        #expect(try f.sqlite("UPDATE credentials SET password_hash = 'forged' WHERE user = 'alice'").0 == 0)
+        #expect(try f.store().verify().problems.contains { $0.contains("credentials \"alice\"") })
+        let out = f.dir.appendingPathComponent("s.db").path
+        let e = errorOf { _ = try f.store().rebuild(to: out) }
+        #expect(e?.kind == .invalidState && e?.description.contains("\"alice\"") == true, "\(String(describing: e))")
+        #expect(!FileManager.default.fileExists(atPath: out))
+        // Set again, the rebuild carries it.
+        try f.store().setPassword(user: "alice", password: "another long password")
+        #expect(try f.store().rebuild(to: out).verify.ok)
+    }
+}
