@@ -95,7 +95,7 @@ let package = Package(
             capability: .buildTool(),
             dependencies: ["EmbedFiles"],
             path: "Sources/EmbedFilesPlugin"),
-        .testTarget(name: "CustosCoreTests", dependencies: ["CustosCore"], resources: [.copy("vectors")]),
+        .testTarget(name: "CustosCoreTests", dependencies: ["CustosCore", "CustosTestSupport"], exclude: ["pdq"], resources: [.copy("vectors")]),
         .target(name: "CustosTestSupport", path: "Tests/CustosTestSupport"),
         .testTarget(name: "CustosStoreTests", dependencies: ["CustosStore", "CustosCore", "CustosTestSupport",
                                                           .product(name: "Crypto", package: "swift-crypto"), .product(name: "GRDB", package: "GRDB.swift")]),
