@@ -46,6 +46,12 @@ let package = Package(
         // libxml2's schema validator, linked in-process (Debian: libxml2-dev).
         .systemLibrary(name: "CLibXML2", pkgConfig: "libxml-2.0", providers: [.apt(["libxml2-dev"])]),
         .target(name: "CXML", dependencies: ["CLibXML2"]),
+        // PNG and JPEG decoding with Debian's libpng and libjpeg-turbo (on a fresh machine of
+        // this kind), their long jumps kept inside C; and the attachment hashes built on it.
+        .target(name: "CImage", linkerSettings: [.linkedLibrary("jpeg"), .linkedLibrary("png16")]),
+        .target(
+            name: "CustosMedia",
+            dependencies: ["CustosCore", "CImage", .product(name: "Crypto", package: "swift-crypto")]),
         .target(
             name: "CustosPackets",
             dependencies: [
@@ -82,7 +88,7 @@ let package = Package(
         .executableTarget(
             name: "custos",
             dependencies: [
-                "CustosCore", "CustosStore", "CustosPackets", "CustosResources", "CustosAgencies", "CustosServer",
+                "CustosCore", "CustosStore", "CustosPackets", "CustosResources", "CustosAgencies", "CustosServer", "CustosMedia",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
@@ -95,7 +101,7 @@ let package = Package(
             capability: .buildTool(),
             dependencies: ["EmbedFiles"],
             path: "Sources/EmbedFilesPlugin"),
-        .testTarget(name: "CustosCoreTests", dependencies: ["CustosCore", "CustosTestSupport"], exclude: ["pdq"], resources: [.copy("vectors")]),
+        .testTarget(name: "CustosCoreTests", dependencies: ["CustosCore", "CustosMedia", "CustosTestSupport"], exclude: ["pdq"], resources: [.copy("vectors")]),
         .target(name: "CustosTestSupport", path: "Tests/CustosTestSupport"),
         .testTarget(name: "CustosStoreTests", dependencies: ["CustosStore", "CustosCore", "CustosTestSupport",
                                                           .product(name: "Crypto", package: "swift-crypto"), .product(name: "GRDB", package: "GRDB.swift")]),

@@ -364,3 +364,23 @@ func confirmedCase(_ c: CLI) throws {
         #expect(v.status == 1 && v.out.contains("artemis:artemis-2026-000124") && v.out.contains("document is missing"), "\(v.out)")
     }
 }
+
+/// Issue 26, item 1: `custos hash` needs no store and prints what a hash list is checked with.
+@Suite struct HashCommandTests {
+    @Test func hashPrintsSHA256MD5AndPDQOrWhyNot() throws {
+        let c = try CLI()
+        let text = c.dir.appendingPathComponent("note\u{1b}[31m.txt")
+        try Data("hello\n".utf8).write(to: text)
+        let r = try c.run(["hash", "--json", text.path])
+        #expect(r.status == 0, "\(r.err)")
+        let j = try JSONValue.parse(Array(r.out.utf8))
+        #expect(j["sha256"]?.stringValue == "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03")
+        #expect(j["md5"]?.stringValue == "b1946ac92492d2347c6235b4d2611184")
+        #expect(j["not_hashed"]?.stringValue == "not hashed: not a PNG or JPEG image")
+        // The human form escapes a hostile file name; a missing file is an error naming it.
+        let plain = try c.run(["hash", text.path])
+        #expect(plain.status == 0 && !plain.out.contains("\u{1b}"))
+        let missing = try c.run(["hash", c.dir.appendingPathComponent("nope.png").path])
+        #expect(missing.status != 0 && missing.err.contains("no file"), "\(missing.status) \(missing.err) \(missing.out)")
+    }
+}

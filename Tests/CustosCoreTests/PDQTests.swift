@@ -1,4 +1,5 @@
 import CustosCore
+import CustosMedia
 import CustosTestSupport
 import Foundation
 import Testing
@@ -17,6 +18,7 @@ import Testing
         let made = try runTool(["python3", script.path, dir.path, String(count), "26"])
         try #require(made.status == 0, "the reference images could not be made (scripts/test installs pdqhash and Pillow): \(made.output)")
         var distances: [Int] = [], qualityOff: [String] = [], worst: [(Int, String)] = []
+        var samePixels = 0, decodedDistance = 0, undecoded: [String] = []
         for line in try String(contentsOf: dir.appendingPathComponent("reference.jsonl"), encoding: .utf8).split(separator: "\n") {
             let r = try JSONValue.parse(Array(line.utf8))
             let file = try #require(r["file"]?.stringValue), bits = Array(try #require(r["bits"]?.stringValue).utf8)
@@ -25,6 +27,14 @@ import Testing
             let ours = try #require(PDQ.hash(rgb: rgb, width: width, height: height))
             // pdqhash gives the bits as Meta's hex form reads, most significant first: bit k is at 255 − k.
             distances.append((0..<256).filter { ours.bit($0) != (bits[255 - $0] == UInt8(ascii: "1")) }.count)
+            // Our decoders on the encoded file (Pillow decoded it for the reference).
+            if case .image(let pixels, let w, let h) = Media.decode(try Data(contentsOf: dir.appendingPathComponent(file))), w == width, h == height,
+               let decoded = PDQ.hash(rgb: pixels, width: w, height: h) {
+                if pixels == rgb { samePixels += 1 }
+                if ours.quality >= 50 { decodedDistance = max(decodedDistance, decoded.distance(to: ours)) }
+            } else {
+                undecoded.append(file)
+            }
             worst.append((distances.last ?? 0, "\(file) \(r["kind"]?.stringValue ?? "") \(width)×\(height) quality \(ours.quality)"))
             if ours.quality != Int(r["quality"]?.intValue ?? -1) { qualityOff.append("\(file) (\(r["kind"]?.stringValue ?? "")): \(ours.quality) vs \(r["quality"]?.intValue ?? -1)") }
         }
@@ -40,6 +50,9 @@ import Testing
         #expect(median == 0)
         #expect(matchable.count >= count / 2)
         #expect(maximum <= 4, "the farthest: \(matchable.sorted { $0.0 > $1.0 }.prefix(5))")
+        print("Decoded by libpng and libjpeg-turbo: \(samePixels) of \(count) pixel for pixel as Pillow; PDQ of quality ≥ 50 within \(decodedDistance) bits of the hash of Pillow's pixels")
+        #expect(undecoded.isEmpty, "\(undecoded.prefix(5))")
+        #expect(decodedDistance <= 4)
         #expect(qualityOff.isEmpty, "\(qualityOff.prefix(5))")
     }
 
@@ -52,5 +65,42 @@ import Testing
         // Too small to hash, and bytes that are not the image they claim: no trap.
         #expect(PDQ.hash(grey: [UInt8](repeating: 9, count: 16), width: 4, height: 4)?.quality == 0)
         #expect(PDQ.hash(rgb: [1, 2, 3], width: 10, height: 10) == nil)
+    }
+}
+
+/// Issue 26, items 1 and 7: PNG and JPEG decoded with Debian's libpng and libjpeg-turbo; a
+/// header claiming a huge image is refused before any pixel is allocated, a damaged file is
+/// "not hashed: corrupt", and no input traps.
+@Suite struct HostileImages {
+    func png(width: UInt32, height: UInt32) -> Data {
+        func be(_ v: UInt32) -> [UInt8] { [UInt8(v >> 24), UInt8(v >> 16 & 0xFF), UInt8(v >> 8 & 0xFF), UInt8(v & 0xFF)] }
+        let ihdr: [UInt8] = Array("IHDR".utf8) + be(width) + be(height) + [8, 2, 0, 0, 0]
+        var crc: UInt32 = 0xFFFF_FFFF
+        for b in ihdr { crc ^= UInt32(b); for _ in 0..<8 { crc = crc & 1 != 0 ? (crc >> 1) ^ 0xEDB8_8320 : crc >> 1 } }
+        return Data([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A] + be(13) + ihdr + be(~crc))
+    }
+
+    @Test func aHeaderClaiming100000By100000IsRefusedBeforeDecoding() {
+        guard case .tooLarge(let why) = Media.decode(png(width: 100_000, height: 100_000)) else { Issue.record("not refused as too large"); return }
+        #expect(why.contains("100000 x 100000"))
+        #expect(Media.hashes(of: png(width: 100_000, height: 100_000)).notHashed?.hasPrefix("not hashed: too large") == true)
+    }
+
+    @Test func truncatedAndDamagedFilesAreCorruptAndNothingTraps() throws {
+        let sticker = try Data(contentsOf: URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("../../Sources/CustosResources/samples/sticker.png"))
+        guard case .image = Media.decode(sticker) else { Issue.record("the sample sticker does not decode"); return }
+        for cut in [9, sticker.count / 2, sticker.count - 13] {
+            #expect(Media.hashes(of: sticker.prefix(cut)).notHashed?.hasPrefix("not hashed: corrupt") == true, "cut at \(cut)")
+        }
+        #expect(Media.hashes(of: Data("plain text".utf8)).notHashed == "not hashed: not a PNG or JPEG image")
+        #expect(Media.hashes(of: Data()).notHashed == "not hashed: not a PNG or JPEG image")
+        // Random damage: each decodes or is refused, never a trap.
+        var rng = SystemRandomNumberGenerator()
+        for _ in 0..<300 {
+            var bytes = [UInt8](sticker)
+            for _ in 0..<Int.random(in: 1...8, using: &rng) { bytes[Int.random(in: 8..<bytes.count, using: &rng)] = UInt8.random(in: 0...255, using: &rng) }
+            _ = Media.hashes(of: Data(bytes))
+        }
     }
 }
