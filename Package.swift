@@ -35,7 +35,7 @@ let package = Package(
         .target(
             name: "CustosStore",
             dependencies: [
-                "CustosCore", "CustosResources", "CXML",
+                "CustosCore", "CustosResources", "CXML", "CustosMedia",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 // SQLite's C interface, for the few statements run per record (DirectStatement).
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),

@@ -76,7 +76,7 @@ struct API: APIProtocol {
     func getFlag(_ input: Operations.GetFlag.Input) async throws -> Operations.GetFlag.Output {
         let (store, _) = try server.requestStore()
         let key = input.path.key
-        let view = try await blocking { try store.reviewFlag(key, purpose: "review (api)") }
+        let view = try await blocking { try store.reviewFlag(key, purpose: "review (api)", hashes: true) }
         return .ok(.init(body: .json(API.flag(view))))
     }
 
@@ -93,7 +93,11 @@ struct API: APIProtocol {
             },
             messages: f.conversation.messages.map { m in
                 .init(id: m.id, sender: m.sender, sentAt: m.sentAt.text, text: m.text,
-                      attachments: m.attachments.map { .init(name: $0.name, mediaType: $0.mediaType, sha256: $0.sha256, size: $0.size) })
+                      attachments: m.attachments.map { a in
+                          let h = v.attachmentHashes[a.sha256]
+                          return .init(name: a.name, mediaType: a.mediaType, sha256: a.sha256, size: a.size, md5: h?.md5, pdq: h?.pdq?.hex,
+                                       pdqQuality: h?.pdq.map { Int64($0.quality) }, notHashed: h?.notHashed)
+                      })
             },
             decisions: v.decisions.map(decision), decisionsHidden: v.decisionsHidden)
     }

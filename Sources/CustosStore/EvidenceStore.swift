@@ -1,4 +1,5 @@
 import CustosCore
+import CustosMedia
 import Foundation
 import GRDB
 
@@ -234,8 +235,20 @@ extension Store {
         return (document, StoredTables.text(row["evidence_hash"]) ?? "")
     }
 
-    public func blob(sha256: String) throws -> Data? {
+    /// An attachment's bytes, unlogged: for Custos's own checks only (a person's read goes
+    /// through `readAttachment`, which logs it).
+    func blob(sha256: String) throws -> Data? {
         try read { db in try Data.fetchOne(db, sql: "SELECT bytes FROM blobs WHERE sha256 = ?", arguments: [sha256]) }
+    }
+
+    /// The hashes of a flag's stored attachments, inside a logged read of the flag.
+    func attachmentHashes(_ flag: StoredFlag, db: Database) throws -> [String: MediaHashes] {
+        var out: [String: MediaHashes] = [:]
+        for a in flag.conversation.messages.flatMap(\.attachments) where out[a.sha256] == nil {
+            guard let bytes = try Data.fetchOne(db, sql: "SELECT bytes FROM blobs WHERE sha256 = ?", arguments: [a.sha256]) else { continue }
+            out[a.sha256] = Media.hashes(of: bytes, mediaType: a.mediaType)
+        }
+        return out
     }
 }
 

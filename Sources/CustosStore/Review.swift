@@ -1,4 +1,5 @@
 import CustosCore
+import CustosMedia
 import Foundation
 import GRDB
 
@@ -304,11 +305,15 @@ public struct ReviewView: Sendable {
     public let review: FlagReview
     public let decisions: [Store.DecisionRecord]
     public let decisionsHidden: Bool
+    /// Each stored attachment's SHA-256, MD5 and PDQ (or why not), by SHA-256, when asked for.
+    public var attachmentHashes: [String: MediaHashes] = [:]
 }
 
 extension Store {
     /// Reads a flag for review; the evidence view is logged with `purpose` in the same transaction.
-    public func reviewFlag(_ name: String, purpose: String) throws -> ReviewView {
+    /// `hashes`: also each stored attachment's MD5 and PDQ, computed from its bytes in the same
+    /// read (hashing shows no one the attachment, so it is not a view of it).
+    public func reviewFlag(_ name: String, purpose: String, hashes: Bool = false) throws -> ReviewView {
         try write { db, log in
             let (rowID, key) = try resolveFlag(name, db: db)
             let me = try requireRole(db: db, log: log, .read)
@@ -317,7 +322,9 @@ extension Store {
             let all = try decisions(flagRowIDs: [rowID], db: db)
             let shown = all.filter { !BlindReview.hides(decisionBy: $0.reviewer, review, from: me) }
             try log.record(.evidenceView(.init(purpose: purpose)), subjectID: key, evidenceHash: flag.evidenceHash)
-            return ReviewView(flag: flag, review: review, decisions: shown, decisionsHidden: shown.count < all.count)
+            var view = ReviewView(flag: flag, review: review, decisions: shown, decisionsHidden: shown.count < all.count)
+            if hashes { view.attachmentHashes = try attachmentHashes(flag, db: db) }
+            return view
         }
     }
 }

@@ -36,8 +36,28 @@ struct Show: ParsableCommand {
     @Argument(help: "FLAG: detector:flag_id, or a flag_id used by one detector.") var flag: String
     @Option(help: "Why you are reading it (recorded).") var purpose: String = "review"
     @Flag(help: "Print the conversation's canonical JSON (the evidence-hash input) instead.") var canonical = false
+    @Flag(help: "JSON: the flag, its conversation and each attachment's SHA-256, MD5 and PDQ (or why not).") var json = false
 
     func run() throws {
+        if json {
+            let v = try global.open().reviewFlag(flag, purpose: purpose, hashes: true)
+            let f = v.flag
+            let conversation = (try? JSONValue.parse(Array(f.canonicalConversation))) ?? .null
+            printJSON(.object([
+                ("flag", .string(f.key)), ("detector", .string(f.detector)), ("flag_id", .string(f.flagID)), ("platform", .string(f.platform)),
+                ("status", .string(v.review.status.rawValue)), ("evidence_hash", .string(f.evidenceHash)), ("conversation", conversation),
+                ("attachments", .array(f.conversation.messages.flatMap { m in m.attachments.map { a in
+                    let h = v.attachmentHashes[a.sha256]
+                    return JSONValue.object([
+                        ("message_id", .string(m.id)), ("sha256", .string(a.sha256)), ("size", .integer(a.size)),
+                        ("name", a.name.map(JSONValue.string)), ("media_type", a.mediaType.map(JSONValue.string)),
+                        ("stored", .bool(h != nil)), ("md5", h.map { .string($0.md5) }), ("pdq", h?.pdq.map { .string($0.hex) }),
+                        ("pdq_quality", h?.pdq.map { .integer(Int64($0.quality)) }), ("not_hashed", h?.notHashed.map(JSONValue.string)),
+                    ])
+                } })),
+            ]))
+            return
+        }
         let f = try global.open().readFlag(flag, purpose: purpose)
         if canonical { writeExact(f.canonicalConversation); return }
         print(Transcript.render(f, terminal: true))
