@@ -135,9 +135,11 @@ public enum PDQ {
     /// The DCT-II basis rows 1…16 over 64 samples, scaled by √(2/64).
     static let basis: [Float] = {
         var d = [Float](repeating: 0, count: 16 * 64)
-        let scale = Float((2.0 / 64.0).squareRoot())
+        // The scale is a single-precision constant; each entry is its product with the cosine
+        // taken in double precision, then rounded once (as the reference computes it).
+        let scale = Double(Float((2.0 / 64.0).squareRoot()))
         for i in 0..<16 {
-            for j in 0..<64 { d[i * 64 + j] = scale * Float(cos(Double.pi / 2 / 64 * Double(i + 1) * Double(2 * j + 1))) }
+            for j in 0..<64 { d[i * 64 + j] = Float(scale * cos(Double.pi / 2 / 64 * Double(i + 1) * Double(2 * j + 1))) }
         }
         return d
     }()
