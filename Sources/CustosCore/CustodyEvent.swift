@@ -547,9 +547,11 @@ extension CustodyEvent {
         public struct File: Sendable, Equatable {
             public var seq: Int
             public var name: String
+            /// Where the bytes are, relative to the submission's folder.
             public var path: String
             public var sha256: String
             public var md5: String
+            /// An upload of it was sent (recorded before sending).
             public var uploadSent: Bool
             public var fileID: String?
             public var detailsSent: Bool

@@ -23,7 +23,7 @@ public enum Media {
 
     public enum Decoded: Sendable {
         case image(rgb: [UInt8], width: Int, height: Int)
-        /// Not a PNG or JPEG (a video, a document): named by its first bytes' kind where known.
+        /// Not a PNG or JPEG (a video, a document, plain bytes).
         case notAnImage
         case corrupt(String)
         case tooLarge(String)

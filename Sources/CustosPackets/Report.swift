@@ -101,6 +101,7 @@ public enum Report {
     /// The Mustache context for report.html. Every value is plain text; the template's
     /// content type escapes it per Unicode scalar.
     public static func context(_ s: ReferralSnapshot, files: [(path: String, sha256: String, size: Int)]) -> [String: Any] {
+        let viewed = AttachmentViews.viewed(in: s.custody)
         func people(_ persons: [Person]) -> [[String: Any]] {
             persons.map { person in
                 let p = person.participant
@@ -137,7 +138,7 @@ public enum Report {
             "attachments": s.flags.flatMap { f in f.conversation.messages.flatMap { m in m.attachments.map { a -> [String: Any] in
                 ["flag": f.key, "message_id": m.id, "name": a.name ?? "unnamed", "media_type": a.mediaType ?? "", "size": String(a.size),
                  "sha256": a.sha256, "file": s.attachments[a.sha256] != nil ? attachmentFile(a.sha256) : "(bytes not supplied by the detector)",
-                 "viewed": AttachmentViews.viewed(in: s.custody).contains(a.sha256) ? "yes: revealed unblurred (see the custody log)" : "no"]
+                 "viewed": viewed.contains(a.sha256) ? "yes: revealed unblurred (see the custody log)" : "no"]
             } } },
             "custody": s.custody.map { e in [
                 "seq": String(e.seq), "at": e.at, "actor": e.actor, "established": e.establishedBy,

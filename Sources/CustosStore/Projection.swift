@@ -44,6 +44,13 @@ struct Projection {
     /// does not hold: never a usable secret, and named by `audit verify`.
     static let missingSecret = "(no secret with SHA-256) "
 
+    /// The users whose stored password or TOTP secret is that marker.
+    static func usersMissingTheirSecret(_ db: Database) throws -> [String] {
+        guard try db.tableExists("credentials") else { return [] }
+        return try String.fetchAll(db, sql: "SELECT user FROM credentials WHERE instr(password_hash, ?) = 1 OR instr(totp_secret, ?) = 1",
+                                   arguments: [missingSecret, missingSecret])
+    }
+
     /// Applies one entry's event.
     mutating func apply(_ e: CustodyEntry, _ event: CustodyEvent, side: SideFacts = SideFacts(), db: Database) throws {
         do {
@@ -306,7 +313,7 @@ struct Projection {
         let row = try flagRow(e.subjectID, db)
         let state = try Projection.review(row, db: db)
         let role = try String.fetchOne(db, sql: "SELECT role FROM users WHERE name = ?", arguments: [e.actor]).flatMap(Role.init(rawValue:)) ?? .moderator
-        let secondRequired = try String.fetchOne(db, sql: "SELECT value FROM settings WHERE key = ?", arguments: [Setting.secondReview.rawValue]) != "off"
+        let secondRequired = try Store.settings(in: db).secondReviewRequired
         do {
             let next = try ReviewRules.transition(e.subjectID, state, outcome: p.outcome, reviewer: Reviewer(name: e.actor, role: role),
                                                   category: p.category, secondReviewRequired: secondRequired)

@@ -120,8 +120,7 @@ extension Store {
                         if let problem = projection.problems.first {
                             throw CustosError.invalidState(subject: "the custody log", state: "not replayable", reason: problem)
                         }
-                        if let user = try String.fetchOne(db, sql: "SELECT user FROM credentials WHERE instr(password_hash, ?) = 1 OR instr(totp_secret, ?) = 1",
-                                                          arguments: [Projection.missingSecret, Projection.missingSecret]) {
+                        if let user = try Projection.usersMissingTheirSecret(db).first {
                             throw CustosError.invalidState(subject: "user \(quoted(user))'s password or one-time-code secret", state: "not the one the log recorded",
                                                            reason: "the store's secret does not hash to the SHA-256 its custody entry holds (changed behind the log's back); set it again (custos user set-password \(user), or user totp) and rebuild. Nothing was written")
                         }

@@ -123,7 +123,10 @@ extension Store {
     /// The settings, read once as one typed value.
     public func typedSettings() throws -> Settings { try read { db in try settings(db) } }
 
-    func settings(_ db: Database) throws -> Settings {
+    func settings(_ db: Database) throws -> Settings { try Store.settings(in: db) }
+
+    /// The settings rows as one typed value (a write's rules and the projection's replay read them alike).
+    static func settings(in db: Database) throws -> Settings {
         Settings(Dictionary(try Row.fetchAll(db, sql: "SELECT key, value FROM settings").map { ($0["key"], $0["value"]) }, uniquingKeysWith: { a, _ in a }))
     }
 
@@ -152,9 +155,6 @@ extension Store {
         }
     }
 
-    /// A flag's review state as the rules see it.
-    func review(_ rowID: Int64, key: String, db: Database) throws -> FlagReview { try Projection.review(rowID, db: db) }
-
     /// Claims the named flag, or the next one in the actor's queue, under a lease. The
     /// IMMEDIATE transaction makes claims exclusive across processes.
     public func claim(_ name: String?, for assignee: String? = nil) throws -> Claim {
@@ -179,7 +179,7 @@ extension Store {
                 rowID = found
             }
             let key = try flagKey(rowID, db: db)
-            let state = try ReviewRules.claim(key, try review(rowID, key: key, db: db), by: me, now: now,
+            let state = try ReviewRules.claim(key, try Projection.review(rowID, db: db), by: me, now: now,
                                               leaseMinutes: settings.leaseMinutes, secondReviewRequired: secondRequired)
             let expires = Timestamp.utcString(millis: state.leaseExpiresMillis ?? now)
             try log.record(.flagClaim(.init(leaseExpires: expires, status: state.status)), subjectID: key)
@@ -213,9 +213,9 @@ extension Store {
             throw CustosError.invalidInput(field: "--for", reason: "\(quoted(assignee)) is not an enabled moderator or lead")
         }
         let (rowID, key) = try resolveFlag(name, db: db)
-        let (state, previous) = try ReviewRules.reassign(key, try review(rowID, key: key, db: db), to: target, by: me, now: now,
-                                                         leaseMinutes: try settings(db).leaseMinutes,
-                                                         secondReviewRequired: try settings(db).secondReviewRequired)
+        let settings = try settings(db)
+        let (state, previous) = try ReviewRules.reassign(key, try Projection.review(rowID, db: db), to: target, by: me, now: now,
+                                                         leaseMinutes: settings.leaseMinutes, secondReviewRequired: settings.secondReviewRequired)
         if let previous {
             try log.record(.flagRelease(.init(holder: previous, reason: "reassigned to \(assignee)")), subjectID: key)
         }
@@ -230,7 +230,7 @@ extension Store {
             let now = log.millis
             let me = try requireRole(db: db, log: log, .claim)
             let (rowID, key) = try resolveFlag(name, db: db)
-            let (_, holder) = try ReviewRules.release(key, try review(rowID, key: key, db: db), by: me, now: now)
+            let (_, holder) = try ReviewRules.release(key, try Projection.review(rowID, db: db), by: me, now: now)
             try log.record(.flagRelease(.init(holder: holder)), subjectID: key)
         }
     }
@@ -251,7 +251,7 @@ extension Store {
             let now = log.millis
             let me = try requireRole(db: db, log: log, .decide)
             let (rowID, key) = try resolveFlag(name, db: db)
-            let before = try review(rowID, key: key, db: db)
+            let before = try Projection.review(rowID, db: db)
             let (_, next) = try ReviewRules.decide(key, before, by: me, decision, now: now,
                                                    secondReviewRequired: try settings(db).secondReviewRequired)
             try log.record(.flagDecide(.init(outcome: outcome, reason: reason, stage: before.status, category: category?.rawValue, urgent: urgent,
@@ -270,7 +270,7 @@ extension Store {
         try write { db, log in
             let me = try requireRole(db: db, log: log, .leadDecide)
             let (rowID, key) = try resolveFlag(name, db: db)
-            _ = try ReviewRules.reopen(key, try review(rowID, key: key, db: db), by: me, reason: reason)
+            _ = try ReviewRules.reopen(key, try Projection.review(rowID, db: db), by: me, reason: reason)
             try log.record(.flagReopen(.init(reason: reason)), subjectID: key)
         }
     }
@@ -318,7 +318,7 @@ extension Store {
             let (rowID, key) = try resolveFlag(name, db: db)
             let me = try requireRole(db: db, log: log, .read)
             let flag = try loadFlag(rowID: rowID, db: db)
-            let review = try self.review(rowID, key: key, db: db)
+            let review = try Projection.review(rowID, db: db)
             let all = try decisions(flagRowIDs: [rowID], db: db)
             let shown = all.filter { !BlindReview.hides(decisionBy: $0.reviewer, review, from: me) }
             try log.record(.evidenceView(.init(purpose: purpose)), subjectID: key, evidenceHash: flag.evidenceHash)
@@ -387,7 +387,7 @@ extension Store {
         var reviews: [String: FlagReview?] = [:]
         func review(_ key: String) throws -> FlagReview? {
             if let known = reviews[key] { return known }
-            let r = try (try? resolveFlag(key, db: db)).map { try self.review($0.0, key: $0.1, db: db) }
+            let r = try (try? resolveFlag(key, db: db)).map { try Projection.review($0.0, db: db) }
             reviews[key] = r
             return r
         }

@@ -95,7 +95,7 @@ enum StoredTables {
         return rows
     }
 
-    /// A stored value as the fold writes it: integers in decimal, blobs in base64, NULL as nil.
+    /// A stored value as the compared rows show it: integers in decimal, blobs in base64, NULL as nil.
     static func text(_ value: DatabaseValue) -> String? {
         switch value.storage {
         case .null: nil

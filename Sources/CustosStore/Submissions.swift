@@ -4,18 +4,8 @@ import GRDB
 
 /// A submission of one referral packet to an agency's reporting API, as recorded.
 public struct SubmissionRecord: Sendable, Equatable {
-    public struct File: Sendable, Equatable {
-        public let seq: Int
-        public let name: String
-        /// Where the bytes are, relative to the submission's folder.
-        public let path: String
-        public let sha256: String
-        public let md5: String
-        /// An upload of it was sent (recorded before sending).
-        public var uploadSent: Bool
-        public var fileID: String?
-        public var detailsSent: Bool
-    }
+    /// A file of the submission: the one type its entries carry and its rows hold.
+    public typealias File = CustodyEvent.Submission.File
 
     public enum State: String, Sendable { case open, finished, retracted }
 
@@ -140,7 +130,6 @@ extension Store {
     static func facts(_ s: SubmissionRecord, files: [SubmissionRecord.File]) -> CustodyEvent.Submission {
         CustodyEvent.Submission(id: s.id, caseRow: CaseID.parse(s.caseID) ?? 0, agency: s.agency, packetID: s.packetID, endpoint: s.endpoint,
                                 reportID: s.reportID, state: s.state.rawValue, lastError: s.lastError, createdAt: s.createdAt, updatedAt: s.updatedAt,
-                                files: files.map { .init(seq: $0.seq, name: $0.name, path: $0.path, sha256: $0.sha256, md5: $0.md5,
-                                                         uploadSent: $0.uploadSent, fileID: $0.fileID, detailsSent: $0.detailsSent) })
+                                files: files)
     }
 }

@@ -52,7 +52,7 @@ extension Store {
                 report.steps.append(.init(name: name, problems: try step(db, &report, &state)))
             }
             if let legacy = state.projection?.legacyProblems, !legacy.isEmpty {
-                report.notes.append("\(legacy.count) entries written before schema \(Migrations.fullFacts) lack facts the fold needs or break today's rules; the store.migrate entry recorded each and the facts from the rows (see `custos audit log`)")
+                report.notes.append("\(legacy.count) entries written before schema \(Migrations.fullFacts) lack facts the replay needs or break today's rules; the store.migrate entry recorded each and the facts from the rows (see `custos audit log`)")
             }
         }
         return report
@@ -321,9 +321,7 @@ extension Store {
             }
         }
         // A secret the log records that the store does not hold (a rebuild could not carry it).
-        let unheld = try db.tableExists("credentials") ? try String.fetchAll(db, sql: "SELECT user FROM credentials WHERE instr(password_hash, ?) = 1 OR instr(totp_secret, ?) = 1",
-                                                                             arguments: [Projection.missingSecret, Projection.missingSecret]) : []
-        for user in unheld {
+        for user in try Projection.usersMissingTheirSecret(db) {
             problems.append("credentials \(quoted(user)): the store holds no secret with the SHA-256 the log recorded; set it again (custos user set-password / user totp)")
         }
         // The key the store signs with is the one key.create recorded.
