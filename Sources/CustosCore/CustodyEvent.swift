@@ -48,6 +48,10 @@ public enum CustodyEvent: Sendable, Equatable {
     case auditCheckpoint(CheckpointFacts)
     case auditCosign(Cosign)
     case refused(Note)
+    case hashlistImport(HashListImport)
+    case hashlistRemove(Note)
+    case hashlistAdd(HashListAdd)
+    case flagMatch(FlagMatch)
 
     /// A details member missing or of the wrong type: the entry cannot be applied.
     public struct Incomplete: Error, CustomStringConvertible, Sendable {
@@ -101,6 +105,10 @@ public enum CustodyEvent: Sendable, Equatable {
         case .auditCheckpoint: self = .auditCheckpoint(try CheckpointFacts(&f))
         case .auditCosign: self = .auditCosign(try Cosign(&f))
         case .refused: self = .refused(Note(&f))
+        case .hashlistImport: self = .hashlistImport(try HashListImport(&f))
+        case .hashlistRemove: self = .hashlistRemove(Note(&f))
+        case .hashlistAdd: self = .hashlistAdd(try HashListAdd(&f))
+        case .flagMatch: self = .flagMatch(try FlagMatch(&f))
         }
     }
 
@@ -156,6 +164,10 @@ public enum CustodyEvent: Sendable, Equatable {
         case .auditCheckpoint: .auditCheckpoint
         case .auditCosign: .auditCosign
         case .refused: .refused
+        case .hashlistImport: .hashlistImport
+        case .hashlistRemove: .hashlistRemove
+        case .hashlistAdd: .hashlistAdd
+        case .flagMatch: .flagMatch
         }
     }
 
@@ -166,7 +178,7 @@ public enum CustodyEvent: Sendable, Equatable {
         case .storeInit(let p): out = p.encoded
         case .storeMigrate(let p): out = p.encoded
         case .storeBackup(let p), .storeRestore(let p), .userDisable(let p), .tokenRevoke(let p), .sessionLogin(let p),
-             .sessionLogout(let p), .sessionFail(let p), .refused(let p): out = p.other
+             .sessionLogout(let p), .sessionFail(let p), .refused(let p), .hashlistRemove(let p): out = p.other
         case .keyCreate(let p): out = p.encoded
         case .userAdd(let p): out = p.encoded
         case .userPassword(let p): out = p.encoded(digestKey: "password_sha256")
@@ -194,6 +206,9 @@ public enum CustodyEvent: Sendable, Equatable {
         case .agencyAdd(let p), .agencySet(let p): out = p.encoded
         case .auditCheckpoint(let p): out = p.encoded
         case .auditCosign(let p): out = p.encoded
+        case .hashlistImport(let p): out = p.encoded
+        case .hashlistAdd(let p): out = p.encoded
+        case .flagMatch(let p): out = p.encoded
         }
         return .object(out)
     }
@@ -681,5 +696,95 @@ extension CustodyEvent {
         public init(witness: String, signature: String) { self.witness = witness; self.signature = signature }
         init(_ f: inout Fields) throws { witness = try f.requiredString("witness"); signature = try f.requiredString("signature"); other = f.members }
         var encoded: [String: JSONValue] { encode(other, [("witness", .string(witness)), ("signature", .string(signature))]) }
+    }
+}
+
+extension CustodyEvent {
+    /// A hash list imported: what it is, how it matches, and the digests that bind the entries the
+    /// store keeps to this entry (HashListFile.digest).
+    public struct HashListImport: Sendable, Equatable {
+        public var kind: HashKind
+        public var source: String?
+        public var category: String?
+        /// PDQ: the largest distance that matches; images of lower quality than `minQuality` are
+        /// not matched.
+        public var threshold: Int64?
+        public var minQuality: Int64?
+        public var fileSHA256: String
+        public var entriesSHA256: String
+        public var count: Int64
+        public var other: [String: JSONValue] = [:]
+        public init(kind: HashKind, source: String?, category: String?, threshold: Int64?, minQuality: Int64?, fileSHA256: String,
+                    entriesSHA256: String, count: Int64) {
+            self.kind = kind; self.source = source; self.category = category; self.threshold = threshold; self.minQuality = minQuality
+            self.fileSHA256 = fileSHA256; self.entriesSHA256 = entriesSHA256; self.count = count
+        }
+        init(_ f: inout Fields) throws {
+            guard let kind = f.take("kind", { $0.stringValue.flatMap(HashKind.init(rawValue:)) }) else { throw f.missing("kind") }
+            self.kind = kind; source = f.string("source"); category = f.string("category")
+            threshold = f.integer("threshold"); minQuality = f.integer("min_quality")
+            fileSHA256 = try f.requiredString("file_sha256"); entriesSHA256 = try f.requiredString("entries_sha256")
+            guard let count = f.integer("count") else { throw f.missing("count") }
+            self.count = count; other = f.members
+        }
+        var encoded: [String: JSONValue] {
+            encode(other, [("kind", .string(kind.rawValue)), ("source", str(source)), ("category", str(category)), ("threshold", int(threshold)),
+                           ("min_quality", int(minQuality)), ("file_sha256", .string(fileSHA256)), ("entries_sha256", .string(entriesSHA256)),
+                           ("count", .integer(count))])
+        }
+    }
+
+    /// Hashes added to the organisation's own list: each entry in full (they are few), and the
+    /// flag and attachment they came from.
+    public struct HashListAdd: Sendable, Equatable {
+        public struct Added: Sendable, Equatable {
+            public var entry: HashListEntry
+            public var attachment: String
+            public init(entry: HashListEntry, attachment: String) { self.entry = entry; self.attachment = attachment }
+        }
+        public var flag: String
+        public var added: [Added]
+        public var other: [String: JSONValue] = [:]
+        public init(flag: String, added: [Added]) { self.flag = flag; self.added = added }
+        init(_ f: inout Fields) throws {
+            flag = try f.requiredString("flag")
+            guard let added = f.take("entries", { v -> [Added]? in
+                guard let a = v.arrayValue else { return nil }
+                let out = a.compactMap { e -> Added? in
+                    guard let kind = e["kind"]?.stringValue.flatMap(HashKind.init(rawValue:)), let hash = e["hash"]?.stringValue,
+                          let attachment = e["attachment"]?.stringValue else { return nil }
+                    return Added(entry: HashListEntry(kind: kind, hash: hash, label: e["label"]?.stringValue), attachment: attachment)
+                }
+                return out.count == a.count ? out : nil
+            }) else { throw f.missing("entries") }
+            self.added = added; other = f.members
+        }
+        var encoded: [String: JSONValue] {
+            encode(other, [("flag", .string(flag)), ("entries", .array(added.map { a in
+                .object(encode([:], [("kind", .string(a.entry.kind.rawValue)), ("hash", .string(a.entry.hash)), ("label", str(a.entry.label)),
+                                     ("attachment", .string(a.attachment))]))
+            }))])
+        }
+    }
+
+    /// One attachment of the flag matched one list.
+    public struct FlagMatch: Sendable, Equatable {
+        public var attachment: String
+        public var match: KnownMatch
+        public var other: [String: JSONValue] = [:]
+        public init(attachment: String, match: KnownMatch) { self.attachment = attachment; self.match = match }
+        init(_ f: inout Fields) throws {
+            attachment = try f.requiredString("attachment")
+            let list = try f.requiredString("list")
+            guard let kind = f.take("kind", { $0.stringValue.flatMap(HashKind.init(rawValue:)) }) else { throw f.missing("kind") }
+            let hash = try f.requiredString("hash")
+            guard let distance = f.integer("distance") else { throw f.missing("distance") }
+            match = KnownMatch(list: list, kind: kind, hash: hash, distance: Int(distance), label: f.string("label"))
+            other = f.members
+        }
+        var encoded: [String: JSONValue] {
+            encode(other, [("attachment", .string(attachment)), ("list", .string(match.list)), ("kind", .string(match.kind.rawValue)),
+                           ("hash", .string(match.hash)), ("distance", .integer(Int64(match.distance))), ("label", str(match.label))])
+        }
     }
 }

@@ -12,6 +12,10 @@ public enum Permission: String, Sendable, CaseIterable {
     case manageAgencies = "manage-agencies", export, manageUsers = "manage-users", manageSettings = "manage-settings", backup, erase
     /// Sign a checkpoint on demand (any write signs one when `checkpoint-minutes` have passed).
     case checkpoint
+    /// Import, remove, rescan and export hash lists of known material.
+    case manageHashLists = "manage-hash-lists"
+    /// See an attachment that matches a hash list (a moderator sees only that it matches).
+    case revealKnownMaterial = "reveal-known-material"
 
     public var roles: Set<Role> {
         switch self {
@@ -21,7 +25,8 @@ public enum Permission: String, Sendable, CaseIterable {
         case .leadDecide, .reassign: [.lead]
         case .manageCases, .manageAgencies, .export: [.compliance]
         case .manageUsers, .manageSettings, .backup: [.admin]
-        case .erase, .checkpoint: [.compliance, .admin]
+        case .erase, .checkpoint, .manageHashLists: [.compliance, .admin]
+        case .revealKnownMaterial: [.lead]
         }
     }
 
@@ -41,6 +46,8 @@ public enum Permission: String, Sendable, CaseIterable {
         case .backup: "back up the store, rebuild it from its log"
         case .erase: "erase evidence whose retention has ended"
         case .checkpoint: "sign a checkpoint on demand"
+        case .manageHashLists: "import, remove, rescan and export hash lists"
+        case .revealKnownMaterial: "see an attachment that matches a hash list (logged)"
         }
     }
 }

@@ -93,6 +93,15 @@ public enum CustodyAction: String, Sendable, CaseIterable {
     case auditCosign = "audit.cosign"
     /// An attempt the rules refused (wrong role, unknown or disabled user): who, what, why.
     case refused = "refused"
+    /// A hash list imported (its file's SHA-256, its entries' digest and count, its matching
+    /// rules), or removed from matching (its entries stay: an earlier match still names them).
+    case hashlistImport = "hashlist.import"
+    case hashlistRemove = "hashlist.remove"
+    /// Hashes added to the organisation's own list (`org-confirmed`) from a flag confirmed csam.
+    case hashlistAdd = "hashlist.add"
+    /// A flag's attachment matched a hash list: the list, the kind, the listed hash and the
+    /// distance. The flag becomes urgent.
+    case flagMatch = "flag.match"
 
     /// What kind of subject the entry is about.
     public var subjectType: SubjectType {
@@ -102,12 +111,13 @@ public enum CustodyAction: String, Sendable, CaseIterable {
         case .userAdd, .userDisable, .userPassword, .userTOTP, .tokenCreate, .tokenRevoke,
              .sessionLogin, .sessionLogout, .sessionFail, .userPreferences: .user
         case .settingsSet: .setting
-        case .flagIngest, .evidenceView, .evidencePurge, .flagClaim, .flagRelease, .flagDecide, .flagReopen: .flag
+        case .flagIngest, .evidenceView, .evidencePurge, .flagClaim, .flagRelease, .flagDecide, .flagReopen, .flagMatch: .flag
         case .caseOpen, .caseAddFlag, .caseRoute, .caseMerge, .caseMergedInto, .caseSplit, .caseExport, .referralReceipt, .holdExtend,
              .submissionBegin, .submissionStep: .case
         case .agencyAdd, .agencySet: .agency
         case .auditCheckpoint, .auditCosign: .checkpoint
         case .refused: .user
+        case .hashlistImport, .hashlistRemove, .hashlistAdd: .hashlist
         }
     }
 }
@@ -128,7 +138,7 @@ public enum AuthMethod: String, Sendable, CaseIterable {
 }
 
 public enum SubjectType: String, Sendable, CaseIterable {
-    case store, key, user, setting, flag, `case`, agency, checkpoint
+    case store, key, user, setting, flag, `case`, agency, checkpoint, hashlist
 }
 
 /// A flag's review state: the part of `flag_state` the rules read and write.

@@ -14,6 +14,10 @@ public struct MediaHashes: Sendable, Equatable {
     public let notHashed: String?
     public let width: Int?
     public let height: Int?
+
+    public init(sha256: String, md5: String, pdq: PDQ.Hash?, notHashed: String?, width: Int?, height: Int?) {
+        self.sha256 = sha256; self.md5 = md5; self.pdq = pdq; self.notHashed = notHashed; self.width = width; self.height = height
+    }
 }
 
 public enum Media {

@@ -122,8 +122,10 @@ extension Store {
         for column in row.columns { flag.bind(column) }
         flag.bind(conversationID); flag.bind(record.recordHash); flag.bind(log.now)
         try flag.run()
+        let flagRow = db.lastInsertedRowID
         try log.record(.flagIngest(.init([:])), subjectID: row.key, canonicalDetails: row.details, evidenceHash: evidenceHash,
-                       side: SideFacts(flagRow: db.lastInsertedRowID))
+                       side: SideFacts(flagRow: flagRow))
+        try matchAtIngest(row, flagRow: flagRow, db: db, log: log)
         return .ingested(evidenceHash: evidenceHash)
     }
 

@@ -11,6 +11,8 @@ struct SideFacts {
     var secret: String?
     /// audit.checkpoint: the signed note.
     var note: String?
+    /// hashlist.import: the list's entries, sorted (the entry records their digest).
+    var hashEntries: [HashListEntry]?
 }
 
 /// The one writer of the workflow tables: each custody event, applied in the transaction that
@@ -91,8 +93,10 @@ struct Projection {
         switch event {
         case .storeBackup, .storeRestore, .sessionLogin, .sessionLogout, .sessionFail, .evidenceView, .refused:
             return  // reads and records: no state
-        case .flagIngest, .evidencePurge, .flagClaim, .flagRelease, .flagDecide, .flagReopen:
+        case .flagIngest, .evidencePurge, .flagClaim, .flagRelease, .flagDecide, .flagReopen, .flagMatch:
             try projectFlag(e, event, side: side, db: db)
+        case .hashlistImport, .hashlistRemove, .hashlistAdd:
+            try projectHashList(e, event, side: side, db: db)
         case .caseOpen, .caseAddFlag, .caseRoute, .caseMerge, .caseMergedInto, .caseSplit, .caseExport, .referralReceipt, .holdExtend,
              .submissionBegin, .submissionStep:
             try projectCase(e, event, db: db)
@@ -184,6 +188,54 @@ struct Projection {
             try insertDecision(e, row: row, stage: state.status.rawValue, outcome: DecisionOutcome.reopen.rawValue, reason: p.reason ?? "", category: nil,
                                annotations: nil, urgent: nil, final: false, db: db)
             try Projection.save(ReviewRules.reopened(state), row, db: db)
+        case .flagMatch(let p):
+            let row = try flagRow(e.subjectID, db)
+            let m = p.match
+            try db.execute(sql: """
+                INSERT INTO matches(flag, attachment, list, kind, hash, distance, label, matched_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                """, arguments: [row, p.attachment, m.list, m.kind.rawValue, m.hash, m.distance, m.label, e.at])
+            // Known material is the strongest urgency signal there is: the flag is urgent from now on.
+            var state = try Projection.review(row, db: db)
+            if state.urgentReason == nil {
+                state.urgentReason = "known material: attachment \(p.attachment.prefix(12))… \(m.words)"
+                try Projection.save(state, row, db: db)
+            }
+        default: break
+        }
+    }
+
+    /// Hash lists: imported (entries bound by their digest), removed from matching, and the
+    /// organisation's own list growing.
+    private func projectHashList(_ e: CustodyEntry, _ event: CustodyEvent, side: SideFacts, db: Database) throws {
+        switch event {
+        case .hashlistImport(let p):
+            try db.execute(sql: """
+                INSERT INTO hash_lists(name, kind, source, category, threshold, min_quality, file_sha256, entries_sha256, count, created_at, created_by)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """, arguments: [e.subjectID, p.kind.rawValue, p.source, p.category, p.threshold, p.minQuality, p.fileSHA256, p.entriesSHA256,
+                                 p.count, e.at, e.actor])
+            // The entries are the writer's, or on replay the store's, only when they hash to the recorded digest.
+            guard let entries = side.hashEntries, HashListFile.digest(entries) == p.entriesSHA256, Int64(entries.count) == p.count else {
+                throw problem("the store's entries of hash list \(quoted(e.subjectID)) do not hash to the entries_sha256 its import recorded (\(p.entriesSHA256.prefix(16))…): changed behind the log's back")
+            }
+            var insert = try DirectStatement(db, "INSERT INTO hash_entries(list, kind, hash, label) VALUES (?, ?, ?, ?)")
+            for entry in entries {
+                insert.bind(e.subjectID); insert.bind(entry.kind.rawValue); insert.bind(entry.hash); insert.bind(entry.label)
+                try insert.runInsertingOne(what: "entry \(entry.hash) of hash list \(quoted(e.subjectID))")
+            }
+        case .hashlistRemove:
+            try db.execute(sql: "UPDATE hash_lists SET removed_at = ? WHERE name = ? AND removed_at IS NULL", arguments: [e.at, e.subjectID])
+            if db.changesCount == 0 { throw problem("no hash list \(quoted(e.subjectID)) in use") }
+        case .hashlistAdd(let p):
+            try db.execute(sql: """
+                INSERT OR IGNORE INTO hash_lists(name, kind, source, category, count, created_at, created_by) VALUES (?, 'mixed', ?, ?, 0, ?, ?)
+                """, arguments: [e.subjectID, KnownMaterial.ownSource, Category.csam.rawValue, e.at, e.actor])
+            for a in p.added {
+                try db.execute(sql: "INSERT OR IGNORE INTO hash_entries(list, kind, hash, label) VALUES (?, ?, ?, ?)",
+                               arguments: [e.subjectID, a.entry.kind.rawValue, a.entry.hash, a.entry.label])
+            }
+            try db.execute(sql: "UPDATE hash_lists SET count = (SELECT count(*) FROM hash_entries WHERE list = ?) WHERE name = ?",
+                           arguments: [e.subjectID, e.subjectID])
         default: break
         }
     }

@@ -74,11 +74,40 @@ enum LogReplay {
                 side.secret = try String.fetchOne(source, sql: "SELECT totp_secret FROM credentials WHERE user = ?", arguments: [e.subjectID])
             case CustodyAction.auditCheckpoint.rawValue:
                 side.note = try String.fetchOne(source, sql: "SELECT note FROM checkpoints WHERE id = ?", arguments: [Int64(e.subjectID)])
+            case CustodyAction.hashlistImport.rawValue:
+                side.hashEntries = try HashLists.entries(of: e.subjectID, source)
             default: break
             }
             try projection.apply(e, side: side, db: target)
         }
         return projection
+    }
+}
+
+/// The entries of the hash lists as stored: what a hashlist.import entry's digest binds, and
+/// what `audit verify` compares list by list (a million entries are compared by digest, not row by row).
+enum HashLists {
+    static func entries(of list: String, _ db: Database) throws -> [HashListEntry] {
+        guard try db.tableExists("hash_entries") else { return [] }
+        return try Row.fetchAll(db, sql: "SELECT kind, hash, label FROM hash_entries WHERE list = ? ORDER BY kind, hash", arguments: [list]).map { r in
+            HashListEntry(kind: HashKind(rawValue: r["kind"]) ?? .sha256, hash: r["hash"], label: r["label"])
+        }
+    }
+
+    /// Each list's entry count and digest, streamed.
+    static func digests(_ db: Database) throws -> [String: (count: Int, digest: String)] {
+        guard try db.tableExists("hash_entries") else { return [:] }
+        var out: [String: (count: Int, digest: String)] = [:]
+        var current: String?, batch: [HashListEntry] = []
+        func flush() { if let c = current { out[c] = (batch.count, HashListFile.digest(batch)) }; batch.removeAll(keepingCapacity: true) }
+        let cursor = try Row.fetchCursor(db, sql: "SELECT list, kind, hash, label FROM hash_entries ORDER BY list, kind, hash")
+        while let r = try cursor.next() {
+            let list: String = r["list"]
+            if list != current { flush(); current = list }
+            batch.append(HashListEntry(kind: HashKind(rawValue: r["kind"]) ?? .sha256, hash: r["hash"], label: r["label"]))
+        }
+        flush()
+        return out
     }
 }
 

@@ -260,6 +260,9 @@ extension Store {
             var caseID: String?
             if next.status == .confirmed {
                 caseID = try fileIntoCase(rowID: rowID, key: key, db: db, log: log)
+                if try Projection.review(rowID, db: db).category == Category.csam.rawValue {
+                    try addToOwnList(flag: try loadFlag(rowID: rowID, db: db), db: db, log: log)
+                }
             }
             return DecisionResult(key: key, status: next.status, note: next.note, caseID: caseID)
         }

@@ -36,6 +36,8 @@ public final class Store: @unchecked Sendable {
     /// The key every write signs the log's head with (see `HeadKey`); shared by the stores
     /// acting on this connection.
     let headKey: HeadKey
+    /// The hash lists in use, ready to match (shared by the stores acting on this connection).
+    let matchers: MatcherCache
     /// How checkpoints reach the witnesses (set by the process: the CLI and `serve` give
     /// `WitnessClient.post`); without it a witness is reported unreachable.
     public var witnessPost: WitnessPost = { _, _, _ in (0, "this process has no witness client") }
@@ -45,17 +47,18 @@ public final class Store: @unchecked Sendable {
     static let busySeconds = 120
     static let newStorePageSize = 16384
 
-    init(path: String, actor: Actor, db: DatabaseQueue, headKey: HeadKey = HeadKey(path: nil)) {
+    init(path: String, actor: Actor, db: DatabaseQueue, headKey: HeadKey = HeadKey(path: nil), matchers: MatcherCache = MatcherCache()) {
         self.path = path
         self.actor = actor
         self.db = db
         self.headKey = headKey
+        self.matchers = matchers
     }
 
     /// The same open store acting for someone else (`serve` acts for each request's user):
     /// one connection, so every write is still one transaction after another.
     public func acting(as actor: Actor) -> Store {
-        let store = Store(path: path, actor: actor, db: db, headKey: headKey)
+        let store = Store(path: path, actor: actor, db: db, headKey: headKey, matchers: matchers)
         store.clock = clock
         store.autoCheckpoint = autoCheckpoint
         store.walCheckpointer = walCheckpointer

@@ -32,6 +32,8 @@ enum StoredTables {
         "preferences": ["blur", "grayscale"],
         "submissions": ["case_id", "agency", "packet_id", "endpoint", "report_id", "state", "last_error", "created_at", "updated_at"],
         "submission_files": ["name", "path", "sha256", "md5", "upload_sent", "file_id", "details_sent"],
+        "hash_lists": ["kind", "source", "category", "threshold", "min_quality", "file_sha256", "entries_sha256", "count", "created_at", "created_by", "removed_at"],
+        "matches": ["hash", "distance", "label", "matched_at"],
         // Rows only while a purge transaction runs: never in a committed store.
         "purging": [],
         "purging_blobs": [],
@@ -71,6 +73,14 @@ enum StoredTables {
         "preferences": "SELECT user, blur, grayscale FROM preferences",
         "submissions": "SELECT id, case_id, agency, packet_id, endpoint, report_id, state, last_error, created_at, updated_at FROM submissions",
         "submission_files": "SELECT submission_id || '|' || seq, name, path, sha256, md5, upload_sent, file_id, details_sent FROM submission_files",
+        "hash_lists": """
+            SELECT name, kind, source, category, threshold, min_quality, file_sha256, entries_sha256, count, created_at, created_by, removed_at
+            FROM hash_lists
+            """,
+        "matches": """
+            SELECT f.detector || ':' || f.flag_id || '|' || m.attachment || '|' || m.list || '|' || m.kind, m.hash, m.distance, m.label, m.matched_at
+            FROM matches m LEFT JOIN flags f ON f.id = m.flag
+            """,
         "purging": "SELECT conversation_id FROM purging",
         "purging_blobs": "SELECT sha256 FROM purging_blobs",
     ]

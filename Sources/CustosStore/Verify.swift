@@ -320,6 +320,14 @@ extension Store {
                 }
             }
         }
+        // Hash list entries, list by list: count and digest.
+        let storedLists = try HashLists.digests(db), replayedLists = try HashLists.digests(target)
+        for list in Set(storedLists.keys).union(replayedLists.keys).sorted() where problems.count < limit {
+            let s = storedLists[list], l = replayedLists[list]
+            if s?.digest != l?.digest {
+                problems.append("hash_entries of list \(quoted(list)): the store holds \(s?.count ?? 0) entries (digest \(s?.digest.prefix(16) ?? "none")…), the custody log gives \(l?.count ?? 0) (\(l?.digest.prefix(16) ?? "none")…): changed behind the log's back")
+            }
+        }
         // A secret the log records that the store does not hold (a rebuild could not carry it).
         for user in try Projection.usersMissingTheirSecret(db) {
             problems.append("credentials \(quoted(user)): the store holds no secret with the SHA-256 the log recorded; set it again (custos user set-password / user totp)")
