@@ -121,8 +121,11 @@ public struct Submitter: Sendable {
         case .upload(let i): return try await upload(i, record, client)
         case .fileinfo(let i):
             let file = record.files[i]
-            let viewed = try file.name.hasPrefix("transcript-") || viewedAttachments(record).contains(file.sha256)
-            let xml = Submitter.fileDetails(reportID: record.reportID ?? "", fileID: file.fileID ?? "", file: file, viewed: viewed)
+            let transcript = file.name.hasPrefix("transcript-")
+            let facts = transcript ? nil : try attachmentFacts(record)[file.sha256]
+            let xml = Submitter.fileDetails(reportID: record.reportID ?? "", fileID: file.fileID ?? "", file: file,
+                                            viewed: transcript || facts?["viewed_by_esp"] == .bool(true),
+                                            matches: (facts?["matches"]?.arrayValue ?? []).compactMap(Submitter.matchWords))
             let r = try await call(client, .fileinfo, body: .bytes(Data(xml.utf8)), contentType: "text/xml; charset=utf-8")
             return try store.recordSubmission(record.id, step: "fileinfo", details: response(r).merging(["file": .integer(Int64(i))]) { a, _ in a }) {
                 $0.files[i].detailsSent = true; $0.lastError = nil
@@ -392,17 +395,29 @@ public struct Submitter: Sendable {
         return (body, "multipart/form-data; boundary=\(boundary)")
     }
 
-    /// The attachments the packet's report.json says a person at the platform viewed unblurred
-    /// (`verify-packet` holds that to the packet's proven custody entries).
-    func viewedAttachments(_ record: SubmissionRecord) throws -> Set<String> {
+    /// What the packet's report.json says of each attachment, by SHA-256: whether a person at the
+    /// platform viewed it unblurred, and the hash lists it matched (`verify-packet` holds both to
+    /// the packet's proven custody entries).
+    func attachmentFacts(_ record: SubmissionRecord) throws -> [String: JSONValue] {
         let report = try JSONValue.parse(Data(contentsOf: try packetFolder(record).appendingPathComponent("data/report.json")))
-        return Set((report["attachments"]?.arrayValue ?? []).compactMap { a in a["viewed_by_esp"] == .bool(true) ? a["sha256"]?.stringValue : nil })
+        var out: [String: JSONValue] = [:]
+        for a in report["attachments"]?.arrayValue ?? [] { if let sha = a["sha256"]?.stringValue { out[sha] = a } }
+        return out
     }
 
-    /// The `<fileDetails>` for one file (the schema's element order): what it is, and whether a
+    /// A report.json match in words, for the file's `additionalInfo`.
+    static func matchWords(_ m: JSONValue) -> String? {
+        guard let list = m["list"]?.stringValue, let kind = m["kind"]?.stringValue.flatMap(HashKind.init(rawValue:)),
+              let hash = m["hash"]?.stringValue, let distance = m["distance"]?.intValue else { return nil }
+        let match = KnownMatch(list: list, kind: kind, hash: hash, distance: Int(distance), label: m["label"]?.stringValue)
+        return "Known material: \(match.words), listed hash \(hash)\(match.label.map { ", label \($0)" } ?? "")."
+    }
+
+    /// The `<fileDetails>` for one file (the schema's element order): what it is, whether a
     /// person at the platform viewed it (the transcript: the reviewers read the conversation;
-    /// an attachment: only when the custody log records it revealed unblurred).
-    static func fileDetails(reportID: String, fileID: String, file: SubmissionRecord.File, viewed: Bool) -> String {
+    /// an attachment: only when the custody log records it revealed unblurred), its MD5 as
+    /// uploaded, and the hash lists it matched.
+    static func fileDetails(reportID: String, fileID: String, file: SubmissionRecord.File, viewed: Bool, matches: [String] = []) -> String {
         let transcript = file.name.hasPrefix("transcript-")
         let about = transcript
             ? "Transcript of a private conversation involving the reported person: one row per message (docs/submission.md). SHA-256 \(file.sha256)."
@@ -414,8 +429,8 @@ public struct Submitter: Sendable {
               <fileId>\(Escape.xml(fileID))</fileId>
               <fileName>\(Escape.xml(file.name))</fileName>
               <fileViewedByEsp>\(viewed ? "true" : "false")</fileViewedByEsp>
-              <additionalInfo>\(Escape.xml(about))</additionalInfo>
-            </fileDetails>
+            \(transcript ? "" : "  <originalFileHash hashType=\"MD5\">\(Escape.xml(file.md5))</originalFileHash>\n")  <additionalInfo>\(Escape.xml(about))</additionalInfo>
+            \(matches.map { "  <additionalInfo>\(Escape.xml($0))</additionalInfo>\n" }.joined())</fileDetails>
 
             """
     }

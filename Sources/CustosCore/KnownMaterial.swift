@@ -167,6 +167,12 @@ public struct KnownMatch: Sendable, Equatable, Hashable {
         self.list = list; self.kind = kind; self.hash = hash; self.distance = distance; self.label = label
     }
 
+    /// As report.json, `show --json` and getFlag give it.
+    public var json: JSONValue {
+        .object([("list", .string(list)), ("kind", .string(kind.rawValue)), ("hash", .string(hash)), ("distance", .integer(Int64(distance))),
+                 ("label", label.map { .string($0) })])
+    }
+
     /// "matches NAME (pdq distance 6)": what a moderator is shown instead of the image.
     public var words: String {
         kind == .pdq ? "matches \(list) (pdq distance \(distance))" : "matches \(list) (\(kind.rawValue), exact)"

@@ -24,13 +24,14 @@ public enum CyberTiplineReport {
         x.leaf("incidentDateTime", Timestamp.format(millis: times.min() ?? 0, offsetMinutes: 0))
         x.leaf("incidentDateTimeDescription", "Time of the earliest message in the reported conversations (UTC); every message's time is in the content.")
         x.close("incidentSummary")
+        let known = KnownMatch.recorded(in: s.custody)
         for f in s.flags {
             x.open("internetDetails")
             x.open("chatImIncident")
             x.leaf("chatClient", f.platform)
             x.leaf("chatRoomName", f.conversation.id)
             x.leaf("content", Report.transcript(f, forReading: false))
-            x.leaf("additionalInfo", "Flag \(f.key) detected \(f.detectedAt) by \(f.detector)\(f.modelVersion.map { " \($0)" } ?? ""). Complete conversation as canonical JSON in the referral packet at \(Report.conversationFile(f)); SHA-256 \(f.evidenceHash).")
+            x.leaf("additionalInfo", "Flag \(f.key) detected \(f.detectedAt) by \(f.detector)\(f.modelVersion.map { " \($0)" } ?? ""). Complete conversation as canonical JSON in the referral packet at \(Report.conversationFile(f)); SHA-256 \(f.evidenceHash).\(attachmentFacts(f, s, known))")
             x.close("chatImIncident")
             x.close("internetDetails")
         }
@@ -63,6 +64,17 @@ public enum CyberTiplineReport {
         x.leaf("additionalInfo", "Referral packet \(s.packetID) for case \(s.caseID) from \(s.organisation.name), made with Custos. \(s.supplements.map { "Supplements packet \($0). " } ?? "")The packet is a signed BagIt bag with the complete conversations, each reviewer's decision and the chain of custody with offline-verifiable proofs.")
         x.close("report")
         return x.text
+    }
+
+    /// Each attachment's hashes (SHA-256; MD5, the original file hash industry lists use) and the
+    /// hash lists of known material it matched, as the custody log records them.
+    static func attachmentFacts(_ f: ReferralSnapshot.Flag, _ s: ReferralSnapshot, _ known: [String: [KnownMatch]]) -> String {
+        var seen = Set<String>()
+        return f.conversation.messages.flatMap(\.attachments).filter { seen.insert($0.sha256).inserted }.map { a in
+            let md5 = s.attachments[a.sha256].map { ", MD5 \(Report.md5($0))" } ?? ""
+            let matches = (known[a.sha256] ?? []).map { "; known material: \($0.words)" }.joined()
+            return " Attachment \(a.name ?? "unnamed"): SHA-256 \(a.sha256)\(md5)\(matches)."
+        }.joined()
     }
 
     static func participantIdentity(_ x: inout XMLWriter, _ p: Participant, platform: String, priorReports: [String] = []) {

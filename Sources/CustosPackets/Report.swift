@@ -1,3 +1,4 @@
+import Crypto
 import CustosCore
 import Foundation
 
@@ -48,6 +49,7 @@ public enum Report {
     public static func json(_ s: ReferralSnapshot) -> JSONValue {
         let attachments = s.flags.flatMap { f in f.conversation.messages.flatMap { m in m.attachments.map { (f, m, $0) } } }
         let viewed = AttachmentViews.viewed(in: s.custody)
+        let known = KnownMatch.recorded(in: s.custody)
         return .object([
             ("schema", .string(schema)),
             ("packet_id", .string(s.packetID)),
@@ -84,6 +86,8 @@ public enum Report {
                 ("name", a.name.map { .string($0) }), ("media_type", a.mediaType.map { .string($0) }),
                 ("file", s.attachments[a.sha256] != nil ? .string(attachmentFile(a.sha256)) : nil),
                 ("viewed_by_esp", .bool(viewed.contains(a.sha256))),
+                ("md5", s.attachments[a.sha256].map { .string(md5($0)) }),
+                ("matches", .array((known[a.sha256] ?? []).map(\.json))),
             ]) })),
             ("custody", .object([
                 ("entries_file", .string("data/custody/custody.jsonl")),
@@ -102,6 +106,7 @@ public enum Report {
     /// content type escapes it per Unicode scalar.
     public static func context(_ s: ReferralSnapshot, files: [(path: String, sha256: String, size: Int)]) -> [String: Any] {
         let viewed = AttachmentViews.viewed(in: s.custody)
+        let known = KnownMatch.recorded(in: s.custody)
         func people(_ persons: [Person]) -> [[String: Any]] {
             persons.map { person in
                 let p = person.participant
@@ -138,7 +143,9 @@ public enum Report {
             "attachments": s.flags.flatMap { f in f.conversation.messages.flatMap { m in m.attachments.map { a -> [String: Any] in
                 ["flag": f.key, "message_id": m.id, "name": a.name ?? "unnamed", "media_type": a.mediaType ?? "", "size": String(a.size),
                  "sha256": a.sha256, "file": s.attachments[a.sha256] != nil ? attachmentFile(a.sha256) : "(bytes not supplied by the detector)",
-                 "viewed": viewed.contains(a.sha256) ? "yes: revealed unblurred (see the custody log)" : "no"]
+                 "viewed": viewed.contains(a.sha256) ? "yes: revealed unblurred (see the custody log)" : "no",
+                 "md5": s.attachments[a.sha256].map(md5) ?? "",
+                 "known": (known[a.sha256] ?? []).map { $0.words + ($0.label.map { " (\($0))" } ?? "") }.joined(separator: "; ")]
             } } },
             "custody": s.custody.map { e in [
                 "seq": String(e.seq), "at": e.at, "actor": e.actor, "established": e.establishedBy,
@@ -148,4 +155,7 @@ public enum Report {
             "files": files.map { ["path": $0.path, "sha256": $0.sha256, "size": String($0.size)] },
         ]
     }
+
+    /// MD5 of a file's bytes: the `originalFileHash` industry lists and NCMEC use.
+    public static func md5(_ bytes: Data) -> String { Hex.encode(Insecure.MD5.hash(data: bytes)) }
 }

@@ -317,6 +317,18 @@ public struct PacketVerifier: Sendable {
                 if case .bool(let claimed)? = a["viewed_by_esp"], claimed == viewed.contains(sha) { continue }
                 problems.append("report.json says attachment \(sha.prefix(16))… was \(a["viewed_by_esp"] == .bool(true) ? "viewed" : "not viewed") by the platform; the proven custody entries say it was \(viewed.contains(sha) ? "viewed" : "not viewed")")
             }
+            // Known material: the matches are those the proven flag.match entries record; the MD5 is the file's.
+            let known = KnownMatch.recorded(in: proven)
+            for a in report["attachments"]?.arrayValue ?? [] {
+                let sha = a["sha256"]?.stringValue ?? ""
+                let claimed = Set((a["matches"]?.arrayValue ?? []).map(\.canonicalString)), recorded = Set((known[sha] ?? []).map(\.json.canonicalString))
+                if claimed != recorded {
+                    problems.append("report.json lists \(claimed.count) hash-list match(es) for attachment \(sha.prefix(16))…; the proven custody entries record \(recorded.count)\(recorded.subtracting(claimed).isEmpty ? "" : " (report.json omits one)")")
+                }
+                if let md5 = a["md5"]?.stringValue, let file = a["file"]?.stringValue, let bytes = read(bag, file), Report.md5(bytes) != md5 {
+                    problems.append("report.json's MD5 of attachment \(sha.prefix(16))… is not the MD5 of \(file)")
+                }
+            }
             // People: each reported person and victim is a participant of a verified conversation on their platform.
             var accounts = Set<[String]>()
             for hash in conversationHashes {

@@ -96,7 +96,9 @@ struct API: APIProtocol {
                       attachments: m.attachments.map { a in
                           let h = v.attachmentHashes[a.sha256]
                           return .init(name: a.name, mediaType: a.mediaType, sha256: a.sha256, size: a.size, md5: h?.md5, pdq: h?.pdq?.hex,
-                                       pdqQuality: h?.pdq.map { Int64($0.quality) }, notHashed: h?.notHashed)
+                                       pdqQuality: h?.pdq.map { Int64($0.quality) }, notHashed: h?.notHashed,
+                                       matches: v.matches[a.sha256]?.map { .init(list: $0.list, kind: .init(rawValue: $0.kind.rawValue) ?? .sha256, hash: $0.hash,
+                                                                                  distance: Int64($0.distance), label: $0.label) })
                       })
             },
             decisions: v.decisions.map(decision), decisionsHidden: v.decisionsHidden)

@@ -255,8 +255,13 @@ struct Console {
             ["sender": m.sender, "roleClass": roleClass(roles[m.sender] ?? nil), "roleLabel": roleLabel(roles[m.sender] ?? nil),
              "local": m.sentAt.text, "utc": Timestamp.utcString(millis: m.sentAt.epochMillis), "text": m.text,
              "attachments": m.attachments.map { a -> [String: Any] in
-                 ["name": a.name ?? "(unnamed)", "mediaType": a.mediaType ?? "unknown type", "size": String(a.size), "sha256": a.sha256,
-                  "flagPath": Console.path(f.key), "image": (a.mediaType ?? "").hasPrefix("image/"), "revealed": reveal == a.sha256]
+                 // Known material: no image at all (not even blurred) unless a lead reveals it.
+                 let known = view.matches[a.sha256] ?? []
+                 let revealed = reveal == a.sha256 && (known.isEmpty || Permission.revealKnownMaterial.roles.contains(p.role))
+                 return ["name": a.name ?? "(unnamed)", "mediaType": a.mediaType ?? "unknown type", "size": String(a.size), "sha256": a.sha256,
+                         "flagPath": Console.path(f.key), "image": (a.mediaType ?? "").hasPrefix("image/") && (known.isEmpty || revealed),
+                         "revealed": revealed, "known": known.map { ["words": $0.words, "label": $0.label as Any] }, "isKnown": !known.isEmpty,
+                         "canReveal": !revealed && (known.isEmpty || Permission.revealKnownMaterial.roles.contains(p.role))]
              }]
         }
         c["decisionsHidden"] = view.decisionsHidden

@@ -258,10 +258,26 @@ extension Store {
     /// One attachment's bytes as part of reading `flag` (the console shows it blurred, or
     /// revealed): refused unless the flag's conversation carries it; logged as an evidence view
     /// with `purpose` in the same transaction.
+    /// An attachment that matched a hash list is known material: its bytes go only to a person
+    /// allowed to reveal it (a lead), and only unblurred, as a logged reveal; no one is shown it
+    /// blurred in passing.
     public func readAttachment(flag name: String, sha256: String, purpose: String) throws -> (bytes: Data, mediaType: String?) {
+        do { return try readAttachmentLogged(flag: name, sha256: sha256, purpose: purpose) } catch let e as CustosError where e.kind == .forbidden {
+            try? recordRefusal(e, verb: Permission.revealKnownMaterial.rawValue)
+            throw e
+        }
+    }
+
+    private func readAttachmentLogged(flag name: String, sha256: String, purpose: String) throws -> (bytes: Data, mediaType: String?) {
         try write { db, log in
             let (rowID, key) = try resolveFlag(name, db: db)
-            try requireReader(db: db, log: log)
+            let me = try requireRole(db: db, log: log, .read)
+            if try db.tableExists("matches"), try Bool.fetchOne(db, sql: "SELECT 1 FROM matches WHERE attachment = ? LIMIT 1", arguments: [sha256]) == true {
+                try Permission.revealKnownMaterial.require(me)
+                guard AttachmentViews.unblurredPurposes.contains(purpose) else {
+                    throw CustosError.invalidInput(field: "attachment \(sha256.prefix(16))…", reason: "it matches a hash list of known material: it is shown only when a lead reveals it")
+                }
+            }
             let flag = try loadFlag(rowID: rowID, db: db)
             guard let attachment = flag.conversation.messages.lazy.flatMap(\.attachments).first(where: { $0.sha256 == sha256 }) else {
                 throw CustosError.notFound(kind: "attachment", name: sha256, hint: "flag \(quoted(key)) carries no such attachment")

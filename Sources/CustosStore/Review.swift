@@ -310,6 +310,9 @@ public struct ReviewView: Sendable {
     public let decisionsHidden: Bool
     /// Each stored attachment's SHA-256, MD5 and PDQ (or why not), by SHA-256, when asked for.
     public var attachmentHashes: [String: MediaHashes] = [:]
+    /// What each attachment matched on the hash lists, by SHA-256: the console shows these
+    /// words instead of the image, and only a lead may reveal one.
+    public var matches: [String: [KnownMatch]] = [:]
 }
 
 extension Store {
@@ -326,6 +329,7 @@ extension Store {
             let shown = all.filter { !BlindReview.hides(decisionBy: $0.reviewer, review, from: me) }
             try log.record(.evidenceView(.init(purpose: purpose)), subjectID: key, evidenceHash: flag.evidenceHash)
             var view = ReviewView(flag: flag, review: review, decisions: shown, decisionsHidden: shown.count < all.count)
+            view.matches = try matches(flagRow: rowID, db: db)
             if hashes { view.attachmentHashes = try attachmentHashes(flag, db: db) }
             return view
         }

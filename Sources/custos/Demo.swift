@@ -22,6 +22,8 @@ struct Demo: ParsableCommand {
         }
         let packet = root.appendingPathComponent("packet-C-000001-NCMEC").path
         let top = "artemis:artemis-2026-000127", first = "artemis:artemis-2026-000123", benign = "artemis:artemis-2026-000125"
+        // Its photo is a resized, recompressed copy of the image sample-hashlist.csv lists.
+        let known = "artemis:artemis-2026-000129", knownPacket = root.appendingPathComponent("packet-C-000003-NCMEC").path
         let script: [[String]] = [
             ["init", "--org", "Example Platform Inc.", "--contact-email", "trust-safety@example.com"],
             ["ingest", root.appendingPathComponent("sample-flags.jsonl").path],
@@ -46,12 +48,26 @@ struct Demo: ParsableCommand {
              "--reason", "not a relative per account data; grooming pattern"],
             ["claim", benign, "--actor", "bob"],
             ["decide", benign, "--actor", "bob", "--outcome", "dismiss", "--reason", "homework chat between classmates"],
+            // Known material: a list (here one PDQ hash, standing in for an industry list), then a flag whose
+            // attachment matches it: urgent at ingest, and never shown to a moderator.
+            ["hashlist", "import", root.appendingPathComponent("sample-hashlist.csv").path, "--name", "demo-known", "--kind", "pdq",
+             "--source", "demo list standing in for an industry hash list", "--category", "csam", "--actor", "cora"],
+            ["ingest", root.appendingPathComponent("sample-known.jsonl").path],
+            ["queue", "--actor", "alice"],
+            ["claim", known, "--actor", "alice"],
+            ["decide", known, "--actor", "alice", "--outcome", "confirm", "--category", "csam",
+             "--reason", "attachment matches demo-known (pdq distance 16); adult asks a 12-year-old to keep it secret"],
+            ["claim", known, "--actor", "bob"],
+            ["decide", known, "--actor", "bob", "--outcome", "confirm", "--category", "csam", "--reason", "agree: listed material sent to a child"],
+            ["hashlist", "list"],
             ["case", "list"],
             ["audit", "checkpoint"],
             ["audit", "prove", "0"],
             ["export", "C-000001", "--agency", "NCMEC", "--out", packet, "--zip", "--actor", "cora"],
             ["key", "show", "--pem", "--out", root.appendingPathComponent("custos-key.pem").path],
             ["verify-packet", packet + ".zip", "--key", root.appendingPathComponent("custos-key.pem").path],
+            ["export", "C-000003", "--agency", "NCMEC", "--out", knownPacket, "--actor", "cora"],
+            ["verify-packet", knownPacket, "--key", root.appendingPathComponent("custos-key.pem").path],
             ["audit", "verify"],
         ]
         for args in script {
@@ -69,6 +85,7 @@ struct Demo: ParsableCommand {
         print("\nDemo store: \(db)")
         print("Referral packet: \(packet) (and .zip)")
         print("Open the report in a browser: \(packet)/data/report.html")
+        print("Known material: \(knownPacket)/data/report.html and data/cybertipline-report.xml carry the match and each file's MD5")
         print("Try: \(binary) --db \(db) case show C-000001")
         print("     \(binary) --db \(db) audit log --subject C-000001")
         print("\nOpen the demo store in the console:")

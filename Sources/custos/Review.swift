@@ -53,6 +53,7 @@ struct Show: ParsableCommand {
                         ("name", a.name.map(JSONValue.string)), ("media_type", a.mediaType.map(JSONValue.string)),
                         ("stored", .bool(h != nil)), ("md5", h.map { .string($0.md5) }), ("pdq", h?.pdq.map { .string($0.hex) }),
                         ("pdq_quality", h?.pdq.map { .integer(Int64($0.quality)) }), ("not_hashed", h?.notHashed.map(JSONValue.string)),
+                        ("matches", .array((v.matches[a.sha256] ?? []).map(\.json))),
                     ])
                 } })),
             ]))
