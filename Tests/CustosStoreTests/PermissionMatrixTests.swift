@@ -25,6 +25,10 @@ import Testing
         case .backup: _ = try s.backup(to: f.dir.appendingPathComponent("b-\(s.actor.name).db").path)
         case .erase: _ = try s.retention(dryRun: true)
         case .checkpoint: _ = try s.makeCheckpoint(key: try s.signingKey())
+        case .manageHashLists: _ = try s.matchStoredAttachments()
+        case .revealKnownMaterial:
+            let sha = SHA256Hex.of(try Data(contentsOf: KnownMaterialInTheStore.samples.appendingPathComponent("photo.jpg")))
+            _ = try s.readAttachment(flag: "det:k", sha256: sha, purpose: AttachmentViews.revealed)
         }
     }
 
@@ -35,6 +39,13 @@ import Testing
         let names: [Role: String] = [.moderator: "mod", .lead: "lead", .compliance: "comp", .admin: "admin", .detector: "det-bot"]
         for (role, name) in names where role != .admin { try admin.addUser(name: name, role: role) }
         try f.ingest(flagLine(id: "a") + "\n")
+        if permission == .revealKnownMaterial {
+            // A flag whose photo matches a list.
+            let known = try KnownMaterialInTheStore()
+            _ = try admin.importHashList(Array("\(KnownMaterialInTheStore.listedPDQ)\n".utf8), file: "l.txt", name: "l", kind: .pdq, source: nil,
+                                         category: nil, threshold: nil, minQuality: nil)
+            try known.withPhoto(f, id: "k")
+        }
         for role in Role.allCases {
             let s = try f.store(names[role] ?? "?")
             let before = try admin.custodySize()
