@@ -89,7 +89,7 @@ import Testing
         let show = try c.run(["show", "artemis:artemis-2026-000125", "--db", db, "--actor", "cora"])
         #expect(show.status == 69 && show.err.contains("erased"), "\(show.err)")
         let t = try c.run(["transparency", "--from", "2000-01-01", "--to", "2100-01-01", "--json", "--db", db])
-        #expect(t.status == 0 && t.out.contains("\"erasures\":1") && t.out.contains("\"flags_received\":6"), "\(t.out)")
+        #expect(t.status == 0 && t.out.contains("\"erasures\":1") && t.out.contains("\"flags_received\":7"), "\(t.out)")
         let html = c.dir.appendingPathComponent("transparency.html")
         #expect(try c.run(["transparency", "--from", "2000-01-01", "--to", "2100-01-01", "--html", html.path, "--db", db]).status == 0)
         let page = try String(contentsOf: html, encoding: .utf8)

@@ -19,7 +19,8 @@ final class PacketFixture {
     var keyPEM: String
 
     /// `views`: how the attachment is shown to bob (`AttachmentViews` purposes) before the export.
-    init(zip: Bool = false, views: [String] = []) throws {
+    /// `listed`: the attachment's MD5 is on a hash list imported before the flag is ingested.
+    init(zip: Bool = false, views: [String] = [], listed: Bool = false) throws {
         dir = FileManager.default.temporaryDirectory.appendingPathComponent("custos-packet-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         db = dir.appendingPathComponent("p.db").path
@@ -34,6 +35,11 @@ final class PacketFixture {
         {"flag_id":"h1","source":{"detector":"det"},"score":0.9,"detected_at":"2026-11-20T14:03:00Z","service":{"platform":"Chat<&>"},"conversation":{"id":"conv/../../etc","participants":[{"user_id":"adult<1>","screen_name":"x]]>y","role_hint":"suspected_adult","country":"US","emails":["a@example.net"],"ip_events":[{"ip":"203.0.113.5","event":"login","at":"2026-11-20T13:00:00Z"}]},{"user_id":"kid","role_hint":"suspected_minor","stated_age":12,"country":"US"}],"messages":[{"id":"m1","sender":"adult<1>","sent_at":"2026-11-20T13:59:01-05:00","text":\(text)},{"id":"m2","sender":"kid","sent_at":"2026-11-20T19:00:00Z","text":\(long),"attachments":[{"name":"<pic>.bin","media_type":"image/png","sha256":"\(SHA256Hex.of(blob))","size":\(blob.count),"path":"pic.bin"}]}]}}
         """
         try Data((line + "\n").utf8).write(to: dir.appendingPathComponent("in.jsonl"))
+        if listed {
+            _ = try Store.open(path: db, actor: Actor(name: "cora", osUser: "admin"))
+                .importHashList(Array("\(Report.md5(blob)),label <b>&\n".utf8), file: "l.txt", name: "md5-list", kind: .md5, source: nil, category: .csam,
+                                threshold: nil, minQuality: nil)
+        }
         let ing = Ingestor(store: admin)
         try ing.ingestJSONLines(FileHandle(forReadingAtPath: dir.appendingPathComponent("in.jsonl").path)!, name: "in.jsonl", baseDirectory: dir)
         precondition(ing.summary.ingested == 1)
@@ -491,5 +497,57 @@ func resign(_ f: PacketFixture) throws {
         let checks = try PacketVerifier(pinnedKeyPEM: f.keyPEM).verify(path: f.packet)
         #expect(checks.filter { !$0.ok }.map(\.name) == ["claims"])
         #expect(checks.first { $0.name == "claims" }?.detail.contains("the proven custody entries say it was \(revealed ? "viewed" : "not viewed")") == true)
+    }
+}
+
+/// Issue 26, item 3: a packet carries each attachment's MD5 and the matches the custody log
+/// records; verify-packet holds both to the proven entries and the bytes.
+@Suite struct KnownMaterialInThePacket {
+    let blob = Data("not really a picture".utf8)
+
+    func attachment(_ f: PacketFixture) throws -> JSONValue? {
+        try JSONValue.parse(Data(try f.file("data/report.json").utf8))["attachments"]?.arrayValue?.first
+    }
+
+    @Test func theMD5AndTheMatchAreInReportJSONTheHTMLAndTheXML() throws {
+        let f = try PacketFixture(listed: true)
+        let a = try #require(try attachment(f))
+        #expect(a["md5"] == .string(Report.md5(blob)))
+        #expect(a["matches"] == .array([KnownMatch(list: "md5-list", kind: .md5, hash: Report.md5(blob), distance: 0, label: "label <b>&").json]))
+        let html = try f.file("data/report.html")
+        #expect(html.contains("matches md5-list (md5, exact) (label &lt;b&gt;&amp;)"))
+        #expect(try f.file("data/cybertipline-report.xml").contains("MD5 \(Report.md5(blob)); known material: matches md5-list (md5, exact)."))
+        #expect(try PacketVerifier(pinnedKeyPEM: f.keyPEM).verify(path: f.packet).allSatisfy(\.ok))
+    }
+
+    @Test func aPacketWithoutAListHasTheMD5AndNoMatch() throws {
+        let f = try PacketFixture()
+        let a = try #require(try attachment(f))
+        #expect(a["md5"] == .string(Report.md5(blob)) && a["matches"] == .array([]))
+    }
+
+    @Test(arguments: [true, false])
+    func aPacketThatHidesOrInventsAMatchFailsEvenResigned(listed: Bool) throws {
+        let f = try PacketFixture(listed: listed)
+        let report = try f.file("data/report.json")
+        let invented = KnownMatch(list: "made-up", kind: .md5, hash: Report.md5(blob), distance: 0, label: nil).json.canonicalString
+        let forged = listed ? report.replacing(#/"matches":\[[^\]]*\]/#, with: "\"matches\":[]")
+                            : report.replacingOccurrences(of: "\"matches\":[]", with: "\"matches\":[\(invented)]")
+        #expect(forged != report)
+        try Data(forged.utf8).write(to: f.packet.appendingPathComponent("data/report.json"))
+        try resign(f)
+        let checks = try PacketVerifier(pinnedKeyPEM: f.keyPEM).verify(path: f.packet)
+        #expect(checks.filter { !$0.ok }.map(\.name) == ["claims"])
+        #expect(checks.first { $0.name == "claims" }?.detail.contains("hash-list match") == true)
+    }
+
+    @Test func aWrongMD5FailsEvenResigned() throws {
+        let f = try PacketFixture()
+        let report = try f.file("data/report.json")
+        let forged = report.replacingOccurrences(of: Report.md5(blob), with: String(repeating: "0", count: 32))
+        try Data(forged.utf8).write(to: f.packet.appendingPathComponent("data/report.json"))
+        try resign(f)
+        let checks = try PacketVerifier(pinnedKeyPEM: f.keyPEM).verify(path: f.packet)
+        #expect(checks.first { $0.name == "claims" }?.detail.contains("is not the MD5 of") == true)
     }
 }

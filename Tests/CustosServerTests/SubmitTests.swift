@@ -112,6 +112,23 @@ final class SubmitFixture: @unchecked Sendable {
         }
     }
 
+    /// Issue 26, item 3: the demo's C-000003 holds the flag whose photo matched demo-known; its
+    /// file details (schema-valid, the double checks) carry the photo's MD5 as originalFileHash
+    /// and the match, and the transcript carries neither.
+    @Test func eachAttachmentCarriesItsMD5AndItsMatch() async throws {
+        let f = try await SubmitFixture()
+        let record = try await f.submitter().submit(caseID: "C-000003", agency: "NCMEC")
+        #expect(record.state == .finished)
+        let report = try #require(f.double.finished.first?.1)
+        let photo = try #require(record.files.first { !$0.name.hasPrefix("transcript-") })
+        let details = try #require(report.files[photo.fileID ?? ""]?.details)
+        #expect(details.contains("<originalFileHash hashType=\"MD5\">\(photo.md5)</originalFileHash>"), "\(details)")
+        #expect(details.contains("<additionalInfo>Known material: matches demo-known (pdq distance 16), listed hash ac520593"), "\(details)")
+        for t in record.files where t.name.hasPrefix("transcript-") {
+            #expect(report.files[t.fileID ?? ""]?.details?.contains("originalFileHash") == false)
+        }
+    }
+
     /// Acceptance: the first upload answers 503, and finish is processed but its answer lost;
     /// one finished report, found again as 5102 on the retried finish.
     @Test func a503AndALostFinishAnswerEndInOneFinishedReport() async throws {
@@ -329,7 +346,7 @@ extension SubmitToNCMEC {
         try f.expectOneFinishedReport()
         // One packet exported for it, and the refusal is in the log.
         let entries = try f.store().custodyEntries()
-        #expect(entries.filter { $0.action == CustodyAction.caseExport.rawValue }.count == 2, "the demo's export and the submission's")
+        #expect(entries.filter { $0.action == CustodyAction.caseExport.rawValue && $0.subjectID == "C-000001" }.count == 2, "the demo's export and the submission's")
         #expect(entries.contains { $0.action == CustodyAction.refused.rawValue && $0.details.contains("is being submitted") })
     }
 
