@@ -24,9 +24,10 @@ CREATE TABLE hash_entries (
     kind  TEXT NOT NULL CHECK (kind IN ('pdq', 'md5', 'sha256')),
     hash  TEXT NOT NULL,
     label TEXT,
+    -- A cryptographic hash is looked up list by list (few lists are in use): no second index
+    -- to write a million times on import.
     PRIMARY KEY (list, kind, hash)
 ) WITHOUT ROWID;
-CREATE INDEX hash_entries_hash ON hash_entries(kind, hash);
 CREATE TRIGGER hash_entries_no_update BEFORE UPDATE ON hash_entries
 BEGIN SELECT RAISE(ABORT, 'hash list entries are never changed: UPDATE refused'); END;
 CREATE TRIGGER hash_entries_no_delete BEFORE DELETE ON hash_entries

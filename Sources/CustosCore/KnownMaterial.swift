@@ -35,16 +35,24 @@ public enum HashListFile {
     /// The entries of `bytes`, deduplicated and sorted by hash. A malformed line is an error naming
     /// the file and line; nothing is partially accepted.
     public static func parse(_ bytes: [UInt8], kind: HashKind, name: String) throws -> [HashListEntry] {
-        guard let text = String(validating: bytes, as: UTF8.self) else {
+        guard String(validating: bytes, as: UTF8.self) != nil else {
             throw CustosError.invalidInput(field: name, reason: "not UTF-8 text")
         }
-        var lines = text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" }).map(String.init)
-        if lines.last == "" { lines.removeLast() }
-        var hashColumn = 0, labelColumn: Int?, typeColumn: Int?
+        // Lines as byte ranges (a million lines need no String each), without a trailing CR.
+        var lines: [Range<Int>] = []
+        var from = 0
+        for (i, b) in bytes.enumerated() where b == 0x0A {
+            lines.append(from..<(i > from && bytes[i - 1] == 0x0D ? i - 1 : i)); from = i + 1
+        }
+        if from < bytes.count { lines.append(from..<bytes.count) }
+        func text(_ r: Range<Int>) -> String { String(decoding: bytes[r], as: UTF8.self) }
+        func blank(_ r: Range<Int>) -> Bool { bytes[r].allSatisfy { $0 == 0x20 || $0 == 0x09 } }
+        func comment(_ r: Range<Int>) -> Bool { bytes[r].first { $0 != 0x20 && $0 != 0x09 } == UInt8(ascii: "#") }
+        var hashColumn = 0, labelColumn: Int? = 1, typeColumn: Int?
         var first = 0
         // A header row: the first non-comment line that is not a hash.
-        if let h = lines.firstIndex(where: { !$0.hasPrefix("#") && !$0.trimmingCharacters(in: .whitespaces).isEmpty }) {
-            let cells = try csvCells(lines[h], where: "\(name) line \(h + 1)").map { $0.lowercased().trimmingCharacters(in: .whitespaces) }
+        if let h = lines.firstIndex(where: { !blank($0) && !comment($0) }) {
+            let cells = try csvCells(text(lines[h]), where: "\(name) line \(h + 1)").map { $0.lowercased().trimmingCharacters(in: .whitespaces) }
             if normalise(cells.first ?? "", kind) == nil {
                 guard let hc = cells.firstIndex(where: { ["signal_value", "signal", "hash", kind.rawValue].contains($0) }) else {
                     throw CustosError.invalidInput(field: "\(name) line \(h + 1)", reason: "neither a \(kind.rawValue) hash (\(kind.hexDigits) hex digits) nor a header naming a hash column (signal_value, signal, hash or \(kind.rawValue))")
@@ -55,21 +63,25 @@ public enum HashListFile {
                 first = h + 1
             }
         }
-        var seen: [String: HashListEntry] = [:]
+        var found: [(entry: HashListEntry, line: Int)] = []
+        found.reserveCapacity(lines.count)
         for i in first..<lines.count {
-            let line = lines[i]
-            let trimmed = line.trimmingCharacters(in: .whitespaces)
-            if trimmed.isEmpty || trimmed.hasPrefix("#") { continue }
+            let r = lines[i]
+            if blank(r) || comment(r) { continue }
             let at = "\(name) line \(i + 1)"
-            guard line.utf8.count <= maxLine else { throw CustosError.invalidInput(field: at, reason: "longer than \(maxLine) bytes") }
+            guard r.count <= maxLine else { throw CustosError.invalidInput(field: at, reason: "longer than \(maxLine) bytes") }
             let cells: [String]
             if first == 0 {
                 // `hash[,label]`: the label is the rest of the line.
-                let parts = line.split(separator: ",", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
-                cells = parts
-                labelColumn = parts.count > 1 ? 1 : nil
+                if let comma = bytes[r].firstIndex(of: UInt8(ascii: ",")) {
+                    cells = [text(r.lowerBound..<comma), text((comma + 1)..<r.upperBound)]
+                } else {
+                    cells = [text(r)]
+                }
+            } else if !bytes[r].contains(UInt8(ascii: "\"")) {
+                cells = bytes[r].split(separator: UInt8(ascii: ","), omittingEmptySubsequences: false).map { String(decoding: $0, as: UTF8.self) }
             } else {
-                cells = try csvCells(line, where: at)
+                cells = try csvCells(text(r), where: at)
             }
             if let t = typeColumn, let type = cells[safe: t]?.lowercased().trimmingCharacters(in: .whitespaces),
                !type.isEmpty, !type.contains(kind.rawValue) {
@@ -78,28 +90,55 @@ public enum HashListFile {
             guard let raw = cells[safe: hashColumn], let hash = normalise(raw, kind) else {
                 throw CustosError.invalidInput(field: at, reason: "not a \(kind.rawValue) hash: expected \(kind.hexDigits) hex digits, found \(quoted(String((cells[safe: hashColumn] ?? "").prefix(80))))")
             }
-            var label = labelColumn.flatMap { cells[safe: $0] }?.trimmingCharacters(in: .whitespaces)
-            if label?.isEmpty == true { label = nil }
+            var label = labelColumn.flatMap { cells[safe: $0] }
+            if let l = label { label = l.utf8.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) ? nil : l.trimmingCharacters(in: .whitespaces) }
             if let l = label {
                 guard l.count <= maxLabel else { throw CustosError.invalidInput(field: at, reason: "the label is longer than \(maxLabel) characters") }
                 guard !l.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
                     throw CustosError.invalidInput(field: at, reason: "the label holds a control character")
                 }
             }
-            if let before = seen[hash], before.label != label, before.label != nil, label != nil {
-                throw CustosError.invalidInput(field: at, reason: "hash \(hash) is listed before with another label (\(quoted(before.label ?? "")))")
-            }
-            if seen[hash]?.label == nil { seen[hash] = HashListEntry(kind: kind, hash: hash, label: label) }
+            found.append((HashListEntry(kind: kind, hash: hash, label: label), i + 1))
         }
-        guard !seen.isEmpty else { throw CustosError.invalidInput(field: name, reason: "it lists no \(kind.rawValue) hash") }
-        return seen.values.sorted { $0.hash < $1.hash }
+        guard !found.isEmpty else { throw CustosError.invalidInput(field: name, reason: "it lists no \(kind.rawValue) hash") }
+        // Sorted by hash, then line; a hash listed twice keeps its label (two labels: refused).
+        found.sort { $0.entry.hash != $1.entry.hash ? $0.entry.hash < $1.entry.hash : $0.line < $1.line }
+        var out: [HashListEntry] = []
+        out.reserveCapacity(found.count)
+        var k = 0
+        while k < found.count {
+            var entry = found[k].entry
+            var j = k + 1
+            while j < found.count, found[j].entry.hash == entry.hash {
+                if let l = found[j].entry.label {
+                    if let before = entry.label, before != l {
+                        throw CustosError.invalidInput(field: "\(name) line \(found[j].line)", reason: "hash \(entry.hash) is listed before with another label (\(quoted(before)))")
+                    }
+                    entry = HashListEntry(kind: kind, hash: entry.hash, label: l)
+                }
+                j += 1
+            }
+            out.append(entry)
+            k = j
+        }
+        return out
     }
 
     /// Lowercase hex of the right length, or nil.
     public static func normalise(_ s: String, _ kind: HashKind) -> String? {
-        let h = s.trimmingCharacters(in: .whitespaces).lowercased()
-        guard h.utf8.count == kind.hexDigits, h.utf8.allSatisfy({ ($0 >= 48 && $0 <= 57) || ($0 >= 97 && $0 <= 102) }) else { return nil }
-        return h
+        var bytes = Array(s.utf8)[...]
+        while let f = bytes.first, f == 0x20 || f == 0x09 { bytes.removeFirst() }
+        while let l = bytes.last, l == 0x20 || l == 0x09 { bytes.removeLast() }
+        guard bytes.count == kind.hexDigits else { return nil }
+        var out = [UInt8](repeating: 0, count: bytes.count)
+        for (i, c) in bytes.enumerated() {
+            switch c {
+            case 48...57, 97...102: out[i] = c
+            case 65...70: out[i] = c + 32
+            default: return nil
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// The cells of one RFC 4180 line (a quoted cell may hold commas and doubled quotes, not a
@@ -129,7 +168,16 @@ public enum HashListFile {
     /// `kind hash label\n`, in (kind, hash) order. Anyone can recompute it from an export.
     public static func digest<S: Sequence>(_ entries: S) -> String where S.Element == HashListEntry {
         var d = SHA256()
-        for e in entries { d.update(data: Data("\(e.kind.rawValue) \(e.hash) \(e.label ?? "")\n".utf8)) }
+        var buffer: [UInt8] = []
+        buffer.reserveCapacity(1 << 16)
+        for e in entries {
+            buffer.append(contentsOf: e.kind.rawValue.utf8); buffer.append(0x20)
+            buffer.append(contentsOf: e.hash.utf8); buffer.append(0x20)
+            if let l = e.label { buffer.append(contentsOf: l.utf8) }
+            buffer.append(0x0A)
+            if buffer.count >= 60_000 { d.update(data: buffer); buffer.removeAll(keepingCapacity: true) }
+        }
+        d.update(data: buffer)
         return Hex.encode(d.finalize())
     }
 
@@ -205,22 +253,50 @@ public struct PDQIndex: Sendable {
     public private(set) var count = 0
 
     public init(_ hashes: [PDQ.Hash]) {
-        count = hashes.count
-        bits.reserveCapacity(hashes.count * 4)
-        for h in hashes { bits.append(contentsOf: PDQIndex.pack(h)) }
+        var packed: [UInt64] = []
+        packed.reserveCapacity(hashes.count * 4)
+        for h in hashes { packed.append(contentsOf: PDQIndex.pack(h)) }
+        self.init(packed: packed)
+    }
+
+    /// From hashes packed four 64-bit words each (`packed(hex:)`): no array per hash.
+    public init(packed: [UInt64]) {
+        bits = packed
+        count = packed.count / 4
         for w in 0..<16 {
+            let q = w / 4, shift = UInt64(16 * (w % 4))
             var counts = [Int32](repeating: 0, count: 65537)
-            for h in hashes { counts[Int(h.words[w]) + 1] += 1 }
+            for i in 0..<count { counts[Int((bits[i * 4 + q] >> shift) & 0xFFFF) + 1] += 1 }
             for b in 1..<65537 { counts[b] += counts[b - 1] }
             var next = counts
-            var members = [Int32](repeating: 0, count: hashes.count)
-            for (i, h) in hashes.enumerated() {
-                let b = Int(h.words[w])
+            var members = [Int32](repeating: 0, count: count)
+            for i in 0..<count {
+                let b = Int((bits[i * 4 + q] >> shift) & 0xFFFF)
                 members[Int(next[b])] = Int32(i)
                 next[b] += 1
             }
             start.append(counts); ids.append(members)
         }
+    }
+
+    /// 64 hex digits (as Meta's tools print a PDQ hash) packed as the index keeps them, or nil.
+    public static func packed(hex: some Collection<UInt8>) -> (UInt64, UInt64, UInt64, UInt64)? {
+        guard hex.count == 64 else { return nil }
+        var words: [UInt64] = [0, 0, 0, 0]
+        var i = 0
+        for c in hex {
+            let v: UInt64
+            switch c {
+            case 48...57: v = UInt64(c - 48)
+            case 97...102: v = UInt64(c - 87)
+            case 65...70: v = UInt64(c - 55)
+            default: return nil
+            }
+            // Digits 0-15 are the most significant word (index 3).
+            words[3 - i / 16] = words[3 - i / 16] << 4 | v
+            i += 1
+        }
+        return (words[0], words[1], words[2], words[3])
     }
 
     static func pack(_ h: PDQ.Hash) -> [UInt64] {
@@ -241,25 +317,37 @@ public struct PDQIndex: Sendable {
     }
 
     /// Every indexed hash within `threshold` bits of `hash`: (position, distance), by position.
+    /// A hash found through several words is measured each time (four popcounts cost less than
+    /// remembering it) and reported once.
     public func query(_ hash: PDQ.Hash, threshold: Int) -> [(index: Int, distance: Int)] {
         guard count > 0 else { return [] }
         let q = PDQIndex.pack(hash)
+        let (q0, q1, q2, q3) = (q[0], q[1], q[2], q[3])
         let radius = max(0, threshold) / 16
-        var seen = Set<Int32>()
-        var out: [(index: Int, distance: Int)] = []
-        for w in 0..<16 {
-            PDQIndex.neighbours(hash.words[w], radius: radius) { b in
-                let s = start[w], lo = Int(s[Int(b)]), hi = Int(s[Int(b) + 1])
-                guard lo < hi else { return }
-                for k in lo..<hi {
-                    let id = ids[w][k]
-                    guard seen.insert(id).inserted else { continue }
-                    let d = distance(Int(id), q)
-                    if d <= threshold { out.append((Int(id), d)) }
+        var found: [(index: Int, distance: Int)] = []
+        bits.withUnsafeBufferPointer { b in
+            for w in 0..<16 {
+                start[w].withUnsafeBufferPointer { s in
+                    ids[w].withUnsafeBufferPointer { m in
+                        PDQIndex.neighbours(hash.words[w], radius: radius) { v in
+                            let lo = Int(s[Int(v)]), hi = Int(s[Int(v) + 1])
+                            var k = lo
+                            while k < hi {
+                                let i = Int(m[k]), o = i * 4
+                                let d = (b[o] ^ q0).nonzeroBitCount + (b[o + 1] ^ q1).nonzeroBitCount
+                                    + (b[o + 2] ^ q2).nonzeroBitCount + (b[o + 3] ^ q3).nonzeroBitCount
+                                if d <= threshold { found.append((i, d)) }
+                                k += 1
+                            }
+                        }
+                    }
                 }
             }
         }
-        return out.sorted { $0.index < $1.index }
+        found.sort { $0.index < $1.index }
+        var out: [(index: Int, distance: Int)] = []
+        for f in found where out.last?.index != f.index { out.append(f) }
+        return out
     }
 
     /// The same answer by comparing with every hash (what the index is measured against).

@@ -108,6 +108,20 @@ struct DirectStatement {
         }
     }
 
+    /// Every row: its first column's bytes and its second column as text (or nil).
+    mutating func forEachRow(_ body: (UnsafeBufferPointer<UInt8>, String?) throws -> Void) throws {
+        defer { finish() }
+        guard refused == SQLITE_OK else { throw failure(refused) }
+        var code = sqlite3_step(handle)
+        while code == SQLITE_ROW {
+            let first = UnsafeBufferPointer(start: sqlite3_column_text(handle, 0), count: Int(sqlite3_column_bytes(handle, 0)))
+            let second = sqlite3_column_text(handle, 1).map { String(decoding: UnsafeBufferPointer(start: $0, count: Int(sqlite3_column_bytes(handle, 1))), as: UTF8.self) }
+            try body(first, second)
+            code = sqlite3_step(handle)
+        }
+        guard code == SQLITE_DONE else { throw failure(code) }
+    }
+
     private mutating func first<T>(_ read: (OpaquePointer) -> T?) throws -> T? {
         defer { finish() }
         guard refused == SQLITE_OK else { throw failure(refused) }

@@ -78,32 +78,34 @@ struct Matcher: Sendable {
             rules.append(Rule(name: r["name"], threshold: (r["threshold"] as Int?) ?? KnownMaterial.defaultThreshold,
                               minQuality: (r["min_quality"] as Int?) ?? KnownMaterial.defaultMinQuality))
         }
-        var hashes: [PDQ.Hash] = [], owner: [Int32] = [], labels: [Int: String] = [:]
-        let cursor = try Row.fetchCursor(db, sql: """
-            SELECT e.list, e.hash, e.label FROM hash_entries e JOIN hash_lists l ON l.name = e.list
-            WHERE e.kind = 'pdq' AND l.removed_at IS NULL
-            """)
-        while let r = try cursor.next() {
-            guard let list = position[r["list"]], let h = PDQ.Hash(hex: r["hash"]) else { continue }
-            if let label: String = r["label"] { labels[hashes.count] = label }
-            hashes.append(h); owner.append(list)
+        var packed: [UInt64] = [], owner: [Int32] = [], labels: [Int: String] = [:]
+        for (name, list) in position.sorted(by: { $0.value < $1.value }) {
+            // Each list's PDQ entries in key order (its primary key), read through SQLite's C interface.
+            var entries = try DirectStatement(db, "SELECT hash, label FROM hash_entries WHERE list = ? AND kind = 'pdq'")
+            entries.bind(name)
+            try entries.forEachRow { hash, label in
+                guard let p = PDQIndex.packed(hex: hash) else { return }
+                if let label { labels[owner.count] = label }
+                packed.append(p.0); packed.append(p.1); packed.append(p.2); packed.append(p.3)
+                owner.append(list)
+            }
         }
         let exact = try Bool.fetchOne(db, sql: """
             SELECT 1 FROM hash_entries e JOIN hash_lists l ON l.name = e.list WHERE e.kind != 'pdq' AND l.removed_at IS NULL LIMIT 1
             """) ?? false
-        return Matcher(rules: rules, pdq: PDQIndex(hashes), owner: owner, labels: labels, exact: exact)
+        return Matcher(rules: rules, pdq: PDQIndex(packed: packed), owner: owner, labels: labels, exact: exact)
     }
 
     /// What an attachment with these hashes matches, by list.
     func matches(_ h: MediaHashes, db: Database) throws -> [KnownMatch] {
         var out: [KnownMatch] = []
         if exact {
-            for (kind, value) in [(HashKind.md5, h.md5), (.sha256, h.sha256)] {
-                for r in try Row.fetchAll(db.cachedStatement(sql: """
-                    SELECT e.list, e.label FROM hash_entries e JOIN hash_lists l ON l.name = e.list
-                    WHERE e.kind = ? AND e.hash = ? AND l.removed_at IS NULL ORDER BY e.list
-                    """), arguments: [kind.rawValue, value]) {
-                    out.append(KnownMatch(list: r["list"], kind: kind, hash: value, distance: 0, label: r["label"]))
+            // One primary-key lookup per list in use and kind.
+            for rule in rules {
+                for (kind, value) in [(HashKind.md5, h.md5), (.sha256, h.sha256)] {
+                    let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT label FROM hash_entries WHERE list = ? AND kind = ? AND hash = ?"),
+                                               arguments: [rule.name, kind.rawValue, value])
+                    if let row { out.append(KnownMatch(list: rule.name, kind: kind, hash: value, distance: 0, label: row["label"])) }
                 }
             }
         }
@@ -167,7 +169,7 @@ extension Store {
             if try Bool.fetchOne(db, sql: "SELECT 1 FROM hash_lists WHERE name = ?", arguments: [name]) == true {
                 throw CustosError.conflict(subject: "hash list \(quoted(name))", reason: "a list of that name exists or existed; a name is never used twice (choose another, e.g. \(name)-2)")
             }
-            try log.record(.hashlistImport(event), subjectID: name, side: SideFacts(hashEntries: entries))
+            try log.record(.hashlistImport(event), subjectID: name, side: SideFacts(hashEntries: entries, hashEntriesDigest: event.entriesSHA256))
         }
         return HashListImported(name: name, count: entries.count, fileSHA256: event.fileSHA256, entriesSHA256: event.entriesSHA256,
                                 matches: try matchStoredAttachments())
@@ -225,8 +227,8 @@ extension Store {
     @discardableResult
     public func matchStoredAttachments() throws -> [FoundMatch] {
         try requirePermission(.manageHashLists)
-        guard let matcher = try read({ db in try matchers.matcher(db) }) else { return [] }
         let blobs = try read { db in try String.fetchAll(db, sql: "SELECT sha256 FROM blobs ORDER BY sha256") }
+        guard !blobs.isEmpty, let matcher = try read({ db in try matchers.matcher(db) }) else { return [] }
         var found: [FoundMatch] = []
         for sha in blobs {
             // Hashing reads the bytes outside any write; only a match takes the write lock.

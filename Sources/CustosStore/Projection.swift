@@ -11,8 +11,10 @@ struct SideFacts {
     var secret: String?
     /// audit.checkpoint: the signed note.
     var note: String?
-    /// hashlist.import: the list's entries, sorted (the entry records their digest).
+    /// hashlist.import: the list's entries, sorted (the entry records their digest), and their
+    /// digest when the writer has just computed it from them (a replay always recomputes it).
     var hashEntries: [HashListEntry]?
+    var hashEntriesDigest: String?
 }
 
 /// The one writer of the workflow tables: each custody event, applied in the transaction that
@@ -215,13 +217,18 @@ struct Projection {
                 """, arguments: [e.subjectID, p.kind.rawValue, p.source, p.category, p.threshold, p.minQuality, p.fileSHA256, p.entriesSHA256,
                                  p.count, e.at, e.actor])
             // The entries are the writer's, or on replay the store's, only when they hash to the recorded digest.
-            guard let entries = side.hashEntries, HashListFile.digest(entries) == p.entriesSHA256, Int64(entries.count) == p.count else {
+            guard let entries = side.hashEntries, Int64(entries.count) == p.count,
+                  side.hashEntriesDigest ?? HashListFile.digest(entries) == p.entriesSHA256 else {
                 throw problem("the store's entries of hash list \(quoted(e.subjectID)) do not hash to the entries_sha256 its import recorded (\(p.entriesSHA256.prefix(16))…): changed behind the log's back")
             }
             var insert = try DirectStatement(db, "INSERT INTO hash_entries(list, kind, hash, label) VALUES (?, ?, ?, ?)")
             for entry in entries {
                 insert.bind(e.subjectID); insert.bind(entry.kind.rawValue); insert.bind(entry.hash); insert.bind(entry.label)
-                try insert.runInsertingOne(what: "entry \(entry.hash) of hash list \(quoted(e.subjectID))")
+                try insert.run()
+            }
+            // Every entry stored (a trigger the migrations do not create could drop rows silently).
+            guard try Int64.fetchOne(db, sql: "SELECT count(*) FROM hash_entries WHERE list = ?", arguments: [e.subjectID]) == p.count else {
+                throw problem("the entries of hash list \(quoted(e.subjectID)) were not all stored (a trigger the migrations do not create?)")
             }
         case .hashlistRemove:
             try db.execute(sql: "UPDATE hash_lists SET removed_at = ? WHERE name = ? AND removed_at IS NULL", arguments: [e.at, e.subjectID])
