@@ -196,12 +196,18 @@ struct Projection {
             try db.execute(sql: """
                 INSERT INTO matches(flag, attachment, list, kind, hash, distance, label, matched_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                 """, arguments: [row, p.attachment, m.list, m.kind.rawValue, m.hash, m.distance, m.label, e.at])
-            // Known material is the strongest urgency signal there is: the flag is urgent from now on.
+            // Known material is the strongest urgency signal there is: the flag is urgent from now on,
+            // and a flag already dismissed goes back to review (a match must be reported), as a
+            // reopen by whoever's list or ingest found it.
             var state = try Projection.review(row, db: db)
-            if state.urgentReason == nil {
-                state.urgentReason = "known material: attachment \(p.attachment.prefix(12))… \(m.words)"
-                try Projection.save(state, row, db: db)
+            let reason = "known material: attachment \(p.attachment.prefix(12))… \(m.words)"
+            if state.status == .dismissed {
+                try insertDecision(e, row: row, stage: state.status.rawValue, outcome: DecisionOutcome.reopen.rawValue, reason: reason, category: nil,
+                                   annotations: nil, urgent: nil, final: false, db: db)
+                state = ReviewRules.reopened(state)
             }
+            if state.urgentReason == nil { state.urgentReason = reason }
+            try Projection.save(state, row, db: db)
         default: break
         }
     }

@@ -72,6 +72,29 @@ import Testing
         #expect(strict.matches.isEmpty)
     }
 
+    /// A match must be reported: a flag dismissed before its attachment was known goes back to
+    /// review, urgent, reopened by whoever imported the list; a confirmed one stays confirmed.
+    @Test func aDismissedFlagWhoseAttachmentLaterMatchesIsReopened() throws {
+        let f = try team()
+        try withPhoto(f, id: "d")
+        try withPhoto(f, id: "c", adult: "u-5")
+        _ = try f.store("alice").claim("det:d")
+        _ = try f.store("alice").decide("det:d", outcome: .dismiss, reason: "looks harmless", category: nil, urgent: nil, annotations: [])
+        for who in ["alice", "bob"] {
+            _ = try f.store(who).claim("det:c")
+            _ = try f.store(who).decide("det:c", outcome: .confirm, reason: "grooming", category: .grooming, urgent: nil, annotations: [])
+        }
+        #expect(try state(f, "d") == "dismissed" && state(f, "c") == "confirmed")
+        try importList(f, "\(Self.listedPDQ)\n", name: "industry")
+        #expect(try state(f, "d") == "open" && state(f, "c") == "confirmed")
+        #expect(try urgentReason(f, "d").hasPrefix("1 known material:"))
+        let reopen = try f.sqlite("SELECT d.reviewer || ' ' || d.outcome FROM decisions d JOIN flags f ON f.id = d.flag WHERE f.flag_id = 'd' ORDER BY d.id DESC LIMIT 1").1
+        #expect(reopen.trimmingCharacters(in: .whitespacesAndNewlines) == "cora reopen")
+        // Back in the queue, first; a reviewer other than alice may take it.
+        #expect(try f.store("bob").queue(limit: 5, lead: false).first?.key == "det:d")
+        _ = try f.store("bob").claim("det:d")
+    }
+
     @Test func anMD5ListMatchesTheExactFileOnly() throws {
         let f = try team()
         let md5 = Media.hashes(of: photo).md5
