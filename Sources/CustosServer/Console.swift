@@ -251,17 +251,18 @@ struct Console {
             ["userID": pt.userID, "screenName": pt.screenName ?? "", "roleClass": roleClass(pt.roleHint), "roleLabel": roleLabel(pt.roleHint),
              "statedAge": pt.statedAge.map { String($0) } ?? "", "country": pt.country ?? ""]
         }
+        let mayReveal = Permission.revealKnownMaterial.roles.contains(p.role)
         c["messages"] = f.conversation.messages.map { m -> [String: Any] in
             ["sender": m.sender, "roleClass": roleClass(roles[m.sender] ?? nil), "roleLabel": roleLabel(roles[m.sender] ?? nil),
              "local": m.sentAt.text, "utc": Timestamp.utcString(millis: m.sentAt.epochMillis), "text": m.text,
              "attachments": m.attachments.map { a -> [String: Any] in
                  // Known material: no image at all (not even blurred) unless a lead reveals it.
                  let known = view.matches[a.sha256] ?? []
-                 let revealed = reveal == a.sha256 && (known.isEmpty || Permission.revealKnownMaterial.roles.contains(p.role))
+                 let revealed = reveal == a.sha256 && (known.isEmpty || mayReveal)
                  return ["name": a.name ?? "(unnamed)", "mediaType": a.mediaType ?? "unknown type", "size": String(a.size), "sha256": a.sha256,
                          "flagPath": Console.path(f.key), "image": (a.mediaType ?? "").hasPrefix("image/") && (known.isEmpty || revealed),
                          "revealed": revealed, "known": known.map { ["words": $0.words, "label": $0.label as Any] }, "isKnown": !known.isEmpty,
-                         "canReveal": !revealed && (known.isEmpty || Permission.revealKnownMaterial.roles.contains(p.role))]
+                         "canReveal": !revealed && (known.isEmpty || mayReveal)]
              }]
         }
         c["decisionsHidden"] = view.decisionsHidden

@@ -240,14 +240,19 @@ extension Store {
     /// An attachment's bytes, unlogged: for Custos's own checks only (a person's read goes
     /// through `readAttachment`, which logs it).
     func blob(sha256: String) throws -> Data? {
-        try read { db in try Data.fetchOne(db, sql: "SELECT bytes FROM blobs WHERE sha256 = ?", arguments: [sha256]) }
+        try read { db in try Store.blobBytes(sha256, db: db) }
+    }
+
+    /// An attachment's stored bytes, inside the caller's transaction (nil: not stored).
+    static func blobBytes(_ sha256: String, db: Database) throws -> Data? {
+        try Data.fetchOne(db.cachedStatement(sql: "SELECT bytes FROM blobs WHERE sha256 = ?"), arguments: [sha256])
     }
 
     /// The hashes of a flag's stored attachments, inside a logged read of the flag.
     func attachmentHashes(_ flag: StoredFlag, db: Database) throws -> [String: MediaHashes] {
         var out: [String: MediaHashes] = [:]
         for a in flag.conversation.messages.flatMap(\.attachments) where out[a.sha256] == nil {
-            guard let bytes = try Data.fetchOne(db, sql: "SELECT bytes FROM blobs WHERE sha256 = ?", arguments: [a.sha256]) else { continue }
+            guard let bytes = try Store.blobBytes(a.sha256, db: db) else { continue }
             out[a.sha256] = Media.hashes(of: bytes, mediaType: a.mediaType)
         }
         return out
@@ -275,7 +280,7 @@ extension Store {
             guard let attachment = flag.conversation.messages.lazy.flatMap(\.attachments).first(where: { $0.sha256 == sha256 }) else {
                 throw CustosError.notFound(kind: "attachment", name: sha256, hint: "flag \(quoted(key)) carries no such attachment")
             }
-            guard let bytes = try Data.fetchOne(db, sql: "SELECT bytes FROM blobs WHERE sha256 = ?", arguments: [sha256]) else {
+            guard let bytes = try Store.blobBytes(sha256, db: db) else {
                 throw CustosError.notFound(kind: "attachment", name: sha256, hint: "its bytes were not stored")
             }
             try log.record(.evidenceView(.init(purpose: purpose, attachment: sha256)), subjectID: key, evidenceHash: flag.evidenceHash)

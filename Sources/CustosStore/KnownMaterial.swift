@@ -215,9 +215,7 @@ extension Store {
             guard try Bool.fetchOne(db, sql: "SELECT 1 FROM hash_lists WHERE name = ?", arguments: [name]) == true else {
                 throw CustosError.notFound(kind: "hash list", name: name, hint: "custos hashlist list names them")
             }
-            return try Row.fetchAll(db, sql: "SELECT kind, hash, label FROM hash_entries WHERE list = ? ORDER BY kind, hash", arguments: [name]).compactMap { r in
-                HashKind(rawValue: r["kind"]).map { HashListEntry(kind: $0, hash: r["hash"], label: r["label"]) }
-            }
+            return try HashLists.entries(of: name, db)
         }
     }
 
@@ -233,7 +231,7 @@ extension Store {
         for sha in blobs {
             // Hashing reads the bytes outside any write; only a match takes the write lock.
             let candidates = try read { db -> [KnownMatch] in
-                guard let bytes = try Data.fetchOne(db, sql: "SELECT bytes FROM blobs WHERE sha256 = ?", arguments: [sha]) else { return [] }
+                guard let bytes = try Store.blobBytes(sha, db: db) else { return [] }
                 return try matcher.matches(Media.hashes(of: bytes), db: db)
             }
             guard !candidates.isEmpty else { continue }
@@ -261,7 +259,7 @@ extension Store {
         var done = Set<String>()
         for placed in row.record.attachments where done.insert(placed.attachment.sha256).inserted {
             let sha = placed.attachment.sha256
-            guard let bytes = try row.blobs[sha] ?? Data.fetchOne(db, sql: "SELECT bytes FROM blobs WHERE sha256 = ?", arguments: [sha]) else { continue }
+            guard let bytes = try row.blobs[sha] ?? Store.blobBytes(sha, db: db) else { continue }
             let candidates = try matcher.matches(Media.hashes(of: bytes), db: db)
             _ = try recordMatches(candidates, flag: row.key, row: flagRow, attachment: sha, evidenceHash: row.record.evidenceHash, db: db, log: log)
         }
@@ -339,11 +337,11 @@ extension Store {
     /// When a flag is confirmed csam: its image attachments' MD5 and PDQ join the organisation's
     /// own list, in the decision's transaction (one hashlist.add entry).
     func addToOwnList(flag: StoredFlag, db: Database, log: CustodyLog) throws {
+        let hashes = try attachmentHashes(flag, db: db)
         var added: [CustodyEvent.HashListAdd.Added] = []
         var done = Set<String>()
         for a in flag.conversation.messages.flatMap(\.attachments) where done.insert(a.sha256).inserted {
-            guard let bytes = try Data.fetchOne(db, sql: "SELECT bytes FROM blobs WHERE sha256 = ?", arguments: [a.sha256]) else { continue }
-            let h = Media.hashes(of: bytes, mediaType: a.mediaType)
+            guard let h = hashes[a.sha256] else { continue }
             added.append(.init(entry: HashListEntry(kind: .md5, hash: h.md5, label: Category.csam.rawValue), attachment: a.sha256))
             if let p = h.pdq, p.quality >= KnownMaterial.defaultMinQuality {
                 added.append(.init(entry: HashListEntry(kind: .pdq, hash: p.hex, label: Category.csam.rawValue), attachment: a.sha256))

@@ -186,10 +186,7 @@ struct Projection {
             try decide(e, p, db: db)
         case .flagReopen(let p):
             let row = try flagRow(e.subjectID, db)
-            let state = try Projection.review(row, db: db)
-            try insertDecision(e, row: row, stage: state.status.rawValue, outcome: DecisionOutcome.reopen.rawValue, reason: p.reason ?? "", category: nil,
-                               annotations: nil, urgent: nil, final: false, db: db)
-            try Projection.save(ReviewRules.reopened(state), row, db: db)
+            try Projection.save(try reopen(e, row: row, try Projection.review(row, db: db), reason: p.reason ?? "", db: db), row, db: db)
         case .flagMatch(let p):
             let row = try flagRow(e.subjectID, db)
             let m = p.match
@@ -201,11 +198,7 @@ struct Projection {
             // reopen by whoever's list or ingest found it.
             var state = try Projection.review(row, db: db)
             let reason = "known material: attachment \(p.attachment.prefix(12))… \(m.words)"
-            if state.status == .dismissed {
-                try insertDecision(e, row: row, stage: state.status.rawValue, outcome: DecisionOutcome.reopen.rawValue, reason: reason, category: nil,
-                                   annotations: nil, urgent: nil, final: false, db: db)
-                state = ReviewRules.reopened(state)
-            }
+            if state.status == .dismissed { state = try reopen(e, row: row, state, reason: reason, db: db) }
             if state.urgentReason == nil { state.urgentReason = reason }
             try Projection.save(state, row, db: db)
         default: break
@@ -395,6 +388,13 @@ struct Projection {
                            final: p.final == true, db: db)
         try Projection.save(ReviewRules.settled(state, to: p.result.flatMap(FlagStatus.init(rawValue:)) ?? state.status, by: e.actor,
                                                 category: p.category, annotations: annotations, urgent: p.urgent), row, db: db)
+    }
+
+    /// A reopen: its decision row, and the state it leaves (the caller saves it).
+    private func reopen(_ e: CustodyEntry, row: Int64, _ state: FlagReview, reason: String, db: Database) throws -> FlagReview {
+        try insertDecision(e, row: row, stage: state.status.rawValue, outcome: DecisionOutcome.reopen.rawValue, reason: reason, category: nil,
+                           annotations: nil, urgent: nil, final: false, db: db)
+        return ReviewRules.reopened(state)
     }
 
     private func insertDecision(_ e: CustodyEntry, row: Int64, stage: String, outcome: String, reason: String, category: String?,

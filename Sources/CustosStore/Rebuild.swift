@@ -89,9 +89,13 @@ enum LogReplay {
 enum HashLists {
     static func entries(of list: String, _ db: Database) throws -> [HashListEntry] {
         guard try db.tableExists("hash_entries") else { return [] }
-        return try Row.fetchAll(db, sql: "SELECT kind, hash, label FROM hash_entries WHERE list = ? ORDER BY kind, hash", arguments: [list]).map { r in
-            HashListEntry(kind: HashKind(rawValue: r["kind"]) ?? .sha256, hash: r["hash"], label: r["label"])
-        }
+        return try Row.fetchAll(db, sql: "SELECT kind, hash, label FROM hash_entries WHERE list = ? ORDER BY kind, hash", arguments: [list]).map(entry)
+    }
+
+    /// A stored row as an entry. The kind column is CHECK-constrained; a row that still held
+    /// another word would count as sha256 and so change its list's digest, never vanish from it.
+    static func entry(_ r: Row) -> HashListEntry {
+        HashListEntry(kind: HashKind(rawValue: r["kind"]) ?? .sha256, hash: r["hash"], label: r["label"])
     }
 
     /// Each list's entry count and digest, streamed.
@@ -104,7 +108,7 @@ enum HashLists {
         while let r = try cursor.next() {
             let list: String = r["list"]
             if list != current { flush(); current = list }
-            batch.append(HashListEntry(kind: HashKind(rawValue: r["kind"]) ?? .sha256, hash: r["hash"], label: r["label"]))
+            batch.append(entry(r))
         }
         flush()
         return out

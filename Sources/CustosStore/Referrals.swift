@@ -58,7 +58,7 @@ extension Store {
             for f in detail.flags {
                 for m in f.conversation.messages {
                     for a in m.attachments where attachments[a.sha256] == nil {
-                        if let bytes = try Data.fetchOne(db, sql: "SELECT bytes FROM blobs WHERE sha256 = ?", arguments: [a.sha256]) {
+                        if let bytes = try Store.blobBytes(a.sha256, db: db) {
                             attachments[a.sha256] = bytes
                         }
                     }

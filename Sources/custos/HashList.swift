@@ -94,7 +94,7 @@ struct HashListExport: ParsableCommand {
         if let out {
             try InputPath.requireRegularFile(out, role: "--out", mayBeMissing: true)
             guard !FileManager.default.fileExists(atPath: out) else { throw CustosError.conflict(subject: out, reason: "already exists; refusing to overwrite it") }
-            try Data(text.utf8).write(to: URL(fileURLWithPath: out))
+            try Data(text.utf8).write(to: URL(fileURLWithPath: out), options: .withoutOverwriting)
         } else {
             FileHandle.standardOutput.write(Data(text.utf8))
         }
