@@ -52,6 +52,13 @@ public enum CustodyEvent: Sendable, Equatable {
     case hashlistRemove(Note)
     case hashlistAdd(HashListAdd)
     case flagMatch(FlagMatch)
+    case actionAdd(ActionEndpoint)
+    case actionSet(ActionEndpoint)
+    case actionRequest(ActionRequest)
+    case actionSend(ActionSend)
+    case actionAttempt(ActionAttempt)
+    case actionRetry(Note)
+    case actionCancel(Note)
 
     /// A details member missing or of the wrong type: the entry cannot be applied.
     public struct Incomplete: Error, CustomStringConvertible, Sendable {
@@ -109,6 +116,13 @@ public enum CustodyEvent: Sendable, Equatable {
         case .hashlistRemove: self = .hashlistRemove(Note(&f))
         case .hashlistAdd: self = .hashlistAdd(try HashListAdd(&f))
         case .flagMatch: self = .flagMatch(try FlagMatch(&f))
+        case .actionAdd: self = .actionAdd(ActionEndpoint(&f))
+        case .actionSet: self = .actionSet(ActionEndpoint(&f))
+        case .actionRequest: self = .actionRequest(try ActionRequest(&f))
+        case .actionSend: self = .actionSend(try ActionSend(&f))
+        case .actionAttempt: self = .actionAttempt(try ActionAttempt(&f))
+        case .actionRetry: self = .actionRetry(Note(&f))
+        case .actionCancel: self = .actionCancel(Note(&f))
         }
     }
 
@@ -168,6 +182,13 @@ public enum CustodyEvent: Sendable, Equatable {
         case .hashlistRemove: .hashlistRemove
         case .hashlistAdd: .hashlistAdd
         case .flagMatch: .flagMatch
+        case .actionAdd: .actionAdd
+        case .actionSet: .actionSet
+        case .actionRequest: .actionRequest
+        case .actionSend: .actionSend
+        case .actionAttempt: .actionAttempt
+        case .actionRetry: .actionRetry
+        case .actionCancel: .actionCancel
         }
     }
 
@@ -178,7 +199,8 @@ public enum CustodyEvent: Sendable, Equatable {
         case .storeInit(let p): out = p.encoded
         case .storeMigrate(let p): out = p.encoded
         case .storeBackup(let p), .storeRestore(let p), .userDisable(let p), .tokenRevoke(let p), .sessionLogin(let p),
-             .sessionLogout(let p), .sessionFail(let p), .refused(let p), .hashlistRemove(let p): out = p.other
+             .sessionLogout(let p), .sessionFail(let p), .refused(let p), .hashlistRemove(let p), .actionRetry(let p),
+             .actionCancel(let p): out = p.other
         case .keyCreate(let p): out = p.encoded
         case .userAdd(let p): out = p.encoded
         case .userPassword(let p): out = p.encoded(digestKey: "password_sha256")
@@ -209,6 +231,10 @@ public enum CustodyEvent: Sendable, Equatable {
         case .hashlistImport(let p): out = p.encoded
         case .hashlistAdd(let p): out = p.encoded
         case .flagMatch(let p): out = p.encoded
+        case .actionAdd(let p), .actionSet(let p): out = p.encoded
+        case .actionRequest(let p): out = p.encoded
+        case .actionSend(let p): out = p.encoded
+        case .actionAttempt(let p): out = p.encoded
         }
         return .object(out)
     }
@@ -785,6 +811,119 @@ extension CustodyEvent {
         var encoded: [String: JSONValue] {
             encode(other, [("attachment", .string(attachment)), ("list", .string(match.list)), ("kind", .string(match.kind.rawValue)),
                            ("hash", .string(match.hash)), ("distance", .integer(Int64(match.distance))), ("label", str(match.label))])
+        }
+    }
+}
+
+extension CustodyEvent {
+    /// A platform action endpoint: all its facts when added, the ones changed when set. The
+    /// secret is recorded by its SHA-256 only.
+    public struct ActionEndpoint: Sendable, Equatable {
+        public var url: String?
+        public var kind: ActionKind?
+        public var triggers: [ActionTrigger]?
+        /// Fire only for flags and cases of these categories ([]: any).
+        public var categories: [String]?
+        public var secretSHA256: String?
+        public var disabled: Bool?
+        public var reason: String?
+        public var other: [String: JSONValue] = [:]
+        public init(url: String? = nil, kind: ActionKind? = nil, triggers: [ActionTrigger]? = nil, categories: [String]? = nil,
+                    secretSHA256: String? = nil, disabled: Bool? = nil, reason: String? = nil) {
+            self.url = url; self.kind = kind; self.triggers = triggers; self.categories = categories
+            self.secretSHA256 = secretSHA256; self.disabled = disabled; self.reason = reason
+        }
+        init(_ f: inout Fields) {
+            url = f.string("url"); kind = f.take("kind") { $0.stringValue.flatMap(ActionKind.init(rawValue:)) }
+            triggers = f.take("on") { v in v.arrayValue.flatMap { a in let t = a.compactMap { $0.stringValue.flatMap(ActionTrigger.init(rawValue:)) }; return t.count == a.count ? t : nil } }
+            categories = f.strings("categories"); secretSHA256 = f.string("secret_sha256"); disabled = f.bool("disabled"); reason = f.string("reason")
+            other = f.members
+        }
+        var encoded: [String: JSONValue] {
+            encode(other, [("url", str(url)), ("kind", str(kind?.rawValue)), ("on", strs(triggers?.map(\.rawValue))), ("categories", strs(categories)),
+                           ("secret_sha256", str(secretSHA256)), ("disabled", disabled.map(JSONValue.bool)), ("reason", str(reason))])
+        }
+    }
+
+    /// An action requested (subject: its webhook id): the body is the exact bytes every attempt
+    /// sends, so the entry proves what the platform was told.
+    public struct ActionRequest: Sendable, Equatable {
+        public var endpoint: String
+        public var kind: ActionKind
+        public var trigger: ActionTrigger
+        public var body: String
+        public var flag: String?
+        public var caseID: String?
+        /// The custody entry (seq) whose event caused the request, in the same transaction.
+        public var requestedBy: Int64
+        public var other: [String: JSONValue] = [:]
+        public init(endpoint: String, kind: ActionKind, trigger: ActionTrigger, body: String, flag: String?, caseID: String?, requestedBy: Int64) {
+            self.endpoint = endpoint; self.kind = kind; self.trigger = trigger; self.body = body; self.flag = flag; self.caseID = caseID
+            self.requestedBy = requestedBy
+        }
+        init(_ f: inout Fields) throws {
+            endpoint = try f.requiredString("endpoint")
+            guard let kind = f.take("kind", { $0.stringValue.flatMap(ActionKind.init(rawValue:)) }) else { throw f.missing("kind") }
+            guard let trigger = f.take("on", { $0.stringValue.flatMap(ActionTrigger.init(rawValue:)) }) else { throw f.missing("on") }
+            self.kind = kind; self.trigger = trigger
+            body = try f.requiredString("body"); flag = f.string("flag"); caseID = f.string("case")
+            guard let by = f.integer("requested_by") else { throw f.missing("requested_by") }
+            requestedBy = by; other = f.members
+        }
+        var encoded: [String: JSONValue] {
+            encode(other, [("endpoint", .string(endpoint)), ("kind", .string(kind.rawValue)), ("on", .string(trigger.rawValue)), ("body", .string(body)),
+                           ("flag", str(flag)), ("case", str(caseID)), ("requested_by", .integer(requestedBy))])
+        }
+    }
+
+    /// An attempt begun: the deliverer holds the request until `leaseUntil` (a deliverer killed
+    /// mid-request leaves it to the next one once the lease ends, which resends the same id).
+    public struct ActionSend: Sendable, Equatable {
+        public var attempt: Int64
+        public var leaseUntil: String
+        public var other: [String: JSONValue] = [:]
+        public init(attempt: Int64, leaseUntil: String) { self.attempt = attempt; self.leaseUntil = leaseUntil }
+        init(_ f: inout Fields) throws {
+            guard let n = f.integer("attempt") else { throw f.missing("attempt") }
+            attempt = n; leaseUntil = try f.requiredString("lease_until"); other = f.members
+        }
+        var encoded: [String: JSONValue] { encode(other, [("attempt", .integer(attempt)), ("lease_until", .string(leaseUntil))]) }
+    }
+
+    /// An attempt's result and the state it leaves the request in.
+    public struct ActionAttempt: Sendable, Equatable {
+        public var attempt: Int64
+        public var state: ActionState
+        public var status: Int64?
+        public var durationMillis: Int64
+        public var answerSHA256: String?
+        public var error: String?
+        public var nextAttempt: String?
+        public var answer: ActionAnswer?
+        /// The endpoint answered 410 Gone: it is disabled.
+        public var gone: Bool
+        public var other: [String: JSONValue] = [:]
+        public init(attempt: Int64, state: ActionState, status: Int64?, durationMillis: Int64, answerSHA256: String?, error: String?,
+                    nextAttempt: String?, answer: ActionAnswer?, gone: Bool) {
+            self.attempt = attempt; self.state = state; self.status = status; self.durationMillis = durationMillis
+            self.answerSHA256 = answerSHA256; self.error = error; self.nextAttempt = nextAttempt; self.answer = answer; self.gone = gone
+        }
+        init(_ f: inout Fields) throws {
+            guard let n = f.integer("attempt") else { throw f.missing("attempt") }
+            guard let state = f.take("state", { $0.stringValue.flatMap(ActionState.init(rawValue:)) }) else { throw f.missing("state") }
+            attempt = n; self.state = state; status = f.integer("status"); durationMillis = f.integer("duration_ms") ?? 0
+            answerSHA256 = f.string("answer_sha256"); error = f.string("error"); nextAttempt = f.string("next_attempt")
+            let reference = f.string("reference"), disabledAt = f.string("disabled_at"), notified = f.bool("user_notified"), notifiedAt = f.string("user_notified_at")
+            let acknowledged = f.bool("acknowledged") ?? false
+            answer = acknowledged ? ActionAnswer(reference: reference, disabledAt: disabledAt, userNotified: notified, userNotifiedAt: notifiedAt) : nil
+            gone = f.bool("gone") ?? false; other = f.members
+        }
+        var encoded: [String: JSONValue] {
+            encode(other, [("attempt", .integer(attempt)), ("state", .string(state.rawValue)), ("status", int(status)), ("duration_ms", .integer(durationMillis)),
+                           ("answer_sha256", str(answerSHA256)), ("error", str(error)), ("next_attempt", str(nextAttempt)),
+                           ("acknowledged", answer == nil ? nil : .bool(true)), ("reference", str(answer?.reference)), ("disabled_at", str(answer?.disabledAt)),
+                           ("user_notified", answer?.userNotified.map(JSONValue.bool)), ("user_notified_at", str(answer?.userNotifiedAt)),
+                           ("gone", gone ? .bool(true) : nil)])
         }
     }
 }

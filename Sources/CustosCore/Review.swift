@@ -16,6 +16,12 @@ public enum Permission: String, Sendable, CaseIterable {
     case manageHashLists = "manage-hash-lists"
     /// See an attachment that matches a hash list (a moderator sees only that it matches).
     case revealKnownMaterial = "reveal-known-material"
+    /// Add, change, disable and re-key platform action endpoints.
+    case manageActions = "manage-actions"
+    /// Deliver requested actions to the platform (`actions deliver`, and `serve` as its user).
+    case deliverActions = "deliver-actions"
+    /// Retry or cancel a dead or failing action request.
+    case resolveActions = "resolve-actions"
 
     public var roles: Set<Role> {
         switch self {
@@ -26,7 +32,9 @@ public enum Permission: String, Sendable, CaseIterable {
         case .manageCases, .manageAgencies, .export: [.compliance]
         case .manageUsers, .manageSettings, .backup: [.admin]
         case .erase, .checkpoint, .manageHashLists: [.compliance, .admin]
-        case .revealKnownMaterial: [.lead]
+        case .revealKnownMaterial, .resolveActions: [.lead]
+        case .manageActions: [.admin]
+        case .deliverActions: [.compliance, .admin]
         }
     }
 
@@ -48,6 +56,9 @@ public enum Permission: String, Sendable, CaseIterable {
         case .checkpoint: "sign a checkpoint on demand"
         case .manageHashLists: "import, remove, rescan and export hash lists"
         case .revealKnownMaterial: "see an attachment that matches a hash list (logged)"
+        case .manageActions: "add, change, disable and re-key platform action endpoints"
+        case .deliverActions: "deliver requested platform actions"
+        case .resolveActions: "retry or cancel a dead or failing platform action"
         }
     }
 }

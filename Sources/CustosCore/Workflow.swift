@@ -102,6 +102,20 @@ public enum CustodyAction: String, Sendable, CaseIterable {
     /// A flag's attachment matched a hash list: the list, the kind, the listed hash and the
     /// distance. The flag becomes urgent.
     case flagMatch = "flag.match"
+    /// A platform action endpoint added (its URL, kind, events, categories, and its secret's
+    /// SHA-256, never the secret), or changed (disabled, enabled, a new secret, a new policy).
+    case actionAdd = "action.add"
+    case actionSet = "action.set"
+    /// An action requested of the platform, in the transaction of the entry that caused it
+    /// (`requested_by`): its endpoint, kind, event and the exact body sent.
+    case actionRequest = "action.request"
+    /// An attempt to deliver it begun (the deliverer's lease), and its result: the HTTP status,
+    /// duration, SHA-256 of the answer, the state after, and what the platform said it did.
+    case actionSend = "action.send"
+    case actionAttempt = "action.attempt"
+    /// A lead sends a dead or failing request again, or cancels one.
+    case actionRetry = "action.retry"
+    case actionCancel = "action.cancel"
 
     /// What kind of subject the entry is about.
     public var subjectType: SubjectType {
@@ -118,6 +132,7 @@ public enum CustodyAction: String, Sendable, CaseIterable {
         case .auditCheckpoint, .auditCosign: .checkpoint
         case .refused: .user
         case .hashlistImport, .hashlistRemove, .hashlistAdd: .hashlist
+        case .actionAdd, .actionSet, .actionRequest, .actionSend, .actionAttempt, .actionRetry, .actionCancel: .action
         }
     }
 }
@@ -138,7 +153,7 @@ public enum AuthMethod: String, Sendable, CaseIterable {
 }
 
 public enum SubjectType: String, Sendable, CaseIterable {
-    case store, key, user, setting, flag, `case`, agency, checkpoint, hashlist
+    case store, key, user, setting, flag, `case`, agency, checkpoint, hashlist, action
 }
 
 /// A flag's review state: the part of `flag_state` the rules read and write.

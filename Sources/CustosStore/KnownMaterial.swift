@@ -268,13 +268,17 @@ extension Store {
     private func recordMatches(_ candidates: [KnownMatch], flag: String, row: Int64, attachment: String, evidenceHash: String,
                                db: Database, log: CustodyLog) throws -> [FoundMatch] {
         var out: [FoundMatch] = []
+        let wasUrgent = try Bool.fetchOne(db, sql: "SELECT urgent = 1 FROM flag_state WHERE flag = ?", arguments: [row]) ?? false
+        var last: Int64?
         for m in candidates {
             let known = try Bool.fetchOne(db, sql: "SELECT 1 FROM matches WHERE flag = ? AND attachment = ? AND list = ? AND kind = ?",
                                           arguments: [row, attachment, m.list, m.kind.rawValue]) ?? false
             guard !known else { continue }
-            try log.record(.flagMatch(.init(attachment: attachment, match: m)), subjectID: flag, evidenceHash: evidenceHash)
+            last = try log.record(.flagMatch(.init(attachment: attachment, match: m)), subjectID: flag, evidenceHash: evidenceHash)
             out.append(FoundMatch(flag: flag, attachment: attachment, match: m))
         }
+        // A match makes the flag urgent: its protective actions fire now.
+        if let last, !wasUrgent { try requestActions(.flagUrgent, try actionSubject(flagRow: row, db: db), cause: last, db: db, log: log) }
         return out
     }
 

@@ -9,6 +9,9 @@ struct SideFacts {
     var flagRow: Int64?
     /// user.password, user.totp: the secret whose SHA-256 the entry records.
     var secret: String?
+    /// action.add, action.set: the secrets the replayed store holds (current and previous); the
+    /// one whose SHA-256 the entry records is used.
+    var secretCandidates: [String] = []
     /// audit.checkpoint: the signed note.
     var note: String?
     /// hashlist.import: the list's entries, sorted (the entry records their digest), and their
@@ -99,6 +102,8 @@ struct Projection {
             try projectFlag(e, event, side: side, db: db)
         case .hashlistImport, .hashlistRemove, .hashlistAdd:
             try projectHashList(e, event, side: side, db: db)
+        case .actionAdd, .actionSet, .actionRequest, .actionSend, .actionAttempt, .actionRetry, .actionCancel:
+            try projectAction(e, event, side: side, db: db)
         case .caseOpen, .caseAddFlag, .caseRoute, .caseMerge, .caseMergedInto, .caseSplit, .caseExport, .referralReceipt, .holdExtend,
              .submissionBegin, .submissionStep:
             try projectCase(e, event, db: db)
@@ -313,6 +318,109 @@ struct Projection {
                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """, arguments: [s.id, f.seq, f.name, f.path, f.sha256, f.md5, f.uploadSent, f.fileID, f.detailsSent])
             }
+        default: break
+        }
+    }
+
+    /// Platform actions: endpoints, the requests made of them and every attempt. The lease and
+    /// the order of attempts are the projection's rules, so two deliverers cannot both send one
+    /// request, on write or on replay.
+    private func projectAction(_ e: CustodyEntry, _ event: CustodyEvent, side: SideFacts, db: Database) throws {
+        let at = Timestamp.parse(e.at)?.epochMillis ?? 0
+        func request() throws -> (state: ActionState, attempts: Int64, lease: Int64?) {
+            guard let r = try Row.fetchOne(db, sql: "SELECT state, attempts, lease_until_ms FROM action_requests WHERE id = ?", arguments: [e.subjectID]),
+                  let state = ActionState(rawValue: r["state"]) else { throw problem("no action request \(quoted(e.subjectID))") }
+            return (state, r["attempts"], r["lease_until_ms"])
+        }
+        // The secret the entry records by digest: the writer's, or the replayed store's when it matches.
+        let secret: String? = ([side.secret].compactMap { $0 } + side.secretCandidates).first { s in
+            switch event { case .actionAdd(let p), .actionSet(let p): SHA256Hex.of(s) == p.secretSHA256; default: false }
+        }
+        switch event {
+        case .actionAdd(let p):
+            guard let url = p.url, let kind = p.kind, let triggers = p.triggers, let digest = p.secretSHA256 else { throw problem("incomplete endpoint") }
+            try db.execute(sql: """
+                INSERT INTO action_endpoints(name, url, kind, triggers, categories, secret, disabled, created_at, created_by)
+                VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?)
+                """, arguments: [e.subjectID, url, kind.rawValue, JSONValue.array(triggers.map { .string($0.rawValue) }).canonicalString,
+                                 JSONValue.array((p.categories ?? []).map { .string($0) }).canonicalString, secret ?? Projection.missingSecret + digest,
+                                 e.at, e.actor])
+        case .actionSet(let p):
+            guard try Bool.fetchOne(db, sql: "SELECT 1 FROM action_endpoints WHERE name = ?", arguments: [e.subjectID]) == true else {
+                throw problem("no endpoint \(quoted(e.subjectID))")
+            }
+            if let url = p.url { try db.execute(sql: "UPDATE action_endpoints SET url = ? WHERE name = ?", arguments: [url, e.subjectID]) }
+            if let t = p.triggers {
+                try db.execute(sql: "UPDATE action_endpoints SET triggers = ? WHERE name = ?",
+                               arguments: [JSONValue.array(t.map { .string($0.rawValue) }).canonicalString, e.subjectID])
+            }
+            if let c = p.categories {
+                try db.execute(sql: "UPDATE action_endpoints SET categories = ? WHERE name = ?", arguments: [JSONValue.array(c.map { .string($0) }).canonicalString, e.subjectID])
+            }
+            if let d = p.disabled {
+                try db.execute(sql: "UPDATE action_endpoints SET disabled = ?, disabled_reason = ? WHERE name = ?", arguments: [d, d ? p.reason : nil, e.subjectID])
+            }
+            if let digest = p.secretSHA256 {
+                // The old secret signs beside the new one for a day, so a receiver can switch without losing a request.
+                try db.execute(sql: """
+                    UPDATE action_endpoints SET previous_secret = secret, previous_until_ms = ?, secret = ? WHERE name = ?
+                    """, arguments: [at + 86_400_000, secret ?? Projection.missingSecret + digest, e.subjectID])
+            }
+        case .actionRequest(let p):
+            guard try Bool.fetchOne(db, sql: "SELECT 1 FROM action_endpoints WHERE name = ?", arguments: [p.endpoint]) == true else {
+                throw problem("no endpoint \(quoted(p.endpoint))")
+            }
+            guard p.requestedBy < e.seq else { throw problem("requested by entry \(p.requestedBy), not an earlier one") }
+            try db.execute(sql: """
+                INSERT INTO action_requests(id, endpoint, kind, trigger, flag, case_id, body, requested_seq, requested_at, requested_ms, state,
+                                            attempts, next_attempt_ms, updated_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)
+                """, arguments: [e.subjectID, p.endpoint, p.kind.rawValue, p.trigger.rawValue, try p.flag.map { try flagRow($0, db) },
+                                 p.caseID.flatMap(CaseID.parse), p.body, p.requestedBy, e.at, at, ActionState.pending.rawValue, at, e.at])
+        case .actionSend(let p):
+            let r = try request()
+            let leaseLive = r.state == .sending && (r.lease ?? 0) > at
+            guard [.pending, .failed].contains(r.state) || (r.state == .sending && !leaseLive) else {
+                throw problem(leaseLive ? "another deliverer holds it until \(Timestamp.utcString(millis: r.lease ?? 0))" : "it is \(r.state.rawValue)")
+            }
+            guard p.attempt == r.attempts + 1, let lease = Timestamp.parse(p.leaseUntil)?.epochMillis else {
+                throw problem("attempt \(p.attempt) follows attempt \(r.attempts)")
+            }
+            try db.execute(sql: """
+                UPDATE action_requests SET state = 'sending', attempts = ?, lease_until_ms = ?, leased_by = ?, updated_at = ? WHERE id = ?
+                """, arguments: [p.attempt, lease, e.actor, e.at, e.subjectID])
+            try db.execute(sql: "INSERT INTO action_attempts(request, attempt, started_at, deliverer) VALUES (?, ?, ?, ?)",
+                           arguments: [e.subjectID, p.attempt, e.at, e.actor])
+        case .actionAttempt(let p):
+            let r = try request()
+            guard r.state == .sending, p.attempt == r.attempts, ![.pending, .sending, .cancelled].contains(p.state) else {
+                throw problem("attempt \(p.attempt) did not begin (the request is \(r.state.rawValue) after attempt \(r.attempts))")
+            }
+            try db.execute(sql: """
+                UPDATE action_attempts SET ended_at = ?, status = ?, duration_ms = ?, answer_sha256 = ?, error = ?, state = ?
+                WHERE request = ? AND attempt = ? AND ended_at IS NULL
+                """, arguments: [e.at, p.status, p.durationMillis, p.answerSHA256, p.error, p.state.rawValue, e.subjectID, p.attempt])
+            let a = p.answer
+            try db.execute(sql: """
+                UPDATE action_requests SET state = ?, next_attempt_ms = ?, lease_until_ms = NULL, leased_by = NULL, last_status = ?, last_error = ?,
+                    reference = ?, disabled_at = ?, user_notified = ?, user_notified_at = ?, acknowledged_at = ?, updated_at = ?
+                WHERE id = ?
+                """, arguments: [p.state.rawValue, p.nextAttempt.flatMap(Timestamp.parse)?.epochMillis, p.status, p.error, a?.reference, a?.disabledAt,
+                                 a?.userNotified, a?.userNotifiedAt, a == nil ? nil : e.at, e.at, e.subjectID])
+            if p.gone {
+                try db.execute(sql: """
+                    UPDATE action_endpoints SET disabled = 1, disabled_reason = ? WHERE name = (SELECT endpoint FROM action_requests WHERE id = ?)
+                    """, arguments: ["the receiver answered 410 Gone at \(e.at)", e.subjectID])
+            }
+        case .actionRetry:
+            let r = try request()
+            guard [.dead, .failed].contains(r.state) else { throw problem("only a dead or failing request is retried (it is \(r.state.rawValue))") }
+            try db.execute(sql: "UPDATE action_requests SET state = 'pending', next_attempt_ms = ?, updated_at = ? WHERE id = ?", arguments: [at, e.at, e.subjectID])
+        case .actionCancel:
+            let r = try request()
+            guard !r.state.finished, r.state != .sending || (r.lease ?? 0) <= at else { throw problem("it is \(r.state.rawValue)") }
+            try db.execute(sql: "UPDATE action_requests SET state = 'cancelled', next_attempt_ms = NULL, lease_until_ms = NULL, updated_at = ? WHERE id = ?",
+                           arguments: [e.at, e.subjectID])
         default: break
         }
     }

@@ -74,6 +74,12 @@ enum LogReplay {
                 side.secret = try String.fetchOne(source, sql: "SELECT totp_secret FROM credentials WHERE user = ?", arguments: [e.subjectID])
             case CustodyAction.auditCheckpoint.rawValue:
                 side.note = try String.fetchOne(source, sql: "SELECT note FROM checkpoints WHERE id = ?", arguments: [Int64(e.subjectID)])
+            case CustodyAction.actionAdd.rawValue, CustodyAction.actionSet.rawValue:
+                if try source.tableExists("action_endpoints") {
+                    if let r = try Row.fetchOne(source, sql: "SELECT secret, previous_secret FROM action_endpoints WHERE name = ?", arguments: [e.subjectID]) {
+                        side.secretCandidates = [r["secret"], r["previous_secret"]].compactMap { $0 }
+                    }
+                }
             case CustodyAction.hashlistImport.rawValue:
                 side.hashEntries = try HashLists.entries(of: e.subjectID, source)
             default: break

@@ -95,10 +95,15 @@ extension Store {
         try write { db, log in
             let now = log.millis
             try requireRole(db: db, log: log, .export)
-            _ = try resolveCase(s.caseID, db: db)
             let holdUntil = now + Int64(s.agency.retentionDays) * 86_400_000
-            try log.record(.caseExport(.init(packet: s.packetID, agency: s.agency.code, tagmanifestSHA256: tagManifestSHA256, supplements: s.supplements,
-                                             flags: s.flags.map(\.key), holdUntil: Timestamp.utcString(millis: holdUntil))), subjectID: s.caseID)
+            let caseRow = try resolveCase(s.caseID, db: db)
+            let firstReferral = try Bool.fetchOne(db, sql: "SELECT 1 FROM referrals WHERE case_id = ?", arguments: [caseRow]) != true
+            let seq = try log.record(.caseExport(.init(packet: s.packetID, agency: s.agency.code, tagmanifestSHA256: tagManifestSHA256, supplements: s.supplements,
+                                                       flags: s.flags.map(\.key), holdUntil: Timestamp.utcString(millis: holdUntil))), subjectID: s.caseID)
+            // The platform is told the case was referred (not again for a supplement) and, at the first referral, to preserve.
+            let subject = try actionSubject(caseRow: caseRow, db: db)
+            if s.supplements == nil { try requestActions(.caseReferred, subject, cause: seq, db: db, log: log) }
+            if firstReferral { try requestActions(.holdStarted, subject, cause: seq, db: db, log: log) }
         }
     }
 

@@ -152,7 +152,8 @@ extension Store {
                 throw CustosError.invalidState(subject: "case \(CaseID.format(caseRow))", state: "not referred", reason: "only a referred case has a hold to extend")
             }
             guard until > log.millis else { throw CustosError.invalidInput(field: "--until", reason: "must be in the future") }
-            try log.record(.holdExtend(.init(until: Timestamp.utcString(millis: until), reason: reason)), subjectID: CaseID.format(caseRow))
+            let seq = try log.record(.holdExtend(.init(until: Timestamp.utcString(millis: until), reason: reason)), subjectID: CaseID.format(caseRow))
+            try requestActions(.holdExtended, try actionSubject(caseRow: caseRow, db: db), cause: seq, db: db, log: log)
         }
     }
 }

@@ -254,9 +254,9 @@ extension Store {
             let before = try Projection.review(rowID, db: db)
             let (_, next) = try ReviewRules.decide(key, before, by: me, decision, now: now,
                                                    secondReviewRequired: try settings(db).secondReviewRequired)
-            try log.record(.flagDecide(.init(outcome: outcome, reason: reason, stage: before.status, category: category?.rawValue, urgent: urgent,
-                                             annotations: annotations.isEmpty ? nil : annotations.map(\.rawValue), result: next.status, final: next.final)),
-                           subjectID: key)
+            let seq = try log.record(.flagDecide(.init(outcome: outcome, reason: reason, stage: before.status, category: category?.rawValue, urgent: urgent,
+                                                       annotations: annotations.isEmpty ? nil : annotations.map(\.rawValue), result: next.status, final: next.final)),
+                                     subjectID: key)
             var caseID: String?
             if next.status == .confirmed {
                 caseID = try fileIntoCase(rowID: rowID, key: key, db: db, log: log)
@@ -264,6 +264,8 @@ extension Store {
                     try addToOwnList(flag: try loadFlag(rowID: rowID, db: db), db: db, log: log)
                 }
             }
+            // What the platform is asked to do, in the decision's transaction.
+            try requestActions(afterDecision: seq, flagRow: rowID, wasUrgent: before.urgentReason != nil, status: next.status, db: db, log: log)
             return DecisionResult(key: key, status: next.status, note: next.note, caseID: caseID)
         }
     }

@@ -34,6 +34,12 @@ enum StoredTables {
         "submission_files": ["name", "path", "sha256", "md5", "upload_sent", "file_id", "details_sent"],
         "hash_lists": ["kind", "source", "category", "threshold", "min_quality", "file_sha256", "entries_sha256", "count", "created_at", "created_by", "removed_at"],
         "matches": ["hash", "distance", "label", "matched_at"],
+        "action_endpoints": ["url", "kind", "triggers", "categories", "secret", "previous_secret", "previous_until_ms", "disabled", "disabled_reason",
+                             "created_at", "created_by"],
+        "action_requests": ["endpoint", "kind", "trigger", "flag", "case_id", "body", "requested_seq", "requested_at", "requested_ms", "state", "attempts",
+                            "next_attempt_ms", "lease_until_ms", "leased_by", "last_status", "last_error", "reference", "disabled_at", "user_notified",
+                            "user_notified_at", "acknowledged_at", "updated_at"],
+        "action_attempts": ["started_at", "deliverer", "ended_at", "status", "duration_ms", "answer_sha256", "error", "state"],
         // Rows only while a purge transaction runs: never in a committed store.
         "purging": [],
         "purging_blobs": [],
@@ -81,12 +87,25 @@ enum StoredTables {
             SELECT f.detector || ':' || f.flag_id || '|' || m.attachment || '|' || m.list || '|' || m.kind, m.hash, m.distance, m.label, m.matched_at
             FROM matches m LEFT JOIN flags f ON f.id = m.flag
             """,
+        "action_endpoints": """
+            SELECT name, url, kind, triggers, categories, secret, previous_secret, previous_until_ms, disabled, disabled_reason, created_at, created_by
+            FROM action_endpoints
+            """,
+        "action_requests": """
+            SELECT r.id, r.endpoint, r.kind, r.trigger, f.detector || ':' || f.flag_id, r.case_id, r.body, r.requested_seq, r.requested_at, r.requested_ms,
+                   r.state, r.attempts, r.next_attempt_ms, r.lease_until_ms, r.leased_by, r.last_status, r.last_error, r.reference, r.disabled_at,
+                   r.user_notified, r.user_notified_at, r.acknowledged_at, r.updated_at
+            FROM action_requests r LEFT JOIN flags f ON f.id = r.flag
+            """,
+        "action_attempts": """
+            SELECT request || '|' || attempt, started_at, deliverer, ended_at, status, duration_ms, answer_sha256, error, state FROM action_attempts
+            """,
         "purging": "SELECT conversation_id FROM purging",
         "purging_blobs": "SELECT sha256 FROM purging_blobs",
     ]
 
     /// Columns (0 = the first after the key) stored as secrets and compared by their SHA-256.
-    static let secretColumns: [String: Set<Int>] = ["credentials": [0, 1]]
+    static let secretColumns: [String: Set<Int>] = ["credentials": [0, 1], "action_endpoints": [4, 5]]
 
     /// One table's rows. A key that occurs twice (a row whose key columns were blanked) is
     /// kept under a name that says so, so it is reported rather than silently merged.
