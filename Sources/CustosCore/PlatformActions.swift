@@ -188,3 +188,107 @@ public enum ActionRetry {
         return max(0, Int64(d.timeIntervalSince1970 * 1000) - now)
     }
 }
+
+/// An action as a packet's proven custody entries record it: requested (`action.request`, its
+/// body naming the accounts) and, when the platform acknowledged it, what it said it did. What a
+/// referral states about the platform's actions is derived from these and nothing else.
+public struct ProvenAction: Sendable, Equatable {
+    public var id: String
+    public var kind: ActionKind
+    public var trigger: ActionTrigger
+    public var flag: String?
+    public var caseID: String?
+    public var platform: String
+    public var accounts: [String]
+    public var requestedEntry: Int64
+    public var requestedAt: String
+    public var state: ActionState
+    public var acknowledgedEntry: Int64?
+    public var acknowledgedAt: String?
+    public var answer: ActionAnswer?
+
+    public static func recorded(in entries: [CustodyEntry]) -> [ProvenAction] {
+        var out: [ProvenAction] = []
+        var index: [String: Int] = [:]
+        for e in entries.sorted(by: { $0.seq < $1.seq }) {
+            guard e.action.hasPrefix("action."), let event = try? CustodyEvent(entry: e) else { continue }
+            switch event {
+            case .actionRequest(let r):
+                let data = (try? JSONValue.parse(Array(r.body.utf8)))?["data"]
+                index[e.subjectID] = out.count
+                out.append(ProvenAction(id: e.subjectID, kind: r.kind, trigger: r.trigger, flag: r.flag, caseID: r.caseID,
+                                        platform: data?["platform"]?.stringValue ?? "", accounts: (data?["accounts"]?.arrayValue ?? []).compactMap(\.stringValue),
+                                        requestedEntry: e.seq, requestedAt: e.at, state: .pending))
+            case .actionAttempt(let a):
+                guard let i = index[e.subjectID] else { continue }
+                out[i].state = a.state
+                if let answer = a.answer { out[i].answer = answer; out[i].acknowledgedEntry = e.seq; out[i].acknowledgedAt = e.at }
+            case .actionCancel:
+                if let i = index[e.subjectID] { out[i].state = .cancelled }
+            default: break
+            }
+        }
+        return out
+    }
+
+    public var json: JSONValue {
+        .object([
+            ("id", .string(id)), ("kind", .string(kind.rawValue)), ("on", .string(trigger.rawValue)), ("flag", flag.map { .string($0) }),
+            ("case", caseID.map { .string($0) }), ("platform", .string(platform)), ("accounts", .array(accounts.map { .string($0) })),
+            ("requested_entry", .integer(requestedEntry)), ("requested_at", .string(requestedAt)), ("state", .string(state.rawValue)),
+            ("acknowledged_entry", acknowledgedEntry.map { .integer($0) }), ("acknowledged_at", acknowledgedAt.map { .string($0) }),
+            ("reference", answer?.reference.map { .string($0) }), ("disabled_at", answer?.disabledAt.map { .string($0) }),
+            ("user_notified", answer?.userNotified.map { .bool($0) }), ("user_notified_at", answer?.userNotifiedAt.map { .string($0) }),
+        ])
+    }
+
+    /// "suspend-account acknowledged 2026-12-06T12:03:04Z (entry 31), platform ref X".
+    public var words: String {
+        var s = "\(kind.rawValue) on \(trigger.rawValue) (entry \(requestedEntry)): \(state.rawValue)"
+        if let at = acknowledgedAt, let n = acknowledgedEntry { s += " \(at) (entry \(n))" }
+        if let r = answer?.reference { s += ", platform ref \(r)" }
+        if let d = answer?.disabledAt { s += ", disabled \(d)" }
+        if let u = answer?.userNotified { s += u ? ", user notified" : ", user not notified" }
+        return s
+    }
+}
+
+/// What a referral may say about an account's disablement: only what the platform acknowledged.
+/// An acknowledged `suspend-account` is a temporary disablement (an acknowledged
+/// `lift-restriction` after it, its re-enabling); an acknowledged `ban-account`, a permanent one.
+public struct AccountDisablement: Sendable, Equatable {
+    public struct Facts: Sendable, Equatable {
+        public var disabledDate: String?
+        public var userNotified: Bool?
+        public var userNotifiedDate: String?
+        public var reenabledDate: String?
+    }
+    public var temporarily: Facts?
+    public var permanently: Facts?
+
+    public struct Account: Hashable, Sendable {
+        public var platform: String
+        public var id: String
+        public init(platform: String, id: String) { self.platform = platform; self.id = id }
+    }
+
+    public static func from(_ actions: [ProvenAction]) -> [Account: AccountDisablement] {
+        var out: [Account: AccountDisablement] = [:]
+        for a in actions.sorted(by: { ($0.acknowledgedEntry ?? 0) < ($1.acknowledgedEntry ?? 0) }) {
+            guard let answer = a.answer, let ackAt = a.acknowledgedAt else { continue }
+            let facts = Facts(disabledDate: answer.disabledAt, userNotified: answer.userNotified, userNotifiedDate: answer.userNotifiedAt)
+            for account in a.accounts {
+                let key = Account(platform: a.platform, id: account)
+                var d = out[key] ?? AccountDisablement()
+                switch a.kind {
+                case .suspendAccount: if d.temporarily == nil || d.temporarily?.reenabledDate != nil { d.temporarily = facts }
+                case .banAccount: if d.permanently == nil { d.permanently = facts }
+                case .liftRestriction: if d.temporarily != nil, d.temporarily?.reenabledDate == nil { d.temporarily?.reenabledDate = ackAt }
+                default: continue
+                }
+                out[key] = d
+            }
+        }
+        return out
+    }
+}

@@ -25,6 +25,7 @@ public enum CyberTiplineReport {
         x.leaf("incidentDateTimeDescription", "Time of the earliest message in the reported conversations (UTC); every message's time is in the content.")
         x.close("incidentSummary")
         let known = KnownMatch.recorded(in: s.custody)
+        let disabled = AccountDisablement.from(ProvenAction.recorded(in: s.custody))
         for f in s.flags {
             x.open("internetDetails")
             x.open("chatImIncident")
@@ -48,7 +49,8 @@ public enum CyberTiplineReport {
                 for e in p.emails { x.leaf("email", e) }
                 x.close("personOrUserReportedPerson")
             }
-            participantIdentity(&x, p, platform: person.platform, priorReports: s.priorReports[p.userID] ?? [])
+            participantIdentity(&x, p, platform: person.platform, priorReports: s.priorReports[p.userID] ?? [],
+                                disablement: disabled[.init(platform: person.platform, id: p.userID)])
             x.close("personOrUserReported")
         }
         for person in s.victims {
@@ -77,7 +79,8 @@ public enum CyberTiplineReport {
         }.joined()
     }
 
-    static func participantIdentity(_ x: inout XMLWriter, _ p: Participant, platform: String, priorReports: [String] = []) {
+    static func participantIdentity(_ x: inout XMLWriter, _ p: Participant, platform: String, priorReports: [String] = [],
+                                    disablement: AccountDisablement? = nil) {
         x.leaf("espIdentifier", p.userID)
         x.leaf("espService", platform)
         if let s = p.screenName { x.leaf("screenName", s) }
@@ -92,11 +95,31 @@ public enum CyberTiplineReport {
         }
         // Earlier CyberTipline reports about this person (the schema's order: after the devices).
         for id in priorReports where Int64(id) != nil { x.leaf("priorCTReports", id) }
+        // What the platform acknowledged doing to the account (the schema's order: after priorCTReports).
+        for line in disablementLines(disablement) { x.raw(String(repeating: "  ", count: x.depth) + line + "\n") }
         if let age = p.statedAge, p.roleHint != .suspectedMinor {
             x.leaf("additionalInfo", "Stated age: \(age)")
         } else if let c = p.country {
             x.leaf("additionalInfo", "Country: \(c)")
         }
+    }
+}
+
+extension CyberTiplineReport {
+    /// The `accountTemporarilyDisabled` and `accountPermanentlyDisabled` elements an account's
+    /// acknowledged actions give, one line each (`verify-packet` compares them line for line).
+    public static func disablementLines(_ d: AccountDisablement?) -> [String] {
+        guard let d else { return [] }
+        func element(_ name: String, _ f: AccountDisablement.Facts, reenabled: Bool) -> String {
+            var attributes = ""
+            if let v = f.disabledDate { attributes += " disabledDate=\"\(Escape.xml(v))\"" }
+            if let v = f.userNotified { attributes += " userNotified=\"\(v)\"" }
+            if let v = f.userNotifiedDate { attributes += " userNotifiedDate=\"\(Escape.xml(v))\"" }
+            if reenabled, let v = f.reenabledDate { attributes += " reenabledDate=\"\(Escape.xml(v))\"" }
+            return "<\(name)\(attributes)>true</\(name)>"
+        }
+        return [d.temporarily.map { element("accountTemporarilyDisabled", $0, reenabled: true) },
+                d.permanently.map { element("accountPermanentlyDisabled", $0, reenabled: false) }].compactMap { $0 }
     }
 }
 

@@ -89,6 +89,8 @@ public enum Report {
                 ("md5", s.attachments[a.sha256].map { .string(md5($0)) }),
                 ("matches", .array((known[a.sha256] ?? []).map(\.json))),
             ]) })),
+            // What the platform was asked to do and what it acknowledged, as the proven entries record it.
+            ("platform_actions", .array(ProvenAction.recorded(in: s.custody).map(\.json))),
             ("custody", .object([
                 ("entries_file", .string("data/custody/custody.jsonl")),
                 ("checkpoint_file", .string("data/custody/checkpoint.txt")),
@@ -151,6 +153,13 @@ public enum Report {
                 "seq": String(e.seq), "at": e.at, "actor": e.actor, "established": e.establishedBy,
                 "action": e.action, "subject": e.subjectID, "details": e.details,
             ] as [String: Any] },
+            "actions": ProvenAction.recorded(in: s.custody).map { a -> [String: Any] in
+                ["kind": a.kind.rawValue, "on": a.trigger.rawValue, "accounts": a.accounts.joined(separator: ", "), "subject": a.flag ?? a.caseID ?? "",
+                 "requested": "\(a.requestedAt) (entry \(a.requestedEntry))", "state": a.state.rawValue,
+                 "acknowledged": a.acknowledgedAt.map { at in "\(at) (entry \(a.acknowledgedEntry ?? 0))" } ?? "",
+                 "reference": a.answer?.reference ?? "", "disabled_at": a.answer?.disabledAt ?? "",
+                 "user_notified": a.answer?.userNotified.map { $0 ? "yes" : "no" } ?? ""]
+            },
             "checkpoint": s.checkpointNote,
             "files": files.map { ["path": $0.path, "sha256": $0.sha256, "size": String($0.size)] },
         ]

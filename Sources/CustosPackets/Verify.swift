@@ -329,6 +329,13 @@ public struct PacketVerifier: Sendable {
                     problems.append("report.json's MD5 of attachment \(sha.prefix(16))… is not the MD5 of \(file)")
                 }
             }
+            // Platform actions: those the proven entries record, as they record them.
+            let actions = ProvenAction.recorded(in: proven)
+            let claimedActions = Set((report["platform_actions"]?.arrayValue ?? []).map(\.canonicalString))
+            let provenActions = Set(actions.map(\.json.canonicalString))
+            if claimedActions != provenActions {
+                problems.append("report.json lists \(claimedActions.count) platform action(s), \(claimedActions.subtracting(provenActions).count) not as the proven custody entries record them; the entries record \(provenActions.count)")
+            }
             // People: each reported person and victim is a participant of a verified conversation on their platform.
             var accounts = Set<[String]>()
             for hash in conversationHashes {
@@ -351,6 +358,26 @@ public struct PacketVerifier: Sendable {
                 let reportedInXML = Set(xml.components(separatedBy: "<espIdentifier>").dropFirst().compactMap { $0.components(separatedBy: "</espIdentifier>").first })
                 for id in known.subtracting(reportedInXML).sorted() { problems.append("the CyberTipline XML does not report \(quoted(id))") }
                 for id in reportedInXML.subtracting(known).sorted() { problems.append("the CyberTipline XML reports \(quoted(id)), whom report.json does not") }
+                // A disablement is stated only as the platform's acknowledgements in the proven entries give it.
+                // (Keyed as the XML writes them: escaped.)
+                let disabled = Dictionary(AccountDisablement.from(actions).map { ([Escape.xml($0.key.platform), Escape.xml($0.key.id)], $0.value) }) { a, _ in a }
+                func disablementLines(_ text: String) -> [String] {
+                    text.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
+                        .filter { $0.contains("accountTemporarilyDisabled") || $0.contains("accountPermanentlyDisabled") }
+                }
+                var accounted = 0
+                for block in xml.components(separatedBy: "<personOrUserReported>").dropFirst() {
+                    let person = block.components(separatedBy: "</personOrUserReported>")[0]
+                    func leaf(_ name: String) -> String { person.components(separatedBy: "<\(name)>").dropFirst().first?.components(separatedBy: "</\(name)>").first ?? "" }
+                    let id = leaf("espIdentifier"), platform = leaf("espService")
+                    let found = disablementLines(person)
+                    accounted += found.count
+                    let expected = CyberTiplineReport.disablementLines(disabled[[platform, id]])
+                    if found != expected {
+                        problems.append("the CyberTipline XML states \(found.isEmpty ? "no disablement" : found.joined(separator: " ")) for \(quoted(id)); the platform's acknowledgements in the proven entries give \(expected.isEmpty ? "none" : expected.joined(separator: " "))")
+                    }
+                }
+                if disablementLines(xml).count != accounted { problems.append("the CyberTipline XML states a disablement outside a reported person") }
             }
             if let html = read(bag, "data/report.html").map({ String(decoding: $0, as: UTF8.self) }) {
                 for d in decisions {

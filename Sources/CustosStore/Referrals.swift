@@ -49,7 +49,11 @@ extension Store {
             // The checkpoint covers every entry so far, including the reads just logged.
             let checkpoint = try signCheckpoint(origin: org.origin, key: key, db: db, log: log, packet: (packetID, caseID, agency.code, number))
             let size = checkpoint.size, note = checkpoint.note
-            let subjects = [caseID] + detail.flags.map(\.key)
+            // The platform actions requested for the case and its flags: their entries prove what the referral says the platform did.
+            let actionIDs = try db.tableExists("action_requests") ? String.fetchAll(db, sql: """
+                SELECT id FROM action_requests WHERE case_id = ? OR flag IN (SELECT flag FROM case_flags WHERE case_id = ?)
+                """, arguments: [caseRow, caseRow]) : []
+            let subjects = [caseID] + detail.flags.map(\.key) + actionIDs
             let custody = try CustodyEntry.fetchAll(db, SQLRequest<CustodyEntry>(literal: "SELECT * FROM custody WHERE subject_id IN \(subjects) AND seq < \(size) ORDER BY seq"))
             let proofs = try custody.map { e in
                 TlogProof(index: e.seq, path: try Merkle.inclusionProof(index: e.seq, size: size, nodes: MerkleNodes.source(db)), checkpointNote: note)

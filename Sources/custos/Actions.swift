@@ -16,7 +16,13 @@ struct ActionCommand: ParsableCommand {
         subcommands: [ActionAdd.self, ActionList.self, ActionSet.self, ActionDisable.self, ActionEnable.self, ActionRotateSecret.self])
 }
 
-private func printSecret(_ name: String, _ secret: String) {
+/// The new secret, printed once, or written to a new file (0600) that only its owner reads.
+private func giveSecret(_ name: String, _ secret: String, to file: String?) throws {
+    if let file {
+        try Store.writeSecret(secret + "\n", to: file)
+        print("endpoint \(terminalSafe(name)) secret written to \(terminalSafe(file)) (0600); give it to the receiver")
+        return
+    }
     print("endpoint \(terminalSafe(name)) secret (shown once; give it to the receiver, which verifies every request with it):")
     print(secret)
 }
@@ -40,10 +46,11 @@ struct ActionAdd: ParsableCommand {
     @Option(parsing: .upToNextOption, help: "The events it fires on (default: the kind's).") var on: [ActionTrigger] = []
     @Option(name: .customLong("category"), help: "Fire only for flags and cases of these categories (repeatable; default any).") var categories: [CustosCore.Category] = []
     @Flag(name: .customLong("generate-secret"), help: "Generate the signing secret (always done; accepted for clarity).") var generateSecret = false
+    @Option(name: .customLong("secret-out"), help: "Write the secret to this new file (0600) instead of printing it.") var secretOut: String?
     func run() throws {
         let secret = try global.open().addActionEndpoint(name: name, url: url, kind: kind, triggers: on.isEmpty ? nil : on, categories: categories)
         print("added endpoint \(terminalSafe(name)): \(kind.rawValue) on \((on.isEmpty ? kind.defaultTriggers : on).map(\.rawValue).joined(separator: ", "))")
-        printSecret(name, secret)
+        try giveSecret(name, secret, to: secretOut)
     }
 }
 
@@ -113,8 +120,9 @@ struct ActionRotateSecret: ParsableCommand {
                                                     abstract: "A new signing secret (admin), printed once; the old one also signs for 24 hours.")
     @OptionGroup var global: GlobalOptions
     @Argument var name: String
+    @Option(name: .customLong("secret-out"), help: "Write the secret to this new file (0600) instead of printing it.") var secretOut: String?
     func run() throws {
-        printSecret(name, try global.open().rotateActionSecret(name: name))
+        try giveSecret(name, try global.open().rotateActionSecret(name: name), to: secretOut)
     }
 }
 

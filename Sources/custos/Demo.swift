@@ -24,10 +24,16 @@ struct Demo: ParsableCommand {
         let top = "artemis:artemis-2026-000127", first = "artemis:artemis-2026-000123", benign = "artemis:artemis-2026-000125"
         // Its photo is a resized, recompressed copy of the image sample-hashlist.csv lists.
         let known = "artemis:artemis-2026-000129", knownPacket = root.appendingPathComponent("packet-C-000003-NCMEC").path
+        // The platform's action receiver (a loopback stand-in that verifies every signature).
+        let secrets = ["restrict", "suspend"].map { root.appendingPathComponent("\($0).whsec").path }
+        let hook = "http://127.0.0.1:\(try DemoReceiver.start(secretFiles: secrets))/hook"
         let script: [[String]] = [
             ["init", "--org", "Example Platform Inc.", "--contact-email", "trust-safety@example.com"],
             ["ingest", root.appendingPathComponent("sample-flags.jsonl").path],
             ["flags"],
+            // What the platform is told to do: restrict at once when a flag is marked urgent, suspend once confirmed.
+            ["action", "add", "restrict", "--url", hook, "--kind", "restrict-account", "--on", "flag.urgent", "--secret-out", secrets[0]],
+            ["action", "add", "suspend", "--url", hook, "--kind", "suspend-account", "--on", "flag.confirmed", "--secret-out", secrets[1]],
             ["user", "add", "alice", "--role", "moderator"],
             ["user", "add", "bob", "--role", "moderator"],
             ["user", "add", "lee", "--role", "lead"],
@@ -37,8 +43,13 @@ struct Demo: ParsableCommand {
             ["show", top, "--actor", "alice"],
             ["decide", top, "--actor", "alice", "--outcome", "confirm", "--category", "grooming",
              "--reason", "age questions, secrecy, meeting request near school", "--urgent", "meeting planned this weekend"],
+            // Urgent: the restriction goes out now, before any second review.
+            ["actions", "deliver"],
+            ["actions"],
             ["claim", top, "--actor", "bob"],
             ["decide", top, "--actor", "bob", "--outcome", "confirm", "--category", "grooming", "--reason", "agree: enticement, meeting arranged"],
+            ["actions", "deliver"],
+            ["actions", "--case", "C-000001"],
             ["claim", first, "--actor", "alice"],
             ["decide", first, "--actor", "alice", "--outcome", "confirm", "--category", "grooming",
              "--reason", "flattery, age question, secrecy, move to private app, gift"],
@@ -85,6 +96,7 @@ struct Demo: ParsableCommand {
         print("\nDemo store: \(db)")
         print("Referral packet: \(packet) (and .zip)")
         print("Open the report in a browser: \(packet)/data/report.html")
+        print("Platform actions: `custos actions`; the CyberTipline XML's accountTemporarilyDisabled is the platform's acknowledgement")
         print("Known material: \(knownPacket)/data/report.html and data/cybertipline-report.xml carry the match and each file's MD5")
         print("Try: \(binary) --db \(db) case show C-000001")
         print("     \(binary) --db \(db) audit log --subject C-000001")
