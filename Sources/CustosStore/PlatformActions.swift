@@ -256,6 +256,7 @@ extension Store {
     /// entry each, in one transaction), after recording `hold.ended` requests for holds that have
     /// ended. A request whose deliverer died mid-attempt is due again once its lease ends.
     public func leaseActions(limit: Int, leaseMillis: Int64 = 60_000) throws -> [ActionDelivery] {
+        try requirePermission(.deliverActions)
         // A read first: an idle deliverer polls without writing.
         let now = clock()
         let work = try read { db -> Bool in

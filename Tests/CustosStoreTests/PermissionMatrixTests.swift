@@ -29,6 +29,9 @@ import Testing
         case .revealKnownMaterial:
             let sha = SHA256Hex.of(try Data(contentsOf: KnownMaterialInTheStore.samples.appendingPathComponent("photo.jpg")))
             _ = try s.readAttachment(flag: "det:k", sha256: sha, purpose: AttachmentViews.revealed)
+        case .manageActions: _ = try s.addActionEndpoint(name: "e-\(s.actor.name)", url: "http://127.0.0.1:9/", kind: .banAccount, triggers: nil, categories: [])
+        case .deliverActions: _ = try s.leaseActions(limit: 1)
+        case .resolveActions: try s.resolveAction("msg_none", retry: true, reason: "r")
         }
     }
 
