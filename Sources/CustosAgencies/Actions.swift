@@ -24,7 +24,8 @@ public struct ActionDeliverer: Sendable {
     @discardableResult
     public func deliverDue() async throws -> Int {
         // The lease outlasts the attempt: a live deliverer is never overtaken.
-        let leased = try store.leaseActions(limit: batch, leaseMillis: Int64(timeout.components.seconds) * 1000 + 30_000)
+        let store = self.store, batch = self.batch, lease = Int64(timeout.components.seconds) * 1000 + 30_000
+        let leased = try await blocking { try store.leaseActions(limit: batch, leaseMillis: lease) }
         guard !leased.isEmpty else { return 0 }
         let outcomes = await withTaskGroup(of: ActionOutcome.self) { group in
             for d in leased { group.addTask { await self.send(d) } }
@@ -32,7 +33,7 @@ public struct ActionDeliverer: Sendable {
             for await o in group { out.append(o) }
             return out
         }
-        try store.recordActionOutcomes(outcomes)
+        try await blocking { try store.recordActionOutcomes(outcomes) }
         return leased.count
     }
 

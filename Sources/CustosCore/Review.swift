@@ -358,6 +358,12 @@ public enum BlindReview {
     public static func hides(decisionBy decider: String, _ review: FlagReview, from viewer: Reviewer) -> Bool {
         blinds(review, viewer) && review.reviewers.contains(decider)
     }
+
+    /// Whether the platform actions of a flag are hidden from `viewer`: they tell what the
+    /// current round decided (urgent, confirmed) while `viewer` may still act on it.
+    public static func hidesActions(_ review: FlagReview, from viewer: Reviewer) -> Bool {
+        blinds(review, viewer) && !review.reviewers.isEmpty
+    }
 }
 
 /// What a stored decision records: a reviewer's outcome, or a lead's reopening.

@@ -1,3 +1,4 @@
+import CustosAgencies
 import CustosCore
 import CustosPackets
 import CustosStore

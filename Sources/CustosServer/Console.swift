@@ -80,6 +80,17 @@ struct Console {
             caseRoutes.post(.init(stringLiteral: verb.rawValue)) { request, context in try await caseAction(request, context, verb) }
         }
         router.get("stats") { _, _ in try await stats() }
+        // A lead's retry or cancel of a platform action (logged), from the flag page.
+        for verb in ["retry", "cancel"] {
+            router.post(.init(stringLiteral: "actions/:id/" + verb)) { request, context in
+                let (p, form) = try await formSession(request)
+                let store = server.acting(p)
+                let id = try param(context, "id"), reason = form["reason"] ?? ""
+                try await blocking { try store.resolveAction(id, retry: verb == "retry", reason: reason) }
+                let back = form["flag"].map { "/flags/\(Console.path($0))" } ?? "/stats"
+                return redirect(back)
+            }
+        }
         router.get("preferences") { _, _ in
             let (_, p) = try server.requestStore()
             return html(Pages.render("preferences", try await layout(p, title: "Preferences")))
@@ -270,6 +281,14 @@ struct Console {
         c["decisions"] = view.decisions.map { d -> [String: Any] in
             ["outcome": d.outcome.rawValue, "reviewer": d.reviewer, "stage": d.stage.rawValue, "at": d.at, "category": d.category?.rawValue as Any, "reason": d.reason]
         }
+        // What the platform was asked to do (hidden, like the decisions, from a blind reviewer: the store filters them).
+        let actions = try await blocking { try store.actionRequests(flag: key) }
+        let mayResolve = Permission.resolveActions.roles.contains(p.role)
+        c["actions"] = actions.map { a -> [String: Any] in
+            ["words": a.words, "id": a.id, "dead": a.state == .dead, "retry": mayResolve && [.dead, .failed].contains(a.state),
+             "cancel": mayResolve && !a.state.finished && a.state != .sending]
+        }
+        c["hasActions"] = !actions.isEmpty
         c["canDecide"] = mine && Permission.decide.roles.contains(p.role)
         c["categories"] = Category.allCases.map(\.rawValue)
         c["annotations"] = Annotation.allCases.map(\.rawValue)
@@ -368,6 +387,9 @@ struct Console {
         c["flags"] = d.flags.map { ["key": $0.key, "path": Console.path($0.key)] }
         c["erased"] = d.erased
         c["decisions"] = d.decisions.map { ["flagKey": $0.flagKey, "reviewer": $0.reviewer, "stage": $0.stage.rawValue, "outcome": $0.outcome.rawValue, "reason": $0.reason, "at": $0.at] }
+        let actions = try await blocking { try store.actionRequests(caseName: id) }
+        c["actions"] = actions.map { ["words": $0.words, "subject": $0.flag ?? $0.caseID ?? ""] }
+        c["hasActions"] = !actions.isEmpty
         c["timeline"] = d.timeline.map { ["seq": String($0.seq), "at": $0.at, "actor": $0.actor, "auth": $0.auth ?? "(not recorded)", "action": $0.action, "subjectID": $0.subjectID] }
         if let notice { c["notice"] = notice }
         return html(Pages.render("case", c))
@@ -442,6 +464,7 @@ struct Console {
         c["slaMinutes"] = s.urgentSLAMinutes
         c["breachCount"] = s.urgentBreaches.count
         c["breaches"] = s.urgentBreaches
+        c["deadActions"] = s.deadActions
         c["charts"] = [
             Console.chart("Queue depth", [("moderator queue", s.queueDepth), ("lead queue", s.leadQueueDepth)]),
             Console.chart("Decisions by outcome", s.decisionsByOutcome.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }),

@@ -1,3 +1,4 @@
+import CustosAgencies
 import CustosCore
 import CustosResources
 import CustosStore
@@ -250,17 +251,6 @@ public final class CustosServer: Sendable {
 }
 
 /// Runs blocking work (SQLite, bcrypt) off the concurrency pool.
-func blocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-    try await withCheckedThrowingContinuation { c in
-        blockingQueue.async { c.resume(with: Result { try body() }) }
-    }
-}
-
-func blocking<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
-    await withCheckedContinuation { c in blockingQueue.async { c.resume(returning: body()) } }
-}
-
-private let blockingQueue = DispatchQueue(label: "custos.blocking", attributes: .concurrent)
 
 // MARK: middleware
 

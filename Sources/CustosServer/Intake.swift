@@ -1,3 +1,4 @@
+import CustosAgencies
 import CustosCore
 import CustosStore
 import Foundation

@@ -400,9 +400,22 @@ extension Store {
             reviews[key] = r
             return r
         }
-        for i in entries.indices where entries[i].action == CustodyAction.flagDecide.rawValue {
-            if let r = try review(entries[i].subjectID), BlindReview.hides(decisionBy: entries[i].actor, r, from: me) {
-                entries[i].details = #"{"withheld":"blind review: you may still decide this flag"}"#
+        // Platform actions a current round's decision caused say what it decided (urgent, confirmed).
+        var actionFlags: [String: String] = [:]
+        if try db.tableExists("action_requests") {
+            for row in try Row.fetchAll(db, sql: "SELECT r.id, f.detector, f.flag_id FROM action_requests r JOIN flags f ON f.id = r.flag") {
+                actionFlags[row["id"]] = FlagKey.make(detector: row["detector"], flagID: row["flag_id"])
+            }
+        }
+        for i in entries.indices {
+            let e = entries[i]
+            if e.action == CustodyAction.flagDecide.rawValue {
+                if let r = try review(e.subjectID), BlindReview.hides(decisionBy: e.actor, r, from: me) {
+                    entries[i].details = #"{"withheld":"blind review: you may still decide this flag"}"#
+                }
+            } else if e.subjectType == SubjectType.action.rawValue, let flag = actionFlags[e.subjectID], let r = try review(flag),
+                      BlindReview.hidesActions(r, from: me) {
+                entries[i].details = #"{"withheld":"blind review: a platform action on a flag you may still decide"}"#
             }
         }
         return entries

@@ -14,6 +14,8 @@ public struct Stats: Sendable {
     public var casesByAgency: [String: Int] = [:]
     public var urgentSLAMinutes = 60
     public var urgentBreaches: [String] = []
+    /// Platform actions given up (dead), waiting for a lead to retry or cancel them.
+    public var deadActions = 0
 }
 
 extension Store {
@@ -57,6 +59,9 @@ extension Store {
                 SELECT f.detector, f.flag_id FROM flag_state s JOIN flags f ON f.id = s.flag
                 WHERE s.urgent = 1 AND s.queue IS NOT NULL AND s.detected_ms < ? ORDER BY s.detected_ms
                 """, arguments: [now - Int64(s.urgentSLAMinutes) * 60_000]).map { FlagKey.make(detector: $0["detector"], flagID: $0["flag_id"]) }
+            if try db.tableExists("action_requests") {
+                s.deadActions = try Int.fetchOne(db, sql: "SELECT count(*) FROM action_requests WHERE state = 'dead'") ?? 0
+            }
             return s
         }
     }

@@ -60,6 +60,11 @@ struct CaseShow: ParsableCommand {
         for x in d.decisions {
             print("  \(x.at) \(terminalSafe(x.reviewer)) \(x.outcome.rawValue) \(terminalSafe(x.flagKey)) [\(x.stage.rawValue)\(x.final ? ", final" : "")] \(x.category?.rawValue ?? "") — \(terminalSafe(x.reason))")
         }
+        print("Platform actions:")
+        let store = try global.open(.read)
+        let actions = try store.actionRequests(caseName: caseID)
+        if actions.isEmpty { print("  none requested") }
+        for a in actions { print("  \(terminalSafe(a.flag ?? a.caseID ?? "")) \(terminalSafe(a.words))") }
         print("Timeline (custody log):")
         for e in d.timeline {
             print("  #\(e.seq) \(e.at) \(terminalSafe(e.actor))\(e.actor != e.osUser ? " (as asserted by \(terminalSafe(e.osUser)))" : "") \(e.action) \(terminalSafe(e.subjectID)) \(terminalSafe(e.details))")

@@ -158,6 +158,7 @@ struct StatsCommand: ParsableCommand {
             ("decisions_by_outcome", obj(s.decisionsByOutcome)), ("decisions_by_reviewer", obj(s.decisionsByReviewer)),
             ("cases_by_state", obj(s.casesByState)), ("cases_by_agency", obj(s.casesByAgency)),
             ("urgent_sla_minutes", .integer(Int64(s.urgentSLAMinutes))), ("urgent_sla_breaches", .array(s.urgentBreaches.map { .string($0) })),
+            ("dead_platform_actions", .integer(Int64(s.deadActions))),
         ])
         if json { printJSON(j); return }
         for (k, v) in j.objectValue!.sorted(by: { $0.key < $1.key }) { print("\(k): \(v.canonicalString)") }

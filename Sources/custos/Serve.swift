@@ -1,4 +1,5 @@
 import ArgumentParser
+import CustosAgencies
 import CustosCore
 import CustosServer
 import CustosStore
@@ -71,6 +72,14 @@ struct Serve: ParsableCommand {
         let done = DispatchSemaphore(value: 0)
         let tlsConfig = tls
         Task { await server.maintain() }
+        // Platform actions go out in the background when the server's user may deliver them.
+        if store.mayDeliverActions() {
+            let deliverer = ActionDeliverer(store: store), log = logger
+            Task { await deliverer.run { log.warning("platform actions: \($0)") } }
+            FileHandle.standardOutput.write(Data("delivering platform actions as \(store.actor.name)\n".utf8))
+        } else {
+            FileHandle.standardOutput.write(Data("not delivering platform actions: \(store.actor.name) lacks deliver-actions (run `custos actions deliver` as compliance or admin)\n".utf8))
+        }
         Task {
             do {
                 if let tlsConfig {
