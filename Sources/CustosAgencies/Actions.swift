@@ -23,8 +23,8 @@ public struct ActionDeliverer: Sendable {
     /// many were attempted (0: nothing due).
     @discardableResult
     public func deliverDue() async throws -> Int {
-        // The lease outlasts the attempt: a live deliverer is never overtaken.
-        let store = self.store, batch = self.batch, lease = Int64(timeout.components.seconds) * 1000 + 30_000
+        // The lease outlasts the attempt (bounded by the timeout) and its recording: a live deliverer is never overtaken.
+        let store = self.store, batch = self.batch, lease = Int64(timeout.components.seconds) * 2000 + 5_000
         let leased = try await blocking { try store.leaseActions(limit: batch, leaseMillis: lease) }
         guard !leased.isEmpty else { return 0 }
         let outcomes = await withTaskGroup(of: ActionOutcome.self) { group in
@@ -65,7 +65,8 @@ public struct ActionDeliverer: Sendable {
         do {
             let result = try await withThrowingTaskGroup(of: (Int, [UInt8], String?)?.self) { group in
                 group.addTask { try await self.post(d) }
-                group.addTask { try await Task.sleep(for: timeout); return nil }
+                // The client's own deadline comes first, so its error (a refused certificate, say) is the one recorded.
+                group.addTask { try await Task.sleep(for: timeout + .seconds(2)); return nil }
                 let first = try await group.next() ?? nil
                 group.cancelAll()
                 return first
@@ -91,7 +92,7 @@ public struct ActionDeliverer: Sendable {
             request.headers.add(name: name, value: value)
         }
         request.body = .bytes(ByteBuffer(bytes: body))
-        let response = try await client.execute(request, timeout: .seconds(Int64(timeout.components.seconds) + 1))
+        let response = try await client.execute(request, timeout: .seconds(Int64(timeout.components.seconds)))
         var answer: [UInt8] = []
         for try await chunk in response.body {
             answer += chunk.readableBytesView.prefix(ActionDeliverer.answerLimit - answer.count)
