@@ -78,7 +78,7 @@ public struct ActionDeliverer: Sendable {
             return ActionOutcome(id: d.id, attempt: d.attempt, status: status, durationMillis: millis(), answer: answer, error: nil, retryAfter: retryAfter)
         } catch {
             return ActionOutcome(id: d.id, attempt: d.attempt, status: nil, durationMillis: millis(), answer: nil,
-                                 error: ActionDeliverer.describe(error), retryAfter: nil)
+                                 error: ActionDeliverer.describe(error, timeout: timeout), retryAfter: nil)
         }
     }
 
@@ -101,8 +101,11 @@ public struct ActionDeliverer: Sendable {
         return (Int(response.status.code), answer, response.headers.first(name: "Retry-After"))
     }
 
-    static func describe(_ error: Error) -> String {
-        if let e = error as? HTTPClientError { return "HTTP client: \(e)" }
+    static func describe(_ error: Error, timeout: Duration) -> String {
+        if let e = error as? HTTPClientError {
+            if e == .deadlineExceeded || e == .readTimeout || e == .connectTimeout { return "timed out after \(timeout.components.seconds) s (\(e))" }
+            return "HTTP client: \(e)"
+        }
         return String(describing: error).prefix(300).description
     }
 }

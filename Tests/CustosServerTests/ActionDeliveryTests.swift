@@ -17,7 +17,7 @@ final class FaultyReceiver: @unchecked Sendable {
     var received: [Received] { lock.withLock { _received } }
     private(set) var port = 0
     private var task: Task<Void, Error>?
-    static let big = [UInt8]((0..<(10 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 31) })
+    static let big = [UInt8]((0..<(1 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 31) })
 
     func start() async throws {
         _ = FaultyReceiver.big.count  // made before any request times it
