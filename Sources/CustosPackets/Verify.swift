@@ -374,7 +374,7 @@ public struct PacketVerifier: Sendable {
                     accounted += found.count
                     let expected = CyberTiplineReport.disablementLines(disabled[[platform, id]])
                     if found != expected {
-                        problems.append("the CyberTipline XML states \(found.isEmpty ? "no disablement" : found.joined(separator: " ")) for \(quoted(id)); the platform's acknowledgements in the proven entries give \(expected.isEmpty ? "none" : expected.joined(separator: " "))")
+                        problems.append("the CyberTipline XML's disablement of \(quoted(id)) is \(found.isEmpty ? "none" : found.joined(separator: " ")); the platform's acknowledgements in the proven entries give \(expected.isEmpty ? "none" : expected.joined(separator: " "))")
                     }
                 }
                 if disablementLines(xml).count != accounted { problems.append("the CyberTipline XML states a disablement outside a reported person") }

@@ -20,7 +20,9 @@ final class PacketFixture {
 
     /// `views`: how the attachment is shown to bob (`AttachmentViews` purposes) before the export.
     /// `listed`: the attachment's MD5 is on a hash list imported before the flag is ingested.
-    init(zip: Bool = false, views: [String] = [], listed: Bool = false) throws {
+    /// `acknowledged`: a suspend-account endpoint fires on the confirmation and the platform
+    /// answers with (true) or without (false) an acknowledgement; nil: no endpoint.
+    init(zip: Bool = false, views: [String] = [], listed: Bool = false, acknowledged: Bool? = nil) throws {
         dir = FileManager.default.temporaryDirectory.appendingPathComponent("custos-packet-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         db = dir.appendingPathComponent("p.db").path
@@ -40,6 +42,9 @@ final class PacketFixture {
                 .importHashList(Array("\(Report.md5(blob)),label <b>&\n".utf8), file: "l.txt", name: "md5-list", kind: .md5, source: nil, category: .csam,
                                 threshold: nil, minQuality: nil)
         }
+        if acknowledged != nil {
+            _ = try admin.addActionEndpoint(name: "suspend", url: "https://platform.example/suspend", kind: .suspendAccount, triggers: nil, categories: [])
+        }
         let ing = Ingestor(store: admin)
         try ing.ingestJSONLines(FileHandle(forReadingAtPath: dir.appendingPathComponent("in.jsonl").path)!, name: "in.jsonl", baseDirectory: dir)
         precondition(ing.summary.ingested == 1)
@@ -50,6 +55,13 @@ final class PacketFixture {
         _ = try s("bob").claim("h1")
         _ = try s("bob").decide("h1", outcome: .confirm, reason: "agree", category: .grooming, urgent: nil, annotations: [])
         for purpose in views { _ = try s("bob").readAttachment(flag: "h1", sha256: SHA256Hex.of(blob), purpose: purpose) }
+        if let acknowledged {
+            let d = try admin.leaseActions(limit: 5)
+            precondition(d.count == 1)
+            let answer = acknowledged ? #"{"status":"done","reference":"P<1>","disabled_at":"2026-11-21T09:00:00Z","user_notified":true}"# : "{}"
+            try admin.recordActionOutcomes([ActionOutcome(id: d[0].id, attempt: d[0].attempt, status: 200, durationMillis: 3, answer: Array(answer.utf8),
+                                                          error: nil, retryAfter: nil)])
+        }
         let cora = try s("cora")
         let key = try cora.signingKey()
         keyPEM = KeyEncoding.publicKeyPEM(key.publicKey)
@@ -549,5 +561,58 @@ func resign(_ f: PacketFixture) throws {
         try resign(f)
         let checks = try PacketVerifier(pinnedKeyPEM: f.keyPEM).verify(path: f.packet)
         #expect(checks.first { $0.name == "claims" }?.detail.contains("is not the MD5 of") == true)
+    }
+}
+
+/// Issue 25, item 4: what the referral says the platform did comes from proven, acknowledged
+/// action entries only.
+@Suite struct PlatformActionsInThePacket {
+    @Test func anAcknowledgedSuspensionIsStatedWithThePlatformsDate() throws {
+        let f = try PacketFixture(acknowledged: true)
+        let xml = try f.file("data/cybertipline-report.xml")
+        #expect(xml.contains(#"<accountTemporarilyDisabled disabledDate="2026-11-21T09:00:00.000Z" userNotified="true">true</accountTemporarilyDisabled>"#), "\(xml)")
+        #expect(!xml.contains("accountPermanentlyDisabled"))
+        let actions = try JSONValue.parse(Data(try f.file("data/report.json").utf8))["platform_actions"]?.arrayValue ?? []
+        #expect(actions.count == 1 && actions[0]["state"] == .string("acknowledged") && actions[0]["reference"] == .string("P<1>"))
+        #expect(actions[0]["accounts"] == .array([.string("adult<1>")]) && actions[0]["acknowledged_entry"]?.intValue != nil)
+        #expect(try f.file("data/report.html").contains("P&lt;1&gt;"))
+        let checks = try PacketVerifier(pinnedKeyPEM: f.keyPEM).verify(path: f.packet)
+        let failed = checks.filter { !$0.ok }
+        #expect(failed.isEmpty, "\(failed)")
+    }
+
+    @Test func aDeliveryWithoutAcknowledgementStatesNoDisablement() throws {
+        let f = try PacketFixture(acknowledged: false)
+        let xml = try f.file("data/cybertipline-report.xml")
+        #expect(!xml.contains("Disabled"))
+        let actions = try JSONValue.parse(Data(try f.file("data/report.json").utf8))["platform_actions"]?.arrayValue ?? []
+        #expect(actions.count == 1 && actions[0]["state"] == .string("delivered"))
+        #expect(try PacketVerifier(pinnedKeyPEM: f.keyPEM).verify(path: f.packet).allSatisfy(\.ok))
+    }
+
+    /// Acceptance: an XML claiming a disablement no proven entry shows (or another date) is
+    /// rejected, even re-signed with the organisation's key.
+    @Test(arguments: ["invent", "date", "hide", "json"])
+    func aPacketThatMisstatesWhatThePlatformDidFailsEvenResigned(forgery: String) throws {
+        let f = try PacketFixture(acknowledged: forgery != "invent")
+        let xmlPath = f.packet.appendingPathComponent("data/cybertipline-report.xml"), jsonPath = f.packet.appendingPathComponent("data/report.json")
+        let xml = try f.file("data/cybertipline-report.xml"), json = try f.file("data/report.json")
+        switch forgery {
+        case "invent":
+            try Data(xml.replacingOccurrences(of: "</espService>", with: "</espService>\n    <accountPermanentlyDisabled disabledDate=\"2026-11-20T00:00:00Z\">true</accountPermanentlyDisabled>").utf8).write(to: xmlPath)
+        case "date":
+            try Data(xml.replacingOccurrences(of: "2026-11-21T09:00:00.000Z", with: "2026-11-19T09:00:00.000Z").utf8).write(to: xmlPath)
+        case "hide":
+            try Data(xml.replacing(#/\s*<accountTemporarilyDisabled[^\n]*/#, with: "").utf8).write(to: xmlPath)
+        default:
+            try Data(json.replacingOccurrences(of: "\"state\":\"acknowledged\"", with: "\"state\":\"cancelled\"").utf8).write(to: jsonPath)
+        }
+        let (xml2, json2) = (try f.file("data/cybertipline-report.xml"), try f.file("data/report.json"))
+        #expect(xml2 != xml || json2 != json)
+        try resign(f)
+        let checks = try PacketVerifier(pinnedKeyPEM: f.keyPEM).verify(path: f.packet)
+        let claims = checks.first { $0.name == "claims" }
+        #expect(claims?.ok == false, "\(forgery): \(checks.map { "\($0.name) \($0.ok)" })")
+        #expect(claims?.detail.contains(forgery == "json" ? "platform action" : "disablement") == true, "\(claims?.detail ?? "")")
     }
 }
