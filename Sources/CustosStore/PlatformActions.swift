@@ -368,7 +368,7 @@ extension Store {
             sql += " AND (r.case_id = ? OR r.flag IN (SELECT flag FROM case_flags WHERE case_id = ?))"; args += [c, c]
         }
         if let states { sql += " AND r.state IN (\(states.map { _ in "?" }.joined(separator: ", ")))"; args += states.map(\.rawValue) }
-        return try Row.fetchAll(db, sql: sql + " ORDER BY r.requested_seq", arguments: StatementArguments(args)).map(Store.request)
+        return try Row.fetchAll(db, sql: sql + " ORDER BY r.requested_seq, r.requested_ms, r.endpoint", arguments: StatementArguments(args)).map(Store.request)
     }
 
     static func request(_ r: Row) -> ActionRequestRecord {

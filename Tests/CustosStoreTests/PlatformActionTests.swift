@@ -199,3 +199,40 @@ import Testing
         #expect(r2.problems.contains { $0.contains("action_endpoints") }, "\(r2.problems)")
     }
 }
+
+extension PlatformActions {
+    /// The case's events: referred (not again for a supplement), the preservation hold started by
+    /// the first referral, extended, and ended once it has run out (found by the deliverer).
+    @Test func referralsAndHoldsAskThePlatformToPreserve() throws {
+        let f = try Fixture()
+        try setUp(f)
+        _ = try f.store().addActionEndpoint(name: "preserve", url: "http://127.0.0.1:9/p", kind: .preserveAccount, triggers: nil, categories: [])
+        _ = try f.store().addActionEndpoint(name: "ban", url: "http://127.0.0.1:9/b", kind: .banAccount, triggers: nil, categories: [])
+        try claimAndDecide(f, "alice", "det:a", outcome: .confirm, reason: "x", category: .grooming, urgent: nil, annotations: [])
+        try claimAndDecide(f, "bob", "det:a", outcome: .confirm, reason: "y", category: .grooming, urgent: nil, annotations: [])
+        let cora = try f.store("cora")
+        for _ in 0..<2 {  // a referral, then a supplement
+            let s = try cora.prepareReferral(caseName: "C-000001", agencyCode: "NCMEC", key: try cora.signingKey())
+            try cora.recordReferral(s, tagManifestSHA256: String(repeating: "0", count: 64))
+        }
+        var r = try requests(f)
+        #expect(r.map { "\($0.endpoint) \($0.trigger.rawValue)" } == ["ban case.referred", "preserve hold.started"])
+        #expect(r.allSatisfy { $0.caseID == "C-000001" && $0.flag == nil })
+        let body = try JSONValue.parse(Array(r[1].body.utf8))
+        #expect(body["data"]?["accounts"] == .array([.string("u-1")]) && body["data"]?["conversations"] == .array([.string("conv-a")]))
+        let until = f.now + 400 * 86_400_000
+        try cora.extendHold(caseName: "C-000001", until: until, reason: "law enforcement request 2026-123")
+        #expect(try requests(f).last?.trigger == .holdExtended)
+        // Nothing ends before the extended end; then hold.ended, once.
+        f.now = until - 1
+        _ = try f.store().leaseActions(limit: 10)
+        #expect(try !requests(f).contains { $0.trigger == .holdEnded })
+        f.now = until + 1
+        _ = try f.store().leaseActions(limit: 10)
+        _ = try f.store().leaseActions(limit: 10)
+        r = try requests(f)
+        #expect(r.filter { $0.trigger == .holdEnded }.count == 1 && r.last?.trigger == .holdEnded)
+        let extend = try #require(try f.store().custodyEntries(subjects: ["C-000001"]).last { $0.action == "hold.extend" })
+        #expect(r.last?.requestedSeq == extend.seq)
+    }
+}
