@@ -27,6 +27,7 @@ struct Serve: ParsableCommand {
     @Option(help: "NCMEC's Reporting API for the console's submissions: test or production.") var environment: ReportingAPI.Environment = .test
     @Option(help: "The Reporting API's base URL, overriding --environment.") var endpoint: String?
     @Option(help: "The netrc file with the Reporting API credentials (default: $CUSTOS_NETRC, else ~/.netrc).") var netrc: String?
+    @Flag(inversion: .prefixedNo, help: "Deliver platform actions in the background (when the server's user may).") var deliverActions = true
 
     func run() throws {
         let parts = listen.split(separator: ":", omittingEmptySubsequences: false)
@@ -73,7 +74,9 @@ struct Serve: ParsableCommand {
         let tlsConfig = tls
         Task { await server.maintain() }
         // Platform actions go out in the background when the server's user may deliver them.
-        if store.mayDeliverActions() {
+        if !deliverActions {
+            FileHandle.standardOutput.write(Data("not delivering platform actions (--no-deliver-actions)\n".utf8))
+        } else if store.mayDeliverActions() {
             let deliverer = ActionDeliverer(store: store), log = logger
             Task { await deliverer.run { log.warning("platform actions: \($0)") } }
             FileHandle.standardOutput.write(Data("delivering platform actions as \(store.actor.name)\n".utf8))
