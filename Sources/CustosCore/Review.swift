@@ -359,8 +359,10 @@ public enum BlindReview {
         blinds(review, viewer) && review.reviewers.contains(decider)
     }
 
-    /// Whether the platform actions of a flag are hidden from `viewer`: they tell what the
-    /// current round decided (urgent, confirmed) while `viewer` may still act on it.
+    /// Whether the custody entries of a flag's platform actions are withheld from `viewer`: their
+    /// bodies carry the category the current round chose while `viewer` may still act on it.
+    /// (That an action was requested, and on which event, is shown: a flag.urgent request says
+    /// only that the flag is urgent, which the queue shows everyone.)
     public static func hidesActions(_ review: FlagReview, from viewer: Reviewer) -> Bool {
         blinds(review, viewer) && !review.reviewers.isEmpty
     }

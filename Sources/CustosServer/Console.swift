@@ -281,7 +281,7 @@ struct Console {
         c["decisions"] = view.decisions.map { d -> [String: Any] in
             ["outcome": d.outcome.rawValue, "reviewer": d.reviewer, "stage": d.stage.rawValue, "at": d.at, "category": d.category?.rawValue as Any, "reason": d.reason]
         }
-        // What the platform was asked to do (hidden, like the decisions, from a blind reviewer: the store filters them).
+        // What the platform was asked to do, and answered (a dead protective action is fixed here, by a lead).
         let actions = try await blocking { try store.actionRequests(flag: key) }
         let mayResolve = Permission.resolveActions.roles.contains(p.role)
         c["actions"] = actions.map { a -> [String: Any] in

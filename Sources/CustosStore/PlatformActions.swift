@@ -344,16 +344,7 @@ extension Store {
 
     public func actionRequests(flag: String? = nil, caseName: String? = nil, states: [ActionState]? = nil) throws -> [ActionRequestRecord] {
         try requirePermission(.read)
-        return try read { db in
-            let me = try currentReviewer(db: db)
-            // Blind review: a flag's actions say what its current round decided.
-            var reviews: [String: FlagReview] = [:]
-            return try actionRequests(flag: flag, caseName: caseName, states: states, db: db).filter { r in
-                guard let key = r.flag else { return true }
-                if reviews[key] == nil, let row = try? resolveFlag(key, db: db) { reviews[key] = try Projection.review(row.0, db: db) }
-                return reviews[key].map { !BlindReview.hidesActions($0, from: me) } ?? true
-            }
-        }
+        return try read { db in try actionRequests(flag: flag, caseName: caseName, states: states, db: db) }
     }
 
     func actionRequests(flag: String? = nil, caseName: String? = nil, states: [ActionState]? = nil, db: Database) throws -> [ActionRequestRecord] {

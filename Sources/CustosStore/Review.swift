@@ -400,7 +400,7 @@ extension Store {
             reviews[key] = r
             return r
         }
-        // Platform actions a current round's decision caused say what it decided (urgent, confirmed).
+        // Platform action entries carry the category a current round's decision chose.
         var actionFlags: [String: String] = [:]
         if try db.tableExists("action_requests") {
             for row in try Row.fetchAll(db, sql: "SELECT r.id, f.detector, f.flag_id FROM action_requests r JOIN flags f ON f.id = r.flag") {

@@ -138,3 +138,50 @@ final class FaultyReceiver: @unchecked Sendable {
         return file
     }
 }
+
+@Suite struct ActionsInTheConsole {
+    /// The flag page says what was requested and answered; a blind second reviewer sees neither
+    /// it nor its entries; a lead retries a dead action from the page (logged, with how they signed in).
+    @Test func theFlagPageShowsActionsAndALeadRetriesADeadOne() async throws {
+        let f = try ServeFixture()
+        let file = f.dir.appendingPathComponent("s.jsonl")
+        try Data(ServeFixture.sampleNDJSON.utf8).write(to: file)
+        try Ingestor(store: f.store).ingestJSONLines(try #require(FileHandle(forReadingAtPath: file.path)), name: "s", baseDirectory: nil)
+        _ = try f.store.addActionEndpoint(name: "restrict", url: "http://127.0.0.1:9/r", kind: .restrictAccount, triggers: nil, categories: [])
+        let key = "artemis:artemis-2026-000127"
+        let mia = try Store.open(path: f.db, actor: Actor(name: "mia", osUser: "t"))
+        mia.clock = f.store.clock
+        _ = try mia.claim(key)
+        _ = try mia.decide(key, outcome: .confirm, reason: "r", category: .grooming, urgent: "meeting", annotations: [])
+        let d = try #require(try f.store.leaseActions(limit: 1).first)
+        try f.store.recordActionOutcomes([ActionOutcome(id: d.id, attempt: 1, status: 410, durationMillis: 1, answer: nil, error: nil, retryAfter: nil)])
+        #expect(try f.store.deadActionCount() == 1)
+        // Blind: mo may still decide the flag; he sees that a restriction was asked (the flag is
+        // urgent, as the queue shows) but not its entries, whose bodies carry mia's category.
+        let mo = try Store.open(path: f.db, actor: Actor(name: "mo", osUser: "t"))
+        #expect(try mo.actionRequests().count == 1)
+        let moEntries = try mo.readCustodyLog().filter { $0.subjectID == d.id }
+        #expect(moEntries.count == 3 && moEntries.allSatisfy { $0.details.contains("withheld") && !$0.details.contains("grooming") })
+        try await f.run { client in
+            func signIn(_ user: String) async throws -> String {
+                let login = try await client.execute(uri: "/login", method: .post, headers: [.contentType: "application/x-www-form-urlencoded"],
+                                                     body: ByteBuffer(string: "username=\(user)&password=\(ServeFixture.passwords[user] ?? "")"))
+                return String(try #require(login.headers[.setCookie]).split(separator: ";")[0])
+            }
+            let moPage = String(buffer: try await client.execute(uri: "/flags/\(path(key))", method: .get, headers: [.cookie: try await signIn("mo")]).body)
+            #expect(moPage.contains("restrict-account dead") && !moPage.contains("grooming") && !moPage.contains(">Retry</button>"))
+            let lee = try await signIn("lee")
+            let page = String(buffer: try await client.execute(uri: "/flags/\(path(key))", method: .get, headers: [.cookie: lee]).body)
+            let actionsHTML = page.components(separatedBy: "id=\"actions-h\"").dropFirst().first?.prefix(1500) ?? ""
+            #expect(page.contains("restrict-account dead after 1 attempts (HTTP 410)") && page.contains(">Retry</button>"), "\(actionsHTML)")
+            let csrf = try #require(page.components(separatedBy: "name=\"csrf\" value=\"").dropFirst().first?.split(separator: "\"").first)
+            let retry = try await client.execute(uri: "/actions/\(d.id)/retry", method: .post, headers: [.cookie: lee, .contentType: "application/x-www-form-urlencoded"],
+                                                 body: ByteBuffer(string: "csrf=\(csrf)&flag=\(path(key))&reason=endpoint+fixed"))
+            #expect(retry.status == .seeOther && retry.headers[.location] == "/flags/artemis:artemis-2026-000127", "\(String(describing: retry.headers[.location]))")
+            let stats = String(buffer: try await client.execute(uri: "/stats", method: .get, headers: [.cookie: lee]).body)
+            #expect(stats.contains("Platform actions given up"))
+        }
+        #expect(try f.store.actionRequests().first?.state == .pending)
+        #expect(try f.entries().contains { $0.action == "action.retry" && $0.actor == "lee" && $0.auth == "session:password" && $0.details.contains("endpoint fixed") })
+    }
+}
