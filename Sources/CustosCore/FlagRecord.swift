@@ -189,6 +189,8 @@ public struct CanonicalFlag: Sendable {
     public var lastMillis: Int64
     /// Every attachment the conversation carries, in order, with where it is (with its `path`, if any).
     public var attachments: [PlacedAttachment]
+    /// The conversation's participants (the store indexes their accounts: account history).
+    public var participants: [Participant]
     /// SHA-256 of the whole record's canonical bytes: the idempotency fingerprint.
     public var recordHash: String
     /// The evidence document's canonical bytes (docs/evidence-hash.md) and their SHA-256.
@@ -218,7 +220,7 @@ public struct CanonicalFlag: Sendable {
             CanonicalWriter.document(platform: h.platform, into: &evidence) { writer.evidenceConversation(tape, conversationNode, into: &$0) }
         }
         return CanonicalFlag(header: h, messageCount: v.messageCount, firstMillis: v.firstMillis,
-                             lastMillis: v.lastMillis, attachments: v.attachments, recordHash: SHA256Hex.of(canonical),
+                             lastMillis: v.lastMillis, attachments: v.attachments, participants: v.participants, recordHash: SHA256Hex.of(canonical),
                              evidence: evidence, evidenceHash: SHA256Hex.of(evidence))
     }
 }
@@ -249,6 +251,8 @@ public struct PlacedAttachment: Sendable {
 struct RecordValidator {
     let t: JSONTape
     let materialize: Bool
+    /// The conversation's participants (always read: they are few).
+    var participants: [Participant] = []
 
     var conversation = Conversation(platform: "", id: "", participants: [], messages: [])
     var messageCount = 0
@@ -391,6 +395,7 @@ struct RecordValidator {
             userNodes.append(userNode)
         }
         if participants.isEmpty { throw RecordError("conversation.participants", "at least one participant is required") }
+        self.participants = participants
 
         let messageValues = try c.requiredArray("messages")
         let total = t.count(messageValues)

@@ -262,6 +262,16 @@ struct Console {
             ["userID": pt.userID, "screenName": pt.screenName ?? "", "roleClass": roleClass(pt.roleHint), "roleLabel": roleLabel(pt.roleHint),
              "statedAge": pt.statedAge.map { String($0) } ?? "", "country": pt.country ?? ""]
         }
+        // Each account's earlier flags (their settled outcomes, cases, referrals, reports, actions; no text).
+        let history = try await blocking { try store.accountHistory(flag: key) }
+        c["accounts"] = history.map { h -> [String: Any] in
+            ["userID": h.userID, "role": roleLabel(h.roleHint.flatMap(RoleHint.init(rawValue:))), "hasFlags": !h.flags.isEmpty,
+             "summary": h.total == 0 ? "no other flag names this account" : h.total == 1 ? "1 other flag" : "\(h.total) other flags" + (h.total > h.flags.count ? ", the latest \(h.flags.count) shown" : ""),
+             "flags": h.flags.map { f -> [String: Any] in
+                 ["key": f.key, "path": Console.path(f.key), "detectedAt": f.detectedAt, "outcome": f.outcome, "decidedAt": f.decidedAt as Any,
+                  "category": f.category as Any, "caseID": f.caseID as Any, "caseState": f.caseState ?? "", "facts": f.referrals + f.reports + f.actions]
+             }]
+        }
         let mayReveal = Permission.revealKnownMaterial.roles.contains(p.role)
         c["messages"] = f.conversation.messages.map { m -> [String: Any] in
             ["sender": m.sender, "roleClass": roleClass(roles[m.sender] ?? nil), "roleLabel": roleLabel(roles[m.sender] ?? nil),

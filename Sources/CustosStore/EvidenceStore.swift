@@ -123,6 +123,12 @@ extension Store {
         flag.bind(conversationID); flag.bind(record.recordHash); flag.bind(log.now)
         try flag.run()
         let flagRow = db.lastInsertedRowID
+        // The accounts it names, for account history (AccountIndex).
+        for p in record.participants {
+            var account = try DirectStatement(db, "INSERT OR IGNORE INTO flag_accounts(platform, user_id, flag, role_hint) VALUES (?, ?, ?, ?)")
+            account.bind(record.header.platform); account.bind(p.userID); account.bind(flagRow); account.bind(p.roleHint?.rawValue)
+            try account.run()
+        }
         try log.record(.flagIngest(.init([:])), subjectID: row.key, canonicalDetails: row.details, evidenceHash: evidenceHash,
                        side: SideFacts(flagRow: flagRow))
         try matchAtIngest(row, flagRow: flagRow, db: db, log: log)

@@ -167,10 +167,12 @@ extension Store {
 
     /// Data steps that SQL cannot do. Version 2 builds the Merkle nodes over the custody
     /// entries that already exist, from their stored leaf hashes: no entry is rewritten.
-    /// Version 9 writes each conversation's evidence document from its schema-8 rows.
+    /// Version 9 writes each conversation's evidence document from its schema-8 rows. Version 14
+    /// indexes the accounts the documents name.
     private func afterMigration(_ version: Int, _ db: Database) throws {
         if version == 9 { try Schema8Evidence.convert(db) }
         if version == 2 { try Store.buildMerkleNodes(db) }
+        if version == 14 { try AccountIndex.fill(db) }
     }
 
     /// Once, when a store reaches schema 6: what older entries did not record, re-derived from

@@ -155,6 +155,7 @@ extension Store {
                         let triggers = try LogReplay.prepare(db, versions: versions)
                         try LogReplay.copy(LogReplay.evidenceTables + ["custody", "signed_head"], from: source, to: db)
                         try Store.buildMerkleNodes(db)
+                        try AccountIndex.fill(db)
                         let projection = try LogReplay.replay(source: source, into: db)
                         if let problem = projection.problems.first {
                             throw CustosError.invalidState(subject: "the custody log", state: "not replayable", reason: problem)

@@ -122,6 +122,7 @@ extension Store {
         try db.execute(sql: "INSERT INTO purging(conversation_id) VALUES (?)", arguments: [id])
         for sha in erasedBlobs { try db.execute(sql: "INSERT INTO purging_blobs(sha256) VALUES (?)", arguments: [sha]) }
         try db.execute(sql: "DELETE FROM evidence WHERE conversation_id = ?", arguments: [id])
+        try db.execute(sql: "DELETE FROM flag_accounts WHERE flag IN (SELECT id FROM flags WHERE conversation_id = ?)", arguments: [id])
         try db.execute(sql: "DELETE FROM blobs WHERE sha256 IN (SELECT sha256 FROM purging_blobs)")
         // The detector's free text about the conversation goes with it; the entry records the
         // digest of each flag's row as it now is (`audit verify` checks the row against it).

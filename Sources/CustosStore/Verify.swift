@@ -44,7 +44,8 @@ extension Store {
             }
             if evidence {
                 steps += [("state replay", verifyReplay), ("evidence hashes", verifyConversations),
-                          ("ingest entries", verifyIngestEntries), ("attachments", verifyBlobs)]
+                          ("ingest entries", verifyIngestEntries), ("attachments", verifyBlobs),
+                          ("account index", { db, _, _ in try AccountIndex.problems(db) })]
             }
             var state = Verification()
             state.replaying = evidence

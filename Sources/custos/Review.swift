@@ -40,7 +40,9 @@ struct Show: ParsableCommand {
 
     func run() throws {
         if json {
-            let v = try global.open().reviewFlag(flag, purpose: purpose, hashes: true)
+            let store = try global.open()
+            let v = try store.reviewFlag(flag, purpose: purpose, hashes: true)
+            let history = try store.accountHistory(flag: flag)
             let f = v.flag
             let conversation = (try? JSONValue.parse(Array(f.canonicalConversation))) ?? .null
             printJSON(.object([
@@ -56,6 +58,7 @@ struct Show: ParsableCommand {
                         ("matches", .array((v.matches[a.sha256] ?? []).map(\.json))),
                     ])
                 } })),
+                ("account_history", .array(history.map(\.json))),
             ]))
             return
         }
