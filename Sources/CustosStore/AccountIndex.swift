@@ -119,3 +119,23 @@ extension Store {
         }
     }
 }
+
+extension Store {
+    /// `custos history --measure N`: the history of N flags spread over the store, each timed
+    /// (milliseconds, sorted). For scripts/bench.
+    public func measureAccountHistory(samples n: Int) throws -> [Double] {
+        try requirePermission(.read)
+        return try read { db in
+            let count = try Int64.fetchOne(db, sql: "SELECT max(id) FROM flags") ?? 0
+            let step = max(1, count / Int64(max(n, 1)))
+            let rows = try Int64.fetchAll(db, sql: "SELECT id FROM flags WHERE id % ? = 0 LIMIT ?", arguments: [step, n])
+            let clock = ContinuousClock()
+            return try rows.map { row in
+                let start = clock.now
+                _ = try accountHistory(flagRow: row, db: db)
+                let d = (clock.now - start).components
+                return Double(d.seconds) * 1000 + Double(d.attoseconds) / 1e15
+            }.sorted()
+        }
+    }
+}

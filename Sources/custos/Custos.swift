@@ -9,7 +9,7 @@ struct Custos: ParsableCommand {
         commandName: "custos",
         abstract: "Case manager for flagged grooming conversations: evidence store, review, custody log, referrals.",
         subcommands: [
-            Demo.self, Init.self, KeyCommand.self, Ingest.self, Flags.self, Show.self, Gen.self,
+            Demo.self, Init.self, KeyCommand.self, Ingest.self, Flags.self, Show.self, History.self, Gen.self,
             UserCommand.self, TokenCommand.self, SettingsCommand.self, Queue.self, ClaimCommand.self, Release.self, Decide.self, Reopen.self,
             CaseCommand.self, AgencyCommand.self, StatsCommand.self, Export.self, VerifyPacket.self, OpenPacket.self, ReferralCommand.self, Submit.self, Submissions.self, Holds.self, Audit.self,
             Serve.self, WitnessCommand.self, Backup.self, Restore.self, RetentionCommand.self, Transparency.self, Permissions.self, HashCommand.self, HashListCommand.self, ActionCommand.self, ActionsCommand.self,

@@ -68,6 +68,37 @@ struct Show: ParsableCommand {
     }
 }
 
+struct History: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "The other flags about each account a flag names: settled outcomes, cases, referrals, NCMEC reports, platform actions (no text).")
+    @OptionGroup var global: GlobalOptions
+    @Argument var flag: String?
+    @Option(help: "At most this many other flags per account, the latest first.") var limit = 20
+    @Flag var json = false
+    @Option(help: .hidden) var measure: Int?
+    func run() throws {
+        let store = try global.open(.read)
+        if let n = measure {
+            let ms = try store.measureAccountHistory(samples: n)
+            guard !ms.isEmpty else { throw CustosError.invalidState(subject: "the store", state: "empty", reason: "no flag to measure") }
+            func at(_ p: Double) -> Double { ms[min(ms.count - 1, Int((p * Double(ms.count - 1)).rounded()))] }
+            print(String(format: "account history of %d flags: median %.2f ms, p99 %.2f ms, max %.2f ms", ms.count, at(0.5), at(0.99), ms.last ?? 0))
+            return
+        }
+        guard let flag else { throw CustosError.invalidInput(field: "FLAG", reason: "name a flag (detector:flag_id)") }
+        let history = try store.accountHistory(flag: flag, limit: max(1, min(limit, 1000)))
+        if json { printJSON(.array(history.map(\.json))); return }
+        for h in history {
+            print("\(terminalSafe(h.userID)) on \(terminalSafe(h.platform)) (\(h.roleHint ?? "role unknown")): \(h.total) other flag\(h.total == 1 ? "" : "s")")
+            for f in h.flags {
+                let facts = [f.caseID.map { "case \($0) \(f.caseState ?? "")" }].compactMap { $0 } + f.referrals + f.reports + f.actions
+                print("  \(terminalSafe(f.key)) detected \(f.detectedAt): \(f.outcome)\(f.decidedAt.map { " \($0)" } ?? "")\(f.category.map { " (\($0))" } ?? "")"
+                      + facts.map { "; " + terminalSafe($0) }.joined())
+            }
+        }
+    }
+}
+
 struct Queue: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Open, unclaimed flags in priority order (urgent, score, oldest).")
     @OptionGroup var global: GlobalOptions
