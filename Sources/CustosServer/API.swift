@@ -77,11 +77,11 @@ struct API: APIProtocol {
     func getFlag(_ input: Operations.GetFlag.Input) async throws -> Operations.GetFlag.Output {
         let (store, _) = try server.requestStore()
         let key = input.path.key
-        let view = try await blocking { try store.reviewFlag(key, purpose: "review (api)", hashes: true) }
-        return .ok(.init(body: .json(API.flag(view))))
+        let (view, history) = try await blocking { (try store.reviewFlag(key, purpose: "review (api)", hashes: true), try store.accountHistory(flag: key)) }
+        return .ok(.init(body: .json(API.flag(view, history: history))))
     }
 
-    static func flag(_ v: ReviewView) -> Components.Schemas.Flag {
+    static func flag(_ v: ReviewView, history: [AccountHistory]? = nil) -> Components.Schemas.Flag {
         let f = v.flag
         return .init(
             key: f.key, status: v.review.status.rawValue, holder: v.review.holder,
@@ -102,7 +102,13 @@ struct API: APIProtocol {
                                                                                   distance: Int64($0.distance), label: $0.label) })
                       })
             },
-            decisions: v.decisions.map(decision), decisionsHidden: v.decisionsHidden)
+            decisions: v.decisions.map(decision), decisionsHidden: v.decisionsHidden,
+            accountHistory: history?.map { h in
+                .init(platform: h.platform, userId: h.userID, roleHint: h.roleHint, otherFlags: Int64(h.total), flags: h.flags.map { f in
+                    .init(flag: f.key, detectedAt: f.detectedAt, outcome: f.outcome, decidedAt: f.decidedAt, category: f.category, _case: f.caseID,
+                          caseState: f.caseState, referrals: f.referrals, reports: f.reports, platformActions: f.actions)
+                })
+            })
     }
 
     static func decision(_ d: Store.DecisionRecord) -> Components.Schemas.Decision {
