@@ -216,6 +216,10 @@ struct Console {
         return html(Pages.render("queue", c))
     }
 
+    /// An optional for a template: absent is `false`, so `{{#x}}…{{/x}}` skips it (a nil inside
+    /// `Any` would render as "nil").
+    static func shown(_ value: Any?) -> Any { value ?? false }
+
     static func duration(minutes: Int64) -> String {
         if minutes < 60 { return "\(max(0, minutes)) min" }
         if minutes < 48 * 60 { return "\(minutes / 60) h \(minutes % 60) min" }
@@ -246,8 +250,8 @@ struct Console {
         func roleLabel(_ hint: RoleHint?) -> String { hint == .suspectedAdult ? "suspected adult" : hint == .suspectedMinor ? "suspected minor" : "role unknown" }
         let now = server.now
         let mine = view.review.liveHolder(at: now) == p.user
-        c["flag"] = ["key": f.key, "detector": f.detector, "modelVersion": f.modelVersion as Any, "detectedAt": f.detectedAt, "platform": f.platform,
-                     "surface": f.surface as Any, "evidenceHash": f.evidenceHash]
+        c["flag"] = ["key": f.key, "detector": f.detector, "modelVersion": Console.shown(f.modelVersion), "detectedAt": f.detectedAt, "platform": f.platform,
+                     "surface": Console.shown(f.surface), "evidenceHash": f.evidenceHash]
         c["path"] = Console.path(f.key)
         c["score"] = f.score.map { String(format: "%.3f", $0) } ?? "–"
         c["signals"] = f.signals
@@ -268,8 +272,8 @@ struct Console {
             ["userID": h.userID, "role": roleLabel(h.roleHint.flatMap(RoleHint.init(rawValue:))), "hasFlags": !h.flags.isEmpty,
              "summary": h.total == 0 ? "no other flag names this account" : h.total == 1 ? "1 other flag" : "\(h.total) other flags" + (h.total > h.flags.count ? ", the latest \(h.flags.count) shown" : ""),
              "flags": h.flags.map { f -> [String: Any] in
-                 ["key": f.key, "path": Console.path(f.key), "detectedAt": f.detectedAt, "outcome": f.outcome, "decidedAt": f.decidedAt as Any,
-                  "category": f.category as Any, "caseID": f.caseID as Any, "caseState": f.caseState ?? "", "facts": f.referrals + f.reports + f.actions]
+                 ["key": f.key, "path": Console.path(f.key), "detectedAt": f.detectedAt, "outcome": f.outcome, "decidedAt": Console.shown(f.decidedAt),
+                  "category": Console.shown(f.category), "caseID": Console.shown(f.caseID), "caseState": f.caseState ?? "", "facts": f.referrals + f.reports + f.actions]
              }]
         }
         let mayReveal = Permission.revealKnownMaterial.roles.contains(p.role)
@@ -282,14 +286,14 @@ struct Console {
                  let revealed = reveal == a.sha256 && (known.isEmpty || mayReveal)
                  return ["name": a.name ?? "(unnamed)", "mediaType": a.mediaType ?? "unknown type", "size": String(a.size), "sha256": a.sha256,
                          "flagPath": Console.path(f.key), "image": (a.mediaType ?? "").hasPrefix("image/") && (known.isEmpty || revealed),
-                         "revealed": revealed, "known": known.map { ["words": $0.words, "label": $0.label as Any] }, "isKnown": !known.isEmpty,
+                         "revealed": revealed, "known": known.map { ["words": $0.words, "label": Console.shown($0.label)] }, "isKnown": !known.isEmpty,
                          "canReveal": !revealed && (known.isEmpty || mayReveal)]
              }]
         }
         c["decisionsHidden"] = view.decisionsHidden
         c["hasDecisions"] = !view.decisions.isEmpty
         c["decisions"] = view.decisions.map { d -> [String: Any] in
-            ["outcome": d.outcome.rawValue, "reviewer": d.reviewer, "stage": d.stage.rawValue, "at": d.at, "category": d.category?.rawValue as Any, "reason": d.reason]
+            ["outcome": d.outcome.rawValue, "reviewer": d.reviewer, "stage": d.stage.rawValue, "at": d.at, "category": Console.shown(d.category?.rawValue), "reason": d.reason]
         }
         // What the platform was asked to do, and answered (a dead protective action is fixed here, by a lead).
         let actions = try await blocking { try store.actionRequests(flag: key) }
@@ -375,11 +379,11 @@ struct Console {
         c["state"] = d.summary.state.rawValue
         c["platform"] = d.summary.platform
         c["createdAt"] = d.summary.createdAt
-        c["category"] = d.category?.rawValue as Any
+        c["category"] = Console.shown(d.category?.rawValue)
         c["canExport"] = Permission.export.roles.contains(p.role)
         c["routes"] = d.summary.agencies.map { ["code": $0.code, "served": $0.served, "reason": $0.reason] }
         c["submissions"] = submissions.filter { $0.caseID == d.summary.caseID }.map { s -> [String: Any] in
-            ["id": String(s.id), "agency": s.agency, "state": s.state.rawValue, "report": s.reportID ?? "–", "error": s.lastError as Any,
+            ["id": String(s.id), "agency": s.agency, "state": s.state.rawValue, "report": s.reportID ?? "–", "error": s.lastError ?? "",
              "files": "\(s.files.filter { $0.fileID != nil }.count) of \(s.files.count)", "updated": s.updatedAt,
              "retry": s.state == .open, "next": Console.describe(s.nextStep)]
         }
@@ -390,7 +394,7 @@ struct Console {
             ["packet": $0.packetID, "agency": $0.agency, "referredAt": $0.referredAt, "until": $0.holdUntil, "state": $0.active ? "held" : "ended"]
         }
         func person(_ x: Person) -> [String: Any] {
-            ["userID": x.participant.userID, "screenName": x.participant.screenName as Any, "statedAge": x.participant.statedAge.map { String($0) } as Any]
+            ["userID": x.participant.userID, "screenName": Console.shown(x.participant.screenName), "statedAge": Console.shown(x.participant.statedAge.map { String($0) })]
         }
         c["reported"] = d.reported.map(person)
         c["victims"] = d.victims.map(person)
@@ -511,7 +515,7 @@ struct Console {
         c["users"] = data.0.map { u -> [String: Any] in
             ["name": u.name, "role": u.role.rawValue, "disabled": u.disabled, "state": u.disabled ? "disabled" : "active", "csrf": p.csrf ?? ""]
         }
-        c["tokens"] = data.1.map { t -> [String: Any] in ["id": t.id, "user": t.user, "createdAt": t.createdAt, "revokedAt": t.revokedAt as Any, "csrf": p.csrf ?? ""] }
+        c["tokens"] = data.1.map { t -> [String: Any] in ["id": t.id, "user": t.user, "createdAt": t.createdAt, "revokedAt": t.revokedAt ?? "", "active": t.revokedAt == nil, "csrf": p.csrf ?? ""] }
         let set = Dictionary(data.2, uniquingKeysWith: { a, _ in a })
         c["settings"] = Setting.allCases.map { ["key": $0.rawValue, "value": set[$0.rawValue] ?? $0.defaultValue + " (default)"] }
         c["settingNames"] = Setting.allCases.map(\.rawValue)
