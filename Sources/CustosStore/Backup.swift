@@ -53,7 +53,7 @@ extension Store {
     }
 
     /// A new file (0600: it holds evidence), filled by SQLite's online backup.
-    static func copy(from source: DatabaseQueue, to dest: String) throws {
+    static func copy(from source: any DatabaseReader, to dest: String) throws {
         try InputPath.requireRegularFile(dest, role: "destination", mayBeMissing: true)
         let fd = Glibc.open(dest, O_WRONLY | O_CREAT | O_EXCL, 0o600)
         guard fd >= 0 else {

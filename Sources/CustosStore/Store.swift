@@ -23,7 +23,9 @@ public struct Actor: Sendable, Equatable {
 public final class Store: @unchecked Sendable {
     public let path: String
     public let actor: Actor
-    let db: DatabaseQueue
+    /// One connection (a command), or a pool (`serve`): one writer and WAL readers beside it,
+    /// so that pages never wait for an ingest's transaction.
+    let db: any DatabaseWriter
     /// Injected clock, so tests can move time (lease expiry, holds).
     public var clock: @Sendable () -> Int64 = { Int64((Date().timeIntervalSince1970 * 1000).rounded(.down)) }
     /// After each write, sign a checkpoint when `checkpoint-minutes` have passed since the last
@@ -47,7 +49,7 @@ public final class Store: @unchecked Sendable {
     static let busySeconds = 120
     static let newStorePageSize = 16384
 
-    init(path: String, actor: Actor, db: DatabaseQueue, headKey: HeadKey = HeadKey(path: nil), matchers: MatcherCache = MatcherCache()) {
+    init(path: String, actor: Actor, db: any DatabaseWriter, headKey: HeadKey = HeadKey(path: nil), matchers: MatcherCache = MatcherCache()) {
         self.path = path
         self.actor = actor
         self.db = db
@@ -79,6 +81,8 @@ public final class Store: @unchecked Sendable {
         if !readonly {
             config.prepareDatabase { db in
                 if let pageSize { try db.execute(sql: "PRAGMA page_size = \(pageSize)") }
+                // A pool's readers (read-only connections beside the writer) only read.
+                if db.configuration.readonly { try db.execute(sql: "PRAGMA cache_size = -16384"); return }
                 let mode = try String.fetchOne(db, sql: "PRAGMA journal_mode = WAL")
                 if mode?.lowercased() != "wal" { throw CustosError.storage(cause: "could not switch the store to WAL mode (got \(mode ?? "nothing"))") }
                 try db.execute(sql: "PRAGMA synchronous = FULL")
@@ -101,7 +105,8 @@ public final class Store: @unchecked Sendable {
     /// empty file, another application's database) is refused and left untouched.
     /// `keyPath`: the signing key every write signs the log's head with (default: the file
     /// `init` wrote, as the store records it); read at the first write.
-    public static func open(path: String, actor: Actor, access: Access = .write, keyPath: String? = nil) throws -> Store {
+    /// `readers`: open a pool (one writer and WAL readers) rather than one connection (`serve`).
+    public static func open(path: String, actor: Actor, access: Access = .write, keyPath: String? = nil, readers: Bool = false) throws -> Store {
         try checkStoreFile(path)
         let headKey = HeadKey(path: keyPath)
         let queue: DatabaseQueue
@@ -129,7 +134,10 @@ public final class Store: @unchecked Sendable {
         if access == .write || upgrade {
             try? queue.close()
             do {
-                store = Store(path: path, actor: actor, db: try DatabaseQueue(path: path, configuration: configuration()), headKey: headKey)
+                let writer: any DatabaseWriter = readers && access == .write
+                    ? try DatabasePool(path: path, configuration: configuration())
+                    : try DatabaseQueue(path: path, configuration: configuration())
+                store = Store(path: path, actor: actor, db: writer, headKey: headKey)
             } catch {
                 throw CustosError.storage(cause: "cannot open the store at \(path): \(describe(error))")
             }
@@ -473,7 +481,7 @@ public final class Store: @unchecked Sendable {
 /// connection, which they wait for, and the next write starts the WAL again.
 final class WALCheckpointer: @unchecked Sendable {
     let threshold: Int
-    private weak var writers: DatabaseQueue?
+    private weak var writers: (any DatabaseWriter)?
     private let beside: DatabaseQueue
     private let lock = NSLock()
     private var pending = false
@@ -481,7 +489,7 @@ final class WALCheckpointer: @unchecked Sendable {
     private var lastFrames = 0
     private static let queue = DispatchQueue(label: "custos.wal-checkpoint", qos: .utility)
 
-    init(threshold: Int, writers: DatabaseQueue, beside: DatabaseQueue) {
+    init(threshold: Int, writers: any DatabaseWriter, beside: DatabaseQueue) {
         self.threshold = threshold
         self.writers = writers
         self.beside = beside

@@ -39,8 +39,8 @@ struct GlobalOptions: ParsableArguments {
 
     /// Opens the store: `.read` for commands that only read (read-only; a read-only copy works).
     /// `key`: a command's own `--key` (every write signs the log's head with the key).
-    func open(_ access: Store.Access = .write, key: String? = nil) throws -> Store {
-        let store = try Store.open(path: path, actor: actorValue, access: access, keyPath: keyPath(key))
+    func open(_ access: Store.Access = .write, key: String? = nil, readers: Bool = false) throws -> Store {
+        let store = try Store.open(path: path, actor: actorValue, access: access, keyPath: keyPath(key), readers: readers)
         store.autoCheckpoint = access == .write
         store.witnessPost = WitnessClient.post
         return store

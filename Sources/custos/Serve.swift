@@ -28,6 +28,8 @@ struct Serve: ParsableCommand {
     @Option(help: "The Reporting API's base URL, overriding --environment.") var endpoint: String?
     @Option(help: "The netrc file with the Reporting API credentials (default: $CUSTOS_NETRC, else ~/.netrc).") var netrc: String?
     @Flag(inversion: .prefixedNo, help: "Deliver platform actions in the background (when the server's user may).") var deliverActions = true
+    /// One connection for every request, as before readers were added (scripts/bench compares).
+    @Flag(help: .hidden) var oneConnection = false
 
     func run() throws {
         let parts = listen.split(separator: ":", omittingEmptySubsequences: false)
@@ -50,7 +52,8 @@ struct Serve: ParsableCommand {
                 throw CustosError.invalidInput(field: "--tls-cert/--tls-key", reason: "cannot load the certificate or key: \(error)")
             }
         }
-        let store = try global.open(key: key)
+        // A pool: pages read from WAL readers while an ingest holds the one writer.
+        let store = try global.open(key: key, readers: !oneConnection)
         // The server writes as each request's user; --actor makes no sense here.
         guard global.actor == nil else { throw CustosError.invalidInput(field: "--actor", reason: "serve acts as each signed-in user; it takes no --actor") }
         // Clients wait on commits: none of them pays for copying the WAL into the database.

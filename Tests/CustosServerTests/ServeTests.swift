@@ -25,7 +25,8 @@ final class ServeFixture: @unchecked Sendable {
         db = dir.appendingPathComponent("t.db").path
         let admin = Actor(name: "admin", osUser: "admin")
         _ = try Store.create(path: db, keyPath: nil, org: "Test Org", contactEmail: "t@example.com", actor: admin)
-        let s = try Store.open(path: db, actor: admin)
+        // As `serve` opens it: one writer and WAL readers.
+        let s = try Store.open(path: db, actor: admin, readers: true)
         for (name, role) in [("mia", Role.moderator), ("mo", .moderator), ("lee", .lead), ("cam", .compliance), ("adam", .admin), ("det", .detector)] {
             try s.addUser(name: name, role: role)
         }
