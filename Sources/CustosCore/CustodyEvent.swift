@@ -876,18 +876,33 @@ extension CustodyEvent {
         }
     }
 
-    /// An attempt begun: the deliverer holds the request until `leaseUntil` (a deliverer killed
-    /// mid-request leaves it to the next one once the lease ends, which resends the same id).
+    /// Attempts begun, one per request of a batch (subject: the deliverer): the deliverer holds
+    /// them until `leaseUntil` (a deliverer killed mid-request leaves them to the next one once
+    /// the lease ends, which resends the same ids). One entry per batch, not per request.
     public struct ActionSend: Sendable, Equatable {
-        public var attempt: Int64
+        public struct Attempt: Sendable, Equatable {
+            public var request: String
+            public var attempt: Int64
+            public init(request: String, attempt: Int64) { self.request = request; self.attempt = attempt }
+        }
+        public var attempts: [Attempt]
         public var leaseUntil: String
         public var other: [String: JSONValue] = [:]
-        public init(attempt: Int64, leaseUntil: String) { self.attempt = attempt; self.leaseUntil = leaseUntil }
+        public init(attempts: [Attempt], leaseUntil: String) { self.attempts = attempts; self.leaseUntil = leaseUntil }
         init(_ f: inout Fields) throws {
-            guard let n = f.integer("attempt") else { throw f.missing("attempt") }
-            attempt = n; leaseUntil = try f.requiredString("lease_until"); other = f.members
+            guard let a = f.take("attempts", { v -> [Attempt]? in
+                guard let a = v.arrayValue else { return nil }
+                let out = a.compactMap { x -> Attempt? in
+                    guard let pair = x.arrayValue, pair.count == 2, let id = pair[0].stringValue, case .integer(let n) = pair[1] else { return nil }
+                    return Attempt(request: id, attempt: n)
+                }
+                return out.count == a.count ? out : nil
+            }) else { throw f.missing("attempts") }
+            attempts = a; leaseUntil = try f.requiredString("lease_until"); other = f.members
         }
-        var encoded: [String: JSONValue] { encode(other, [("attempt", .integer(attempt)), ("lease_until", .string(leaseUntil))]) }
+        var encoded: [String: JSONValue] {
+            encode(other, [("attempts", .array(attempts.map { .array([.string($0.request), .integer($0.attempt)]) })), ("lease_until", .string(leaseUntil))])
+        }
     }
 
     /// An attempt's result and the state it leaves the request in.

@@ -44,8 +44,8 @@ public final class CustosServer: Sendable {
 
     let store: Store
     let configuration: Configuration
-    let sessions = Sessions()
-    let throttle = Throttle()
+    let sessions: Sessions
+    let throttle: Throttle
     let refusals = RefusalWindow()
     let logger: Logger
     static let cookie = "custos_session"
@@ -55,6 +55,8 @@ public final class CustosServer: Sendable {
         self.store = store
         self.configuration = configuration
         self.logger = logger
+        sessions = Sessions(store: store)
+        throttle = Throttle(store: store)
     }
 
     var now: Int64 { store.clock() }
@@ -131,17 +133,15 @@ public final class CustosServer: Sendable {
         }
         guard let c = credential else { throw LoginRefusal(status: 401, message: "wrong username, password or one-time code") }
         await throttle.succeed(account: account)
-        let principal = await sessions.create(user: c.name, role: c.role, auth: method, stamp: c.stamp, now: now)
         var details: [String: JSONValue] = ["address": .string(address), "method": .string(method.rawValue)]
         if let usedStep { details["totp_step"] = .integer(usedStep) }
-        let logged = details
-        try await blocking { try self.acting(principal).recordSession(.sessionLogin, user: c.name, details: logged) }
-        return principal
+        // The login entry and the kept session, in one transaction.
+        return try await sessions.create(user: c.name, role: c.role, auth: method, stamp: c.stamp, now: now, details: details)
     }
 
     func logout(_ p: Principal, reason: String) async {
         guard let id = p.sessionID, await sessions.end(id) != nil else { return }
-        try? await blocking { try self.acting(p).recordSession(.sessionLogout, user: p.user, details: ["reason": .string(reason)]) }
+        try? await blocking { try self.acting(p).closeSession(idSHA256: Sessions.digest(id), user: p.user, reason: reason) }
     }
 
     /// The principal of a request: its bearer token, else its session cookie.
@@ -166,12 +166,12 @@ public final class CustosServer: Sendable {
             let current = try? await blocking { try self.store.credential(user: p.user)?.stamp }
             guard current == stamp else {
                 _ = await sessions.end(id)
-                try? await blocking { try self.acting(p).recordSession(.sessionLogout, user: p.user, details: ["reason": .string("credentials, role or standing changed")]) }
+                try? await blocking { try self.acting(p).closeSession(idSHA256: Sessions.digest(id), user: p.user, reason: "credentials, role or standing changed") }
                 return nil
             }
             return p
         case .expired(let p):
-            try? await blocking { try self.acting(p).recordSession(.sessionLogout, user: p.user, details: ["reason": .string("session expired")]) }
+            try? await blocking { try self.acting(p).closeSession(idSHA256: Sessions.digest(id), user: p.user, reason: "session expired") }
             return nil
         case .unknown: return nil
         }

@@ -20,17 +20,28 @@ enum AccountIndex {
     }
 
     /// Rows the documents give that the table lacks, and rows it holds that no document gives.
+    /// One pass over the documents, each row looked up by its key; the table's other rows are
+    /// looked for only when the counts differ.
     static func problems(_ db: Database, limit: Int = 5) throws -> [String] {
         guard try db.tableExists("flag_accounts") else { return [] }
-        func rows(_ sql: String) throws -> [String] {
-            try Row.fetchAll(db, sql: sql + " LIMIT \(limit)").map { r in
-                "flag row \(r["flag"] as Int64? ?? -1) account \(quoted(r["user_id"] as String? ?? "")) on \(quoted(r["platform"] as String? ?? ""))"
-            }
+        func describe(_ r: Row) -> String {
+            "flag row \(r["flag"] as Int64? ?? -1) account \(quoted(r["user_id"] as String? ?? "")) on \(quoted(r["platform"] as String? ?? ""))"
         }
-        let missing = try rows("SELECT platform, user_id, flag, role_hint FROM (\(derived)) EXCEPT SELECT platform, user_id, flag, role_hint FROM flag_accounts")
-        let extra = try rows("SELECT platform, user_id, flag, role_hint FROM flag_accounts EXCEPT SELECT platform, user_id, flag, role_hint FROM (\(derived))")
-        return missing.map { "flag_accounts lacks \($0), which its evidence names: changed behind the log's back" }
-            + extra.map { "flag_accounts holds \($0), which no evidence names (or with another role): changed behind the log's back" }
+        let lacking = """
+            SELECT d.platform, d.user_id, d.flag FROM (\(derived)) d WHERE NOT EXISTS (
+                SELECT 1 FROM flag_accounts a WHERE a.platform = d.platform AND a.user_id = d.user_id AND a.flag = d.flag AND a.role_hint IS d.role_hint)
+            """
+        guard let counts = try Row.fetchOne(db, sql: "SELECT count(*) AS n, (SELECT count(*) FROM flag_accounts) AS stored FROM (\(derived))") else { return [] }
+        var out = try Row.fetchAll(db, sql: lacking + " LIMIT \(limit)").map {
+            "flag_accounts lacks \(describe($0)), which its evidence names (or names with another role): changed behind the log's back"
+        }
+        if !out.isEmpty || (counts["stored"] as Int) != (counts["n"] as Int) {
+            out += try Row.fetchAll(db, sql: """
+                SELECT platform, user_id, flag FROM flag_accounts EXCEPT SELECT platform, user_id, flag FROM (\(derived)) LIMIT \(limit)
+                """).map { "flag_accounts holds \(describe($0)), which no evidence names: changed behind the log's back" }
+            if out.isEmpty { out.append("flag_accounts holds \(counts["stored"] as Int) rows; the evidence names \(counts["n"] as Int): changed behind the log's back") }
+        }
+        return out
     }
 }
 
@@ -83,8 +94,13 @@ extension Store {
     func accountHistory(flagRow: Int64, limit: Int = 20, db: Database) throws -> [AccountHistory] {
         guard try db.tableExists("flag_accounts") else { return [] }
         let hasActions = try db.tableExists("action_requests")
-        return try Row.fetchAll(db, sql: "SELECT platform, user_id, role_hint FROM flag_accounts WHERE flag = ? ORDER BY role_hint = 'suspected_adult' DESC, user_id",
-                                arguments: [flagRow]).map { a in
+        // The flag's own accounts from its document (one row; the index is keyed by account).
+        return try Row.fetchAll(db, sql: """
+            SELECT c.platform AS platform, json_extract(p.value, '$.user_id') AS user_id, json_extract(p.value, '$.role_hint') AS role_hint
+            FROM flags f JOIN conversations c ON c.id = f.conversation_id JOIN evidence e ON e.conversation_id = c.id,
+                 json_each(e.document, '$.conversation.participants') p
+            WHERE f.id = ? ORDER BY role_hint = 'suspected_adult' DESC, user_id
+            """, arguments: [flagRow]).map { a in
             let platform: String = a["platform"], user: String = a["user_id"]
             let total = try Int.fetchOne(db, sql: "SELECT count(*) FROM flag_accounts WHERE platform = ? AND user_id = ? AND flag <> ?",
                                          arguments: [platform, user, flagRow]) ?? 0

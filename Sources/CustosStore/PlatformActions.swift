@@ -278,9 +278,12 @@ extension Store {
                 WHERE e.disabled = 0 AND ((r.state IN ('pending', 'failed') AND r.next_attempt_ms <= ?) OR (r.state = 'sending' AND r.lease_until_ms <= ?))
                 ORDER BY r.next_attempt_ms, r.requested_seq LIMIT ?
                 """, arguments: [now, now, limit])
-            return try due.map { r in
+            guard !due.isEmpty else { return [] }
+            // One entry leases the batch (subject: the deliverer); each result is an entry of its request.
+            try log.record(.actionSend(.init(attempts: due.map { .init(request: $0["id"], attempt: ($0["attempts"] as Int64) + 1) },
+                                             leaseUntil: Timestamp.utcString(millis: now + leaseMillis))), subjectID: actor.name)
+            return due.map { r in
                 let attempt = (r["attempts"] as Int64) + 1
-                try log.record(.actionSend(.init(attempt: attempt, leaseUntil: Timestamp.utcString(millis: now + leaseMillis))), subjectID: r["id"])
                 var secrets: [String] = [r["secret"]]
                 if let previous = r["previous_secret"] as String?, (r["previous_until_ms"] as Int64? ?? 0) > now { secrets.append(previous) }
                 return ActionDelivery(id: r["id"], url: r["url"], body: r["body"], secrets: secrets.filter { !$0.hasPrefix(Projection.missingSecret) }, attempt: attempt)

@@ -378,19 +378,22 @@ struct Projection {
                 """, arguments: [e.subjectID, p.endpoint, p.kind.rawValue, p.trigger.rawValue, try p.flag.map { try flagRow($0, db) },
                                  p.caseID.flatMap(CaseID.parse), p.body, p.requestedBy, e.at, at, ActionState.pending.rawValue, at, e.at])
         case .actionSend(let p):
-            let r = try request()
-            let leaseLive = r.state == .sending && (r.lease ?? 0) > at
-            guard [.pending, .failed].contains(r.state) || (r.state == .sending && !leaseLive) else {
-                throw problem(leaseLive ? "another deliverer holds it until \(Timestamp.utcString(millis: r.lease ?? 0))" : "it is \(r.state.rawValue)")
+            guard let lease = Timestamp.parse(p.leaseUntil)?.epochMillis else { throw problem("incomplete lease") }
+            for a in p.attempts {
+                guard let r = try Row.fetchOne(db, sql: "SELECT state, attempts, lease_until_ms FROM action_requests WHERE id = ?", arguments: [a.request]),
+                      let state = ActionState(rawValue: r["state"]) else { throw problem("no action request \(quoted(a.request))") }
+                let held: Int64? = r["lease_until_ms"], attempts: Int64 = r["attempts"]
+                let leaseLive = state == .sending && (held ?? 0) > at
+                guard [.pending, .failed].contains(state) || (state == .sending && !leaseLive) else {
+                    throw problem("\(a.request): " + (leaseLive ? "another deliverer holds it until \(Timestamp.utcString(millis: held ?? 0))" : "it is \(state.rawValue)"))
+                }
+                guard a.attempt == attempts + 1 else { throw problem("\(a.request): attempt \(a.attempt) follows attempt \(attempts)") }
+                try db.execute(sql: """
+                    UPDATE action_requests SET state = 'sending', attempts = ?, lease_until_ms = ?, leased_by = ?, updated_at = ? WHERE id = ?
+                    """, arguments: [a.attempt, lease, e.actor, e.at, a.request])
+                try db.execute(sql: "INSERT INTO action_attempts(request, attempt, started_at, deliverer) VALUES (?, ?, ?, ?)",
+                               arguments: [a.request, a.attempt, e.at, e.actor])
             }
-            guard p.attempt == r.attempts + 1, let lease = Timestamp.parse(p.leaseUntil)?.epochMillis else {
-                throw problem("attempt \(p.attempt) follows attempt \(r.attempts)")
-            }
-            try db.execute(sql: """
-                UPDATE action_requests SET state = 'sending', attempts = ?, lease_until_ms = ?, leased_by = ?, updated_at = ? WHERE id = ?
-                """, arguments: [p.attempt, lease, e.actor, e.at, e.subjectID])
-            try db.execute(sql: "INSERT INTO action_attempts(request, attempt, started_at, deliverer) VALUES (?, ?, ?, ?)",
-                           arguments: [e.subjectID, p.attempt, e.at, e.actor])
         case .actionAttempt(let p):
             let r = try request()
             guard r.state == .sending, p.attempt == r.attempts, ![.pending, .sending, .cancelled].contains(p.state) else {

@@ -157,3 +157,60 @@ import Testing
         #expect(try f.entries().contains { $0.action == CustodyAction.userPassword.rawValue && $0.actor == "cam" && $0.details.contains("password+totp") })
     }
 }
+
+/// Issue 27, item 4: a restart of `serve` signs nobody out, keeps a used TOTP code used and
+/// forgets no throttle; the store keeps only the SHA-256 of a session's id.
+@Suite struct SessionsSurviveARestart {
+    @Test func aRestartKeepsSessionsCodesAndWaits() async throws {
+        let f = try ServeFixture()
+        let code = try f.totp("cam")
+        final class Box: @unchecked Sendable { var session = Session(cookie: "", csrf: "") }
+        let box = Box()
+        try await f.run { client in
+            box.session = try await session(client, "cam", otp: code)
+            for _ in 0..<5 { _ = try await signIn(client, "mia", password: "not-her-password") }
+            #expect(try await signIn(client, "mia").status == .tooManyRequests)
+        }
+        let cam = box.session
+        // The restart: a new server on the store opened afresh.
+        let reopened = try Store.open(path: f.db, actor: Actor(name: "admin", osUser: "admin"), readers: true)
+        reopened.clock = f.store.clock
+        let server = CustosServer(store: reopened, configuration: .init(packets: f.dir.appendingPathComponent("packets")))
+        try await Application(router: try server.router()).test(.router) { client in
+            // Still signed in, with the same CSRF token.
+            let me = try await client.execute(uri: "/api/v1/queue", method: .get, headers: [.cookie: cam.cookie])
+            #expect(me.status == .ok)
+            let page = String(buffer: try await client.execute(uri: "/queue", method: .get, headers: [.cookie: cam.cookie]).body)
+            #expect(page.contains("value=\"\(cam.csrf)\""))
+            // The code cam used stays used.
+            #expect(try await signIn(client, "cam", otp: code).status == .unauthorized)
+            // mia still waits.
+            #expect(try await signIn(client, "mia").status == .tooManyRequests)
+            // Signing out ends the kept session too.
+            #expect(try await client.execute(uri: "/api/v1/session", method: .delete, headers: cam.headers).status == .noContent)
+        }
+        let again = CustosServer(store: reopened, configuration: .init(packets: f.dir.appendingPathComponent("packets")))
+        try await Application(router: try again.router()).test(.router) { client in
+            let status = try await client.execute(uri: "/api/v1/queue", method: .get, headers: [.cookie: cam.cookie]).status
+            #expect(status == .unauthorized)
+        }
+        // No cookie in the store or its log: only the SHA-256 of the id, in both.
+        let id = String(cam.cookie.split(separator: "=", maxSplits: 1)[1])
+        let (_, dump) = try runTool(["sqlite3", f.db, ".dump"])
+        #expect(!dump.contains(id) && !dump.contains(cam.csrf))
+        #expect(try f.entries().contains { $0.action == "session.login" && $0.subjectID == "cam" && $0.details.contains(Sessions.digest(id)) })
+    }
+
+    /// A session row added behind the log's back (no login entry records it) opens nothing.
+    @Test func aForgedSessionRowOpensNothing() async throws {
+        let f = try ServeFixture()
+        let id = "forged-session-id-0123456789abcdefghijklmnop"
+        f.editedBehindTheLog = true
+        let (code, _) = try runTool(["sqlite3", f.db, "INSERT INTO console_sessions VALUES ('\(Sessions.digest(id))', 'adam', 'session:password+totp', 'x', \(f.now), \(f.now), 1)"])
+        #expect(code == 0)
+        try await f.run { client in
+            let status = try await client.execute(uri: "/api/v1/queue", method: .get, headers: [.cookie: "custos_session=\(id)"]).status
+            #expect(status == .unauthorized)
+        }
+    }
+}
