@@ -52,7 +52,7 @@ final class SubmitFixture: @unchecked Sendable {
                                   folder: dir.appendingPathComponent("packets"))
         o.attempts = attempts
         o.backoff = 0.05
-        o.timeout = 1
+        o.timeout = 3  // a lost answer (5 s) times out; an answer slowed by the other suites running beside this one does not
         return Submitter(store: try store(), options: o, say: { _ in })
     }
 
@@ -134,7 +134,7 @@ final class SubmitFixture: @unchecked Sendable {
     @Test func a503AndALostFinishAnswerEndInOneFinishedReport() async throws {
         let f = try await SubmitFixture()
         f.double.fail("upload", .status(503))
-        f.double.fail("finish", .lostAnswer(seconds: 2))
+        f.double.fail("finish", .lostAnswer(seconds: 5))
         try await f.submitUntilDone()
         try f.expectOneFinishedReport()
         #expect(f.double.calls.filter { $0 == "submit" }.count == 1)
@@ -152,7 +152,7 @@ final class SubmitFixture: @unchecked Sendable {
     /// it; the unanswered one stays unfinished (NCMEC lets it expire).
     @Test func aLostSubmitAnswerEndsInOneFinishedReport() async throws {
         let f = try await SubmitFixture()
-        f.double.fail("submit", .lostAnswer(seconds: 2))
+        f.double.fail("submit", .lostAnswer(seconds: 5))
         let stops = try await f.submitUntilDone(attempts: 1)
         #expect(stops == [.retryLater])
         try f.expectOneFinishedReport()
@@ -318,7 +318,7 @@ extension SubmitToNCMEC {
     /// learnt: the report is retracted and a clean one finished, every file described.
     @Test func aLostUploadAnswerRetractsAndStartsClean() async throws {
         let f = try await SubmitFixture()
-        f.double.fail("upload", .lostAnswer(seconds: 2))
+        f.double.fail("upload", .lostAnswer(seconds: 5))
         try await f.submitUntilDone()
         try f.expectOneFinishedReport()
         #expect(f.double.reports.count == 2)
