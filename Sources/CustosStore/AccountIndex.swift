@@ -7,11 +7,13 @@ import GRDB
 /// documents, a purge removes a conversation's rows with its evidence, and `audit verify`
 /// compares it with the documents row for row.
 enum AccountIndex {
-    /// The rows the evidence documents give (SQLite reads the participants; no message is materialised).
+    /// The rows the evidence documents give (SQLite reads the participants; no message is
+    /// materialised). A document that is not JSON (edited behind the log's back: the evidence
+    /// step names it) gives none, rather than stopping the check.
     static let derived = """
         SELECT c.platform AS platform, json_extract(p.value, '$.user_id') AS user_id, f.id AS flag, json_extract(p.value, '$.role_hint') AS role_hint
         FROM flags f JOIN conversations c ON c.id = f.conversation_id JOIN evidence e ON e.conversation_id = c.id,
-             json_each(e.document, '$.conversation.participants') p
+             json_each(CASE WHEN json_valid(e.document) THEN e.document ELSE '{}' END, '$.conversation.participants') p
         """
 
     static func fill(_ db: Database) throws {
@@ -107,7 +109,7 @@ extension Store {
         return try Row.fetchAll(db, sql: """
             SELECT c.platform AS platform, json_extract(p.value, '$.user_id') AS user_id, json_extract(p.value, '$.role_hint') AS role_hint
             FROM flags f JOIN conversations c ON c.id = f.conversation_id JOIN evidence e ON e.conversation_id = c.id,
-                 json_each(e.document, '$.conversation.participants') p
+                 json_each(CASE WHEN json_valid(e.document) THEN e.document ELSE '{}' END, '$.conversation.participants') p
             WHERE f.id = ? ORDER BY role_hint = 'suspected_adult' DESC, user_id
             """, arguments: [flagRow]).map { a in
             let platform: String = a["platform"], user: String = a["user_id"]
