@@ -335,7 +335,8 @@ extension Store {
         let extended = try holdExtensions(db: db)
         for c in open {
             let ends = try Int64.fetchAll(db, sql: "SELECT hold_until_ms FROM referrals WHERE case_id = ?", arguments: [c])
-            let end = max(ends.max() ?? 0, extended[c] ?? 0)
+            // The rule `holds` applies (HoldRules), not a second copy of it.
+            let end = ends.map { HoldRules.end(of: .init(caseRow: c, holdUntilMillis: $0, flags: []), extensions: extended) }.max() ?? 0
             guard end <= now, let cause = try Int64.fetchOne(db, sql: """
                 SELECT max(seq) FROM custody WHERE subject_type = 'case' AND subject_id = ? AND action IN ('case.export', 'hold.extend')
                 """, arguments: [CaseID.format(c)]) else { continue }
