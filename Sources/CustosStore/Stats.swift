@@ -16,6 +16,15 @@ public struct Stats: Sendable {
     public var urgentBreaches: [String] = []
     /// Platform actions given up (dead), waiting for a lead to retry or cancel them.
     public var deadActions = 0
+
+    /// The median of spans in milliseconds, in minutes to a tenth; nil for none.
+    static func medianMinutes(_ xs: [Int64]) -> Double? {
+        guard !xs.isEmpty else { return nil }
+        let v = xs.sorted()
+        let mid = v.count / 2
+        let ms = v.count % 2 == 1 ? Double(v[mid]) : Double(v[mid - 1] + v[mid]) / 2
+        return (ms / 60_000 * 10).rounded() / 10
+    }
 }
 
 extension Store {
@@ -31,18 +40,11 @@ extension Store {
             if let oldest = try Int64.fetchOne(db, sql: "SELECT min(detected_ms) FROM flag_state WHERE queue IS NOT NULL AND detected_ms >= ?", arguments: [from]) {
                 s.oldestQueuedAgeMinutes = (now - oldest) / 60_000
             }
-            func median(_ xs: [Int64]) -> Double? {
-                guard !xs.isEmpty else { return nil }
-                let v = xs.sorted()
-                let mid = v.count / 2
-                let ms = v.count % 2 == 1 ? Double(v[mid]) : Double(v[mid - 1] + v[mid]) / 2
-                return (ms / 60_000 * 10).rounded() / 10
-            }
-            s.medianMinutesToFirstDecision = median(try Int64.fetchAll(db, sql: """
+            s.medianMinutesToFirstDecision = Stats.medianMinutes(try Int64.fetchAll(db, sql: """
                 SELECT min(d.at_ms) - f.detected_ms FROM decisions d JOIN flags f ON f.id = d.flag
                 WHERE d.at_ms >= ? GROUP BY d.flag
                 """, arguments: [from]))
-            s.medianMinutesToFinalDecision = median(try Int64.fetchAll(db, sql: """
+            s.medianMinutesToFinalDecision = Stats.medianMinutes(try Int64.fetchAll(db, sql: """
                 SELECT min(d.at_ms) - f.detected_ms FROM decisions d JOIN flags f ON f.id = d.flag
                 WHERE d.final = 1 AND d.at_ms >= ? GROUP BY d.flag
                 """, arguments: [from]))

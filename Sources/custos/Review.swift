@@ -172,17 +172,30 @@ struct Reopen: ParsableCommand {
 }
 
 struct StatsCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "stats", abstract: "Queue, timing, decision and case figures.")
+    static let configuration = CommandConfiguration(
+        commandName: "stats", abstract: "Queue, timing, decision and case figures, and their trends by day or week.",
+        discussion: """
+            The figures of now, then series over a range (by default the last 28 days by day): \
+            decisions by outcome, queue depth at the end of each day or week, median time to first \
+            and final decision, urgent SLA breaches, referrals by agency; and detector precision \
+            (confirmed / decided) by detector, model version and score band, with the counts.
+            """)
     @OptionGroup var global: GlobalOptions
-    @Option(help: "Only flags detected / decisions made since YYYY-MM-DD.") var since: String?
+    @Option(help: "Figures of now: only flags detected / decisions made since YYYY-MM-DD.") var since: String?
+    @Option(help: "Trends: the first day, YYYY-MM-DD (UTC).") var from: String?
+    @Option(help: "Trends: the day after the last, YYYY-MM-DD (UTC); default tomorrow.") var to: String?
+    @Option(help: "Trends: day or week (weeks run Monday to Sunday).") var by: String?
     @Flag var json = false
     func run() throws {
-        var from: Int64?
-        if let since {
-            guard let d = Timestamp.parseDate(since) else { throw CLIError("--since must be YYYY-MM-DD, got \(quoted(since))", code: 64) }
-            from = d
+        var since: Int64?
+        if let text = self.since {
+            guard let d = Timestamp.parseDate(text) else { throw CLIError("--since must be YYYY-MM-DD, got \(quoted(text))", code: 64) }
+            since = d
         }
-        let s = try global.open(.read).stats(since: from)
+        let store = try global.open(.read)
+        let range = try TrendRange.parse(from: from, to: to, by: by, now: store.clock())
+        let s = try store.stats(since: since)
+        let trends = try store.trends(range)
         func obj(_ d: [String: Int]) -> JSONValue { .object(d.mapValues { .integer(Int64($0)) }) }
         let j: JSONValue = .object([
             ("queue_depth", .integer(Int64(s.queueDepth))), ("lead_queue_depth", .integer(Int64(s.leadQueueDepth))),
@@ -193,9 +206,33 @@ struct StatsCommand: ParsableCommand {
             ("cases_by_state", obj(s.casesByState)), ("cases_by_agency", obj(s.casesByAgency)),
             ("urgent_sla_minutes", .integer(Int64(s.urgentSLAMinutes))), ("urgent_sla_breaches", .array(s.urgentBreaches.map { .string($0) })),
             ("dead_platform_actions", .integer(Int64(s.deadActions))),
+            ("trends", trends.json),
         ])
         if json { printJSON(j); return }
-        for (k, v) in j.objectValue!.sorted(by: { $0.key < $1.key }) { print("\(k): \(v.canonicalString)") }
+        for (k, v) in j.objectValue!.sorted(by: { $0.key < $1.key }) where k != "trends" { print("\(k): \(v.canonicalString)") }
+        print("")
+        print("trends by \(range.step.rawValue), \(range.fromDay) to \(range.toDay) (exclusive):")
+        let outcomes = DecisionOutcome.allCases.map(\.rawValue)
+        let agencies = Set(trends.buckets.flatMap(\.referrals.keys)).sorted()
+        func minutes(_ m: Double?) -> String { m.map { String($0) } ?? "-" }
+        print(pad("start", 11) + outcomes.map { pad($0, 9) }.joined() + pad("depth", 9) + pad("first", 7) + pad("median", 8)
+              + pad("final", 7) + pad("median", 8) + pad("breaches", 9) + agencies.map { pad(terminalSafe($0), 9) }.joined())
+        for b in trends.buckets {
+            print(pad(b.day, 11) + outcomes.map { pad(String(b.decisions[$0] ?? 0), 9) }.joined() + pad(String(b.queueDepthAtEnd), 9)
+                  + pad(String(b.firstDecisions), 7) + pad(minutes(b.medianMinutesToFirstDecision), 8)
+                  + pad(String(b.finalDecisions), 7) + pad(minutes(b.medianMinutesToFinalDecision), 8)
+                  + pad(String(b.urgentBreaches), 9) + agencies.map { pad(String(b.referrals[$0] ?? 0), 9) }.joined())
+        }
+        print("")
+        print("detector precision (confirmed / decided, flags settled in the range):")
+        for p in trends.precision {
+            print("  " + pad(terminalSafe(p.detector), 12) + pad(terminalSafe(p.modelVersion ?? "-"), 12) + pad(p.scoreBand ?? "unscored", 10)
+                  + "\(p.confirmed)/\(p.decided) = \(p.precision)")
+        }
+        for p in trends.precisionByModelVersion {
+            print("  " + pad(terminalSafe(p.detector), 12) + pad(terminalSafe(p.modelVersion ?? "-"), 12) + pad("all", 10)
+                  + "\(p.confirmed)/\(p.decided) = \(p.precision)")
+        }
     }
 }
 
