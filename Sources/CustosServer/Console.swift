@@ -79,7 +79,7 @@ struct Console {
         for verb in CaseVerb.allCases {
             caseRoutes.post(.init(stringLiteral: verb.rawValue)) { request, context in try await caseAction(request, context, verb) }
         }
-        router.get("stats") { _, _ in try await stats() }
+        router.get("stats") { request, _ in try await stats(request) }
         // A lead's retry or cancel of a platform action (logged), from the flag page.
         for verb in ["retry", "cancel"] {
             router.post(.init(stringLiteral: "actions/:id/" + verb)) { request, context in
@@ -463,10 +463,13 @@ struct Console {
 
     // MARK: stats
 
-    func stats() async throws -> Response {
+    func stats(_ request: Request) async throws -> Response {
         let (store, p) = try server.requestStore()
-        let s = try await blocking { () throws -> Stats in
-            try store.stats(since: nil)
+        let query = request.uri.queryParameters
+        func given(_ name: String) -> String? { query[Substring(name)].map(String.init).flatMap { $0.isEmpty ? nil : $0 } }
+        let range = try TrendRange.parse(from: given("from"), to: given("to"), by: given("by"), now: store.clock(), field: { $0 })
+        let (s, t) = try await blocking { () throws -> (Stats, Trends) in
+            (try store.stats(since: nil), try store.trends(range))
         }
         var c = try await layout(p, title: "Stats", nav: "Stats")
         func minutes(_ m: Double?) -> String { m.map { Console.duration(minutes: Int64($0.rounded())) } ?? "–" }
@@ -491,7 +494,70 @@ struct Console {
             ]),
             Console.chart("Urgent flags past the \(s.urgentSLAMinutes)-minute SLA", [("breaches", s.urgentBreaches.count)]),
         ]
+        // Trends over the chosen range: the same numbers as `custos stats --json`'s "trends".
+        c["from"] = range.fromDay
+        c["to"] = range.toDay
+        c["steps"] = TrendRange.Step.allCases.map { ["value": $0.rawValue, "selected": $0 == range.step] }
+        let per = range.step == .day ? "day" : "week"
+        let labels = t.buckets.map(\.day)
+        let agencies = Set(t.buckets.flatMap(\.referrals.keys)).sorted()
+        c["trends"] = [
+            Console.trendChart("Decisions by outcome, by \(per)", labels: labels,
+                               series: DecisionOutcome.allCases.map { o in (o.rawValue, t.buckets.map { Double($0.decisions[o.rawValue] ?? 0) }) }),
+            Console.trendChart("Queue depth at the end of each \(per)", labels: labels,
+                               series: [("flags waiting", t.buckets.map { Double($0.queueDepthAtEnd) })]),
+            Console.trendChart("Median minutes from detection to decision, by \(per)", labels: labels, series: [
+                ("to first decision", t.buckets.map(\.medianMinutesToFirstDecision)),
+                ("to final decision", t.buckets.map(\.medianMinutesToFinalDecision)),
+            ]),
+            Console.trendChart("Urgent flags past the \(t.urgentSLAMinutes)-minute SLA, by \(per)", labels: labels,
+                               series: [("breaches", t.buckets.map { Double($0.urgentBreaches) })]),
+            Console.trendChart("Cases referred by agency, by \(per)", labels: labels,
+                               series: agencies.isEmpty ? [("referrals", t.buckets.map { _ in 0 })]
+                                   : agencies.map { a in (a, t.buckets.map { Double($0.referrals[a] ?? 0) }) }),
+        ]
+        func model(_ p: Trends.Precision) -> String { "\(p.detector) \(p.modelVersion ?? "(no version)")" }
+        c["precisionChart"] = Console.chart("Detector precision by model version (% confirmed of decided)",
+                                            t.precisionByModelVersion.map { ("\(model($0)) (n=\($0.decided))", Int(($0.precision * 100).rounded())) })
+        c["precision"] = (t.precisionByModelVersion.map { ($0, "all") } + t.precision.map { ($0, $0.scoreBand ?? "unscored") }).map { p, band -> [String: Any] in
+            ["detector": p.detector, "model": p.modelVersion ?? "–", "band": band, "decided": p.decided, "confirmed": p.confirmed,
+             "precision": String(format: "%.1f%%", p.precision * 100)]
+        }
         return html(Pages.render("stats", c))
+    }
+
+    /// A line chart over time drawn on the server (SVG): one line per series, each with its own
+    /// colour and dash pattern named in the legend (colour is never the only cue), and its data
+    /// as a table. A missing value (no decision that day) breaks the line.
+    static func trendChart(_ title: String, labels: [String], series: [(String, [Double?])]) -> [String: Any] {
+        let width = 640, height = 220, left = 56, right = 620, top = 12, bottom = 170
+        let maxValue = max(1, series.flatMap { $0.1.compactMap { $0 } }.max() ?? 1)
+        let step = labels.count > 1 ? Double(right - left) / Double(labels.count - 1) : 0
+        func x(_ i: Int) -> String { String(format: "%.1f", Double(left) + Double(i) * step) }
+        func y(_ v: Double) -> String { String(format: "%.1f", Double(bottom) - v / maxValue * Double(bottom - top)) }
+        func number(_ v: Double?) -> String {
+            guard let v else { return "–" }
+            return v == v.rounded() ? String(Int(v)) : String(format: "%.1f", v)
+        }
+        let lines = series.enumerated().map { n, s -> [String: Any] in
+            // Runs of present values, each drawn as one polyline (a lone value as a dot).
+            var runs: [[String]] = [], run: [String] = [], dots: [[String: String]] = []
+            for (i, v) in s.1.enumerated() {
+                if let v { run.append("\(x(i)),\(y(v))") } else if !run.isEmpty { runs.append(run); run = [] }
+                if let v { dots.append(["x": x(i), "y": y(v)]) }
+            }
+            if !run.isEmpty { runs.append(run) }
+            return ["name": s.0, "class": "s\(n % 6)", "runs": runs.map { ["points": $0.joined(separator: " ")] }, "dots": labels.count <= 62 ? dots : [],
+                    "legendY": bottom + 36 + (n / 3) * 16, "legendTextY": bottom + 40 + (n / 3) * 16,
+                    "legendX": left + (n % 3) * 190, "legendX2": left + (n % 3) * 190 + 28, "legendTextX": left + (n % 3) * 190 + 34]
+        }
+        let rows = labels.enumerated().map { i, label -> [String: Any] in
+            ["label": label, "values": series.map { number(i < $0.1.count ? $0.1[i] : nil) }]
+        }
+        return ["title": title, "width": width, "height": height + ((series.count - 1) / 3) * 16, "lines": lines, "rows": rows,
+                "columns": series.map(\.0), "left": left, "right": right, "top": top, "bottom": bottom,
+                "maxLabel": number(maxValue), "maxY": top + 4, "zeroY": bottom + 4, "axisY": bottom + 18, "tickX": left - 6,
+                "firstLabel": labels.first ?? "", "lastLabel": labels.last ?? "", "lastX": right]
     }
 
     /// A horizontal bar chart drawn on the server (SVG, with its data as a table beside it).
