@@ -29,7 +29,10 @@ public struct Stats: Sendable {
 
 extension Store {
     /// Review figures since `since` (UTC millis), derived from decisions and flag state.
-    public func stats(since: Int64?) throws -> Stats {
+    /// Without `decisionTotals`, only the figures of now (queues, cases, breaches, dead actions):
+    /// the totals over decisions read every decision since `since`, and the stats page takes
+    /// them over its range from `trends` instead.
+    public func stats(since: Int64?, decisionTotals: Bool = true) throws -> Stats {
         try requirePermission(.read)
         let now = clock()
         let from = since ?? Int64.min
@@ -40,19 +43,21 @@ extension Store {
             if let oldest = try Int64.fetchOne(db, sql: "SELECT min(detected_ms) FROM flag_state WHERE queue IS NOT NULL AND detected_ms >= ?", arguments: [from]) {
                 s.oldestQueuedAgeMinutes = (now - oldest) / 60_000
             }
-            s.medianMinutesToFirstDecision = Stats.medianMinutes(try Int64.fetchAll(db, sql: """
-                SELECT min(d.at_ms) - f.detected_ms FROM decisions d JOIN flags f ON f.id = d.flag
-                WHERE d.at_ms >= ? GROUP BY d.flag
-                """, arguments: [from]))
-            s.medianMinutesToFinalDecision = Stats.medianMinutes(try Int64.fetchAll(db, sql: """
-                SELECT min(d.at_ms) - f.detected_ms FROM decisions d JOIN flags f ON f.id = d.flag
-                WHERE d.final = 1 AND d.at_ms >= ? GROUP BY d.flag
-                """, arguments: [from]))
-            for r in try Row.fetchAll(db, sql: "SELECT outcome, count(*) AS n FROM decisions WHERE at_ms >= ? GROUP BY outcome", arguments: [from]) {
-                s.decisionsByOutcome[r["outcome"]] = r["n"]
-            }
-            for r in try Row.fetchAll(db, sql: "SELECT reviewer, count(*) AS n FROM decisions WHERE at_ms >= ? GROUP BY reviewer", arguments: [from]) {
-                s.decisionsByReviewer[r["reviewer"]] = r["n"]
+            if decisionTotals {
+                s.medianMinutesToFirstDecision = Stats.medianMinutes(try Int64.fetchAll(db, sql: """
+                    SELECT min(d.at_ms) - f.detected_ms FROM decisions d JOIN flags f ON f.id = d.flag
+                    WHERE d.at_ms >= ? GROUP BY d.flag
+                    """, arguments: [from]))
+                s.medianMinutesToFinalDecision = Stats.medianMinutes(try Int64.fetchAll(db, sql: """
+                    SELECT min(d.at_ms) - f.detected_ms FROM decisions d JOIN flags f ON f.id = d.flag
+                    WHERE d.final = 1 AND d.at_ms >= ? GROUP BY d.flag
+                    """, arguments: [from]))
+                for r in try Row.fetchAll(db, sql: "SELECT outcome, count(*) AS n FROM decisions WHERE at_ms >= ? GROUP BY outcome", arguments: [from]) {
+                    s.decisionsByOutcome[r["outcome"]] = r["n"]
+                }
+                for r in try Row.fetchAll(db, sql: "SELECT reviewer, count(*) AS n FROM decisions WHERE at_ms >= ? GROUP BY reviewer", arguments: [from]) {
+                    s.decisionsByReviewer[r["reviewer"]] = r["n"]
+                }
             }
             for r in try Row.fetchAll(db, sql: "SELECT state, count(*) AS n FROM cases GROUP BY state") { s.casesByState[r["state"]] = r["n"] }
             for r in try Row.fetchAll(db, sql: "SELECT agency, count(*) AS n FROM case_agencies GROUP BY agency") { s.casesByAgency[r["agency"]] = r["n"] }

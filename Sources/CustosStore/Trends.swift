@@ -107,6 +107,12 @@ public struct Trends: Sendable {
     public var range: TrendRange
     public var urgentSLAMinutes: Int
     public var buckets: [Bucket]
+    /// Over the whole range: decisions by reviewer, and the medians of its first and final
+    /// decisions (the buckets' own medians cannot be combined).
+    public var decisionsByReviewer: [String: Int] = [:]
+    public var medianMinutesToFirstDecision: Double?
+    public var medianMinutesToFinalDecision: Double?
+    public var decisionsByOutcome: [String: Int] { buckets.reduce(into: [:]) { t, b in t.merge(b.decisions, uniquingKeysWith: +) } }
     /// By detector, model version and score band.
     public var precision: [Precision]
     /// By detector and model version, over all score bands.
@@ -130,6 +136,10 @@ public struct Trends: Sendable {
             ("to", .string(range.toDay)),
             ("by", .string(range.step.rawValue)),
             ("urgent_sla_minutes", .integer(Int64(urgentSLAMinutes))),
+            ("decisions_by_outcome", counts(decisionsByOutcome)),
+            ("decisions_by_reviewer", counts(decisionsByReviewer)),
+            ("median_minutes_to_first_decision", medianMinutesToFirstDecision.map { .number($0) } ?? .null),
+            ("median_minutes_to_final_decision", medianMinutesToFinalDecision.map { .number($0) } ?? .null),
             ("series", .array(buckets.map { b in
                 .object([
                     ("start", .string(b.day)),
@@ -188,18 +198,22 @@ extension Store {
             }
 
             // Time from detection to each flag's first decision, and to its first final one.
-            func minutes(_ sql: String, _ set: (inout Trends.Bucket, Int, Double?) -> Void) throws {
+            func minutes(_ sql: String, _ set: (inout Trends.Bucket, Int, Double?) -> Void) throws -> Double? {
+                // Tens of thousands of rows a month on a busy store: a cursor (one reused row) read by
+                // column index, not an array of rows read by name.
                 var spans = [[Int64]](repeating: [], count: buckets.count)
-                for r in try Row.fetchAll(db, sql: sql, arguments: args) {
-                    if let b = range.bucket(r["at_ms"]) { spans[b].append(r["span"]) }
+                let rows = try Row.fetchCursor(db, sql: sql, arguments: args)
+                while let r = try rows.next() {
+                    if let b = range.bucket(r[0]) { spans[b].append(r[1]) }
                 }
                 for i in buckets.indices { set(&buckets[i], spans[i].count, Stats.medianMinutes(spans[i])) }
+                return Stats.medianMinutes(spans.flatMap { $0 })
             }
-            try minutes("""
+            let first = try minutes("""
                 SELECT d.at_ms, d.at_ms - s.detected_ms AS span FROM decisions d INDEXED BY decisions_at JOIN flag_state s ON s.flag = d.flag
                 WHERE d.at_ms >= :from AND d.at_ms < :to AND NOT EXISTS (SELECT 1 FROM decisions e WHERE e.flag = d.flag AND e.id < d.id)
                 """) { $0.firstDecisions = $1; $0.medianMinutesToFirstDecision = $2 }
-            try minutes("""
+            let final = try minutes("""
                 SELECT d.at_ms, d.at_ms - s.detected_ms AS span FROM decisions d INDEXED BY decisions_at JOIN flag_state s ON s.flag = d.flag
                 WHERE d.at_ms >= :from AND d.at_ms < :to AND d.final = 1
                   AND NOT EXISTS (SELECT 1 FROM decisions e WHERE e.flag = d.flag AND e.final = 1 AND e.id < d.id)
@@ -246,7 +260,15 @@ extension Store {
                     byModel.append(Trends.Precision(detector: p.detector, modelVersion: p.modelVersion, scoreBand: nil, decided: p.decided, confirmed: p.confirmed))
                 }
             }
-            return Trends(range: range, urgentSLAMinutes: Int(sla), buckets: buckets, precision: precision, precisionByModelVersion: byModel)
+            var reviewers: [String: Int] = [:]
+            for r in try Row.fetchAll(db, sql: """
+                SELECT reviewer, count(*) AS n FROM decisions INDEXED BY decisions_at WHERE at_ms >= :from AND at_ms < :to GROUP BY reviewer
+                """, arguments: args) {
+                reviewers[r["reviewer"]] = r["n"]
+            }
+            return Trends(range: range, urgentSLAMinutes: Int(sla), buckets: buckets, decisionsByReviewer: reviewers,
+                          medianMinutesToFirstDecision: first, medianMinutesToFinalDecision: final,
+                          precision: precision, precisionByModelVersion: byModel)
         }
     }
 }
