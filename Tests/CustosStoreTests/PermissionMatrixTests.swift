@@ -12,6 +12,7 @@ import Testing
     func operation(_ p: Permission, _ s: Store, _ f: Fixture) throws {
         switch p {
         case .read: _ = try s.cases(); _ = try s.queue(limit: 5); _ = try s.stats(since: nil); _ = try s.holds(); _ = try s.submissions()
+            _ = try s.trends(try TrendRange.parse(from: nil, to: nil, by: nil, now: f.now))
         case .ingest: try f.ingest(flagLine(id: "i-\(s.actor.name)") + "\n", name: "i-\(s.actor.name).jsonl", into: s)
         case .claim: _ = try s.claim(nil)
         case .decide: _ = try s.decide("det:a", outcome: .dismiss, reason: "r", category: nil, urgent: nil, annotations: [])
