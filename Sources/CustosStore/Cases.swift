@@ -61,18 +61,18 @@ extension Store {
         // The countries of the case's reported persons and victims, from the participants of
         // its conversations' documents (SQLite extracts them; no message is materialised).
         var conversations: [Conversation] = []
-        for text in try String.fetchAll(db, sql: """
+        for text in try String.fetchAll(db.cachedStatement(sql: """
             SELECT json_extract(e.document, '$.conversation.participants') FROM evidence e
             WHERE e.conversation_id IN (SELECT f.conversation_id FROM case_flags cf JOIN flags f ON f.id = cf.flag WHERE cf.case_id = ?)
             ORDER BY e.conversation_id
-            """, arguments: [caseID]) {
+            """), arguments: [caseID]) {
             let participants = (try? JSONValue.parse(Array(text.utf8)))?.arrayValue ?? []
             conversations.append(Conversation(platform: "", id: "", participants: participants.compactMap { p in
                 p["user_id"]?.stringValue.map { Participant(userID: $0, roleHint: p["role_hint"]?.stringValue.flatMap(RoleHint.init(rawValue:)),
                                                             country: p["country"]?.stringValue) }
             }, messages: []))
         }
-        let routed = Set(try String.fetchAll(db, sql: "SELECT agency FROM case_agencies WHERE case_id = ?", arguments: [caseID]))
+        let routed = Set(try String.fetchAll(db.cachedStatement(sql: "SELECT agency FROM case_agencies WHERE case_id = ?"), arguments: [caseID]))
         for (agency, reason) in CaseRules.routes(try agencies(db: db), conversations: conversations) where !routed.contains(agency) {
             try log.record(.caseRoute(.init(agency: agency, reason: reason)), subjectID: CaseID.format(caseID))
         }
@@ -88,7 +88,7 @@ extension Store {
         try validateAgency(code: code, jurisdictions: jurisdictions, retentionDays: retentionDays)
         try write { db, log in
             try requireRole(db: db, log: log, .manageAgencies)
-            if try Bool.fetchOne(db, sql: "SELECT 1 FROM agencies WHERE code = ?", arguments: [code]) == true {
+            if try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM agencies WHERE code = ?"), arguments: [code]) == true {
                 throw CustosError.conflict(subject: "agency \(quoted(code))", reason: "already exists; use `custos agency set`")
             }
             try log.record(.agencyAdd(.init(name: name, jurisdictions: jurisdictions, profile: profile, route: route, retentionDays: Int64(retentionDays),
@@ -142,23 +142,23 @@ extension Store {
 
     public func cases() throws -> [CaseSummary] {
         try requirePermission(.read)
-        return try read { db in try Int64.fetchAll(db, sql: "SELECT id FROM cases ORDER BY id").map { try caseSummary($0, db: db) } }
+        return try read { db in try Int64.fetchAll(db.cachedStatement(sql: "SELECT id FROM cases ORDER BY id")).map { try caseSummary($0, db: db) } }
     }
 
     func caseSummary(_ id: Int64, db: Database) throws -> CaseSummary {
         guard let c = try CaseRow.fetchOne(db, key: id) else {
             throw CustosError.notFound(kind: "case", name: CaseID.format(id))
         }
-        let accounts = try String.fetchAll(db, sql: "SELECT user_id FROM case_accounts WHERE case_id = ? ORDER BY user_id", arguments: [id])
+        let accounts = try String.fetchAll(db.cachedStatement(sql: "SELECT user_id FROM case_accounts WHERE case_id = ? ORDER BY user_id"), arguments: [id])
         let agencies = try CaseAgencyRow.filter(Column("case_id") == id).order(Column("agency")).fetchAll(db)
             .map { (code: $0.agency, served: $0.served, reason: $0.reason) }
-        let flags = try Int.fetchOne(db, sql: "SELECT count(*) FROM case_flags WHERE case_id = ?", arguments: [id]) ?? 0
+        let flags = try Int.fetchOne(db.cachedStatement(sql: "SELECT count(*) FROM case_flags WHERE case_id = ?"), arguments: [id]) ?? 0
         return CaseSummary(caseID: CaseID.format(id), state: try storedWord(c.state, "cases.state"), platform: c.platform, reportedAccounts: accounts,
                            agencies: agencies, flagCount: flags, createdAt: c.createdAt)
     }
 
     func resolveCase(_ name: String, db: Database) throws -> Int64 {
-        guard let id = CaseID.parse(name), try Bool.fetchOne(db, sql: "SELECT 1 FROM cases WHERE id = ?", arguments: [id]) == true else {
+        guard let id = CaseID.parse(name), try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM cases WHERE id = ?"), arguments: [id]) == true else {
             throw CustosError.notFound(kind: "case", name: name)
         }
         return id
@@ -179,7 +179,7 @@ extension Store {
 
     func caseDetail(id: Int64, db: Database) throws -> CaseDetail {
         let summary = try caseSummary(id, db: db)
-        let flagRows = try Int64.fetchAll(db, sql: "SELECT flag FROM case_flags WHERE case_id = ? ORDER BY flag", arguments: [id])
+        let flagRows = try Int64.fetchAll(db.cachedStatement(sql: "SELECT flag FROM case_flags WHERE case_id = ? ORDER BY flag"), arguments: [id])
         var flags: [StoredFlag] = [], erased: [String] = [], erasedKeys: [String] = []
         for row in flagRows {
             do { flags.append(try loadFlag(rowID: row, db: db)) } catch let e as CustosError where e.kind == .invalidState {
@@ -205,7 +205,7 @@ extension Store {
             try requireRole(db: db, log: log, .manageCases)
             let ia = try resolveCase(a, db: db), ib = try resolveCase(b, db: db)
             try CaseRules.merge((CaseID.format(ib), try caseState(ib, db: db)), into: (CaseID.format(ia), try caseState(ia, db: db)))
-            let moved = try Int64.fetchAll(db, sql: "SELECT flag FROM case_flags WHERE case_id = ?", arguments: [ib])
+            let moved = try Int64.fetchAll(db.cachedStatement(sql: "SELECT flag FROM case_flags WHERE case_id = ?"), arguments: [ib])
             let keys = try moved.map { try flagKey($0, db: db) }
             try log.record(.caseMerge(.init(merged: CaseID.format(ib), flags: keys)), subjectID: CaseID.format(ia))
             try log.record(.caseMergedInto(.init(into: CaseID.format(ia))), subjectID: CaseID.format(ib))
@@ -218,11 +218,11 @@ extension Store {
         try write { db, log in
             try requireRole(db: db, log: log, .manageCases)
             let id = try resolveCase(name, db: db)
-            let all = try Int64.fetchAll(db, sql: "SELECT flag FROM case_flags WHERE case_id = ?", arguments: [id])
+            let all = try Int64.fetchAll(db.cachedStatement(sql: "SELECT flag FROM case_flags WHERE case_id = ?"), arguments: [id])
             let moving = try names.map { try resolveFlag($0, db: db) }
             try CaseRules.split(case: CaseID.format(id), state: try caseState(id, db: db), flags: Set(try all.map { try flagKey($0, db: db) }),
                                 moving: moving.map(\.key))
-            let platform = try String.fetchOne(db, sql: "SELECT platform FROM cases WHERE id = ?", arguments: [id]) ?? ""
+            let platform = try String.fetchOne(db.cachedStatement(sql: "SELECT platform FROM cases WHERE id = ?"), arguments: [id]) ?? ""
             let newID = try Store.nextCaseID(db)
             // Each case keeps the reported accounts of the flags it will hold.
             let movingRows = Set(moving.map(\.0))
@@ -240,11 +240,11 @@ extension Store {
     }
 
     func caseState(_ id: Int64, db: Database) throws -> CaseState {
-        try storedWord(try String.fetchOne(db, sql: "SELECT state FROM cases WHERE id = ?", arguments: [id]), "cases.state")
+        try storedWord(try String.fetchOne(db.cachedStatement(sql: "SELECT state FROM cases WHERE id = ?"), arguments: [id]), "cases.state")
     }
 
     /// The id the next case gets.
     static func nextCaseID(_ db: Database) throws -> Int64 {
-        (try Int64.fetchOne(db, sql: "SELECT max(id) FROM cases") ?? 0) + 1
+        (try Int64.fetchOne(db.cachedStatement(sql: "SELECT max(id) FROM cases")) ?? 0) + 1
     }
 }

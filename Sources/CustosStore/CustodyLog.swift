@@ -60,7 +60,7 @@ public final class CustodyLog {
             throw CustosError.invalidInput(field: "subject", reason: "a custody entry's subject or actor cannot contain a NUL character")
         }
         if tail == nil {
-            if let row = try Row.fetchOne(db, sql: "SELECT seq, chain_hash FROM custody ORDER BY seq DESC LIMIT 1") {
+            if let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT seq, chain_hash FROM custody ORDER BY seq DESC LIMIT 1")) {
                 tail = (row["seq"], Array(row["chain_hash"] as Data))
             } else {
                 tail = (-1, CustodyEntry.genesisChain)
@@ -146,7 +146,7 @@ extension Store {
 
     public func custodyEntry(seq: Int64) throws -> CustodyEntry {
         try read { db in
-            guard let entry = try CustodyEntry.fetchOne(db, sql: "SELECT * FROM custody WHERE seq = ?", arguments: [seq]) else {
+            guard let entry = try CustodyEntry.fetchOne(db.cachedStatement(sql: "SELECT * FROM custody WHERE seq = ?"), arguments: [seq]) else {
                 throw CustosError.notFound(kind: "custody entry", name: String(seq))
             }
             return entry
@@ -154,7 +154,7 @@ extension Store {
     }
 
     public func custodySize() throws -> Int64 {
-        try read { db in try Int64.fetchOne(db, sql: "SELECT count(*) FROM custody") ?? 0 }
+        try read { db in try Int64.fetchOne(db.cachedStatement(sql: "SELECT count(*) FROM custody")) ?? 0 }
     }
 
     // MARK: checkpoints and proofs
@@ -181,7 +181,7 @@ extension Store {
         let tree = try signedTree(db, log, key: key, origin: origin)
         let size = tree.size, root = tree.root
         let note = try SignedNote.sign(text: Checkpoint(origin: origin, size: size, root: root).text, name: origin, key: key)
-        let id = (try Int64.fetchOne(db, sql: "SELECT max(id) FROM checkpoints") ?? 0) + 1
+        let id = (try Int64.fetchOne(db.cachedStatement(sql: "SELECT max(id) FROM checkpoints")) ?? 0) + 1
         try log.record(.auditCheckpoint(.init(size: size, root: Data(root).base64EncodedString(), packet: packet?.id, caseID: packet?.caseID,
                                               agency: packet?.agency, number: packet?.number)),
                        subjectID: String(id), side: SideFacts(note: note))
@@ -190,14 +190,14 @@ extension Store {
 
     public func checkpoints() throws -> [StoredCheckpoint] {
         try read { db in
-            try StoredCheckpoint.fetchAll(db, sql: "SELECT * FROM checkpoints ORDER BY id")
+            try StoredCheckpoint.fetchAll(db.cachedStatement(sql: "SELECT * FROM checkpoints ORDER BY id"))
         }
     }
 
     public func checkpoint(id: Int64?) throws -> StoredCheckpoint {
         try read { db in
-            let checkpoint = try id.map { try StoredCheckpoint.fetchOne(db, sql: "SELECT * FROM checkpoints WHERE id = ?", arguments: [$0]) }
-                ?? StoredCheckpoint.fetchOne(db, sql: "SELECT * FROM checkpoints ORDER BY id DESC LIMIT 1")
+            let checkpoint = try id.map { try StoredCheckpoint.fetchOne(db.cachedStatement(sql: "SELECT * FROM checkpoints WHERE id = ?"), arguments: [$0]) }
+                ?? StoredCheckpoint.fetchOne(db.cachedStatement(sql: "SELECT * FROM checkpoints ORDER BY id DESC LIMIT 1"))
             guard let checkpoint else {
                 throw id.map { CustosError.notFound(kind: "checkpoint", name: String($0)) } ?? CustosError.notFound(kind: "checkpoint", name: "latest", hint: "no checkpoint yet: run `custos audit checkpoint`")
             }

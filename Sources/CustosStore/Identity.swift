@@ -82,7 +82,7 @@ extension Store {
     /// An admin sets anyone's password; a user may set their own.
     public func setPassword(user: String, password: String) throws {
         try Secrets.validatePassword(password)
-        if try read({ db in try String.fetchOne(db, sql: "SELECT role FROM users WHERE name = ?", arguments: [user]) }) == Role.detector.rawValue {
+        if try read({ db in try String.fetchOne(db.cachedStatement(sql: "SELECT role FROM users WHERE name = ?"), arguments: [user]) }) == Role.detector.rawValue {
             throw CustosError.invalidInput(field: "user", reason: "\(quoted(user)) is a detector: a machine client signs in with a bearer token (`custos token create`), never a password")
         }
         let hash = Secrets.hashPassword(password)  // slow: outside the transaction
@@ -142,7 +142,7 @@ extension Store {
         try write { db, log in
             try requireRole(db: db, log: log, .manageUsers)
             try requireUser(user, db: db)
-            if let role = try String.fetchOne(db, sql: "SELECT role FROM users WHERE name = ?", arguments: [user]).flatMap(Role.init),
+            if let role = try String.fetchOne(db.cachedStatement(sql: "SELECT role FROM users WHERE name = ?"), arguments: [user]).flatMap(Role.init),
                Store.privilegedForTokens.contains(role) {
                 throw CustosError.invalidState(subject: "user \(quoted(user))", state: role.rawValue,
                                                reason: "a \(role.rawValue) acts with a password and a one-time code; a bearer token, which never expires and skips the code, is not issued for the role")
@@ -155,7 +155,7 @@ extension Store {
     public func revokeToken(id: String) throws {
         try write { db, log in
             try requireRole(db: db, log: log, .manageUsers)
-            guard let revoked = try Row.fetchOne(db, sql: "SELECT revoked_at FROM tokens WHERE id = ?", arguments: [id]) else {
+            guard let revoked = try Row.fetchOne(db.cachedStatement(sql: "SELECT revoked_at FROM tokens WHERE id = ?"), arguments: [id]) else {
                 throw CustosError.notFound(kind: "token", name: id, hint: "`custos token list` shows them")
             }
             if (revoked["revoked_at"] as String?) != nil { throw CustosError.invalidState(subject: "token \(quoted(id))", state: "revoked", reason: "already") }
@@ -167,7 +167,7 @@ extension Store {
     public func tokens() throws -> [TokenRecord] {
         try requirePermission(.manageUsers)
         return try read { db in
-            try Row.fetchAll(db, sql: "SELECT id, user, created_at, revoked_at FROM tokens ORDER BY created_at, id").map {
+            try Row.fetchAll(db.cachedStatement(sql: "SELECT id, user, created_at, revoked_at FROM tokens ORDER BY created_at, id")).map {
                 TokenRecord(id: $0["id"], user: $0["user"], createdAt: $0["created_at"], revokedAt: $0["revoked_at"])
             }
         }
@@ -176,7 +176,7 @@ extension Store {
     /// The acting user's console preferences: (blur, grayscale), both on unless turned off.
     public func preferences() throws -> (blur: Bool, grayscale: Bool) {
         try read { db in
-            guard let r = try Row.fetchOne(db, sql: "SELECT blur, grayscale FROM preferences WHERE user = ?", arguments: [actor.name]) else { return (true, true) }
+            guard let r = try Row.fetchOne(db.cachedStatement(sql: "SELECT blur, grayscale FROM preferences WHERE user = ?"), arguments: [actor.name]) else { return (true, true) }
             return ((r["blur"] as Int64) != 0, (r["grayscale"] as Int64) != 0)
         }
     }
@@ -192,10 +192,10 @@ extension Store {
 
     public func credential(user: String) throws -> Credential? {
         try read { db in
-            guard let r = try Row.fetchOne(db, sql: """
+            guard let r = try Row.fetchOne(db.cachedStatement(sql: """
                 SELECT u.name, u.role, u.disabled, c.password_hash, c.totp_secret
                 FROM users u LEFT JOIN credentials c ON c.user = u.name WHERE u.name = ?
-                """, arguments: [user]), let role = Role(rawValue: r["role"]) else { return nil }
+                """), arguments: [user]), let role = Role(rawValue: r["role"]) else { return nil }
             return Credential(name: r["name"], role: role, disabled: (r["disabled"] as Int64) != 0, passwordHash: r["password_hash"], totpSecret: r["totp_secret"])
         }
     }
@@ -208,10 +208,10 @@ extension Store {
     /// now privileged (a token issued before a role change acts for nobody).
     public func tokenUser(_ token: String) throws -> Reviewer? {
         try read { db in
-            guard let r = try Row.fetchOne(db, sql: """
+            guard let r = try Row.fetchOne(db.cachedStatement(sql: """
                 SELECT u.name, u.role FROM tokens t JOIN users u ON u.name = t.user
                 WHERE t.token_sha256 = ? AND t.revoked_at IS NULL AND u.disabled = 0
-                """, arguments: [SHA256Hex.of(token)]), let role = Role(rawValue: r["role"]),
+                """), arguments: [SHA256Hex.of(token)]), let role = Role(rawValue: r["role"]),
                   !Store.privilegedForTokens.contains(role) else { return nil }
             return Reviewer(name: r["name"], role: role)
         }
@@ -229,10 +229,10 @@ extension Store {
     /// a code is accepted once, across restarts (RFC 6238 §5.2).
     public func lastTOTPStep(user: String) throws -> Int64? {
         try read { db in
-            try Int64.fetchOne(db, sql: """
+            try Int64.fetchOne(db.cachedStatement(sql: """
                 SELECT max(CAST(json_extract(details, '$.totp_step') AS INTEGER)) FROM custody
                 WHERE subject_type = ? AND subject_id = ? AND action IN (?, ?)
-                """, arguments: [CustodyAction.sessionLogin.subjectType.rawValue, user, CustodyAction.sessionLogin.rawValue, CustodyAction.userPassword.rawValue])
+                """), arguments: [CustodyAction.sessionLogin.subjectType.rawValue, user, CustodyAction.sessionLogin.rawValue, CustodyAction.userPassword.rawValue])
         }
     }
 
@@ -273,7 +273,7 @@ extension Store {
     }
 
     private func requireUser(_ user: String, db: Database) throws {
-        guard try Bool.fetchOne(db, sql: "SELECT 1 FROM users WHERE name = ?", arguments: [user]) != nil else {
+        guard try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM users WHERE name = ?"), arguments: [user]) != nil else {
             throw CustosError.notFound(kind: "user", name: user)
         }
     }

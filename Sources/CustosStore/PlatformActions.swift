@@ -88,7 +88,7 @@ extension Store {
         let secret = StandardWebhooks.newSecret()
         try write { db, log in
             try requireRole(db: db, log: log, .manageActions)
-            guard try Bool.fetchOne(db, sql: "SELECT 1 FROM action_endpoints WHERE name = ?", arguments: [name]) != true else {
+            guard try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM action_endpoints WHERE name = ?"), arguments: [name]) != true else {
                 throw CustosError.conflict(subject: "endpoint \(quoted(name))", reason: "already exists")
             }
             var side = SideFacts(); side.secret = secret
@@ -131,7 +131,7 @@ extension Store {
     public func actionEndpoints() throws -> [ActionEndpointRecord] {
         try requirePermission(.read)
         return try read { db in
-            try String.fetchAll(db, sql: "SELECT name FROM action_endpoints ORDER BY name").map { try endpoint($0, db: db) }
+            try String.fetchAll(db.cachedStatement(sql: "SELECT name FROM action_endpoints ORDER BY name")).map { try endpoint($0, db: db) }
         }
     }
 
@@ -143,7 +143,7 @@ extension Store {
     }
 
     private func endpoint(_ name: String, db: Database) throws -> ActionEndpointRecord {
-        guard let r = try Row.fetchOne(db, sql: "SELECT * FROM action_endpoints WHERE name = ?", arguments: [name]) else {
+        guard let r = try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM action_endpoints WHERE name = ?"), arguments: [name]) else {
             throw CustosError.notFound(kind: "endpoint", name: name)
         }
         func list(_ text: String) -> [String] { ((try? JSONValue.parse(Array(text.utf8)))?.arrayValue ?? []).compactMap(\.stringValue) }
@@ -168,12 +168,12 @@ extension Store {
     /// The subject of a flag's event: its platform, conversation and reported accounts (from the
     /// participants of its evidence document; SQLite extracts them, no message is read).
     func actionSubject(flagRow: Int64, db: Database) throws -> ActionSubject {
-        guard let r = try Row.fetchOne(db, sql: """
+        guard let r = try Row.fetchOne(db.cachedStatement(sql: """
             SELECT f.detector, f.flag_id, f.platform, c.external_id, json_extract(e.document, '$.conversation.participants') AS participants,
                    s.category, s.urgent, cf.case_id
             FROM flags f JOIN conversations c ON c.id = f.conversation_id LEFT JOIN evidence e ON e.conversation_id = c.id
             JOIN flag_state s ON s.flag = f.id LEFT JOIN case_flags cf ON cf.flag = f.id WHERE f.id = ?
-            """, arguments: [flagRow]) else { throw CustosError.storage(cause: "no flag with row id \(flagRow)") }
+            """), arguments: [flagRow]) else { throw CustosError.storage(cause: "no flag with row id \(flagRow)") }
         let participants = ((r["participants"] as String?).flatMap { try? JSONValue.parse(Array($0.utf8)) }?.arrayValue ?? []).compactMap { p in
             p["user_id"]?.stringValue.map { Participant(userID: $0, roleHint: p["role_hint"]?.stringValue.flatMap(RoleHint.init(rawValue:)), country: nil) }
         }
@@ -185,22 +185,22 @@ extension Store {
 
     /// The subject of a case's event: its platform, reported accounts and conversations.
     func actionSubject(caseRow: Int64, db: Database) throws -> ActionSubject {
-        guard let platform = try String.fetchOne(db, sql: "SELECT platform FROM cases WHERE id = ?", arguments: [caseRow]) else {
+        guard let platform = try String.fetchOne(db.cachedStatement(sql: "SELECT platform FROM cases WHERE id = ?"), arguments: [caseRow]) else {
             throw CustosError.notFound(kind: "case", name: CaseID.format(caseRow))
         }
         return ActionSubject(
             platform: platform,
-            accounts: try String.fetchAll(db, sql: "SELECT user_id FROM case_accounts WHERE case_id = ? ORDER BY user_id", arguments: [caseRow]),
-            conversations: try String.fetchAll(db, sql: """
+            accounts: try String.fetchAll(db.cachedStatement(sql: "SELECT user_id FROM case_accounts WHERE case_id = ? ORDER BY user_id"), arguments: [caseRow]),
+            conversations: try String.fetchAll(db.cachedStatement(sql: """
                 SELECT DISTINCT c.external_id FROM case_flags cf JOIN flags f ON f.id = cf.flag JOIN conversations c ON c.id = f.conversation_id
                 WHERE cf.case_id = ? ORDER BY c.external_id
-                """, arguments: [caseRow]),
+                """), arguments: [caseRow]),
             flag: nil, caseRow: caseRow,
-            category: try String.fetchOne(db, sql: """
+            category: try String.fetchOne(db.cachedStatement(sql: """
                 SELECT s.category FROM case_flags cf JOIN flag_state s ON s.flag = cf.flag WHERE cf.case_id = ? AND s.category IS NOT NULL
                 ORDER BY cf.flag LIMIT 1
-                """, arguments: [caseRow]),
-            urgent: try Bool.fetchOne(db, sql: "SELECT 1 FROM case_flags cf JOIN flag_state s ON s.flag = cf.flag WHERE cf.case_id = ? AND s.urgent = 1 LIMIT 1",
+                """), arguments: [caseRow]),
+            urgent: try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM case_flags cf JOIN flag_state s ON s.flag = cf.flag WHERE cf.case_id = ? AND s.urgent = 1 LIMIT 1"),
                                       arguments: [caseRow]) ?? false)
     }
 
@@ -210,7 +210,7 @@ extension Store {
     func requestActions(_ trigger: ActionTrigger, _ subject: ActionSubject, cause: Int64, db: Database, log: CustodyLog) throws -> [String] {
         guard try db.tableExists("action_endpoints") else { return [] }
         var ids: [String] = []
-        for name in try String.fetchAll(db, sql: "SELECT name FROM action_endpoints WHERE disabled = 0 ORDER BY name") {
+        for name in try String.fetchAll(db.cachedStatement(sql: "SELECT name FROM action_endpoints WHERE disabled = 0 ORDER BY name")) {
             let e = try endpoint(name, db: db)
             guard e.triggers.contains(trigger) else { continue }
             if let category = subject.category, !e.categories.isEmpty, !e.categories.contains(category) { continue }
@@ -261,23 +261,23 @@ extension Store {
         let now = clock()
         let work = try read { db -> Bool in
             guard try db.tableExists("action_requests") else { return false }
-            return try Bool.fetchOne(db, sql: """
+            return try Bool.fetchOne(db.cachedStatement(sql: """
                 SELECT 1 FROM action_requests WHERE (state IN ('pending', 'failed') AND next_attempt_ms <= ?) OR (state = 'sending' AND lease_until_ms <= ?)
                    OR (trigger = 'hold.started' AND case_id NOT IN (SELECT case_id FROM action_requests WHERE trigger = 'hold.ended' AND case_id IS NOT NULL))
                 LIMIT 1
-                """, arguments: [now, now]) ?? false
+                """), arguments: [now, now]) ?? false
         }
         guard work else { return [] }
         return try write { db, log in
             try requireRole(db: db, log: log, .deliverActions)
             let now = log.millis
             try requestEndedHolds(now: now, db: db, log: log)
-            let due = try Row.fetchAll(db, sql: """
+            let due = try Row.fetchAll(db.cachedStatement(sql: """
                 SELECT r.id, r.attempts, e.url, r.body, e.secret, e.previous_secret, e.previous_until_ms
                 FROM action_requests r JOIN action_endpoints e ON e.name = r.endpoint
                 WHERE e.disabled = 0 AND ((r.state IN ('pending', 'failed') AND r.next_attempt_ms <= ?) OR (r.state = 'sending' AND r.lease_until_ms <= ?))
                 ORDER BY r.next_attempt_ms, r.requested_seq LIMIT ?
-                """, arguments: [now, now, limit])
+                """), arguments: [now, now, limit])
             guard !due.isEmpty else { return [] }
             // One entry leases the batch (subject: the deliverer); each result is an entry of its request.
             try log.record(.actionSend(.init(attempts: due.map { .init(request: $0["id"], attempt: ($0["attempts"] as Int64) + 1) },
@@ -300,7 +300,7 @@ extension Store {
             try requireRole(db: db, log: log, .deliverActions)
             let now = log.millis
             for o in outcomes {
-                guard let requested = try Int64.fetchOne(db, sql: "SELECT requested_ms FROM action_requests WHERE id = ? AND state = 'sending' AND attempts = ?",
+                guard let requested = try Int64.fetchOne(db.cachedStatement(sql: "SELECT requested_ms FROM action_requests WHERE id = ? AND state = 'sending' AND attempts = ?"),
                                                          arguments: [o.id, o.attempt]) else { continue }  // leased again meanwhile: the later attempt records
                 var state: ActionState
                 var next: Int64?
@@ -327,19 +327,19 @@ extension Store {
     /// `hold.ended` for every case whose preservation hold has ended since a `hold.started`
     /// request was made for it (once per case), caused by the entry that set the hold's end.
     private func requestEndedHolds(now: Int64, db: Database, log: CustodyLog) throws {
-        let open = try Int64.fetchAll(db, sql: """
+        let open = try Int64.fetchAll(db.cachedStatement(sql: """
             SELECT DISTINCT case_id FROM action_requests WHERE trigger = 'hold.started' AND case_id IS NOT NULL
             AND case_id NOT IN (SELECT case_id FROM action_requests WHERE trigger = 'hold.ended' AND case_id IS NOT NULL)
-            """)
+            """))
         guard !open.isEmpty else { return }
         let extended = try holdExtensions(db: db)
         for c in open {
-            let ends = try Int64.fetchAll(db, sql: "SELECT hold_until_ms FROM referrals WHERE case_id = ?", arguments: [c])
+            let ends = try Int64.fetchAll(db.cachedStatement(sql: "SELECT hold_until_ms FROM referrals WHERE case_id = ?"), arguments: [c])
             // The rule `holds` applies (HoldRules), not a second copy of it.
             let end = ends.map { HoldRules.end(of: .init(caseRow: c, holdUntilMillis: $0, flags: []), extensions: extended) }.max() ?? 0
-            guard end <= now, let cause = try Int64.fetchOne(db, sql: """
+            guard end <= now, let cause = try Int64.fetchOne(db.cachedStatement(sql: """
                 SELECT max(seq) FROM custody WHERE subject_type = 'case' AND subject_id = ? AND action IN ('case.export', 'hold.extend')
-                """, arguments: [CaseID.format(c)]) else { continue }
+                """), arguments: [CaseID.format(c)]) else { continue }
             try requestActions(.holdEnded, try actionSubject(caseRow: c, db: db), cause: cause, db: db, log: log)
         }
     }
@@ -389,7 +389,7 @@ extension Store {
     }
 
     public func deadActionCount() throws -> Int {
-        try read { db in try db.tableExists("action_requests") ? Int.fetchOne(db, sql: "SELECT count(*) FROM action_requests WHERE state = 'dead'") ?? 0 : 0 }
+        try read { db in try db.tableExists("action_requests") ? Int.fetchOne(db.cachedStatement(sql: "SELECT count(*) FROM action_requests WHERE state = 'dead'")) ?? 0 : 0 }
     }
 
     /// A lead sends a dead or failing request again (due now), or cancels one not yet done.
@@ -399,7 +399,7 @@ extension Store {
         }
         try write { db, log in
             try requireRole(db: db, log: log, .resolveActions)
-            guard let state = try String.fetchOne(db, sql: "SELECT state FROM action_requests WHERE id = ?", arguments: [id]).flatMap(ActionState.init(rawValue:)) else {
+            guard let state = try String.fetchOne(db.cachedStatement(sql: "SELECT state FROM action_requests WHERE id = ?"), arguments: [id]).flatMap(ActionState.init(rawValue:)) else {
                 throw CustosError.notFound(kind: "action request", name: id)
             }
             if retry, ![.dead, .failed].contains(state) {

@@ -54,7 +54,7 @@ struct Projection {
     /// The users whose stored password or TOTP secret is that marker.
     static func usersMissingTheirSecret(_ db: Database) throws -> [String] {
         guard try db.tableExists("credentials") else { return [] }
-        return try String.fetchAll(db, sql: "SELECT user FROM credentials WHERE instr(password_hash, ?) = 1 OR instr(totp_secret, ?) = 1",
+        return try String.fetchAll(db.cachedStatement(sql: "SELECT user FROM credentials WHERE instr(password_hash, ?) = 1 OR instr(totp_secret, ?) = 1"),
                                    arguments: [missingSecret, missingSecret])
     }
 
@@ -126,11 +126,11 @@ struct Projection {
             if let pem = p.publicKey { try meta("public_key_pem", pem, db) }
             if let file = p.keyFile { try meta("key_file", file, db) }
         case .userAdd(let p):
-            try db.execute(sql: "INSERT OR REPLACE INTO users(name, role, disabled, created_at) VALUES (?, ?, 0, ?)", arguments: [e.subjectID, p.role.rawValue, e.at])
+            try db.cachedStatement(sql: "INSERT OR REPLACE INTO users(name, role, disabled, created_at) VALUES (?, ?, 0, ?)").execute(arguments: [e.subjectID, p.role.rawValue, e.at])
         case .userDisable:
-            try db.execute(sql: "UPDATE users SET disabled = 1 WHERE name = ?", arguments: [e.subjectID])
+            try db.cachedStatement(sql: "UPDATE users SET disabled = 1 WHERE name = ?").execute(arguments: [e.subjectID])
             // A disabled user's claims go back to the queue.
-            try db.execute(sql: "UPDATE flag_state SET claimed_by = NULL, claim_expires_ms = NULL WHERE claimed_by = ?", arguments: [e.subjectID])
+            try db.cachedStatement(sql: "UPDATE flag_state SET claimed_by = NULL, claim_expires_ms = NULL WHERE claimed_by = ?").execute(arguments: [e.subjectID])
         case .userPassword(let p), .userTOTP(let p):
             let column = event.action == .userPassword ? "password_hash" : "totp_secret"
             // The entry holds the secret's SHA-256; the secret is the writer's, or the replayed store's when it matches.
@@ -139,14 +139,14 @@ struct Projection {
                 INSERT INTO credentials(user, \(column)) VALUES (?, ?) ON CONFLICT(user) DO UPDATE SET \(column) = excluded.\(column)
                 """, arguments: [e.subjectID, secret])
         case .tokenCreate(let p):
-            try db.execute(sql: "INSERT INTO tokens(id, user, token_sha256, created_at) VALUES (?, ?, ?, ?)", arguments: [e.subjectID, p.user, p.tokenSHA256, e.at])
+            try db.cachedStatement(sql: "INSERT INTO tokens(id, user, token_sha256, created_at) VALUES (?, ?, ?, ?)").execute(arguments: [e.subjectID, p.user, p.tokenSHA256, e.at])
         case .tokenRevoke:
-            try db.execute(sql: "UPDATE tokens SET revoked_at = ? WHERE id = ?", arguments: [e.at, e.subjectID])
+            try db.cachedStatement(sql: "UPDATE tokens SET revoked_at = ? WHERE id = ?").execute(arguments: [e.at, e.subjectID])
             if db.changesCount == 0 { throw problem("no such token") }
         case .userPreferences(let p):
-            try db.execute(sql: "INSERT OR REPLACE INTO preferences(user, blur, grayscale) VALUES (?, ?, ?)", arguments: [e.subjectID, p.blur, p.grayscale])
+            try db.cachedStatement(sql: "INSERT OR REPLACE INTO preferences(user, blur, grayscale) VALUES (?, ?, ?)").execute(arguments: [e.subjectID, p.blur, p.grayscale])
         case .settingsSet(let p):
-            try db.execute(sql: "INSERT OR REPLACE INTO settings(key, value) VALUES (?, ?)", arguments: [e.subjectID, p.value])
+            try db.cachedStatement(sql: "INSERT OR REPLACE INTO settings(key, value) VALUES (?, ?)").execute(arguments: [e.subjectID, p.value])
         case .agencyAdd(let p), .agencySet(let p):
             let before = try Agency.fetchOne(db, key: e.subjectID)
             guard let name = p.name ?? before?.name, let jurisdictions = p.jurisdictions ?? before?.jurisdictions, let profile = p.profile ?? before?.profile,
@@ -155,19 +155,16 @@ struct Projection {
                        publicKey: p.publicKey ?? before?.publicKey).save(db)
         case .auditCheckpoint(let p):
             guard let id = Int64(e.subjectID), let root = Data(base64Encoded: p.root) else { throw problem("incomplete checkpoint") }
-            try db.execute(sql: "INSERT INTO checkpoints(id, size, root, note, created_at) VALUES (?, ?, ?, ?, ?)",
-                           arguments: [id, p.size, root, side.note ?? "(no signed note)", e.at])
+            try db.cachedStatement(sql: "INSERT INTO checkpoints(id, size, root, note, created_at) VALUES (?, ?, ?, ?, ?)").execute(arguments: [id, p.size, root, side.note ?? "(no signed note)", e.at])
             // A checkpoint signed for an export allocates the packet's id in the same transaction.
             if let packet = p.packet {
                 guard let c = p.caseID.flatMap(CaseID.parse), let agency = p.agency, let number = p.number else {
                     throw problem("the packet id's case, agency and number are not recorded")
                 }
-                try db.execute(sql: "INSERT INTO packet_ids(packet_id, case_id, agency, number, allocated_at) VALUES (?, ?, ?, ?, ?)",
-                               arguments: [packet, c, agency, number, e.at])
+                try db.cachedStatement(sql: "INSERT INTO packet_ids(packet_id, case_id, agency, number, allocated_at) VALUES (?, ?, ?, ?, ?)").execute(arguments: [packet, c, agency, number, e.at])
             }
         case .auditCosign(let p):
-            try db.execute(sql: "INSERT INTO cosignatures(checkpoint_id, witness, signature, cosigned_at) VALUES (?, ?, ?, ?)",
-                           arguments: [Int64(e.subjectID), p.witness, p.signature, e.at])
+            try db.cachedStatement(sql: "INSERT INTO cosignatures(checkpoint_id, witness, signature, cosigned_at) VALUES (?, ?, ?, ?)").execute(arguments: [Int64(e.subjectID), p.witness, p.signature, e.at])
         default: break
         }
     }
@@ -179,14 +176,13 @@ struct Projection {
             try flagIngest(e, p, row: side.flagRow, db: db)
         case .evidencePurge(let p):
             guard let hash = e.evidenceHash else { throw problem("incomplete purge") }
-            try db.execute(sql: "INSERT OR IGNORE INTO tombstones(evidence_hash, purged_at, reason) VALUES (?, ?, ?)", arguments: [hash, e.at, p.reason])
+            try db.cachedStatement(sql: "INSERT OR IGNORE INTO tombstones(evidence_hash, purged_at, reason) VALUES (?, ?, ?)").execute(arguments: [hash, e.at, p.reason])
             purgedBlobs.formUnion(p.attachments)
         case .flagClaim(let p):
             let row = try flagRow(e.subjectID, db)
-            try db.execute(sql: "UPDATE flag_state SET claimed_by = ?, claim_expires_ms = ? WHERE flag = ?",
-                           arguments: [p.holder ?? e.actor, p.leaseExpires.flatMap(Timestamp.parse)?.epochMillis, row])
+            try db.cachedStatement(sql: "UPDATE flag_state SET claimed_by = ?, claim_expires_ms = ? WHERE flag = ?").execute(arguments: [p.holder ?? e.actor, p.leaseExpires.flatMap(Timestamp.parse)?.epochMillis, row])
         case .flagRelease:
-            try db.execute(sql: "UPDATE flag_state SET claimed_by = NULL, claim_expires_ms = NULL WHERE flag = ?", arguments: [try flagRow(e.subjectID, db)])
+            try db.cachedStatement(sql: "UPDATE flag_state SET claimed_by = NULL, claim_expires_ms = NULL WHERE flag = ?").execute(arguments: [try flagRow(e.subjectID, db)])
         case .flagDecide(let p):
             try decide(e, p, db: db)
         case .flagReopen(let p):
@@ -195,9 +191,9 @@ struct Projection {
         case .flagMatch(let p):
             let row = try flagRow(e.subjectID, db)
             let m = p.match
-            try db.execute(sql: """
+            try db.cachedStatement(sql: """
                 INSERT INTO matches(flag, attachment, list, kind, hash, distance, label, matched_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                """, arguments: [row, p.attachment, m.list, m.kind.rawValue, m.hash, m.distance, m.label, e.at])
+                """).execute(arguments: [row, p.attachment, m.list, m.kind.rawValue, m.hash, m.distance, m.label, e.at])
             // Known material is the strongest urgency signal there is: the flag is urgent from now on,
             // and a flag already dismissed goes back to review (a match must be reported), as a
             // reopen by whoever's list or ingest found it.
@@ -215,10 +211,10 @@ struct Projection {
     private func projectHashList(_ e: CustodyEntry, _ event: CustodyEvent, side: SideFacts, db: Database) throws {
         switch event {
         case .hashlistImport(let p):
-            try db.execute(sql: """
+            try db.cachedStatement(sql: """
                 INSERT INTO hash_lists(name, kind, source, category, threshold, min_quality, file_sha256, entries_sha256, count, created_at, created_by)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """, arguments: [e.subjectID, p.kind.rawValue, p.source, p.category, p.threshold, p.minQuality, p.fileSHA256, p.entriesSHA256,
+                """).execute(arguments: [e.subjectID, p.kind.rawValue, p.source, p.category, p.threshold, p.minQuality, p.fileSHA256, p.entriesSHA256,
                                  p.count, e.at, e.actor])
             // The entries are the writer's, or on replay the store's, only when they hash to the recorded digest.
             guard let entries = side.hashEntries, Int64(entries.count) == p.count,
@@ -231,22 +227,20 @@ struct Projection {
                 try insert.run()
             }
             // Every entry stored (a trigger the migrations do not create could drop rows silently).
-            guard try Int64.fetchOne(db, sql: "SELECT count(*) FROM hash_entries WHERE list = ?", arguments: [e.subjectID]) == p.count else {
+            guard try Int64.fetchOne(db.cachedStatement(sql: "SELECT count(*) FROM hash_entries WHERE list = ?"), arguments: [e.subjectID]) == p.count else {
                 throw problem("the entries of hash list \(quoted(e.subjectID)) were not all stored (a trigger the migrations do not create?)")
             }
         case .hashlistRemove:
-            try db.execute(sql: "UPDATE hash_lists SET removed_at = ? WHERE name = ? AND removed_at IS NULL", arguments: [e.at, e.subjectID])
+            try db.cachedStatement(sql: "UPDATE hash_lists SET removed_at = ? WHERE name = ? AND removed_at IS NULL").execute(arguments: [e.at, e.subjectID])
             if db.changesCount == 0 { throw problem("no hash list \(quoted(e.subjectID)) in use") }
         case .hashlistAdd(let p):
-            try db.execute(sql: """
+            try db.cachedStatement(sql: """
                 INSERT OR IGNORE INTO hash_lists(name, kind, source, category, count, created_at, created_by) VALUES (?, 'mixed', ?, ?, 0, ?, ?)
-                """, arguments: [e.subjectID, KnownMaterial.ownSource, Category.csam.rawValue, e.at, e.actor])
+                """).execute(arguments: [e.subjectID, KnownMaterial.ownSource, Category.csam.rawValue, e.at, e.actor])
             for a in p.added {
-                try db.execute(sql: "INSERT OR IGNORE INTO hash_entries(list, kind, hash, label) VALUES (?, ?, ?, ?)",
-                               arguments: [e.subjectID, a.entry.kind.rawValue, a.entry.hash, a.entry.label])
+                try db.cachedStatement(sql: "INSERT OR IGNORE INTO hash_entries(list, kind, hash, label) VALUES (?, ?, ?, ?)").execute(arguments: [e.subjectID, a.entry.kind.rawValue, a.entry.hash, a.entry.label])
             }
-            try db.execute(sql: "UPDATE hash_lists SET count = (SELECT count(*) FROM hash_entries WHERE list = ?) WHERE name = ?",
-                           arguments: [e.subjectID, e.subjectID])
+            try db.cachedStatement(sql: "UPDATE hash_lists SET count = (SELECT count(*) FROM hash_entries WHERE list = ?) WHERE name = ?").execute(arguments: [e.subjectID, e.subjectID])
         default: break
         }
     }
@@ -255,68 +249,66 @@ struct Projection {
     private mutating func projectCase(_ e: CustodyEntry, _ event: CustodyEvent, db: Database) throws {
         let caseID = CaseID.parse(e.subjectID)
         func requireCase() throws -> Int64 {
-            guard let caseID, try Bool.fetchOne(db, sql: "SELECT 1 FROM cases WHERE id = ?", arguments: [caseID]) == true else { throw problem("no such case") }
+            guard let caseID, try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM cases WHERE id = ?"), arguments: [caseID]) == true else { throw problem("no such case") }
             return caseID
         }
         switch event {
         case .caseOpen(let p):
             guard let caseID else { throw problem("not a case id") }
-            try db.execute(sql: "INSERT INTO cases(id, platform, state, created_at) VALUES (?, ?, ?, ?)", arguments: [caseID, p.platform, CaseState.open.rawValue, e.at])
+            try db.cachedStatement(sql: "INSERT INTO cases(id, platform, state, created_at) VALUES (?, ?, ?, ?)").execute(arguments: [caseID, p.platform, CaseState.open.rawValue, e.at])
             try addAccounts(p.reportedAccounts, to: caseID, db)
         case .caseAddFlag(let p):
             let c = try requireCase()
-            try db.execute(sql: "INSERT OR REPLACE INTO case_flags(flag, case_id) VALUES (?, ?)", arguments: [try flagRow(p.flag, db), c])
+            try db.cachedStatement(sql: "INSERT OR REPLACE INTO case_flags(flag, case_id) VALUES (?, ?)").execute(arguments: [try flagRow(p.flag, db), c])
             try addAccounts(p.accounts, to: c, db)
         case .caseRoute(let p):
-            try db.execute(sql: "INSERT OR IGNORE INTO case_agencies(case_id, agency, reason, served) VALUES (?, ?, ?, 0)", arguments: [try requireCase(), p.agency, p.reason])
+            try db.cachedStatement(sql: "INSERT OR IGNORE INTO case_agencies(case_id, agency, reason, served) VALUES (?, ?, ?, 0)").execute(arguments: [try requireCase(), p.agency, p.reason])
         case .caseMerge(let p):
             let into = try requireCase()
-            guard let from = CaseID.parse(p.merged), try Bool.fetchOne(db, sql: "SELECT 1 FROM cases WHERE id = ?", arguments: [from]) == true else { throw problem("no such cases") }
-            try db.execute(sql: "UPDATE case_flags SET case_id = ? WHERE case_id = ?", arguments: [into, from])
-            try db.execute(sql: "INSERT OR IGNORE INTO case_accounts(case_id, user_id) SELECT ?, user_id FROM case_accounts WHERE case_id = ?", arguments: [into, from])
+            guard let from = CaseID.parse(p.merged), try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM cases WHERE id = ?"), arguments: [from]) == true else { throw problem("no such cases") }
+            try db.cachedStatement(sql: "UPDATE case_flags SET case_id = ? WHERE case_id = ?").execute(arguments: [into, from])
+            try db.cachedStatement(sql: "INSERT OR IGNORE INTO case_accounts(case_id, user_id) SELECT ?, user_id FROM case_accounts WHERE case_id = ?").execute(arguments: [into, from])
         case .caseMergedInto(let p):
             let c = try requireCase()
             guard let into = CaseID.parse(p.into) else { throw problem("no such case") }
-            try db.execute(sql: "UPDATE cases SET state = ?, merged_into = ? WHERE id = ?", arguments: [CaseState.merged.rawValue, into, c])
+            try db.cachedStatement(sql: "UPDATE cases SET state = ?, merged_into = ? WHERE id = ?").execute(arguments: [CaseState.merged.rawValue, into, c])
         case .caseSplit(let p):
             let c = try requireCase()
             guard let newCase = CaseID.parse(p.newCase) else { throw problem("no such case") }
             // The new case's case.open entry follows this one, in the same transaction.
-            try db.execute(sql: "PRAGMA defer_foreign_keys = ON")
-            for flag in p.flags { try db.execute(sql: "INSERT OR REPLACE INTO case_flags(flag, case_id) VALUES (?, ?)", arguments: [try flagRow(flag, db), newCase]) }
-            try db.execute(sql: "DELETE FROM case_accounts WHERE case_id = ?", arguments: [c])
+            try db.cachedStatement(sql: "PRAGMA defer_foreign_keys = ON").execute()
+            for flag in p.flags { try db.cachedStatement(sql: "INSERT OR REPLACE INTO case_flags(flag, case_id) VALUES (?, ?)").execute(arguments: [try flagRow(flag, db), newCase]) }
+            try db.cachedStatement(sql: "DELETE FROM case_accounts WHERE case_id = ?").execute(arguments: [c])
             try addAccounts(p.accounts, to: c, db)
         case .caseExport(let p):
             let c = try requireCase()
             guard let hold = Timestamp.parse(p.holdUntil)?.epochMillis else { throw problem("incomplete export") }
-            try db.execute(sql: """
+            try db.cachedStatement(sql: """
                 INSERT INTO referrals(packet_id, case_id, agency, supplements, tagmanifest_sha256, created_at, created_ms, created_by, hold_until_ms)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """, arguments: [p.packet, c, p.agency, p.supplements, p.tagmanifestSHA256, e.at, Timestamp.parse(e.at)?.epochMillis, e.actor, hold])
+                """).execute(arguments: [p.packet, c, p.agency, p.supplements, p.tagmanifestSHA256, e.at, Timestamp.parse(e.at)?.epochMillis, e.actor, hold])
             // The case is referred once every agency it is routed to has been served.
-            try db.execute(sql: "UPDATE case_agencies SET served = 1 WHERE case_id = ? AND agency = ?", arguments: [c, p.agency])
-            if db.changesCount > 0, try Int.fetchOne(db, sql: "SELECT count(*) FROM case_agencies WHERE case_id = ? AND served = 0", arguments: [c]) == 0 {
-                try db.execute(sql: "UPDATE cases SET state = ? WHERE id = ?", arguments: [CaseState.referred.rawValue, c])
+            try db.cachedStatement(sql: "UPDATE case_agencies SET served = 1 WHERE case_id = ? AND agency = ?").execute(arguments: [c, p.agency])
+            if db.changesCount > 0, try Int.fetchOne(db.cachedStatement(sql: "SELECT count(*) FROM case_agencies WHERE case_id = ? AND served = 0"), arguments: [c]) == 0 {
+                try db.cachedStatement(sql: "UPDATE cases SET state = ? WHERE id = ?").execute(arguments: [CaseState.referred.rawValue, c])
             }
         case .referralReceipt(let p):
             guard let caseID else { throw problem("incomplete receipt") }
-            try db.execute(sql: "INSERT INTO receipts(case_id, agency, reference, recorded_at, recorded_by) VALUES (?, ?, ?, ?, ?)",
-                           arguments: [caseID, p.agency, p.reference, e.at, e.actor])
+            try db.cachedStatement(sql: "INSERT INTO receipts(case_id, agency, reference, recorded_at, recorded_by) VALUES (?, ?, ?, ?, ?)").execute(arguments: [caseID, p.agency, p.reference, e.at, e.actor])
         case .holdExtend(let p):
             guard let caseID, let until = Timestamp.parse(p.until)?.epochMillis else { throw problem("incomplete hold extension") }
-            try db.execute(sql: "INSERT INTO hold_extensions(case_id, until_ms, reason, extended_at, extended_by) VALUES (?, ?, ?, ?, ?)",
-                           arguments: [caseID, until, p.reason, e.at, e.actor])
+            try db.cachedStatement(sql: "INSERT INTO hold_extensions(case_id, until_ms, reason, extended_at, extended_by) VALUES (?, ?, ?, ?, ?)").execute(arguments: [caseID, until, p.reason, e.at, e.actor])
         case .submissionBegin(let s), .submissionStep(let s):
             // The entry carries the rows as they are after it.
-            try db.execute(sql: """
+            try db.cachedStatement(sql: """
                 INSERT OR REPLACE INTO submissions(id, case_id, agency, packet_id, endpoint, report_id, state, last_error, created_at, updated_at)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """, arguments: [s.id, s.caseRow, s.agency, s.packetID, s.endpoint, s.reportID, s.state, s.lastError, s.createdAt, s.updatedAt])
+                """).execute(arguments: [s.id, s.caseRow, s.agency, s.packetID, s.endpoint, s.reportID, s.state, s.lastError, s.createdAt, s.updatedAt])
             for f in s.files {
-                try db.execute(sql: """
+                try db.cachedStatement(sql: """
                     INSERT OR REPLACE INTO submission_files(submission_id, seq, name, path, sha256, md5, upload_sent, file_id, details_sent)
                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """, arguments: [s.id, f.seq, f.name, f.path, f.sha256, f.md5, f.uploadSent, f.fileID, f.detailsSent])
+                    """).execute(arguments: [s.id, f.seq, f.name, f.path, f.sha256, f.md5, f.uploadSent, f.fileID, f.detailsSent])
             }
         default: break
         }
@@ -328,7 +320,7 @@ struct Projection {
     private func projectAction(_ e: CustodyEntry, _ event: CustodyEvent, side: SideFacts, db: Database) throws {
         let at = Timestamp.parse(e.at)?.epochMillis ?? 0
         func request() throws -> (state: ActionState, attempts: Int64, lease: Int64?) {
-            guard let r = try Row.fetchOne(db, sql: "SELECT state, attempts, lease_until_ms FROM action_requests WHERE id = ?", arguments: [e.subjectID]),
+            guard let r = try Row.fetchOne(db.cachedStatement(sql: "SELECT state, attempts, lease_until_ms FROM action_requests WHERE id = ?"), arguments: [e.subjectID]),
                   let state = ActionState(rawValue: r["state"]) else { throw problem("no action request \(quoted(e.subjectID))") }
             return (state, r["attempts"], r["lease_until_ms"])
         }
@@ -339,48 +331,47 @@ struct Projection {
         switch event {
         case .actionAdd(let p):
             guard let url = p.url, let kind = p.kind, let triggers = p.triggers, let digest = p.secretSHA256 else { throw problem("incomplete endpoint") }
-            try db.execute(sql: """
+            try db.cachedStatement(sql: """
                 INSERT INTO action_endpoints(name, url, kind, triggers, categories, secret, disabled, created_at, created_by)
                 VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?)
-                """, arguments: [e.subjectID, url, kind.rawValue, JSONValue.array(triggers.map { .string($0.rawValue) }).canonicalString,
+                """).execute(arguments: [e.subjectID, url, kind.rawValue, JSONValue.array(triggers.map { .string($0.rawValue) }).canonicalString,
                                  JSONValue.array((p.categories ?? []).map { .string($0) }).canonicalString, secret ?? Projection.missingSecret + digest,
                                  e.at, e.actor])
         case .actionSet(let p):
-            guard try Bool.fetchOne(db, sql: "SELECT 1 FROM action_endpoints WHERE name = ?", arguments: [e.subjectID]) == true else {
+            guard try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM action_endpoints WHERE name = ?"), arguments: [e.subjectID]) == true else {
                 throw problem("no endpoint \(quoted(e.subjectID))")
             }
-            if let url = p.url { try db.execute(sql: "UPDATE action_endpoints SET url = ? WHERE name = ?", arguments: [url, e.subjectID]) }
+            if let url = p.url { try db.cachedStatement(sql: "UPDATE action_endpoints SET url = ? WHERE name = ?").execute(arguments: [url, e.subjectID]) }
             if let t = p.triggers {
-                try db.execute(sql: "UPDATE action_endpoints SET triggers = ? WHERE name = ?",
-                               arguments: [JSONValue.array(t.map { .string($0.rawValue) }).canonicalString, e.subjectID])
+                try db.cachedStatement(sql: "UPDATE action_endpoints SET triggers = ? WHERE name = ?").execute(arguments: [JSONValue.array(t.map { .string($0.rawValue) }).canonicalString, e.subjectID])
             }
             if let c = p.categories {
-                try db.execute(sql: "UPDATE action_endpoints SET categories = ? WHERE name = ?", arguments: [JSONValue.array(c.map { .string($0) }).canonicalString, e.subjectID])
+                try db.cachedStatement(sql: "UPDATE action_endpoints SET categories = ? WHERE name = ?").execute(arguments: [JSONValue.array(c.map { .string($0) }).canonicalString, e.subjectID])
             }
             if let d = p.disabled {
-                try db.execute(sql: "UPDATE action_endpoints SET disabled = ?, disabled_reason = ? WHERE name = ?", arguments: [d, d ? p.reason : nil, e.subjectID])
+                try db.cachedStatement(sql: "UPDATE action_endpoints SET disabled = ?, disabled_reason = ? WHERE name = ?").execute(arguments: [d, d ? p.reason : nil, e.subjectID])
             }
             if let digest = p.secretSHA256 {
                 // The old secret signs beside the new one for a day, so a receiver can switch without losing a request.
-                try db.execute(sql: """
+                try db.cachedStatement(sql: """
                     UPDATE action_endpoints SET previous_secret = secret, previous_until_ms = ?, secret = ? WHERE name = ?
-                    """, arguments: [at + 86_400_000, secret ?? Projection.missingSecret + digest, e.subjectID])
+                    """).execute(arguments: [at + 86_400_000, secret ?? Projection.missingSecret + digest, e.subjectID])
             }
         case .actionRequest(let p):
-            guard try Bool.fetchOne(db, sql: "SELECT 1 FROM action_endpoints WHERE name = ?", arguments: [p.endpoint]) == true else {
+            guard try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM action_endpoints WHERE name = ?"), arguments: [p.endpoint]) == true else {
                 throw problem("no endpoint \(quoted(p.endpoint))")
             }
             guard p.requestedBy < e.seq else { throw problem("requested by entry \(p.requestedBy), not an earlier one") }
-            try db.execute(sql: """
+            try db.cachedStatement(sql: """
                 INSERT INTO action_requests(id, endpoint, kind, trigger, flag, case_id, body, requested_seq, requested_at, requested_ms, state,
                                             attempts, next_attempt_ms, updated_at)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)
-                """, arguments: [e.subjectID, p.endpoint, p.kind.rawValue, p.trigger.rawValue, try p.flag.map { try flagRow($0, db) },
+                """).execute(arguments: [e.subjectID, p.endpoint, p.kind.rawValue, p.trigger.rawValue, try p.flag.map { try flagRow($0, db) },
                                  p.caseID.flatMap(CaseID.parse), p.body, p.requestedBy, e.at, at, ActionState.pending.rawValue, at, e.at])
         case .actionSend(let p):
             guard let lease = Timestamp.parse(p.leaseUntil)?.epochMillis else { throw problem("incomplete lease") }
             for a in p.attempts {
-                guard let r = try Row.fetchOne(db, sql: "SELECT state, attempts, lease_until_ms FROM action_requests WHERE id = ?", arguments: [a.request]),
+                guard let r = try Row.fetchOne(db.cachedStatement(sql: "SELECT state, attempts, lease_until_ms FROM action_requests WHERE id = ?"), arguments: [a.request]),
                       let state = ActionState(rawValue: r["state"]) else { throw problem("no action request \(quoted(a.request))") }
                 let held: Int64? = r["lease_until_ms"], attempts: Int64 = r["attempts"]
                 let leaseLive = state == .sending && (held ?? 0) > at
@@ -388,42 +379,40 @@ struct Projection {
                     throw problem("\(a.request): " + (leaseLive ? "another deliverer holds it until \(Timestamp.utcString(millis: held ?? 0))" : "it is \(state.rawValue)"))
                 }
                 guard a.attempt == attempts + 1 else { throw problem("\(a.request): attempt \(a.attempt) follows attempt \(attempts)") }
-                try db.execute(sql: """
+                try db.cachedStatement(sql: """
                     UPDATE action_requests SET state = 'sending', attempts = ?, lease_until_ms = ?, leased_by = ?, updated_at = ? WHERE id = ?
-                    """, arguments: [a.attempt, lease, e.actor, e.at, a.request])
-                try db.execute(sql: "INSERT INTO action_attempts(request, attempt, started_at, deliverer) VALUES (?, ?, ?, ?)",
-                               arguments: [a.request, a.attempt, e.at, e.actor])
+                    """).execute(arguments: [a.attempt, lease, e.actor, e.at, a.request])
+                try db.cachedStatement(sql: "INSERT INTO action_attempts(request, attempt, started_at, deliverer) VALUES (?, ?, ?, ?)").execute(arguments: [a.request, a.attempt, e.at, e.actor])
             }
         case .actionAttempt(let p):
             let r = try request()
             guard r.state == .sending, p.attempt == r.attempts, ![.pending, .sending, .cancelled].contains(p.state) else {
                 throw problem("attempt \(p.attempt) did not begin (the request is \(r.state.rawValue) after attempt \(r.attempts))")
             }
-            try db.execute(sql: """
+            try db.cachedStatement(sql: """
                 UPDATE action_attempts SET ended_at = ?, status = ?, duration_ms = ?, answer_sha256 = ?, error = ?, state = ?
                 WHERE request = ? AND attempt = ? AND ended_at IS NULL
-                """, arguments: [e.at, p.status, p.durationMillis, p.answerSHA256, p.error, p.state.rawValue, e.subjectID, p.attempt])
+                """).execute(arguments: [e.at, p.status, p.durationMillis, p.answerSHA256, p.error, p.state.rawValue, e.subjectID, p.attempt])
             let a = p.answer
-            try db.execute(sql: """
+            try db.cachedStatement(sql: """
                 UPDATE action_requests SET state = ?, next_attempt_ms = ?, lease_until_ms = NULL, leased_by = NULL, last_status = ?, last_error = ?,
                     reference = ?, disabled_at = ?, user_notified = ?, user_notified_at = ?, acknowledged_at = ?, updated_at = ?
                 WHERE id = ?
-                """, arguments: [p.state.rawValue, p.nextAttempt.flatMap(Timestamp.parse)?.epochMillis, p.status, p.error, a?.reference, a?.disabledAt,
+                """).execute(arguments: [p.state.rawValue, p.nextAttempt.flatMap(Timestamp.parse)?.epochMillis, p.status, p.error, a?.reference, a?.disabledAt,
                                  a?.userNotified, a?.userNotifiedAt, a == nil ? nil : e.at, e.at, e.subjectID])
             if p.gone {
-                try db.execute(sql: """
+                try db.cachedStatement(sql: """
                     UPDATE action_endpoints SET disabled = 1, disabled_reason = ? WHERE name = (SELECT endpoint FROM action_requests WHERE id = ?)
-                    """, arguments: ["the receiver answered 410 Gone at \(e.at)", e.subjectID])
+                    """).execute(arguments: ["the receiver answered 410 Gone at \(e.at)", e.subjectID])
             }
         case .actionRetry:
             let r = try request()
             guard [.dead, .failed].contains(r.state) else { throw problem("only a dead or failing request is retried (it is \(r.state.rawValue))") }
-            try db.execute(sql: "UPDATE action_requests SET state = 'pending', next_attempt_ms = ?, updated_at = ? WHERE id = ?", arguments: [at, e.at, e.subjectID])
+            try db.cachedStatement(sql: "UPDATE action_requests SET state = 'pending', next_attempt_ms = ?, updated_at = ? WHERE id = ?").execute(arguments: [at, e.at, e.subjectID])
         case .actionCancel:
             let r = try request()
             guard !r.state.finished, r.state != .sending || (r.lease ?? 0) <= at else { throw problem("it is \(r.state.rawValue)") }
-            try db.execute(sql: "UPDATE action_requests SET state = 'cancelled', next_attempt_ms = NULL, lease_until_ms = NULL, updated_at = ? WHERE id = ?",
-                           arguments: [e.at, e.subjectID])
+            try db.cachedStatement(sql: "UPDATE action_requests SET state = 'cancelled', next_attempt_ms = NULL, lease_until_ms = NULL, updated_at = ? WHERE id = ?").execute(arguments: [e.at, e.subjectID])
         default: break
         }
     }
@@ -431,11 +420,11 @@ struct Projection {
     // MARK: the parts
 
     private func meta(_ key: String, _ value: String, _ db: Database) throws {
-        try db.execute(sql: "INSERT OR REPLACE INTO store_meta(key, value) VALUES (?, ?)", arguments: [key, value])
+        try db.cachedStatement(sql: "INSERT OR REPLACE INTO store_meta(key, value) VALUES (?, ?)").execute(arguments: [key, value])
     }
 
     private func addAccounts(_ accounts: [String], to caseID: Int64, _ db: Database) throws {
-        for a in accounts { try db.execute(sql: "INSERT OR IGNORE INTO case_accounts(case_id, user_id) VALUES (?, ?)", arguments: [caseID, a]) }
+        for a in accounts { try db.cachedStatement(sql: "INSERT OR IGNORE INTO case_accounts(case_id, user_id) VALUES (?, ?)").execute(arguments: [caseID, a]) }
     }
 
     /// `{"<version>": [name, sha256, applied_at]}` from store.init or a migration entry.
@@ -444,7 +433,7 @@ struct Projection {
         for (version, v) in applied {
             let parts = v.arrayValue?.map(\.stringValue) ?? []
             guard let n = Int(version), parts.count == 3, let name = parts[0], let sum = parts[1], let at = parts[2] else { throw problem("migration \(version) is incomplete") }
-            try db.execute(sql: "INSERT OR REPLACE INTO schema_migrations(version, name, sha256, applied_at) VALUES (?, ?, ?, ?)", arguments: [n, name, sum, at])
+            try db.cachedStatement(sql: "INSERT OR REPLACE INTO schema_migrations(version, name, sha256, applied_at) VALUES (?, ?, ?, ?)").execute(arguments: [n, name, sum, at])
         }
     }
 
@@ -481,7 +470,7 @@ struct Projection {
     private mutating func decide(_ e: CustodyEntry, _ p: CustodyEvent.FlagDecide, db: Database) throws {
         let row = try flagRow(e.subjectID, db)
         let state = try Projection.review(row, db: db)
-        let role = try String.fetchOne(db, sql: "SELECT role FROM users WHERE name = ?", arguments: [e.actor]).flatMap(Role.init(rawValue:)) ?? .moderator
+        let role = try String.fetchOne(db.cachedStatement(sql: "SELECT role FROM users WHERE name = ?"), arguments: [e.actor]).flatMap(Role.init(rawValue:)) ?? .moderator
         let secondRequired = try Store.settings(in: db).secondReviewRequired
         do {
             let next = try ReviewRules.transition(e.subjectID, state, outcome: p.outcome, reviewer: Reviewer(name: e.actor, role: role),
@@ -510,10 +499,10 @@ struct Projection {
 
     private func insertDecision(_ e: CustodyEntry, row: Int64, stage: String, outcome: String, reason: String, category: String?,
                                 annotations: String?, urgent: String?, final: Bool, db: Database) throws {
-        try db.execute(sql: """
+        try db.cachedStatement(sql: """
             INSERT INTO decisions(flag, reviewer, stage, outcome, reason, category, annotations, urgent_reason, at, at_ms, final)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """, arguments: [row, e.actor, stage, outcome, reason, category, annotations, urgent, e.at, Timestamp.parse(e.at)?.epochMillis, final])
+            """).execute(arguments: [row, e.actor, stage, outcome, reason, category, annotations, urgent, e.at, Timestamp.parse(e.at)?.epochMillis, final])
     }
 
     /// A schema upgrade: its migrations, and once (schema 6) the facts older entries lacked.
@@ -528,7 +517,7 @@ struct Projection {
         if let tables = p.tables { try restore(tables, db: db) }
         try migrations(p.migrations, db)
         for (id, v) in p.decisionsAtMillis ?? [:] {
-            try db.execute(sql: "UPDATE decisions SET at_ms = ? WHERE id = ? AND at_ms IS NOT ?", arguments: [v.intValue, Int64(id), v.intValue])
+            try db.cachedStatement(sql: "UPDATE decisions SET at_ms = ? WHERE id = ? AND at_ms IS NOT ?").execute(arguments: [v.intValue, Int64(id), v.intValue])
         }
         if let maxID = p.flagsBefore, let digest = p.flagsSHA256 { flagsBefore = (maxID, digest) }
     }
@@ -581,23 +570,23 @@ struct Projection {
     /// A flag's review state as the rules see it, with this round's reviewers (the decisions
     /// since it was last reopened).
     static func review(_ rowID: Int64, db: Database) throws -> FlagReview {
-        guard var review = try FlagReview.fetchOne(db, sql: "SELECT * FROM flag_state WHERE flag = ?", arguments: [rowID]) else {
+        guard var review = try FlagReview.fetchOne(db.cachedStatement(sql: "SELECT * FROM flag_state WHERE flag = ?"), arguments: [rowID]) else {
             throw CustosError.storage(cause: "flag row \(rowID) has no review state")
         }
-        review.reviewers = try String.fetchAll(db, sql: """
+        review.reviewers = try String.fetchAll(db.cachedStatement(sql: """
             SELECT DISTINCT reviewer FROM decisions
             WHERE flag = ? AND id > coalesce((SELECT max(id) FROM decisions WHERE flag = ? AND outcome = ?), 0)
-            """, arguments: [rowID, rowID, DecisionOutcome.reopen.rawValue])
+            """), arguments: [rowID, rowID, DecisionOutcome.reopen.rawValue])
         return review
     }
 
     /// Writes a flag's review state (the one UPDATE of a whole flag_state row).
     static func save(_ r: FlagReview, _ rowID: Int64, db: Database) throws {
-        try db.execute(sql: """
+        try db.cachedStatement(sql: """
             UPDATE flag_state SET status = ?, queue = ?, claimed_by = ?, claim_expires_ms = ?, first_reviewer = ?, category = ?,
                 annotations = ?, urgent = ?, urgent_reason = ?
             WHERE flag = ?
-            """, arguments: [r.status.rawValue, r.queue?.rawValue, r.holder, r.leaseExpiresMillis, r.firstReviewer, r.category,
+            """).execute(arguments: [r.status.rawValue, r.queue?.rawValue, r.holder, r.leaseExpiresMillis, r.firstReviewer, r.category,
                              r.annotations.isEmpty ? nil : JSONValue.array(r.annotations.map { .string($0) }).canonicalString,
                              r.urgentReason == nil ? 0 : 1, r.urgentReason, rowID])
     }

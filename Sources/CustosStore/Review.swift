@@ -49,7 +49,7 @@ extension Store {
     func requireReader(db: Database, log: CustodyLog) throws { try requireRole(db: db, log: log, .read) }
 
     func currentReviewer(db: Database) throws -> Reviewer {
-        guard let row = try Row.fetchOne(db, sql: "SELECT role, disabled FROM users WHERE name = ?", arguments: [actor.name]) else {
+        guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT role, disabled FROM users WHERE name = ?"), arguments: [actor.name]) else {
             throw CustosError.unauthenticated(actor: actor.name, reason: "unknown user \(quoted(actor.name)): an admin adds users with `custos user add NAME --role ROLE`")
         }
         guard (row["disabled"] as Int64) == 0 else { throw CustosError.unauthenticated(actor: actor.name, reason: "user \(quoted(actor.name)) is disabled") }
@@ -63,7 +63,7 @@ extension Store {
 
     /// A user (enabled) by name, for reassignment.
     func reviewer(named name: String, db: Database) throws -> Reviewer? {
-        guard let row = try Row.fetchOne(db, sql: "SELECT role, disabled FROM users WHERE name = ?", arguments: [name]),
+        guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT role, disabled FROM users WHERE name = ?"), arguments: [name]),
               (row["disabled"] as Int64) == 0, let role = Role(rawValue: row["role"]) else { return nil }
         return Reviewer(name: name, role: role)
     }
@@ -73,7 +73,7 @@ extension Store {
         try write { db, log in
             try requireRole(db: db, log: log, .manageUsers)
             let skeleton = UserName.skeleton(name)
-            for existing in try String.fetchAll(db, sql: "SELECT name FROM users") where UserName.skeleton(existing) == skeleton {
+            for existing in try String.fetchAll(db.cachedStatement(sql: "SELECT name FROM users")) where UserName.skeleton(existing) == skeleton {
                 throw CustosError.conflict(subject: "user \(quoted(name))",
                                            reason: existing == name ? "already exists" : "looks like the existing user \(quoted(existing)); choose a distinct name")
             }
@@ -84,7 +84,7 @@ extension Store {
     public func disableUser(name: String) throws {
         try write { db, log in
             try requireRole(db: db, log: log, .manageUsers)
-            guard let disabled = try Int64.fetchOne(db, sql: "SELECT disabled FROM users WHERE name = ?", arguments: [name]) else {
+            guard let disabled = try Int64.fetchOne(db.cachedStatement(sql: "SELECT disabled FROM users WHERE name = ?"), arguments: [name]) else {
                 throw CustosError.notFound(kind: "user", name: name)
             }
             if disabled != 0 { throw CustosError.invalidState(subject: "user \(quoted(name))", state: "disabled", reason: "already") }
@@ -97,7 +97,7 @@ extension Store {
     public func users() throws -> [UserRecord] {
         try requirePermission(.manageUsers)
         return try read { db in
-            try UserRecord.fetchAll(db, sql: "SELECT * FROM users ORDER BY name")
+            try UserRecord.fetchAll(db.cachedStatement(sql: "SELECT * FROM users ORDER BY name"))
         }
     }
 
@@ -110,14 +110,14 @@ extension Store {
         try setting.validate(value)
         try write { db, log in
             try requireRole(db: db, log: log, .manageSettings)
-            let old = try String.fetchOne(db, sql: "SELECT value FROM settings WHERE key = ?", arguments: [key])
+            let old = try String.fetchOne(db.cachedStatement(sql: "SELECT value FROM settings WHERE key = ?"), arguments: [key])
             try log.record(.settingsSet(.init(value: value, previous: old)), subjectID: key)
         }
     }
 
     public func settings() throws -> [(String, String)] {
         try requirePermission(.manageSettings)
-        return try read { db in try Row.fetchAll(db, sql: "SELECT key, value FROM settings ORDER BY key").map { ($0["key"], $0["value"]) } }
+        return try read { db in try Row.fetchAll(db.cachedStatement(sql: "SELECT key, value FROM settings ORDER BY key")).map { ($0["key"], $0["value"]) } }
     }
 
     /// The settings, read once as one typed value.
@@ -127,7 +127,7 @@ extension Store {
 
     /// The settings rows as one typed value (a write's rules and the projection's replay read them alike).
     static func settings(in db: Database) throws -> Settings {
-        Settings(Dictionary(try Row.fetchAll(db, sql: "SELECT key, value FROM settings").map { ($0["key"], $0["value"]) }, uniquingKeysWith: { a, _ in a }))
+        Settings(Dictionary(try Row.fetchAll(db.cachedStatement(sql: "SELECT key, value FROM settings")).map { ($0["key"], $0["value"]) }, uniquingKeysWith: { a, _ in a }))
     }
 
     // MARK: queue and claims
@@ -141,13 +141,13 @@ extension Store {
     func queueItems(limit: Int, lead: Bool) throws -> [QueueItem] {
         let now = clock()
         return try read { db in
-            try Row.fetchAll(db, sql: """
+            try Row.fetchAll(db.cachedStatement(sql: """
                 SELECT f.detector, f.flag_id, f.score, f.detected_at, f.platform, s.status, s.urgent, s.urgent_reason
                 FROM flag_state s INDEXED BY flag_state_queue JOIN flags f ON f.id = s.flag
                 WHERE s.queue = ? AND (s.claimed_by IS NULL OR s.claim_expires_ms <= ?)
                 ORDER BY s.urgent DESC, s.score_rank DESC, s.detected_ms, s.flag
                 LIMIT ?
-                """, arguments: [(lead ? ReviewQueue.lead : .moderator).rawValue, now, max(0, limit)]).map {
+                """), arguments: [(lead ? ReviewQueue.lead : .moderator).rawValue, now, max(0, limit)]).map {
                 QueueItem(key: FlagKey.make(detector: $0["detector"], flagID: $0["flag_id"]), status: try storedWord($0["status"], "flag_state.status"),
                           urgent: ($0["urgent"] as Int64) != 0, urgentReason: $0["urgent_reason"], score: $0["score"],
                           detectedAt: $0["detected_at"], platform: $0["platform"])
@@ -192,7 +192,7 @@ extension Store {
     /// `ReviewRules.mayReview` in SQL, so claim-next can use the queue index on a million
     /// flags; a test holds the two to the same answer on every state.
     static func mayTakeNext(_ db: Database, queue: ReviewQueue, reviewer: String, now: Int64, secondReviewRequired: Bool, limit: Int) throws -> [Int64] {
-        try Int64.fetchAll(db, sql: """
+        try Int64.fetchAll(db.cachedStatement(sql: """
             SELECT flag FROM flag_state INDEXED BY flag_state_queue
             WHERE queue = ? AND (claimed_by IS NULL OR claim_expires_ms <= ?)
               AND (first_reviewer IS NULL OR first_reviewer <> ? OR status <> ?)
@@ -200,7 +200,7 @@ extension Store {
                     SELECT 1 FROM decisions d WHERE d.flag = flag_state.flag AND d.reviewer = ?
                       AND d.id > coalesce((SELECT max(r.id) FROM decisions r WHERE r.flag = d.flag AND r.outcome = ?), 0)))
             ORDER BY urgent DESC, score_rank DESC, detected_ms, flag LIMIT ?
-            """, arguments: [queue.rawValue, now, reviewer, FlagStatus.secondReview.rawValue,
+            """), arguments: [queue.rawValue, now, reviewer, FlagStatus.secondReview.rawValue,
                              FlagStatus.open.rawValue, secondReviewRequired, reviewer, DecisionOutcome.reopen.rawValue, limit])
     }
 
@@ -236,7 +236,7 @@ extension Store {
     }
 
     func flagKey(_ rowID: Int64, db: Database) throws -> String {
-        guard let r = try Row.fetchOne(db, sql: "SELECT detector, flag_id FROM flags WHERE id = ?", arguments: [rowID]) else {
+        guard let r = try Row.fetchOne(db.cachedStatement(sql: "SELECT detector, flag_id FROM flags WHERE id = ?"), arguments: [rowID]) else {
             throw CustosError.storage(cause: "no flag with row id \(rowID)")
         }
         return FlagKey.make(detector: r["detector"], flagID: r["flag_id"])
@@ -379,7 +379,7 @@ extension Store {
         return try write { db, log in
             let entries = try blindRead(subjects: subjects, reader: try requireRole(db: db, log: log, .read), db: db)
             for (rowID, key) in flags {
-                let hash = try String.fetchOne(db, sql: "SELECT c.evidence_hash FROM flags f JOIN conversations c ON c.id = f.conversation_id WHERE f.id = ?", arguments: [rowID])
+                let hash = try String.fetchOne(db.cachedStatement(sql: "SELECT c.evidence_hash FROM flags f JOIN conversations c ON c.id = f.conversation_id WHERE f.id = ?"), arguments: [rowID])
                 try log.record(.evidenceView(.init(purpose: "custody log read")), subjectID: key, evidenceHash: hash)
             }
             return entries
@@ -403,7 +403,7 @@ extension Store {
         // Platform action entries carry the category a current round's decision chose.
         var actionFlags: [String: String] = [:]
         if try db.tableExists("action_requests") {
-            for row in try Row.fetchAll(db, sql: "SELECT r.id, f.detector, f.flag_id FROM action_requests r JOIN flags f ON f.id = r.flag") {
+            for row in try Row.fetchAll(db.cachedStatement(sql: "SELECT r.id, f.detector, f.flag_id FROM action_requests r JOIN flags f ON f.id = r.flag")) {
                 actionFlags[row["id"]] = FlagKey.make(detector: row["detector"], flagID: row["flag_id"])
             }
         }

@@ -57,8 +57,7 @@ extension Store {
         let origin = try logOrigin(db)
         let frontier = try signedTree(db, log, key: key, origin: origin, firstHead: firstHead)
         let note = try SignedNote.sign(text: Checkpoint(origin: origin, size: frontier.size, root: frontier.root).text, name: origin, key: key)
-        try db.execute(sql: "INSERT OR REPLACE INTO signed_head(id, size, root, note, signed_at) VALUES (1, ?, ?, ?, ?)",
-                       arguments: [frontier.size, Data(frontier.root), note, log.now])
+        try db.cachedStatement(sql: "INSERT OR REPLACE INTO signed_head(id, size, root, note, signed_at) VALUES (1, ?, ?, ?, ?)").execute(arguments: [frontier.size, Data(frontier.root), note, log.now])
         guard db.changesCount == 1 else {
             throw CustosError.storage(cause: "the log's signed head was not stored (a trigger the migrations do not create dropped it?); nothing was written. Run `custos audit verify`")
         }
@@ -69,7 +68,7 @@ extension Store {
     }
 
     func logOrigin(_ db: Database) throws -> String {
-        guard let origin = try String.fetchOne(db, sql: "SELECT value FROM store_meta WHERE key = 'log_origin'") else {
+        guard let origin = try String.fetchOne(db.cachedStatement(sql: "SELECT value FROM store_meta WHERE key = 'log_origin'")) else {
             throw CustosError.storage(cause: "the store has no log origin; was it made by `custos init`?")
         }
         return origin
@@ -86,9 +85,9 @@ extension Store {
     /// transaction that brings the store to schema 11, where an existing log has no head yet.
     func signedTree(_ db: Database, _ log: CustodyLog, key: Curve25519.Signing.PrivateKey, origin: String,
                     firstHead: Bool = false) throws -> Merkle.FrontierBuilder {
-        let before = try log.sizeBefore ?? (Int64.fetchOne(db, sql: "SELECT count(*) FROM custody") ?? 0)
+        let before = try log.sizeBefore ?? (Int64.fetchOne(db.cachedStatement(sql: "SELECT count(*) FROM custody")) ?? 0)
         var frontier: Merkle.FrontierBuilder
-        let head = try Row.fetchOne(db, sql: "SELECT size, root, note FROM signed_head WHERE id = 1")
+        let head = try Row.fetchOne(db.cachedStatement(sql: "SELECT size, root, note FROM signed_head WHERE id = 1"))
         if let head, let last = headKey.lastSigned, last.note == head["note"], last.frontier.size == before {
             frontier = last.frontier
         } else if let head {

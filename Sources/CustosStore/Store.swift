@@ -82,13 +82,13 @@ public final class Store: @unchecked Sendable {
             config.prepareDatabase { db in
                 if let pageSize { try db.execute(sql: "PRAGMA page_size = \(pageSize)") }
                 // A pool's readers (read-only connections beside the writer) only read.
-                if db.configuration.readonly { try db.execute(sql: "PRAGMA cache_size = -16384"); return }
-                let mode = try String.fetchOne(db, sql: "PRAGMA journal_mode = WAL")
+                if db.configuration.readonly { try db.cachedStatement(sql: "PRAGMA cache_size = -16384").execute(); return }
+                let mode = try String.fetchOne(db.cachedStatement(sql: "PRAGMA journal_mode = WAL"))
                 if mode?.lowercased() != "wal" { throw CustosError.storage(cause: "could not switch the store to WAL mode (got \(mode ?? "nothing"))") }
-                try db.execute(sql: "PRAGMA synchronous = FULL")
+                try db.cachedStatement(sql: "PRAGMA synchronous = FULL").execute()
                 // 32 MiB of page cache (SQLite's default is 2 MiB): the indexes an ingest or a
                 // verify walks stay in memory.
-                try db.execute(sql: "PRAGMA cache_size = -32768")
+                try db.cachedStatement(sql: "PRAGMA cache_size = -32768").execute()
             }
         }
         return config
@@ -296,8 +296,8 @@ public final class Store: @unchecked Sendable {
         let key = try signingKeyForWrites()
         do {
             return try db.writeWithoutTransaction { db in
-                if !durable { try db.execute(sql: "PRAGMA synchronous = NORMAL") }
-                defer { if !durable { try? db.execute(sql: "PRAGMA synchronous = FULL") } }
+                if !durable { try db.cachedStatement(sql: "PRAGMA synchronous = NORMAL").execute() }
+                defer { if !durable { try? db.cachedStatement(sql: "PRAGMA synchronous = FULL").execute() } }
                 var result: T?
                 try db.inTransaction(.immediate) {
                     let log = CustodyLog(db: db, actor: actor, millis: clock())
@@ -352,7 +352,7 @@ public final class Store: @unchecked Sendable {
 
     /// How many WAL frames (one page each) `bytes` make in this store; at least one.
     private static func walFrames(bytes: Int, _ db: Database) throws -> Int {
-        max(1, bytes / max(512, try Int.fetchOne(db, sql: "PRAGMA page_size") ?? 4096))
+        max(1, bytes / max(512, try Int.fetchOne(db.cachedStatement(sql: "PRAGMA page_size")) ?? 4096))
     }
 
     /// Moves the copying of the WAL into the database off the writers' path, for a process that
@@ -428,7 +428,7 @@ public final class Store: @unchecked Sendable {
     // MARK: metadata
 
     public func meta(_ key: String) throws -> String? {
-        try read { db in try String.fetchOne(db, sql: "SELECT value FROM store_meta WHERE key = ?", arguments: [key]) }
+        try read { db in try String.fetchOne(db.cachedStatement(sql: "SELECT value FROM store_meta WHERE key = ?"), arguments: [key]) }
     }
 
     public struct Organisation: Sendable {
@@ -441,7 +441,7 @@ public final class Store: @unchecked Sendable {
 
     public func organisation() throws -> Organisation {
         try read { db in
-            let rows = try Row.fetchAll(db, sql: "SELECT key, value FROM store_meta")
+            let rows = try Row.fetchAll(db.cachedStatement(sql: "SELECT key, value FROM store_meta"))
             var m: [String: String] = [:]
             for r in rows { m[r["key"]] = r["value"] }
             guard let name = m["org"], let email = m["contact_email"], let origin = m["log_origin"],
