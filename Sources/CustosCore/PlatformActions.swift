@@ -60,6 +60,21 @@ public enum ActionState: String, Sendable, CaseIterable {
     case cancelled
 
     public var finished: Bool { [.delivered, .acknowledged, .cancelled].contains(self) }
+
+    /// Why a lead may not send a request in this state again; nil when they may (a dead or
+    /// failing one). The one rule for `actions retry` and for its entry on replay.
+    public var retryRefusal: String? {
+        [.dead, .failed].contains(self) ? nil : "only a dead or failing request is retried (it is \(rawValue))"
+    }
+
+    /// Why a lead may not cancel a request in this state at `now`; nil when they may: not done,
+    /// and not being sent under a running lease (a deliverer killed mid-send leaves a lease that
+    /// runs out, and then the request may be cancelled).
+    public func cancelRefusal(leaseUntil: Int64?, now: Int64) -> String? {
+        if finished { return "it is \(rawValue): it can no longer be cancelled" }
+        if self == .sending, (leaseUntil ?? 0) > now { return "it is being sent (its deliverer's lease runs until \(Timestamp.utcString(millis: leaseUntil ?? 0)))" }
+        return nil
+    }
 }
 
 /// Standard Webhooks 1.0: secrets, signatures and their verification.

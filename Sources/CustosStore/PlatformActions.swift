@@ -389,7 +389,12 @@ extension Store {
     }
 
     public func deadActionCount() throws -> Int {
-        try read { db in try db.tableExists("action_requests") ? Int.fetchOne(db.cachedStatement(sql: "SELECT count(*) FROM action_requests WHERE state = 'dead'")) ?? 0 : 0 }
+        try read { db in try Store.deadActionCount(db) }
+    }
+
+    /// Requests given up, waiting for a lead (`actions deliver`'s summary and the stats' count).
+    static func deadActionCount(_ db: Database) throws -> Int {
+        try db.tableExists("action_requests") ? Int.fetchOne(db.cachedStatement(sql: "SELECT count(*) FROM action_requests WHERE state = 'dead'")) ?? 0 : 0
     }
 
     /// A lead sends a dead or failing request again (due now), or cancels one not yet done.
@@ -399,14 +404,12 @@ extension Store {
         }
         try write { db, log in
             try requireRole(db: db, log: log, .resolveActions)
-            guard let state = try String.fetchOne(db.cachedStatement(sql: "SELECT state FROM action_requests WHERE id = ?"), arguments: [id]).flatMap(ActionState.init(rawValue:)) else {
+            guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT state, lease_until_ms FROM action_requests WHERE id = ?"), arguments: [id]),
+                  let state = ActionState(rawValue: row["state"]) else {
                 throw CustosError.notFound(kind: "action request", name: id)
             }
-            if retry, ![.dead, .failed].contains(state) {
-                throw CustosError.invalidState(subject: "action request \(id)", state: state.rawValue, reason: "only a dead or failing request is retried")
-            }
-            if !retry, state.finished || state == .sending {
-                throw CustosError.invalidState(subject: "action request \(id)", state: state.rawValue, reason: "it can no longer be cancelled")
+            if let refusal = retry ? state.retryRefusal : state.cancelRefusal(leaseUntil: row["lease_until_ms"], now: log.millis) {
+                throw CustosError.invalidState(subject: "action request \(id)", state: state.rawValue, reason: refusal)
             }
             try log.record(retry ? .actionRetry(.init(["reason": .string(reason)])) : .actionCancel(.init(["reason": .string(reason)])), subjectID: id)
         }

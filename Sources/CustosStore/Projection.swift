@@ -407,11 +407,11 @@ struct Projection {
             }
         case .actionRetry:
             let r = try request()
-            guard [.dead, .failed].contains(r.state) else { throw problem("only a dead or failing request is retried (it is \(r.state.rawValue))") }
+            if let refusal = r.state.retryRefusal { throw problem(refusal) }
             try db.cachedStatement(sql: "UPDATE action_requests SET state = 'pending', next_attempt_ms = ?, updated_at = ? WHERE id = ?").execute(arguments: [at, e.at, e.subjectID])
         case .actionCancel:
             let r = try request()
-            guard !r.state.finished, r.state != .sending || (r.lease ?? 0) <= at else { throw problem("it is \(r.state.rawValue)") }
+            if let refusal = r.state.cancelRefusal(leaseUntil: r.lease, now: at) { throw problem(refusal) }
             try db.cachedStatement(sql: "UPDATE action_requests SET state = 'cancelled', next_attempt_ms = NULL, lease_until_ms = NULL, updated_at = ? WHERE id = ?").execute(arguments: [e.at, e.subjectID])
         default: break
         }

@@ -66,9 +66,7 @@ extension Store {
                 SELECT f.detector, f.flag_id FROM flag_state s JOIN flags f ON f.id = s.flag
                 WHERE s.urgent = 1 AND s.queue IS NOT NULL AND s.detected_ms < ? ORDER BY s.detected_ms
                 """, arguments: [now - Int64(s.urgentSLAMinutes) * 60_000]).map { FlagKey.make(detector: $0["detector"], flagID: $0["flag_id"]) }
-            if try db.tableExists("action_requests") {
-                s.deadActions = try Int.fetchOne(db, sql: "SELECT count(*) FROM action_requests WHERE state = 'dead'") ?? 0
-            }
+            s.deadActions = try Store.deadActionCount(db)
             return s
         }
     }

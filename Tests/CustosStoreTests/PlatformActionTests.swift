@@ -127,6 +127,24 @@ import Testing
         #expect(try f.store().leaseActions(limit: 1).count == 1)
     }
 
+    @Test func aLeadCancelsOnlyWhatIsNeitherDoneNorBeingSent() throws {
+        let f = try Fixture()
+        try setUp(f, flags: ["a", "b"])
+        _ = try f.store().addActionEndpoint(name: "restrict", url: "http://127.0.0.1:9/r", kind: .restrictAccount, triggers: nil, categories: [])
+        try claimAndDecide(f, "alice", "det:a", outcome: .confirm, reason: "x", category: .grooming, urgent: "u", annotations: [])
+        let id = try requests(f)[0].id
+        #expect(errorKind { try f.store("lee").resolveAction(id, retry: true, reason: "r") } == .invalidState)  // pending: nothing to retry
+        _ = try f.store().leaseActions(limit: 1, leaseMillis: 60_000)
+        // Being sent under a running lease: not cancelled (the deliverer may be mid-request).
+        #expect(errorKind { try f.store("lee").resolveAction(id, retry: false, reason: "stop") } == .invalidState)
+        // The deliverer died; its lease ran out: a lead may cancel it, and no deliverer sends it again.
+        f.now += 61_000
+        try f.store("lee").resolveAction(id, retry: false, reason: "the account is gone")
+        #expect(try requests(f)[0].state == .cancelled)
+        #expect(try f.store().leaseActions(limit: 1).isEmpty)
+        #expect(errorKind { try f.store("lee").resolveAction(id, retry: false, reason: "again") } == .invalidState)
+    }
+
     @Test func goneDisablesTheEndpointAndAnUnreachableDayLosesNothing() throws {
         let f = try Fixture()
         try setUp(f, flags: ["a", "b"])
