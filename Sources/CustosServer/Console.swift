@@ -496,7 +496,7 @@ struct Console {
         c["from"] = range.fromDay
         c["to"] = range.toDay
         c["steps"] = TrendRange.Step.allCases.map { ["value": $0.rawValue, "selected": $0 == range.step] }
-        let per = range.step == .day ? "day" : "week"
+        let per = range.step.rawValue
         let labels = t.buckets.map(\.day)
         let agencies = Set(t.buckets.flatMap(\.referrals.keys)).sorted()
         c["trends"] = [

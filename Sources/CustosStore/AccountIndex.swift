@@ -29,15 +29,13 @@ enum AccountIndex {
         func describe(_ r: Row) -> String {
             "flag row \(r["flag"] as Int64? ?? -1) account \(quoted(r["user_id"] as String? ?? "")) on \(quoted(r["platform"] as String? ?? ""))"
         }
-        let lacking = """
-            SELECT d.platform, d.user_id, d.flag FROM (\(derived)) d WHERE NOT EXISTS (
-                SELECT 1 FROM flag_accounts a WHERE a.platform = d.platform AND a.user_id = d.user_id AND a.flag = d.flag AND a.role_hint IS d.role_hint)
+        let absent = """
+            NOT EXISTS (SELECT 1 FROM flag_accounts a WHERE a.platform = d.platform AND a.user_id = d.user_id AND a.flag = d.flag AND a.role_hint IS d.role_hint)
             """
+        let lacking = "SELECT d.platform, d.user_id, d.flag FROM (\(derived)) d WHERE \(absent)"
         // One pass over the documents: how many rows they give, and how many of those the table lacks.
         guard let counts = try Row.fetchOne(db, sql: """
-            SELECT count(*) AS n, coalesce(sum(NOT EXISTS (
-                SELECT 1 FROM flag_accounts a WHERE a.platform = d.platform AND a.user_id = d.user_id AND a.flag = d.flag AND a.role_hint IS d.role_hint)), 0) AS lacking,
-                (SELECT count(*) FROM flag_accounts) AS stored
+            SELECT count(*) AS n, coalesce(sum(\(absent)), 0) AS lacking, (SELECT count(*) FROM flag_accounts) AS stored
             FROM (\(derived)) d
             """) else { return [] }
         var out: [String] = []
@@ -105,12 +103,10 @@ extension Store {
     func accountHistory(flagRow: Int64, limit: Int = 20, db: Database) throws -> [AccountHistory] {
         guard try db.tableExists("flag_accounts") else { return [] }
         let hasActions = try db.tableExists("action_requests")
-        // The flag's own accounts from its document (one row; the index is keyed by account).
+        // The flag's own accounts from its document, as the index derives them (SQLite looks
+        // up the one flag; the index is keyed by account).
         return try Row.fetchAll(db, sql: """
-            SELECT c.platform AS platform, json_extract(p.value, '$.user_id') AS user_id, json_extract(p.value, '$.role_hint') AS role_hint
-            FROM flags f JOIN conversations c ON c.id = f.conversation_id JOIN evidence e ON e.conversation_id = c.id,
-                 json_each(CASE WHEN json_valid(e.document) THEN e.document ELSE '{}' END, '$.conversation.participants') p
-            WHERE f.id = ? ORDER BY role_hint = 'suspected_adult' DESC, user_id
+            SELECT platform, user_id, role_hint FROM (\(AccountIndex.derived)) WHERE flag = ? ORDER BY role_hint = 'suspected_adult' DESC, user_id
             """, arguments: [flagRow]).map { a in
             let platform: String = a["platform"], user: String = a["user_id"]
             let total = try Int.fetchOne(db, sql: "SELECT count(*) FROM flag_accounts WHERE platform = ? AND user_id = ? AND flag <> ?",

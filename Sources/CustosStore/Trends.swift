@@ -44,24 +44,23 @@ public struct TrendRange: Sendable, Equatable {
             guard let ms = Timestamp.parseDate(text) else { throw CustosError.invalidInput(field: field(name), reason: "\(quoted(text)) is not a date YYYY-MM-DD") }
             return ms
         }
-        let today = floorDiv(now, day) * day
+        let today = now - now.modulo(day)
         var end = try date(to, "to") ?? today + day
         var start = try date(from, "from") ?? end - (step == .day ? 28 * day : 12 * step.millis)
         if step == .week {
-            // 1970-01-01 was a Thursday: Monday is three days on from it, modulo seven.
-            start -= (floorDiv(start, day) + 3).modulo(7) * day
-            let over = (floorDiv(end, day) + 3).modulo(7)
+            // Both are midnights, so day numbers divide exactly. 1970-01-01 was a Thursday:
+            // Monday is three days on from it, modulo seven.
+            start -= (start / day + 3).modulo(7) * day
+            let over = (end / day + 3).modulo(7)
             if over != 0 { end += (7 - over) * day }
         }
         guard end > start else { throw CustosError.invalidInput(field: field("to"), reason: "must be a day after \(field("from"))") }
         let range = TrendRange(from: start, to: end, step: step)
         guard range.count <= maxBuckets else {
-            throw CustosError.invalidInput(field: field("to"), reason: "the range holds \(range.count) \(step.rawValue)s; at most \(maxBuckets) fit one report (use --by week for a longer range)")
+            throw CustosError.invalidInput(field: field("to"), reason: "the range holds \(range.count) \(step.rawValue)s; at most \(maxBuckets) fit one report (use \(field("by")) week for a longer range)")
         }
         return range
     }
-
-    static func floorDiv(_ a: Int64, _ b: Int64) -> Int64 { a >= 0 ? a / b : -((-a + b - 1) / b) }
 }
 
 private extension Int64 {
